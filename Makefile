@@ -1,0 +1,29 @@
+# `make demo` and `make test` work from a fresh clone with only Python 3.11 installed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	# The CPU wheel first: a plain `torch` requirement would otherwise pull a multi-GB CUDA build.
+	$(BIN)/python -m pip install torch==2.13.0
+	$(BIN)/python -m pip install -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	rm -rf demo-out
+	$(BIN)/thresher run examples/youtube/thresher.yaml --db demo-out/thresher.duckdb --out demo-out/export
+	$(BIN)/python examples/train_worker.py demo-out/export/manifest.json --epochs 8
+	$(BIN)/thresher sql "select split, count(*) as n from items group by split order by split" --db demo-out/thresher.duckdb
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) demo-out .pytest_cache
