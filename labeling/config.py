@@ -1,0 +1,102 @@
+"""Typed configuration of the labeling stage: the LFs and the denoising model."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from labeling.lf import KeywordLF, LabelingFunction, RegexLF, load_python_lf
+from storage.ingest import parse_class
+from thresher.stageconfig import StageConfig
+
+
+class KeywordLFConfig(StageConfig):
+    kind: Literal["keyword"]
+    name: str
+    label: str | int
+    terms: list[str] = Field(min_length=1)
+    mode: Literal["any", "all"] = "any"
+    case_sensitive: bool = False
+    word_boundary: bool = True
+
+
+class RegexLFConfig(StageConfig):
+    kind: Literal["regex"]
+    name: str
+    label: str | int
+    pattern: str = Field(min_length=1)
+    case_sensitive: bool = True
+
+
+class PythonLFConfig(StageConfig):
+    kind: Literal["python"]
+    function: str  # 'file.py:name' (relative to the config file) or 'package.module:name'
+    name: str | None = None
+
+
+LFConfig = Annotated[KeywordLFConfig | RegexLFConfig | PythonLFConfig, Field(discriminator="kind")]
+
+
+class DenoiseConfig(StageConfig):
+    """Snorkel ``LabelModel`` (or ``MajorityLabelVoter``) settings."""
+
+    model: Literal["label_model", "majority"] = "label_model"
+    n_epochs: int = Field(100, ge=1, le=100_000)  # Snorkel 0.10 defaults throughout
+    lr: float = Field(0.01, gt=0, le=10)
+    l2: float = Field(0.0, ge=0)
+    class_balance: list[float] | None = None
+    seed: int = 0
+    fit_splits: list[str] | None = None  # None: fit on every item (gold labels are never used)
+
+    @model_validator(mode="after")
+    def _check_balance(self) -> "DenoiseConfig":
+        if self.class_balance is not None and abs(sum(self.class_balance) - 1) > 1e-6:
+            raise ValueError(f"class_balance must sum to 1. Got {self.class_balance} (sum {sum(self.class_balance)}).")
+        return self
+
+
+class LabelingConfig(StageConfig):
+    """The labeling stage: which LFs vote, and how the votes are denoised."""
+
+    classes: list[str] = Field(min_length=2)
+    lfs: list[LFConfig] = Field(default_factory=list)
+    source_votes: bool = False  # also use the weak labels imported with the data (WRENCH)
+    fault_tolerant: bool = False
+    model: DenoiseConfig = DenoiseConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> "LabelingConfig":
+        if not self.lfs and not self.source_votes:
+            raise ValueError("The labeling stage needs LFs: list some under 'lfs' or set source_votes: true.")
+        if self.model.class_balance is not None and len(self.model.class_balance) != len(self.classes):
+            raise ValueError(
+                f"class_balance has {len(self.model.class_balance)} entries but there are "
+                f"{len(self.classes)} classes {self.classes}."
+            )
+        for lf in self.lfs:
+            if isinstance(lf, (KeywordLFConfig, RegexLFConfig)):
+                try:
+                    parse_class(lf.label, self.classes)
+                except ValueError as exc:
+                    raise ValueError(f"LF {lf.name!r}: label {exc}") from None
+        return self
+
+    def build_lfs(self) -> list[LabelingFunction]:
+        """Instantiate the configured LFs; names must be unique."""
+        lfs: list[LabelingFunction] = []
+        for spec in self.lfs:
+            if isinstance(spec, KeywordLFConfig):
+                lfs.append(KeywordLF(spec.name, terms=spec.terms, label=parse_class(spec.label, self.classes),
+                                     mode=spec.mode, case_sensitive=spec.case_sensitive,
+                                     word_boundary=spec.word_boundary))
+            elif isinstance(spec, RegexLFConfig):
+                lfs.append(RegexLF(spec.name, pattern=spec.pattern, label=parse_class(spec.label, self.classes),
+                                   case_sensitive=spec.case_sensitive))
+            else:
+                lfs.append(load_python_lf(spec.function, name=spec.name))
+        names = [lf.name for lf in lfs]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"LF names must be unique. These appear more than once: {duplicates}")
+        return lfs

@@ -1,0 +1,77 @@
+"""Keyword LFs: vote a label when any (or all) of a list of terms occurs in the text."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Literal
+
+from labeling.lf.base import ABSTAIN, LabelingFunction, Row
+from labeling.lf.regex import python_pattern, sql_string
+
+# RE2 (DuckDB) and Python agree on this boundary: \b is ASCII-only in RE2.
+_WORD = "0-9A-Za-z_"
+
+
+class KeywordLF(LabelingFunction):
+    """Vote ``label`` when the text contains any (``mode="any"``) or all of ``terms``.
+
+    Matching is case-insensitive unless ``case_sensitive``; with ``word_boundary`` a term must
+    not touch an ASCII letter, digit or underscore on either side.
+
+    Examples
+    --------
+    >>> lf = KeywordLF("kw_sub", terms=["subscribe"], label=1)
+    >>> lf(Row(text="Please SUBSCRIBE to my channel")), lf(Row(text="subscribers"))
+    (1, -1)
+    """
+
+    kind = "keyword"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        terms: list[str],
+        label: int,
+        mode: Literal["any", "all"] = "any",
+        case_sensitive: bool = False,
+        word_boundary: bool = True,
+    ) -> None:
+        super().__init__(name)
+        if not terms or any(not isinstance(t, str) or not t for t in terms):
+            raise ValueError(f"The 'terms' of KeywordLF {name!r} must be non-empty strings. Got {terms!r} instead.")
+        if mode not in ("any", "all"):
+            raise ValueError(f"The 'mode' of KeywordLF {name!r} must be 'any' or 'all'. Got {mode!r} instead.")
+        self.terms = list(terms)
+        self.label = int(label)
+        self.mode = mode
+        self.case_sensitive = case_sensitive
+        self.word_boundary = word_boundary
+        self._patterns = [re.compile(python_pattern(p)) for p in self._term_patterns()]
+
+    def _term_patterns(self) -> list[str]:
+        """One RE2/Python-compatible pattern per term (or one alternation for mode 'any')."""
+        flags = "" if self.case_sensitive else "(?i)"
+        left, right = (f"(?:^|[^{_WORD}])", f"(?:$|[^{_WORD}])") if self.word_boundary else ("", "")
+        escaped = [re.escape(t) for t in self.terms]
+        if self.mode == "any":
+            return [f"{flags}{left}(?:{'|'.join(escaped)}){right}"]
+        return [f"{flags}{left}{e}{right}" for e in escaped]
+
+    def __call__(self, x: Row) -> int:
+        text = x.text
+        hits = (p.search(text) is not None for p in self._patterns)
+        return self.label if (any(hits) if self.mode == "any" else all(hits)) else ABSTAIN
+
+    def definition(self) -> str:
+        return json.dumps(
+            {"terms": self.terms, "label": self.label, "mode": self.mode,
+             "case_sensitive": self.case_sensitive, "word_boundary": self.word_boundary},
+            sort_keys=True,
+        )
+
+    def sql(self, text_column: str = "text") -> str:
+        joiner = " OR " if self.mode == "any" else " AND "
+        tests = joiner.join(f"regexp_matches({text_column}, {sql_string(p)})" for p in self._term_patterns())
+        return f"CASE WHEN {tests} THEN {self.label} ELSE {ABSTAIN} END"

@@ -1,0 +1,85 @@
+"""Python LFs: Snorkel ``@labeling_function`` objects or plain callables, run per item."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from labeling.lf.base import LabelingFunction, Row
+
+
+def _source_of(obj: Any) -> str:
+    """The source code that defines an LF (Snorkel wraps the function in ``_f``)."""
+    target = getattr(obj, "_f", obj)
+    try:
+        return inspect.getsource(target)
+    except (OSError, TypeError):
+        return repr(target)
+
+
+class PythonLF(LabelingFunction):
+    """Wrap a Snorkel ``LabelingFunction`` or any ``callable(x) -> int`` as a thresher LF.
+
+    Snorkel LFs keep their preprocessors and resources: calling this calls the Snorkel object.
+    The version is a hash of the function's source, so editing the code re-runs the LF.
+
+    Examples
+    --------
+    >>> from snorkel.labeling import labeling_function
+    >>> @labeling_function()
+    ... def short(x):
+    ...     return 0 if len(x.text.split()) < 5 else -1
+    >>> lf = PythonLF(short)
+    >>> lf.name, lf(Row(text="so good")), lf(Row(text="one two three four five six"))
+    ('short', 0, -1)
+    """
+
+    kind = "python"
+
+    def __init__(self, function: Callable[[Any], int], *, name: str | None = None) -> None:
+        if not callable(function):
+            raise TypeError(f"The 'function' of PythonLF must be callable. Got {type(function).__name__} instead.")
+        super().__init__(name or getattr(function, "name", None) or function.__name__)
+        self.function = function
+
+    def __call__(self, x: Row) -> int:
+        vote = self.function(x)
+        if vote is None:
+            return -1
+        return int(vote)
+
+    def definition(self) -> str:
+        return _source_of(self.function)
+
+
+def load_python_lf(spec: str, *, name: str | None = None) -> PythonLF:
+    """Load ``path/to/file.py:attr`` or ``package.module:attr`` as a :class:`PythonLF`."""
+    target, sep, attr = spec.rpartition(":")
+    if not sep or not target or not attr:
+        raise ValueError(f"A Python LF is given as 'file.py:name' or 'module:name'. Got {spec!r} instead.")
+    if target.endswith(".py"):
+        path = Path(target)
+        if not path.is_file():
+            raise FileNotFoundError(f"The Python LF file '{path}' (from {spec!r}) does not exist.")
+        module_name = "thresher_lfs_" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:10]
+        module = sys.modules.get(module_name)
+        if module is None:
+            module_spec = importlib.util.spec_from_file_location(module_name, path)
+            assert module_spec is not None and module_spec.loader is not None
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[module_name] = module
+            module_spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(target)
+    try:
+        function = getattr(module, attr)
+    except AttributeError:
+        available = sorted(n for n in vars(module) if not n.startswith("_"))
+        raise AttributeError(f"'{target}' has no LF named {attr!r}. Available names: {available}") from None
+    return PythonLF(function, name=name)

@@ -1,0 +1,143 @@
+"""The labeling stage: apply LFs to every item, summarise them, denoise the votes, store it all."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from labeling.analysis import lf_summary
+from labeling.apply import apply_python_lfs, apply_sql_lfs
+from labeling.apply.duckdb import VOTES_SCHEMA
+from labeling.config import LabelingConfig
+from labeling.model import denoise, entropy, majority_proba, vote_matrix
+from storage.repo import replace_run_rows, transaction
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LabelSummary:
+    """What the labeling stage did: coverage, per-split accuracy where gold exists, LF table."""
+
+    run_id: str
+    n_items: int
+    n_lfs: int
+    n_votes: int
+    coverage: float
+    accuracy: dict[str, dict[str, float]] = field(default_factory=dict)
+    lfs: pd.DataFrame | None = None
+    faults: dict[str, int] = field(default_factory=dict)
+    version: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "n_items": self.n_items, "n_lfs": self.n_lfs, "n_votes": self.n_votes,
+            "coverage": self.coverage, "accuracy": self.accuracy, "faults": self.faults,
+        }
+
+
+def _source_votes(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    return con.sql("SELECT item_id, lf, vote FROM source_votes ORDER BY item_id, lf").to_arrow_table().cast(VOTES_SCHEMA)
+
+
+def label_version(config: LabelingConfig) -> str:
+    """Fingerprint of the config plus every LF's own version (Python LFs hash their source)."""
+    parts = [config.fingerprint()] + [f"{lf.name}={lf.version()}" for lf in config.build_lfs()]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def label(
+    con: duckdb.DuckDBPyConnection, config: LabelingConfig, *, run_id: str, progress: bool = False
+) -> LabelSummary:
+    """Apply the LFs, fit the label model and write ``lfs``, ``votes``, ``lf_summary``, ``labels``."""
+    lfs = config.build_lfs()
+    sql_lfs = [lf for lf in lfs if lf.sql() is not None]
+    python_lfs = [lf for lf in lfs if lf.sql() is None]
+    parts = [apply_sql_lfs(con, sql_lfs)]
+    python_votes, faults = apply_python_lfs(con, python_lfs, fault_tolerant=config.fault_tolerant, progress=progress)
+    parts.append(python_votes)
+    names = [lf.name for lf in lfs]
+    if config.source_votes:
+        imported = _source_votes(con)
+        imported_names = sorted(set(imported.column("lf").to_pylist()))
+        clash = sorted(set(imported_names) & set(names))
+        if clash:
+            raise ValueError(f"LF names {clash} are used both by configured LFs and by votes imported with the data.")
+        if not imported_names:
+            raise ValueError("source_votes is set but no votes were imported with the data (only WRENCH files carry them).")
+        parts.append(imported)
+        names += imported_names
+    votes = pa.concat_tables(parts)
+
+    items = con.sql("SELECT item_id, split, gold FROM items ORDER BY item_id").to_arrow_table()
+    if items.num_rows == 0:
+        raise ValueError("There are no items to label. Run `thresher ingest CONFIG` first.")
+    item_ids = items.column("item_id").to_pylist()
+    splits = np.array(items.column("split").to_pylist(), dtype=object)
+    gold = np.array([-1 if g is None else g for g in items.column("gold").to_pylist()], dtype=np.int64)
+    L = vote_matrix(votes, item_ids, names)
+    K = len(config.classes)
+
+    fit_mask = np.ones(len(item_ids), dtype=bool)
+    if config.model.fit_splits is not None:
+        fit_mask = np.isin(splits, config.model.fit_splits)
+        if not fit_mask.any():
+            present = sorted({s for s in splits if s is not None})
+            raise ValueError(f"fit_splits {config.model.fit_splits} match no item. Splits present: {present}")
+    probs = denoise(L[fit_mask], L, cardinality=K, config=config.model)
+    predicted = probs.argmax(axis=1)
+    covered = (L != -1).any(axis=1)
+
+    accuracy: dict[str, dict[str, float]] = {}
+    mv_predicted = majority_proba(L, cardinality=K).argmax(axis=1)
+    for split in sorted({s for s in splits if s is not None}):
+        mask = (splits == split) & (gold >= 0)
+        if mask.any():
+            accuracy[split] = {
+                config.model.model: float((predicted[mask] == gold[mask]).mean()),
+                "majority_vote": float((mv_predicted[mask] == gold[mask]).mean()),
+                "coverage": float(covered[splits == split].mean()),
+                "n": int(mask.sum()),
+            }
+    summary_df = lf_summary(L, names, gold)
+
+    lf_rows = {lf.name: (lf.kind, lf.version(), lf.definition()) for lf in lfs}
+    for name in names:
+        lf_rows.setdefault(name, ("imported", "source", "votes imported with the data"))
+    with transaction(con):
+        replace_run_rows(con, "lfs", run_id, pa.table({
+            "run_id": [run_id] * len(names), "lf": names,
+            "kind": [lf_rows[n][0] for n in names], "version": [lf_rows[n][1] for n in names],
+            "definition": [lf_rows[n][2] for n in names],
+        }))
+        replace_run_rows(con, "votes", run_id, votes.append_column("run_id", pa.array([run_id] * votes.num_rows, pa.string())))
+        replace_run_rows(con, "lf_summary", run_id, pa.table({
+            "run_id": [run_id] * len(names), "lf": names,
+            "polarity": pa.array(summary_df["polarity"].tolist(), pa.list_(pa.int32())),
+            "coverage": summary_df["coverage"].astype(float), "overlaps": summary_df["overlaps"].astype(float),
+            "conflicts": summary_df["conflicts"].astype(float),
+            "correct": pa.array([None if pd.isna(v) else int(v) for v in summary_df["correct"]], pa.int64()),
+            "incorrect": pa.array([None if pd.isna(v) else int(v) for v in summary_df["incorrect"]], pa.int64()),
+            "emp_accuracy": pa.array([None if pd.isna(v) else float(v) for v in summary_df["emp_accuracy"]], pa.float64()),
+        }))
+        replace_run_rows(con, "labels", run_id, pa.table({
+            "run_id": [run_id] * len(item_ids), "item_id": item_ids,
+            "label": pa.array(predicted, pa.int32()),
+            "probs": pa.array(list(probs.astype(float)), pa.list_(pa.float64())),
+            "confidence": probs.max(axis=1).astype(float), "entropy": entropy(probs).astype(float),
+            "covered": covered,
+        }))
+    summary = LabelSummary(
+        run_id=run_id, n_items=len(item_ids), n_lfs=len(names), n_votes=votes.num_rows,
+        coverage=float(covered.mean()), accuracy=accuracy, lfs=summary_df, faults=dict(faults),
+    )
+    logger.info("Labeled %d items with %d LFs; coverage %.3f; accuracy %s",
+                summary.n_items, summary.n_lfs, summary.coverage, accuracy)
+    return summary

@@ -1,0 +1,136 @@
+"""Reading and writing stage outputs: runs bookkeeping, checked per-run writes, transactions.
+
+Every stage writes its rows for one ``run_id`` in one transaction (delete then insert), so a
+re-run replaces instead of duplicating, and a failed stage leaves earlier outputs intact.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+logger = logging.getLogger(__name__)
+
+STAGES = ("ingest", "label", "detect", "export")
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: UTC timestamp plus a random suffix."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Run a block in one transaction: commit on success, roll back on any exception."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    """The column names of a table, in order; an unknown table is an error."""
+    rows = con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+        [table],
+    ).fetchall()
+    if not rows:
+        raise ValueError(f"The database has no table '{table}'.")
+    return [r[0] for r in rows]
+
+
+def replace_run_rows(con: duckdb.DuckDBPyConnection, table: str, run_id: str, data: pa.Table) -> int:
+    """Replace the rows of ``run_id`` in ``table`` with ``data``; return the number written.
+
+    ``data`` must have exactly the table's columns, ``run_id`` included. Call it inside
+    :func:`transaction` so that the delete and the insert land together.
+    """
+    expected = table_columns(con, table)
+    if sorted(data.column_names) != sorted(expected):
+        raise ValueError(
+            f"Rows written to '{table}' must have the columns {expected}. "
+            f"Got {data.column_names} instead."
+        )
+    con.execute(f'DELETE FROM "{table}" WHERE run_id = ?', [run_id])
+    con.register("_rows_to_write", data)
+    try:
+        columns = ", ".join(f'"{c}"' for c in expected)
+        con.execute(f'INSERT INTO "{table}" ({columns}) SELECT {columns} FROM _rows_to_write')
+    finally:
+        con.unregister("_rows_to_write")
+    return data.num_rows
+
+
+@dataclass
+class StageRun:
+    """The ``runs`` row of one stage execution; the stage fills ``summary``."""
+
+    run_id: str
+    stage: str
+    config_hash: str
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@contextmanager
+def stage_run(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    run_id: str,
+    stage: str,
+    config_hash: str,
+    flow_run_id: str | None = None,
+) -> Iterator[StageRun]:
+    """Record a stage execution in ``runs``: running, then completed or failed with the error.
+
+    The status writes are their own transactions, so a failure is recorded even though the
+    stage's own transaction was rolled back.
+    """
+    if stage not in STAGES:
+        raise ValueError(f"The 'stage' parameter must be one of {STAGES}. Got {stage!r} instead.")
+    con.execute(
+        "INSERT OR REPLACE INTO runs (run_id, stage, config_hash, started_at, status, flow_run_id) "
+        "VALUES (?, ?, ?, now(), 'running', ?)",
+        [run_id, stage, config_hash, flow_run_id],
+    )
+    record = StageRun(run_id, stage, config_hash)
+    try:
+        yield record
+    except BaseException as exc:
+        con.execute(
+            "UPDATE runs SET status = 'failed', ended_at = now(), error = ? WHERE run_id = ? AND stage = ?",
+            [f"{type(exc).__name__}: {exc}", run_id, stage],
+        )
+        raise
+    con.execute(
+        "UPDATE runs SET status = 'completed', ended_at = now(), summary = ? WHERE run_id = ? AND stage = ?",
+        [json.dumps(record.summary, default=str), run_id, stage],
+    )
+
+
+def latest_run(con: duckdb.DuckDBPyConnection, stage: str) -> str:
+    """The run id of the most recent completed execution of ``stage``.
+
+    Raises a clear error naming the command to run when the stage has never completed.
+    """
+    rows = con.execute(
+        "SELECT run_id FROM runs WHERE stage = ? AND status = 'completed' ORDER BY ended_at DESC LIMIT 1",
+        [stage],
+    ).fetchall()
+    if not rows:
+        raise LookupError(
+            f"No completed '{stage}' run in this database. Run `thresher {stage} CONFIG` "
+            f"(or `thresher run CONFIG`) first."
+        )
+    return rows[0][0]

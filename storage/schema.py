@@ -1,0 +1,195 @@
+"""The versioned DuckDB schema of a thresher project database, and how to open one.
+
+One database file per project holds every stage's output, keyed by ``(run_id, item_id)``, so
+that each stage can be queried with SQL and joined with the items it describes.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import duckdb
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+# Each entry upgrades the schema from version i to i + 1. Never edit a released entry: append.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE items (
+        item_id      VARCHAR PRIMARY KEY,
+        dataset      VARCHAR NOT NULL,
+        split        VARCHAR,
+        text         VARCHAR NOT NULL,
+        label        INTEGER,          -- given (possibly noisy) label, class id
+        gold         INTEGER,          -- trusted label for evaluation only, class id
+        extra        JSON,             -- every other source column, kept as-is
+        source       VARCHAR NOT NULL, -- file the row came from
+        source_line  BIGINT,           -- 1-based line (CSV/JSONL), row (Parquet) or key (WRENCH)
+        content_hash VARCHAR NOT NULL,  -- sha256 of text, labels and extra: detects conflicting ids
+        ingested_at  TIMESTAMP NOT NULL DEFAULT current_timestamp
+    );
+    CREATE TABLE rejects (
+        source       VARCHAR NOT NULL,
+        line         BIGINT NOT NULL,
+        reason       VARCHAR NOT NULL,
+        detail       VARCHAR,
+        raw          VARCHAR,
+        first_seen   TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        PRIMARY KEY (source, line)
+    );
+    CREATE TABLE source_votes (
+        item_id      VARCHAR NOT NULL,
+        lf           VARCHAR NOT NULL,
+        vote         INTEGER NOT NULL,
+        PRIMARY KEY (item_id, lf)
+    );
+    CREATE TABLE runs (
+        run_id       VARCHAR NOT NULL,
+        stage        VARCHAR NOT NULL,
+        config_hash  VARCHAR NOT NULL,
+        started_at   TIMESTAMP NOT NULL,
+        ended_at     TIMESTAMP,
+        status       VARCHAR NOT NULL,  -- running | completed | failed
+        flow_run_id  VARCHAR,
+        summary      JSON,
+        error        VARCHAR,
+        PRIMARY KEY (run_id, stage)
+    );
+    CREATE TABLE lfs (
+        run_id       VARCHAR NOT NULL,
+        lf           VARCHAR NOT NULL,
+        kind         VARCHAR NOT NULL,
+        version      VARCHAR NOT NULL,
+        definition   VARCHAR NOT NULL,
+        PRIMARY KEY (run_id, lf)
+    );
+    CREATE TABLE votes (
+        run_id       VARCHAR NOT NULL,
+        item_id      VARCHAR NOT NULL,
+        lf           VARCHAR NOT NULL,
+        vote         INTEGER NOT NULL   -- non-abstain votes only
+    );
+    CREATE TABLE lf_summary (
+        run_id       VARCHAR NOT NULL,
+        lf           VARCHAR NOT NULL,
+        polarity     INTEGER[] NOT NULL,
+        coverage     DOUBLE NOT NULL,
+        "overlaps"   DOUBLE NOT NULL,
+        conflicts    DOUBLE NOT NULL,
+        correct      BIGINT,
+        incorrect    BIGINT,
+        emp_accuracy DOUBLE,
+        PRIMARY KEY (run_id, lf)
+    );
+    CREATE TABLE labels (
+        run_id       VARCHAR NOT NULL,
+        item_id      VARCHAR NOT NULL,
+        label        INTEGER NOT NULL,  -- argmax of probs
+        probs        DOUBLE[] NOT NULL,
+        confidence   DOUBLE NOT NULL,
+        entropy      DOUBLE NOT NULL,
+        covered      BOOLEAN NOT NULL,  -- at least one LF voted
+        PRIMARY KEY (run_id, item_id)
+    );
+    CREATE TABLE noise_scores (
+        run_id       VARCHAR NOT NULL,
+        item_id      VARCHAR NOT NULL,
+        detector     VARCHAR NOT NULL,
+        score        DOUBLE NOT NULL,   -- in [0, 1]; lower means more likely mislabelled
+        is_issue     BOOLEAN NOT NULL,
+        PRIMARY KEY (run_id, item_id, detector)
+    );
+    CREATE TABLE weights (
+        run_id       VARCHAR NOT NULL,
+        item_id      VARCHAR NOT NULL,
+        method       VARCHAR NOT NULL,
+        weight       DOUBLE NOT NULL,
+        PRIMARY KEY (run_id, item_id)
+    );
+    CREATE TABLE excluded (
+        run_id       VARCHAR NOT NULL,
+        item_id      VARCHAR NOT NULL,
+        step         VARCHAR NOT NULL,
+        reason       VARCHAR NOT NULL,
+        PRIMARY KEY (run_id, item_id)
+    );
+    CREATE TABLE exports (
+        run_id       VARCHAR PRIMARY KEY,
+        path         VARCHAR NOT NULL,
+        rows         BIGINT NOT NULL,
+        shards       INTEGER NOT NULL,
+        manifest_sha256 VARCHAR NOT NULL
+    );
+    """,
+)
+
+assert len(MIGRATIONS) == SCHEMA_VERSION
+
+
+class SchemaVersionError(RuntimeError):
+    """The database was written by a newer thresher than this one."""
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    """Return the schema version of an open database (0 for an empty one)."""
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+    ).fetchall()[0][0]
+    if not exists:
+        return 0
+    row = con.execute("SELECT max(version) FROM schema_version").fetchall()[0][0]
+    return int(row or 0)
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> int:
+    """Bring the schema up to :data:`SCHEMA_VERSION` in one transaction; return the version."""
+    current = schema_version(con)
+    if current > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"The database has schema version {current}, newer than this thresher's "
+            f"{SCHEMA_VERSION}. Upgrade thresher to open it."
+        )
+    if current == SCHEMA_VERSION:
+        return current
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version ("
+            "version INTEGER PRIMARY KEY, applied_at TIMESTAMP DEFAULT current_timestamp)"
+        )
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            con.execute(MIGRATIONS[version - 1])
+            con.execute("INSERT INTO schema_version (version) VALUES (?)", [version])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    logger.info("Migrated database schema from version %d to %d", current, SCHEMA_VERSION)
+    return SCHEMA_VERSION
+
+
+def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open a project database, creating and migrating it unless ``read_only``.
+
+    A read-only connection refuses every write, so it is what ``thresher sql`` uses.
+    """
+    path = Path(path)
+    if read_only:
+        if not path.exists():
+            raise FileNotFoundError(f"No thresher database at '{path}'.")
+        con = duckdb.connect(str(path), read_only=True)
+        version = schema_version(con)
+        if version != SCHEMA_VERSION:
+            con.close()
+            raise SchemaVersionError(
+                f"'{path}' has schema version {version}; this thresher reads version "
+                f"{SCHEMA_VERSION}. Open it once read-write (any stage) to migrate it."
+            )
+        return con
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path))
+    migrate(con)
+    return con
