@@ -81,6 +81,7 @@ class StageRun:
     stage: str
     config_hash: str
     summary: dict[str, Any] = field(default_factory=dict)
+    input_run_id: str | None = None
 
 
 @contextmanager
@@ -114,9 +115,20 @@ def stage_run(
         )
         raise
     con.execute(
-        "UPDATE runs SET status = 'completed', ended_at = now(), summary = ? WHERE run_id = ? AND stage = ?",
-        [json.dumps(record.summary, default=str), run_id, stage],
+        "UPDATE runs SET status = 'completed', ended_at = now(), summary = ?, input_run_id = ? "
+        "WHERE run_id = ? AND stage = ?",
+        [json.dumps(record.summary, default=str), record.input_run_id, run_id, stage],
     )
+
+
+def input_run(con: duckdb.DuckDBPyConnection, run_id: str, stage: str) -> str:
+    """The upstream run id that the completed ``stage`` of ``run_id`` read."""
+    rows = con.execute(
+        "SELECT input_run_id FROM runs WHERE run_id = ? AND stage = ? AND status = 'completed'", [run_id, stage]
+    ).fetchall()
+    if not rows or rows[0][0] is None:
+        raise LookupError(f"Run '{run_id}' has no completed '{stage}' stage with a recorded input run.")
+    return rows[0][0]
 
 
 def latest_run(con: duckdb.DuckDBPyConnection, stage: str) -> str:

@@ -54,6 +54,7 @@ MIGRATIONS: tuple[str, ...] = (
         ended_at     TIMESTAMP,
         status       VARCHAR NOT NULL,  -- running | completed | failed
         flow_run_id  VARCHAR,
+        input_run_id VARCHAR,           -- the upstream run whose output this stage read
         summary      JSON,
         error        VARCHAR,
         PRIMARY KEY (run_id, stage)

@@ -1,0 +1,31 @@
+"""The result every noise detector returns: one score and one flag per item."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class DetectorResult:
+    """Per-item label-quality ``scores`` in [0, 1] (lower means more likely mislabelled)
+    and boolean ``is_issue`` flags, from the detector called ``name``."""
+
+    name: str
+    scores: np.ndarray
+    is_issue: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.scores.shape != self.is_issue.shape or self.scores.ndim != 1:
+            raise ValueError(
+                f"scores and is_issue must be 1-D of equal length. Got shapes {self.scores.shape} "
+                f"and {self.is_issue.shape} instead."
+            )
+        if len(self.scores) and (np.nanmin(self.scores) < 0 or np.nanmax(self.scores) > 1):
+            raise ValueError(f"Detector {self.name!r} produced scores outside [0, 1].")
+
+    def summary(self) -> dict[str, float]:
+        return {"n": int(len(self.scores)), "n_issues": int(self.is_issue.sum()),
+                "issue_rate": float(self.is_issue.mean()) if len(self.scores) else 0.0,
+                "mean_score": float(self.scores.mean()) if len(self.scores) else float("nan")}
