@@ -1,0 +1,9 @@
+"""Prefect flows: one per stage and a parent pipeline flow. They only wire stage functions."""
+
+from flows.detect import detect_flow
+from flows.export import export_flow
+from flows.ingest import ingest_flow
+from flows.label import label_flow
+from flows.pipeline import pipeline_flow
+
+__all__ = ["ingest_flow", "label_flow", "detect_flow", "export_flow", "pipeline_flow"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pyarrow as pa
 from snorkel.labeling.model import LabelModel, MajorityLabelVoter
@@ -33,15 +35,18 @@ def denoise(L_fit: np.ndarray, L: np.ndarray, *, cardinality: int, config: Denoi
     if not (L_fit != ABSTAIN).any():
         raise ValueError("No LF voted on any item the label model is fitted on: it cannot be fitted.")
     model = LabelModel(cardinality=cardinality, verbose=False)
-    model.fit(
-        L_fit,
-        class_balance=None if config.class_balance is None else np.asarray(config.class_balance),
-        n_epochs=config.n_epochs,
-        lr=config.lr,
-        l2=config.l2,
-        seed=config.seed,
-        progress_bar=False,
-    )
+    with warnings.catch_warnings():
+        # scipy >= 1.17 warns about a dtype cast inside Snorkel's LabelModel; harmless here.
+        warnings.simplefilter("ignore", FutureWarning)
+        model.fit(
+            L_fit,
+            class_balance=None if config.class_balance is None else np.asarray(config.class_balance),
+            n_epochs=config.n_epochs,
+            lr=config.lr,
+            l2=config.l2,
+            seed=config.seed,
+            progress_bar=False,
+        )
     return model.predict_proba(L)
 
 

@@ -146,3 +146,21 @@ def latest_run(con: duckdb.DuckDBPyConnection, stage: str) -> str:
             f"(or `thresher run CONFIG`) first."
         )
     return rows[0][0]
+
+
+@contextmanager
+def open_stage_run(
+    db: str, *, run_id: str, stage: str, config_hash: str, flow_run_id: str | None = None
+) -> Iterator[tuple[duckdb.DuckDBPyConnection, StageRun]]:
+    """Open the project database for one stage execution and record it in ``runs``.
+
+    The connection is closed at the end, so other processes can read the file between stages.
+    """
+    from storage.schema import connect
+
+    con = connect(db)
+    try:
+        with stage_run(con, run_id=run_id, stage=stage, config_hash=config_hash, flow_run_id=flow_run_id) as record:
+            yield con, record
+    finally:
+        con.close()

@@ -1,0 +1,234 @@
+"""Export the curated set as deterministic zstd Parquet shards plus ``manifest.json``.
+
+Rows are sorted by ``item_id`` and cut into shards of ``rows_per_shard``; each shard is written
+by one writer, so the same data always gives byte-identical shards with stable checksums. The
+directory is published atomically: readers see the old export or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import Field
+
+import thresher
+from storage.repo import replace_run_rows, transaction
+from thresher.progress import track
+from thresher.stageconfig import StageConfig
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+FORMAT = "thresher-shards"
+FORMAT_VERSION = 1
+
+SHARD_SCHEMA = pa.schema([
+    ("item_id", pa.string()),
+    ("dataset", pa.string()),
+    ("split", pa.string()),
+    ("text", pa.string()),
+    ("label", pa.int32()),
+    ("label_name", pa.string()),
+    ("probs", pa.list_(pa.float32())),
+    ("weight", pa.float32()),
+    ("label_quality", pa.float32()),
+    ("gold_label", pa.int32()),
+])
+
+
+class ExportConfig(StageConfig):
+    """Where and how the curated set is written, and which items it keeps."""
+
+    out_dir: str = "export"
+    rows_per_shard: int = Field(100_000, ge=1)
+    splits: list[str] | None = None  # None: every split
+    drop_label_issues: bool = True
+    drop_uncovered: bool = True
+    labels_from: Literal["denoised", "given"] = "denoised"
+    zstd_level: int = Field(3, ge=1, le=22)
+
+
+@dataclass
+class ExportSummary:
+    run_id: str
+    out_dir: str
+    rows: int
+    shards: int
+    excluded: dict[str, int] = field(default_factory=dict)
+    label_distribution: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"out_dir": self.out_dir, "rows": self.rows, "shards": self.shards,
+                "excluded": self.excluded, "label_distribution": self.label_distribution}
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _curated(con: duckdb.DuckDBPyConnection, config: ExportConfig, label_run: str | None, detect_run: str) -> pa.Table:
+    if config.labels_from == "denoised":
+        if label_run is None:
+            raise ValueError("labels_from='denoised' needs a label run.")
+        label_sql = ("JOIN labels l ON l.item_id = i.item_id AND l.run_id = $label_run")
+        label_cols = "l.label, l.probs, l.covered"
+    else:
+        label_sql = "JOIN (SELECT item_id, label FROM items WHERE label IS NOT NULL) l ON l.item_id = i.item_id"
+        label_cols = "l.label, NULL::DOUBLE[] AS probs, TRUE AS covered"
+    split_filter = "" if config.splits is None else "WHERE list_contains($splits, i.split)"
+    query = f"""
+        SELECT i.item_id, i.dataset, i.split, i.text, {label_cols}, w.weight,
+               n.score AS label_quality, n.is_issue, i.gold AS gold_label
+        FROM items i {label_sql}
+        LEFT JOIN weights w ON w.item_id = i.item_id AND w.run_id = $detect_run
+        LEFT JOIN noise_scores n ON n.item_id = i.item_id AND n.run_id = $detect_run
+             AND n.detector = 'confident_learning'
+        {split_filter}
+        ORDER BY i.item_id
+    """
+    params: dict[str, Any] = {"detect_run": detect_run}
+    if config.labels_from == "denoised":
+        params["label_run"] = label_run
+    if config.splits is not None:
+        params["splits"] = list(config.splits)
+    return con.sql(query, params=params).to_arrow_table()
+
+
+def _exclusions(table: pa.Table, config: ExportConfig) -> list[str | None]:
+    """The reason each row is left out of the export, or None to keep it."""
+    covered = table.column("covered").to_pylist()
+    issue = table.column("is_issue").to_pylist()
+    weight = table.column("weight").to_pylist()
+    reasons: list[str | None] = []
+    for cov, iss, w in zip(covered, issue, weight):
+        if config.drop_uncovered and not cov:
+            reasons.append("uncovered")
+        elif config.drop_label_issues and iss:
+            reasons.append("label_issue")
+        elif w is None:
+            reasons.append("not_checked")  # the detect stage did not score this item
+        else:
+            reasons.append(None)
+    return reasons
+
+
+def _shard_table(rows: pa.Table, classes: list[str], K: int) -> pa.Table:
+    labels = rows.column("label").to_numpy(zero_copy_only=False).astype(np.int32)
+    probs = rows.column("probs").to_pylist()
+    probs = [p if p is not None else np.eye(K)[lab].tolist() for p, lab in zip(probs, labels)]
+    return pa.table({
+        "item_id": rows.column("item_id"),
+        "dataset": rows.column("dataset"),
+        "split": rows.column("split"),
+        "text": rows.column("text"),
+        "label": pa.array(labels, pa.int32()),
+        "label_name": pa.array([classes[i] for i in labels], pa.string()),
+        "probs": pa.array(probs, pa.list_(pa.float32())),
+        "weight": rows.column("weight").cast(pa.float32()),
+        "label_quality": rows.column("label_quality").cast(pa.float32()),
+        "gold_label": rows.column("gold_label").cast(pa.int32()),
+    }, schema=SHARD_SCHEMA)
+
+
+def export(
+    con: duckdb.DuckDBPyConnection, config: ExportConfig, *, classes: list[str], run_id: str,
+    label_run: str | None, detect_run: str, progress: bool = False,
+) -> ExportSummary:
+    """Write the curated items as shards + manifest to ``config.out_dir``; record exclusions."""
+    table = _curated(con, config, label_run, detect_run)
+    reasons = _exclusions(table, config)
+    keep = pa.array([r is None for r in reasons])
+    excluded_ids = [i for i, r in zip(table.column("item_id").to_pylist(), reasons) if r is not None]
+    excluded_reasons = [r for r in reasons if r is not None]
+    kept = _shard_table(table.filter(keep), list(classes), len(classes))
+    if kept.num_rows == 0:
+        raise ValueError(f"Nothing to export: all {table.num_rows} candidate items were excluded {Counter(excluded_reasons)}.")
+
+    out_dir = Path(config.out_dir)
+    staging = out_dir.with_name(f".{out_dir.name}.tmp-{run_id}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    shards = []
+    starts = list(range(0, kept.num_rows, config.rows_per_shard))
+    for index, start in enumerate(track(starts, description="Writing shards", enabled=progress)):
+        part = kept.slice(start, config.rows_per_shard)
+        name = f"shard-{index:05d}.parquet"
+        pq.write_table(part, staging / name, compression="zstd", compression_level=config.zstd_level,
+                       row_group_size=min(config.rows_per_shard, 8192), write_statistics=True)
+        shards.append({
+            "path": name, "rows": part.num_rows, "bytes": (staging / name).stat().st_size,
+            "sha256": sha256_file(staging / name),
+            "first_item_id": part.column("item_id")[0].as_py(), "last_item_id": part.column("item_id")[-1].as_py(),
+            "weight_sum": float(np.asarray(part.column("weight").to_numpy(zero_copy_only=False), dtype=float).sum()),
+        })
+    weights = np.asarray(kept.column("weight").to_numpy(zero_copy_only=False), dtype=float)
+    distribution = Counter(kept.column("label_name").to_pylist())
+    manifest = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "run_id": run_id,
+        "label_run": label_run, "detect_run": detect_run, "thresher_version": thresher.__version__,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "classes": list(classes),
+        "schema": [{"name": f.name, "type": str(f.type)} for f in SHARD_SCHEMA],
+        "rows": kept.num_rows,
+        "label_distribution": {c: distribution.get(c, 0) for c in classes},
+        "weight_summary": {"min": float(weights.min()), "max": float(weights.max()),
+                           "mean": float(weights.mean()), "sum": float(weights.sum())},
+        "excluded": dict(Counter(excluded_reasons)),
+        "shards": shards,
+    }
+    (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    _publish(staging, out_dir, run_id)
+
+    manifest_sha = sha256_file(out_dir / MANIFEST)
+    with transaction(con):
+        replace_run_rows(con, "excluded", run_id, pa.table({
+            "run_id": [run_id] * len(excluded_ids), "item_id": excluded_ids,
+            "step": ["export"] * len(excluded_ids), "reason": excluded_reasons,
+        }, schema=pa.schema([("run_id", pa.string()), ("item_id", pa.string()), ("step", pa.string()), ("reason", pa.string())])))
+        replace_run_rows(con, "exports", run_id, pa.table({
+            "run_id": [run_id], "path": [str(out_dir.resolve())], "rows": [kept.num_rows],
+            "shards": pa.array([len(shards)], pa.int32()), "manifest_sha256": [manifest_sha],
+        }))
+    summary = ExportSummary(run_id, str(out_dir), kept.num_rows, len(shards), dict(Counter(excluded_reasons)),
+                            manifest["label_distribution"])
+    logger.info("Exported %d rows in %d shards to %s; excluded %s", summary.rows, summary.shards, out_dir, summary.excluded)
+    return summary
+
+
+def _is_export(path: Path) -> bool:
+    try:
+        return json.loads((path / MANIFEST).read_text()).get("format") == FORMAT
+    except (OSError, ValueError):
+        return False
+
+
+def _publish(staging: Path, out_dir: Path, run_id: str) -> None:
+    """Swap the staged directory into place; the old export is removed only after the swap."""
+    old = out_dir.with_name(f".{out_dir.name}.old-{run_id}")
+    if out_dir.exists() and any(out_dir.iterdir()) and not _is_export(out_dir):
+        shutil.rmtree(staging, ignore_errors=True)
+        raise FileExistsError(
+            f"'{out_dir}' exists and is not a thresher export (no {MANIFEST} of format {FORMAT!r}); "
+            f"refusing to replace it. Choose another out_dir or empty it."
+        )
+    if out_dir.exists():
+        os.replace(out_dir, old)
+    os.replace(staging, out_dir)
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,191 @@
+"""The ``thresher`` command line: run the pipeline or one stage, and query the results with SQL."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    help=(
+        "thresher turns raw, weakly- or noisily-labelled rows into a clean, reweighted training set.\n\n"
+        "Stages: ingest -> label -> detect -> export. `thresher run CONFIG` runs them all; each stage "
+        "also runs alone. Every stage writes to one DuckDB file you can query with `thresher sql`."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+ConfigArg = typer.Argument(..., exists=True, dir_okay=False, help="Pipeline config file (YAML).")
+DbOpt = typer.Option(None, "--db", help="Database file; overrides 'db' in the config.")
+OutOpt = typer.Option(None, "--out", help="Export directory; overrides 'export.out_dir' in the config.")
+ProgressOpt = typer.Option(True, "--progress/--no-progress", help="Draw progress bars on stderr.")
+
+
+def _quiet_prefect() -> None:
+    """Keep Prefect's own logs to warnings unless the user asked for more."""
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code=1)
+
+
+def _run(flow_name: str, **kwargs: Any) -> dict:
+    _quiet_prefect()
+    import flows
+    from thresher.config import ConfigError
+
+    try:
+        return getattr(flows, flow_name)(**kwargs)
+    except (ConfigError, FileNotFoundError, LookupError, ValueError) as exc:
+        _fail(str(exc))
+        raise  # unreachable: _fail exits
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
+    return table
+
+
+def _show_ingest(summary: dict) -> None:
+    rejected = summary["rejected"]
+    out.print(f"[bold]ingest[/]: {summary['rows']} rows read, {summary['new_items']} new items, "
+              f"{summary['already_present']} already present, {sum(rejected.values())} rejected "
+              f"{rejected if rejected else ''}", highlight=False)
+
+
+def _show_label(summary: dict) -> None:
+    out.print(f"[bold]label[/]: {summary['n_items']} items, {summary['n_lfs']} LFs, "
+              f"{summary['n_votes']} votes, coverage {summary['coverage']:.3f}", highlight=False)
+    rows = [[r["lf"], r["polarity"], r["coverage"], r["overlaps"], r["conflicts"],
+             None if r["correct"] is None else r["correct"], r["emp_accuracy"]] for r in summary["lf_summary"]]
+    out.print(_table("Labeling functions", ["lf", "polarity", "coverage", "overlaps", "conflicts", "correct", "emp. acc"], rows))
+    if summary["accuracy"]:
+        rows = [[split, *(v for k, v in acc.items() if k not in ("coverage", "n")), acc["coverage"], acc["n"]]
+                for split, acc in summary["accuracy"].items()]
+        names = [k for k in next(iter(summary["accuracy"].values())) if k not in ("coverage", "n")]
+        out.print(_table("Denoised label accuracy against gold", ["split", *names, "coverage", "n gold"], rows))
+
+
+def _show_detect(summary: dict) -> None:
+    out.print(f"[bold]detect[/]: {summary['n_checked']} labels checked, {summary['n_issues']} label issues found",
+              highlight=False)
+    if summary["gold"]:
+        g = summary["gold"]
+        out.print(f"  against gold: label error rate {g['label_error_rate']:.3f}, issue precision "
+                  f"{g['issue_precision']:.3f}, recall {g['issue_recall']:.3f}, accuracy of kept labels "
+                  f"{g['accuracy_kept']:.3f}", highlight=False)
+
+
+def _show_export(summary: dict) -> None:
+    out.print(f"[bold]export[/]: {summary['rows']} rows in {summary['shards']} shard(s) -> {summary['out_dir']}"
+              f"\n  labels {summary['label_distribution']}, excluded {summary['excluded']}", highlight=False)
+
+
+@app.command()
+def run(config: Path = ConfigArg, db: str = DbOpt, out_dir: str = OutOpt, progress: bool = ProgressOpt) -> None:
+    """Run the whole pipeline: ingest, label, detect, export."""
+    summary = _run("pipeline_flow", config_path=str(config), db=db, out_dir=out_dir, progress=progress)
+    out.print(f"[bold]run {summary['run_id']}[/]")
+    _show_ingest(summary["ingest"])
+    if "label" in summary:
+        _show_label(summary["label"])
+    _show_detect(summary["detect"])
+    _show_export(summary["export"])
+
+
+@app.command()
+def ingest(config: Path = ConfigArg, db: str = DbOpt, progress: bool = ProgressOpt) -> None:
+    """Load the configured sources into the database; bad rows go to the rejects table."""
+    _show_ingest(_run("ingest_flow", config_path=str(config), db=db, progress=progress))
+
+
+@app.command()
+def label(config: Path = ConfigArg, db: str = DbOpt, progress: bool = ProgressOpt) -> None:
+    """Apply the labeling functions and denoise their votes with Snorkel's LabelModel."""
+    _show_label(_run("label_flow", config_path=str(config), db=db, progress=progress))
+
+
+@app.command()
+def detect(config: Path = ConfigArg, db: str = DbOpt, progress: bool = ProgressOpt) -> None:
+    """Find label issues (cleanlab confident learning) and compute per-item weights."""
+    _show_detect(_run("detect_flow", config_path=str(config), db=db, progress=progress))
+
+
+@app.command()
+def export(config: Path = ConfigArg, db: str = DbOpt, out_dir: str = OutOpt, progress: bool = ProgressOpt) -> None:
+    """Write the curated set as Parquet shards with a manifest for training workers."""
+    _show_export(_run("export_flow", config_path=str(config), db=db, out_dir=out_dir, progress=progress))
+
+
+class Format(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+@app.command()
+def sql(
+    query: str = typer.Argument(..., help="SQL to run, e.g. \"select * from items limit 5\"."),
+    db: Path = typer.Option(Path("thresher.duckdb"), "--db", help="Database file to query."),
+    format: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
+) -> None:
+    """Query the database read-only (statements that would modify it fail)."""
+    import duckdb
+
+    from storage.schema import SchemaVersionError, connect
+
+    try:
+        con = connect(db, read_only=True)
+    except (FileNotFoundError, SchemaVersionError) as exc:
+        _fail(str(exc))
+    except duckdb.IOException as exc:
+        _fail(f"Cannot open '{db}' read-only: {exc}. Is a pipeline writing to it right now?")
+    try:
+        relation = con.sql(query)
+        if relation is None:
+            _fail("The query returned no result set (only SELECT-like queries are answered).")
+        columns = relation.columns
+        rows = relation.fetchall()
+    except duckdb.Error as exc:
+        message = str(exc)
+        if "read-only" in message.lower():
+            message = f"The database is opened read-only by `thresher sql`; it cannot be modified. ({exc})"
+        _fail(message)
+    finally:
+        con.close()
+    if format is Format.csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(rows)
+    elif format is Format.json:
+        sys.stdout.write(json.dumps([dict(zip(columns, row)) for row in rows], default=str, ensure_ascii=False) + "\n")
+    else:
+        table = Table()
+        for column in columns:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*("NULL" if v is None else str(v) for v in row))
+        out.print(table)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,102 @@
+"""The pipeline configuration file (YAML): one section per stage, validated with pydantic.
+
+Relative paths in the file (sources, Python LF files, the database, the export directory) are
+resolved against the directory that holds the file, so a config works from any working dir.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError, model_validator
+
+from labeling.config import LabelingConfig
+from reweighting.stage import DetectConfig
+from storage.export import ExportConfig
+from storage.ingest import IngestConfig, SourceConfig
+from thresher.stageconfig import StageConfig
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, not YAML, or does not validate."""
+
+
+class PipelineConfig(StageConfig):
+    """Every stage's configuration. ``classes`` and ``labels_from`` are shared by the stages."""
+
+    project: str = "thresher"
+    db: str = "thresher.duckdb"
+    classes: list[str] = Field(min_length=2)
+    labels_from: Literal["denoised", "given"] = "denoised"
+    sources: list[SourceConfig] = Field(min_length=1)
+    labeling: LabelingConfig | None = None
+    detect: DetectConfig = DetectConfig()
+    export: ExportConfig = ExportConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _share(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if isinstance(data.get("labeling"), dict):
+            data["labeling"] = {"classes": data.get("classes"), **data["labeling"]}
+        labels_from = data.get("labels_from", "denoised")
+        for section in ("detect", "export"):
+            value = dict(data.get(section) or {})
+            if value.get("labels_from", labels_from) != labels_from:
+                raise ValueError(f"Set labels_from once at the top level, not in '{section}'.")
+            value["labels_from"] = labels_from
+            data[section] = value
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> "PipelineConfig":
+        if self.labels_from == "denoised" and self.labeling is None:
+            raise ValueError("labels_from is 'denoised' but there is no 'labeling' section: add LFs or set labels_from: given.")
+        return self
+
+    def ingest_config(self) -> IngestConfig:
+        return IngestConfig(sources=self.sources, classes=self.classes)
+
+
+def _resolve(value: str, base: Path) -> str:
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else base / path)
+
+
+def load_config(path: str | Path, *, db: str | None = None, out_dir: str | None = None) -> PipelineConfig:
+    """Read a pipeline YAML file; ``db`` and ``out_dir`` override the file (relative to the cwd)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"Config file '{path}' does not exist.") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"Config file '{path}' is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"Config file '{path}' must be a YAML mapping, got {type(data).__name__}.")
+    base = path.resolve().parent
+    data = dict(data)
+    data["db"] = db if db is not None else _resolve(data.get("db", "thresher.duckdb"), base)
+    for source in data.get("sources") or []:
+        if isinstance(source, dict) and isinstance(source.get("path"), str):
+            source["path"] = _resolve(source["path"], base)
+    for lf in (data.get("labeling") or {}).get("lfs") or []:
+        if isinstance(lf, dict) and isinstance(lf.get("function"), str):
+            target, sep, attr = lf["function"].rpartition(":")
+            if sep and target.endswith(".py"):
+                lf["function"] = f"{_resolve(target, base)}:{attr}"
+    export = dict(data.get("export") or {})
+    export["out_dir"] = out_dir if out_dir is not None else _resolve(export.get("out_dir", "export"), base)
+    data["export"] = export
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"Config file '{path}' is invalid:"]
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"]) or "(top level)"
+            lines.append(f"  {where}: {error['msg']}")
+        raise ConfigError("\n".join(lines)) from None
