@@ -1,0 +1,196 @@
+"""Ingest of every format, malformed input quarantined with exact reasons, idempotent re-ingest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from storage.ingest import IngestConfig, SourceConfig, ingest
+
+CLASSES = ["HAM", "SPAM"]
+
+
+def _config(path: Path, **source) -> IngestConfig:
+    return IngestConfig(classes=CLASSES, sources=[SourceConfig(path=str(path), dataset="t", **source)])
+
+
+def _rejects(con) -> list[tuple[int, str]]:
+    return con.execute("SELECT line, reason FROM rejects ORDER BY line").fetchall()
+
+
+MALFORMED_CSV = (
+    b"id,text,label,lang\n"
+    b"1,good song,HAM,en\n"  # line 2: ok
+    b'2,"check out my channel",SPAM,en\n'  # 3: ok
+    b"3,too,many,fields,here,x\n"  # 4: unparseable
+    b"4,no label is fine,,en\n"  # 5: ok, label NULL
+    b"\n"  # 6: blank, counted but not a row
+    b"5,,SPAM,en\n"  # 7: missing_text
+    b"6,bad label,MAYBE,en\n"  # 8: wrong_type
+    b"7,caf\xe9 latin-1 bytes,HAM,en\n"  # 9: invalid_utf8
+    b"8," + b"x" * 200 + b",HAM,en\n"  # 10: oversize_field
+    b"1,good song,HAM,en\n"  # 11: duplicate_row of line 2
+    b"2,different text,SPAM,en\n"  # 12: conflicting_id with line 3
+    b'9,"multi\nline text",SPAM,en\n'  # 13-14: ok
+    b'10,"unterminated quote,HAM,en\n'  # 15: unparseable
+)
+
+
+def test_malformed_csv_rows_are_quarantined_with_reasons(con, tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(MALFORMED_CSV)
+    summary = ingest(con, _config(path, columns={"id": "id", "text": "text", "label": "label"}, max_field_bytes=100))
+    assert summary.new_items == 4
+    assert dict(summary.rejected) == {
+        "unparseable": 2, "missing_text": 1, "wrong_type": 1, "invalid_utf8": 1,
+        "oversize_field": 1, "duplicate_row": 1, "conflicting_id": 1,
+    }
+    assert summary.rows == 12 and summary.sources[0].blank_lines == 1
+    assert _rejects(con) == [
+        (4, "unparseable"), (7, "missing_text"), (8, "wrong_type"), (9, "invalid_utf8"),
+        (10, "oversize_field"), (11, "duplicate_row"), (12, "conflicting_id"), (15, "unparseable"),
+    ]
+    items = dict(con.execute("SELECT item_id, label FROM items").fetchall())
+    assert items == {"t:1": 0, "t:2": 1, "t:4": None, "t:9": 1}
+    assert con.execute("SELECT text, source_line FROM items WHERE item_id = 't:9'").fetchall() == [("multi\nline text", 13)]
+    # The raw bytes of the bad-UTF-8 row are kept, escaped, not lost.
+    raw = con.execute("SELECT raw FROM rejects WHERE reason = 'invalid_utf8'").fetchall()[0][0]
+    assert "caf\\xe9 latin-1 bytes" in raw
+    # Unmapped columns are kept.
+    assert json.loads(con.execute("SELECT extra FROM items WHERE item_id = 't:1'").fetchall()[0][0]) == {"lang": "en"}
+
+
+MALFORMED_JSONL = (
+    b'{"id": 1, "text": "hello there", "label": 0}\n'  # ok
+    b'{"id": 2, "text": "buy now", "label": "SPAM", "meta": {"a": 1}}\n'  # ok
+    b'{"id": 3, "text": "broken json"\n'  # unparseable
+    b"[1, 2, 3]\n"  # unparseable: not an object
+    b'{"id": 4, "text": "caf\xe9"}\n'  # invalid_utf8
+    b'{"id": 5, "text": 42, "label": 0}\n'  # wrong_type
+    b'{"id": 6, "label": 1}\n'  # missing_text
+    b'{"id": 7, "text": "x", "label": 5}\n'  # wrong_type: class id out of range
+    b"\n"
+    b'{"id": 8, "text": "' + b"y" * 300 + b'", "label": 0}\n'  # oversize_field
+    b'{"id": 9, "text": "nested", "label": true}\n'  # wrong_type: boolean label
+)
+
+
+def test_malformed_jsonl_rows_are_quarantined_with_reasons(con, tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(MALFORMED_JSONL)
+    summary = ingest(con, _config(path, columns={"id": "id", "label": "label"}, max_field_bytes=100))
+    assert summary.new_items == 2
+    assert dict(summary.rejected) == {"unparseable": 2, "invalid_utf8": 1, "wrong_type": 3, "missing_text": 1, "oversize_field": 1}
+    assert _rejects(con) == [
+        (3, "unparseable"), (4, "unparseable"), (5, "invalid_utf8"), (6, "wrong_type"),
+        (7, "missing_text"), (8, "wrong_type"), (10, "oversize_field"), (11, "wrong_type"),
+    ]
+    extra = con.execute("SELECT extra FROM items WHERE item_id = 't:2'").fetchall()[0][0]
+    assert json.loads(extra) == {"meta": {"a": 1}}
+
+
+def test_parquet_ingest_with_nulls_and_extra_columns(con, tmp_path):
+    path = tmp_path / "rows.parquet"
+    pq.write_table(pa.table({
+        "body": ["first", None, "third", "fourth"],
+        "y": pa.array([1, 0, None, 7], pa.int64()),
+        "score": [0.5, 0.1, 0.2, 0.3],
+    }), path)
+    summary = ingest(con, _config(path, columns={"text": "body", "gold": "y"}, split="train"))
+    assert summary.new_items == 2
+    assert dict(summary.rejected) == {"missing_text": 1, "wrong_type": 1}
+    rows = con.execute("SELECT text, gold, split, extra FROM items ORDER BY text").fetchall()
+    assert [(r[0], r[1], r[2], json.loads(r[3])) for r in rows] == [
+        ("first", 1, "train", {"score": 0.5}), ("third", None, "train", {"score": 0.2}),
+    ]
+
+
+def test_wrench_ingest_keeps_weak_labels_as_source_votes(con, shared_data):
+    folder = shared_data / "wrench_youtube"
+    summary = ingest(con, _config(folder / "[tv]*.json", format="wrench"))
+    assert summary.new_items == 1586 + 120 + 250 and not summary.rejected
+    splits = dict(con.execute("SELECT split, count(*) FROM items GROUP BY split").fetchall())
+    assert splits == {"train": 1586, "valid": 120, "test": 250}
+    expected_votes = sum(
+        sum(v != -1 for v in entry["weak_labels"])
+        for name in ("train", "valid", "test")
+        for entry in json.loads((folder / f"{name}.json").read_text()).values()
+    )
+    assert con.execute("SELECT count(*) FROM source_votes").fetchall()[0][0] == expected_votes
+    gold = dict(con.execute("SELECT gold, count(*) FROM items WHERE split = 'test' GROUP BY gold").fetchall())
+    assert gold == {0: 132, 1: 118}
+
+
+def test_wrench_file_of_the_wrong_shape_is_rejected_not_crashed(con, shared_data):
+    summary = ingest(con, _config(shared_data / "wrench_youtube" / "label.json", format="wrench"))
+    assert summary.new_items == 0 and dict(summary.rejected) == {"unparseable": 2}
+
+
+def test_reingest_is_idempotent(con, tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(MALFORMED_CSV)
+    config = _config(path, columns={"id": "id", "text": "text", "label": "label"}, max_field_bytes=100)
+    first = ingest(con, config)
+    second = ingest(con, config)
+    assert second.new_items == 0 and second.already_present == first.new_items
+    assert con.execute("SELECT count(*) FROM items").fetchall()[0][0] == first.new_items
+    assert con.execute("SELECT count(*) FROM rejects").fetchall()[0][0] == sum(first.rejected.values())
+
+
+def test_content_hash_ids_are_stable_without_an_id_column(con, tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"text": "a", "label": 0}\n{"text": "b", "label": 1}\n{"text": "a", "label": 0}\n')
+    summary = ingest(con, _config(path, columns={"label": "label"}))
+    assert summary.new_items == 2 and dict(summary.rejected) == {"duplicate_row": 1}
+    ids = [r[0] for r in con.execute("SELECT item_id FROM items ORDER BY item_id").fetchall()]
+    path.write_text('{"text": "b", "label": 1}\n{"text": "a", "label": 0}\n')  # same rows, other order
+    again = ingest(con, _config(path, columns={"label": "label"}))
+    assert again.already_present == 2 and again.new_items == 0
+    assert [r[0] for r in con.execute("SELECT item_id FROM items ORDER BY item_id").fetchall()] == ids
+
+
+def test_changed_row_with_an_existing_id_is_a_conflict_not_an_overwrite(con, tmp_path):
+    first = tmp_path / "a.jsonl"
+    first.write_text('{"id": 1, "text": "original"}\n')
+    ingest(con, _config(first, columns={"id": "id"}))
+    second = tmp_path / "b.jsonl"
+    second.write_text('{"id": 1, "text": "edited"}\n')
+    summary = ingest(con, _config(second, columns={"id": "id"}))
+    assert dict(summary.rejected) == {"conflicting_id": 1}
+    assert con.execute("SELECT text FROM items").fetchall() == [("original",)]
+
+
+def test_a_failing_file_rolls_back_the_whole_ingest(con, tmp_path):
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"text": "fine"}\n')
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"te\xffxt\nrow\n")  # the header itself is not UTF-8: the file cannot be read
+    config = IngestConfig(classes=CLASSES, sources=[
+        SourceConfig(path=str(good), dataset="t"), SourceConfig(path=str(bad), dataset="t"),
+    ])
+    with pytest.raises(ValueError, match="header .* is not valid UTF-8"):
+        ingest(con, config)
+    assert con.execute("SELECT count(*) FROM items").fetchall()[0][0] == 0
+
+
+def test_missing_source_and_unknown_format_are_clear_errors(con, tmp_path):
+    with pytest.raises(FileNotFoundError, match="matches no file"):
+        ingest(con, _config(tmp_path / "nothing-*.csv"))
+    odd = tmp_path / "rows.txt"
+    odd.write_text("x")
+    with pytest.raises(ValueError, match="cannot be inferred"):
+        ingest(con, _config(odd))
+
+
+def test_bundled_youtube_csvs(con):
+    from tests.conftest import YOUTUBE_EXAMPLE
+
+    config = _config(YOUTUBE_EXAMPLE / "data" / "*.csv", columns={"text": "CONTENT", "gold": "CLASS", "id": "COMMENT_ID"})
+    summary = ingest(con, config)
+    assert summary.rows == 1956 and summary.new_items == 1953 and dict(summary.rejected) == {"duplicate_row": 3}
+    extra = json.loads(con.execute("SELECT extra FROM items LIMIT 1").fetchall()[0][0])
+    assert set(extra) == {"AUTHOR", "DATE"}
