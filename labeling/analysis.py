@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 from snorkel.labeling import LFAnalysis
 
+from labeling.model import quiet_snorkel
+
 
 def lf_summary(L: np.ndarray, lf_names: list[str], gold: np.ndarray | None = None) -> pd.DataFrame:
     """One row per LF: Snorkel's ``LFAnalysis.lf_summary``, with empirical accuracy on gold.
@@ -15,7 +17,8 @@ def lf_summary(L: np.ndarray, lf_names: list[str], gold: np.ndarray | None = Non
     """
     if L.shape[1] != len(lf_names):
         raise ValueError(f"L has {L.shape[1]} columns but {len(lf_names)} LF names were given.")
-    summary = LFAnalysis(L).lf_summary()
+    with quiet_snorkel():
+        summary = LFAnalysis(L).lf_summary()
     summary.index = lf_names
     summary = summary.rename(columns=str.lower)[["polarity", "coverage", "overlaps", "conflicts"]]
     summary["correct"] = pd.NA

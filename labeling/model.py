@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pyarrow as pa
@@ -10,6 +12,14 @@ from snorkel.labeling.model import LabelModel, MajorityLabelVoter
 
 from labeling.config import DenoiseConfig
 from labeling.lf.base import ABSTAIN
+
+
+@contextmanager
+def quiet_snorkel() -> Iterator[None]:
+    """Silence scipy >= 1.17's dtype-cast FutureWarning raised inside Snorkel; harmless here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
 
 
 def vote_matrix(votes: pa.Table, item_ids: list[str], lf_names: list[str]) -> np.ndarray:
@@ -35,9 +45,7 @@ def denoise(L_fit: np.ndarray, L: np.ndarray, *, cardinality: int, config: Denoi
     if not (L_fit != ABSTAIN).any():
         raise ValueError("No LF voted on any item the label model is fitted on: it cannot be fitted.")
     model = LabelModel(cardinality=cardinality, verbose=False)
-    with warnings.catch_warnings():
-        # scipy >= 1.17 warns about a dtype cast inside Snorkel's LabelModel; harmless here.
-        warnings.simplefilter("ignore", FutureWarning)
+    with quiet_snorkel():
         model.fit(
             L_fit,
             class_balance=None if config.class_balance is None else np.asarray(config.class_balance),
@@ -47,12 +55,14 @@ def denoise(L_fit: np.ndarray, L: np.ndarray, *, cardinality: int, config: Denoi
             seed=config.seed,
             progress_bar=False,
         )
-    return model.predict_proba(L)
+    with quiet_snorkel():
+        return model.predict_proba(L)
 
 
 def majority_proba(L: np.ndarray, *, cardinality: int) -> np.ndarray:
     """Snorkel's MajorityLabelVoter probabilities (ties share mass; no vote gives uniform)."""
-    return MajorityLabelVoter(cardinality=cardinality).predict_proba(L)
+    with quiet_snorkel():
+        return MajorityLabelVoter(cardinality=cardinality).predict_proba(L)
 
 
 def entropy(probs: np.ndarray) -> np.ndarray:

@@ -1,0 +1,150 @@
+"""LFs: per-item and SQL paths agree, Snorkel LFs and SQL LFs give identical votes on real data."""
+
+from __future__ import annotations
+
+import re
+
+import duckdb
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from snorkel.labeling import LFApplier, labeling_function
+
+from labeling.apply import LFFaultError, apply_python_lfs, apply_sql_lfs
+from labeling.lf import ABSTAIN, KeywordLF, PythonLF, RegexLF, Row, load_python_lf
+from labeling.model import vote_matrix
+from storage.ingest import IngestConfig, SourceConfig, ingest
+from tests.conftest import YOUTUBE_EXAMPLE
+
+HAM, SPAM = 0, 1
+
+
+@pytest.fixture
+def youtube(con):
+    ingest(con, IngestConfig(classes=["HAM", "SPAM"], sources=[SourceConfig(
+        path=str(YOUTUBE_EXAMPLE / "data" / "*.csv"), dataset="youtube",
+        columns={"text": "CONTENT", "gold": "CLASS", "id": "COMMENT_ID"})]))
+    return con
+
+
+def _items(con) -> tuple[list[str], list[str]]:
+    rows = con.execute("SELECT item_id, text FROM items ORDER BY item_id").fetchall()
+    return [r[0] for r in rows], [r[1] for r in rows]
+
+
+# The same heuristics written the way a Snorkel user writes them.
+@labeling_function()
+def subscribe(x):
+    return SPAM if "subscribe" in x.text.lower() else ABSTAIN
+
+
+@labeling_function()
+def my_channel(x):
+    return SPAM if re.search(r"\bmy (channel|video)\b", x.text, flags=re.I) else ABSTAIN
+
+
+@labeling_function()
+def check_out(x):
+    return SPAM if re.search(r"check\s+(it\s+)?out", x.text, flags=re.I) else ABSTAIN
+
+
+@labeling_function()
+def song(x):
+    return HAM if re.search(r"\b(song|beautiful)\b", x.text, flags=re.I) else ABSTAIN
+
+
+SQL_TWINS = [
+    KeywordLF("subscribe", terms=["subscribe"], label=SPAM, word_boundary=False),
+    KeywordLF("my_channel", terms=["my channel", "my video"], label=SPAM),
+    RegexLF("check_out", pattern=r"check\s+(it\s+)?out", label=SPAM, case_sensitive=False),
+    KeywordLF("song", terms=["song", "beautiful"], label=HAM),
+]
+
+
+def test_snorkel_lfs_and_sql_lfs_give_identical_votes_on_youtube(youtube):
+    item_ids, texts = _items(youtube)
+    snorkel_L = LFApplier([subscribe, my_channel, check_out, song]).apply([Row(text=t) for t in texts], progress_bar=False)
+    names = [lf.name for lf in SQL_TWINS]
+    sql_L = vote_matrix(apply_sql_lfs(youtube, SQL_TWINS), item_ids, names)
+    assert (sql_L != ABSTAIN).sum() > 500  # the LFs really fire
+    np.testing.assert_array_equal(sql_L, snorkel_L)
+
+
+def test_snorkel_lfs_run_unchanged_through_the_python_applier(youtube):
+    item_ids, texts = _items(youtube)
+    lfs = [PythonLF(f) for f in (subscribe, my_channel, check_out, song)]
+    votes, faults = apply_python_lfs(youtube, lfs)
+    L = vote_matrix(votes, item_ids, [lf.name for lf in lfs])
+    expected = LFApplier([subscribe, my_channel, check_out, song]).apply([Row(text=t) for t in texts], progress_bar=False)
+    np.testing.assert_array_equal(L, expected)
+    assert not faults
+
+
+def test_python_lf_file_with_a_snorkel_preprocessor(youtube):
+    lf = load_python_lf(f"{YOUTUBE_EXAMPLE / 'lfs.py'}:short_comment")
+    assert lf.name == "short_comment" and lf.kind == "python"
+    assert lf(Row(text="cool video<br />\ufeff")) == HAM
+    votes, _ = apply_python_lfs(youtube, [lf])
+    assert 300 < votes.num_rows < 700
+
+
+def _sql_votes(lf, texts: list[str]) -> list[int]:
+    con = duckdb.connect()
+    con.execute("CREATE TABLE items (item_id VARCHAR, text VARCHAR)")
+    con.executemany("INSERT INTO items VALUES (?, ?)", [(f"{i:05d}", t) for i, t in enumerate(texts)])
+    votes = apply_sql_lfs(con, [lf])
+    L = vote_matrix(votes, [f"{i:05d}" for i in range(len(texts))], [lf.name])
+    return L[:, 0].tolist()
+
+
+PROPERTY_LFS = [
+    KeywordLF("kw", terms=["free", "win cash"], label=1),
+    KeywordLF("kw_all", terms=["free", "now"], label=1, mode="all", case_sensitive=True),
+    KeywordLF("kw_sub", terms=["caf\u00e9"], label=0, word_boundary=False),
+    RegexLF("re_b", pattern=r"\bwin\w*\b", label=1, case_sensitive=False),
+    RegexLF("re_ds", pattern=r"\d+\s?%|\$\s*\d", label=1),
+]
+ALPHABET = st.sampled_from(list("freewincashnowCAFÉé $%_0123456789\u00a0\u00e9\u0130\t\n-.") + ["free", "win", "now", "café"])
+
+
+@pytest.mark.parametrize("lf", PROPERTY_LFS, ids=lambda lf: lf.name)
+@settings(max_examples=40, deadline=None)
+@given(texts=st.lists(st.lists(ALPHABET, max_size=12).map("".join), min_size=1, max_size=20))
+def test_per_item_path_matches_duckdb_on_any_text(lf, texts):
+    assert [lf(Row(text=t)) for t in texts] == _sql_votes(lf, texts)
+
+
+def test_ascii_word_semantics_are_those_of_re2():
+    lf = RegexLF("re", pattern=r"\bwin\b", label=1)
+    texts = ["win", "éwin", "winé", "win_", "a\u00a0win"]
+    assert [lf(Row(text=t)) for t in texts] == _sql_votes(lf, texts) == [1, 1, 1, -1, 1]
+
+
+def test_invalid_definitions_fail_clearly():
+    with pytest.raises(ValueError, match="'name' of an LF"):
+        KeywordLF("bad name!", terms=["x"], label=1)
+    with pytest.raises(ValueError, match="'terms'"):
+        KeywordLF("k", terms=[""], label=1)
+    with pytest.raises(ValueError, match="not a valid regex"):
+        RegexLF("r", pattern="(unclosed", label=1)
+    with pytest.raises(ValueError, match="'file.py:name'"):
+        load_python_lf("no_colon_here")
+
+
+def test_lf_version_changes_with_the_definition():
+    a = KeywordLF("k", terms=["x"], label=1)
+    assert a.version() == KeywordLF("k", terms=["x"], label=1).version()
+    assert a.version() != KeywordLF("k", terms=["y"], label=1).version()
+
+
+def test_a_broken_python_lf_fails_loudly_or_is_counted(youtube):
+    def broken(x):
+        if "subscribe" in x.text.lower():
+            raise KeyError("boom")
+        return ABSTAIN
+
+    with pytest.raises(LFFaultError, match="LF 'broken' raised on item"):
+        apply_python_lfs(youtube, [PythonLF(broken)])
+    votes, faults = apply_python_lfs(youtube, [PythonLF(broken)], fault_tolerant=True)
+    assert votes.num_rows == 0 and 200 < faults["broken"] < 300

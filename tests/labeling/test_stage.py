@@ -1,0 +1,91 @@
+"""The labeling stage on real WRENCH data: LabelModel quality, LF summary, stored outputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from snorkel.labeling import LFAnalysis
+
+from labeling.config import LabelingConfig
+from labeling.stage import label
+from storage.ingest import IngestConfig, SourceConfig, ingest
+
+# WRENCH (Zhang et al. 2021), Table of label-model results, youtube test accuracy of
+# Snorkel's label model (MeTaL): 84.0. The issue asks for "within 3 points".
+WRENCH_SNORKEL_YOUTUBE = 0.840
+
+
+@pytest.fixture
+def wrench_youtube(con, shared_data):
+    ingest(con, IngestConfig(classes=["HAM", "SPAM"], sources=[SourceConfig(
+        path=str(shared_data / "wrench_youtube" / "[tv]*.json"), dataset="youtube", format="wrench")]))
+    return con
+
+
+def test_label_model_matches_published_wrench_number(wrench_youtube):
+    config = LabelingConfig(classes=["HAM", "SPAM"], source_votes=True, model={"fit_splits": ["train"]})
+    summary = label(wrench_youtube, config, run_id="r1")
+    test = summary.accuracy["test"]
+    assert test["n"] == 250
+    assert abs(test["label_model"] - WRENCH_SNORKEL_YOUTUBE) <= 0.03, test
+    # Stored labels reproduce the reported accuracy.
+    stored = wrench_youtube.execute(
+        "SELECT avg((l.label = i.gold)::INT) FROM labels l JOIN items i USING (item_id) "
+        "WHERE l.run_id = 'r1' AND i.split = 'test'").fetchall()[0][0]
+    assert stored == pytest.approx(test["label_model"])
+    probs = wrench_youtube.execute("SELECT probs, confidence, entropy FROM labels WHERE run_id = 'r1'").fetchall()
+    assert all(abs(sum(p) - 1) < 1e-6 and c == pytest.approx(max(p)) and e >= 0 for p, c, e in probs)
+
+
+def test_majority_vote_model_and_multiclass_shape(wrench_youtube):
+    config = LabelingConfig(classes=["HAM", "SPAM"], source_votes=True, model={"model": "majority"})
+    summary = label(wrench_youtube, config, run_id="mv")
+    assert 0.70 <= summary.accuracy["test"]["majority"] <= 0.90
+
+
+def test_lf_summary_is_snorkels(wrench_youtube, shared_data):
+    import json
+
+    config = LabelingConfig(classes=["HAM", "SPAM"], source_votes=True)
+    summary = label(wrench_youtube, config, run_id="r2")
+    rows = wrench_youtube.execute(
+        "SELECT lf, coverage, \"overlaps\", conflicts, correct, incorrect FROM lf_summary WHERE run_id = 'r2' ORDER BY lf"
+    ).fetchall()
+    assert len(rows) == 10
+    entries = [e for name in ("test", "train", "valid")
+               for e in json.loads((shared_data / "wrench_youtube" / f"{name}.json").read_text()).values()]
+    L = np.array([e["weak_labels"] for e in entries])
+    y = np.array([e["label"] for e in entries])
+    expected = LFAnalysis(L).lf_summary(Y=y)
+    for j, (name, coverage, overlaps, conflicts, correct, incorrect) in enumerate(rows):
+        assert name == f"lf_{j}"
+        assert coverage == pytest.approx(expected["Coverage"].iloc[j])
+        assert overlaps == pytest.approx(expected["Overlaps"].iloc[j])
+        assert conflicts == pytest.approx(expected["Conflicts"].iloc[j])
+        assert (correct, incorrect) == (expected["Correct"].iloc[j], expected["Incorrect"].iloc[j])
+    assert summary.coverage == pytest.approx((L != -1).any(axis=1).mean())
+
+
+def test_rerunning_a_run_replaces_its_rows(wrench_youtube):
+    config = LabelingConfig(classes=["HAM", "SPAM"], source_votes=True)
+    label(wrench_youtube, config, run_id="same")
+    label(wrench_youtube, config, run_id="same")
+    assert wrench_youtube.execute("SELECT count(*) FROM labels WHERE run_id = 'same'").fetchall()[0][0] == 1956
+
+
+def test_config_errors_are_clear():
+    with pytest.raises(ValueError, match="needs LFs"):
+        LabelingConfig(classes=["A", "B"])
+    with pytest.raises(ValueError, match="neither a class id nor one of the classes"):
+        LabelingConfig(classes=["A", "B"], lfs=[{"kind": "keyword", "name": "k", "label": "C", "terms": ["x"]}])
+    with pytest.raises(ValueError, match="must be unique"):
+        LabelingConfig(classes=["A", "B"], lfs=[
+            {"kind": "keyword", "name": "k", "label": "A", "terms": ["x"]},
+            {"kind": "regex", "name": "k", "label": "B", "pattern": "y"},
+        ]).build_lfs()
+
+
+def test_fit_splits_that_match_nothing(wrench_youtube):
+    config = LabelingConfig(classes=["HAM", "SPAM"], source_votes=True, model={"fit_splits": ["nope"]})
+    with pytest.raises(ValueError, match="Splits present"):
+        label(wrench_youtube, config, run_id="x")
