@@ -1,0 +1,146 @@
+"""Export round-trip: shards + manifest, every row exactly once across ranks, corruption detected."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from torch.utils.data import DataLoader
+
+from labeling.config import LabelingConfig
+from labeling.stage import label
+from reweighting.stage import DetectConfig, detect
+from storage.export import ExportConfig, export, sha256_file
+from storage.ingest import IngestConfig, SourceConfig, ingest
+from storage.loader import ShardedParquetDataset, ShardIntegrityError, collate_rows
+from storage.schema import connect
+from tests.conftest import YOUTUBE_EXAMPLE
+
+CLASSES = ["HAM", "SPAM"]
+
+
+@pytest.fixture(scope="module")
+def pipeline_db(tmp_path_factory) -> Path:
+    """A database that went through ingest, label and detect on the bundled YouTube data."""
+    path = tmp_path_factory.mktemp("export") / "thresher.duckdb"
+    con = connect(path)
+    ingest(con, IngestConfig(classes=CLASSES, sources=[SourceConfig(
+        path=str(YOUTUBE_EXAMPLE / "data" / "*.csv"), dataset="youtube",
+        columns={"text": "CONTENT", "gold": "CLASS", "id": "COMMENT_ID"})]))
+    label(con, LabelingConfig(classes=CLASSES, lfs=[
+        {"kind": "keyword", "name": "subscribe", "label": "SPAM", "terms": ["subscribe"], "word_boundary": False},
+        {"kind": "regex", "name": "check_out", "label": "SPAM", "pattern": r"check\s+(it\s+)?out", "case_sensitive": False},
+        {"kind": "keyword", "name": "song", "label": "HAM", "terms": ["song", "love", "best"]},
+        {"kind": "python", "function": f"{YOUTUBE_EXAMPLE / 'lfs.py'}:short_comment"},
+    ]), run_id="r")
+    detect(con, DetectConfig(), run_id="r", label_run="r")
+    con.close()
+    return path
+
+
+def _export(db: Path, out: Path, **options) -> dict:
+    con = connect(db)
+    try:
+        export(con, ExportConfig(out_dir=str(out), **options), classes=CLASSES, run_id="r", label_run="r", detect_run="r")
+    finally:
+        con.close()
+    return json.loads((out / "manifest.json").read_text())
+
+
+def _ids(dataset) -> list[str]:
+    return [row["item_id"] for row in dataset]
+
+
+def test_manifest_describes_the_shards(pipeline_db, tmp_path):
+    manifest = _export(pipeline_db, tmp_path / "out", rows_per_shard=97)
+    shards = manifest["shards"]
+    assert len(shards) == -(-manifest["rows"] // 97) and sum(s["rows"] for s in shards) == manifest["rows"]
+    for shard in shards:
+        path = tmp_path / "out" / shard["path"]
+        assert not Path(shard["path"]).is_absolute()
+        assert shard["bytes"] == path.stat().st_size and shard["sha256"] == sha256_file(path)
+        assert pq.ParquetFile(path).metadata.row_group(0).column(0).compression == "ZSTD"
+    assert sum(manifest["label_distribution"].values()) == manifest["rows"]
+    assert manifest["weight_summary"]["min"] >= 0 and manifest["weight_summary"]["max"] <= 1
+    assert [f["name"] for f in manifest["schema"]][:5] == ["item_id", "dataset", "split", "text", "label"]
+    # What was left out is recorded with its reason, and adds up.
+    con = connect(pipeline_db, read_only=True)
+    excluded = dict(con.execute("SELECT reason, count(*) FROM excluded WHERE run_id = 'r' GROUP BY reason").fetchall())
+    n_items = con.execute("SELECT count(*) FROM items").fetchall()[0][0]
+    con.close()
+    assert excluded == manifest["excluded"] and set(excluded) <= {"uncovered", "label_issue"}
+    assert manifest["rows"] + sum(excluded.values()) == n_items
+
+
+@pytest.mark.parametrize("world_size", [1, 3])
+def test_every_row_exactly_once_across_ranks(pipeline_db, tmp_path, world_size):
+    manifest = _export(pipeline_db, tmp_path / "out", rows_per_shard=97)
+    seen: Counter = Counter()
+    for rank in range(world_size):
+        dataset = ShardedParquetDataset(tmp_path / "out", rank=rank, world_size=world_size)
+        ids = _ids(dataset)
+        assert len(ids) == len(dataset)
+        seen.update(ids)
+    assert len(seen) == manifest["rows"] and set(seen.values()) == {1}
+    con = connect(pipeline_db, read_only=True)
+    kept = {r[0] for r in con.execute(
+        "SELECT item_id FROM labels WHERE run_id = 'r' EXCEPT SELECT item_id FROM excluded WHERE run_id = 'r'").fetchall()}
+    con.close()
+    assert set(seen) == kept
+
+
+def test_dataloader_workers_split_a_rank_again(pipeline_db, tmp_path):
+    manifest = _export(pipeline_db, tmp_path / "out", rows_per_shard=97)
+    seen: Counter = Counter()
+    for rank in range(3):
+        dataset = ShardedParquetDataset(tmp_path / "out", rank=rank, world_size=3, columns=["item_id", "label", "weight"])
+        for batch in DataLoader(dataset, batch_size=32, num_workers=2, collate_fn=collate_rows):
+            assert batch["label"].dtype.is_floating_point is False and batch["weight"].shape == batch["label"].shape
+            seen.update(batch["item_id"])
+    assert len(seen) == manifest["rows"] and set(seen.values()) == {1}
+
+
+def test_corrupted_or_missing_shard_is_detected(pipeline_db, tmp_path):
+    manifest = _export(pipeline_db, tmp_path / "out", rows_per_shard=97)
+    victim = tmp_path / "out" / manifest["shards"][1]["path"]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    with pytest.raises(ShardIntegrityError, match="corrupted"):
+        _ids(ShardedParquetDataset(tmp_path / "out"))
+    # The rank that never touches the bad shard still reads fine.
+    last_rank = ShardedParquetDataset(tmp_path / "out", rank=2, world_size=3)
+    assert len(_ids(last_rank)) == len(last_rank)
+    victim.unlink()
+    with pytest.raises(ShardIntegrityError, match="missing"):
+        _ids(ShardedParquetDataset(tmp_path / "out"))
+
+
+def test_shards_are_byte_identical_across_exports(pipeline_db, tmp_path):
+    first = _export(pipeline_db, tmp_path / "a", rows_per_shard=200)
+    second = _export(pipeline_db, tmp_path / "b", rows_per_shard=200)
+    assert [s["sha256"] for s in first["shards"]] == [s["sha256"] for s in second["shards"]]
+
+
+def test_reexport_replaces_the_directory_and_refuses_foreign_ones(pipeline_db, tmp_path):
+    out = tmp_path / "out"
+    _export(pipeline_db, out, rows_per_shard=50)
+    manifest = _export(pipeline_db, out, rows_per_shard=5000)
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "shard-00000.parquet"]
+    assert manifest["shards"][0]["rows"] == manifest["rows"]
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="not a thresher export"):
+        _export(pipeline_db, foreign)
+    assert (foreign / "notes.txt").read_text() == "keep me"
+    assert not list(tmp_path.glob(".mine.tmp-*"))
+
+
+def test_invalid_rank_is_a_clear_error(pipeline_db, tmp_path):
+    _export(pipeline_db, tmp_path / "out")
+    with pytest.raises(ValueError, match="rank must be in"):
+        ShardedParquetDataset(tmp_path / "out", rank=3, world_size=3)
