@@ -152,6 +152,7 @@ def export(
     label_run: str | None, detect_run: str, progress: bool = False,
 ) -> ExportSummary:
     """Write the curated items as shards + manifest to ``config.out_dir``; record exclusions."""
+    _check_replaceable(Path(config.out_dir))
     table = _curated(con, config, label_run, detect_run)
     reasons = _exclusions(table, config)
     keep = pa.array([r is None for r in reasons])
@@ -212,22 +213,25 @@ def export(
     return summary
 
 
-def _is_export(path: Path) -> bool:
+def _check_replaceable(out_dir: Path) -> None:
+    """Refuse to replace a directory that holds anything but a thresher export."""
+    if not out_dir.exists() or not any(out_dir.iterdir()):
+        return
     try:
-        return json.loads((path / MANIFEST).read_text()).get("format") == FORMAT
+        if json.loads((out_dir / MANIFEST).read_text()).get("format") == FORMAT:
+            return
     except (OSError, ValueError):
-        return False
+        pass
+    raise FileExistsError(
+        f"'{out_dir}' exists and is not a thresher export (no {MANIFEST} of format {FORMAT!r}); "
+        f"refusing to replace it. Choose another out_dir or empty it."
+    )
 
 
 def _publish(staging: Path, out_dir: Path, run_id: str) -> None:
     """Swap the staged directory into place; the old export is removed only after the swap."""
     old = out_dir.with_name(f".{out_dir.name}.old-{run_id}")
-    if out_dir.exists() and any(out_dir.iterdir()) and not _is_export(out_dir):
-        shutil.rmtree(staging, ignore_errors=True)
-        raise FileExistsError(
-            f"'{out_dir}' exists and is not a thresher export (no {MANIFEST} of format {FORMAT!r}); "
-            f"refusing to replace it. Choose another out_dir or empty it."
-        )
+    _check_replaceable(out_dir)
     if out_dir.exists():
         os.replace(out_dir, old)
     os.replace(staging, out_dir)

@@ -47,11 +47,11 @@ def _fail(message: str) -> None:
 def _run(flow_name: str, **kwargs: Any) -> dict:
     _quiet_prefect()
     import flows
-    from thresher.config import ConfigError
+    from labeling.apply import LFFaultError
 
     try:
         return getattr(flows, flow_name)(**kwargs)
-    except (ConfigError, FileNotFoundError, LookupError, ValueError) as exc:
+    except (OSError, LookupError, ValueError, LFFaultError) as exc:
         _fail(str(exc))
         raise  # unreachable: _fail exits
 
@@ -184,7 +184,8 @@ def sql(
             table.add_column(column)
         for row in rows:
             table.add_row(*("NULL" if v is None else str(v) for v in row))
-        out.print(table)
+        # Piped output is not cut to a terminal's width.
+        Console(width=None if sys.stdout.isatty() else 100_000).print(table)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,9 @@ import re
 from typing import Literal
 
 from labeling.lf.base import ABSTAIN, LabelingFunction, Row
-from labeling.lf.regex import python_pattern, sql_string
+from labeling.lf.regex import re2_search, sql_string
 
-# RE2 (DuckDB) and Python agree on this boundary: \b is ASCII-only in RE2.
+# A term's neighbours must not be ASCII word characters (RE2's notion of a word boundary).
 _WORD = "0-9A-Za-z_"
 
 
@@ -17,7 +17,8 @@ class KeywordLF(LabelingFunction):
     """Vote ``label`` when the text contains any (``mode="any"``) or all of ``terms``.
 
     Matching is case-insensitive unless ``case_sensitive``; with ``word_boundary`` a term must
-    not touch an ASCII letter, digit or underscore on either side.
+    not touch an ASCII letter, digit or underscore on either side. Both the SQL and the per-item
+    path match with RE2, so they agree on every text.
 
     Examples
     --------
@@ -48,7 +49,7 @@ class KeywordLF(LabelingFunction):
         self.mode = mode
         self.case_sensitive = case_sensitive
         self.word_boundary = word_boundary
-        self._patterns = [re.compile(python_pattern(p)) for p in self._term_patterns()]
+        self._patterns = self._term_patterns()
 
     def _term_patterns(self) -> list[str]:
         """One RE2/Python-compatible pattern per term (or one alternation for mode 'any')."""
@@ -60,8 +61,7 @@ class KeywordLF(LabelingFunction):
         return [f"{flags}{left}{e}{right}" for e in escaped]
 
     def __call__(self, x: Row) -> int:
-        text = x.text
-        hits = (p.search(text) is not None for p in self._patterns)
+        hits = (re2_search(p, x.text) for p in self._patterns)
         return self.label if (any(hits) if self.mode == "any" else all(hits)) else ABSTAIN
 
     def definition(self) -> str:

@@ -1,11 +1,22 @@
-"""Regex LFs: vote a label when a regular expression matches the text (RE2 semantics)."""
+"""Regex LFs: vote a label when a regular expression matches the text.
+
+Patterns RE2 can run are evaluated by DuckDB's RE2 engine on both paths (SQL in bulk, and
+per item through an in-process DuckDB), so the two can never disagree. Patterns RE2 rejects
+(look-around, back-references) run with Python ``re`` on both paths instead.
+"""
 
 from __future__ import annotations
 
 import json
 import re
+import threading
+from functools import lru_cache
+
+import duckdb
 
 from labeling.lf.base import ABSTAIN, LabelingFunction, Row
+
+_local = threading.local()
 
 
 def sql_string(value: str) -> str:
@@ -13,45 +24,42 @@ def sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def python_pattern(pattern: str) -> str:
-    """Give a pattern RE2's meaning of ``\\w``, ``\\d``, ``\\s`` and ``\\b`` in Python ``re``.
+def _engine() -> duckdb.DuckDBPyConnection:
+    """A per-thread in-memory DuckDB used to evaluate RE2 patterns item by item."""
+    con = getattr(_local, "con", None)
+    if con is None:
+        con = _local.con = duckdb.connect()
+    return con
 
-    RE2 (DuckDB) treats those classes as ASCII; Python's are Unicode. Rewriting them to explicit
-    ASCII classes (rather than passing ``re.ASCII``) keeps case-insensitive matching Unicode-aware
-    in both engines.
-    """
-    replacements = {
-        r"\w": "[0-9A-Za-z_]", r"\W": "[^0-9A-Za-z_]", r"\d": "[0-9]", r"\D": "[^0-9]",
-        r"\s": r"[\t\n\f\r ]", r"\S": r"[^\t\n\f\r ]",
-        r"\b": r"(?:(?<=[0-9A-Za-z_])(?![0-9A-Za-z_])|(?<![0-9A-Za-z_])(?=[0-9A-Za-z_]))",
-        r"\B": r"(?:(?<=[0-9A-Za-z_])(?=[0-9A-Za-z_])|(?<![0-9A-Za-z_])(?![0-9A-Za-z_]))",
-    }
-    out, i = [], 0
-    while i < len(pattern):
-        two = pattern[i : i + 2]
-        if two in replacements:
-            out.append(replacements[two])
-            i += 2
-        elif pattern[i] == "\\" and i + 1 < len(pattern):
-            out.append(two)
-            i += 2
-        else:
-            out.append(pattern[i])
-            i += 1
-    return "".join(out)
+
+def re2_search(pattern: str, text: str) -> bool:
+    """Whether RE2 (as DuckDB runs it) finds ``pattern`` anywhere in ``text``."""
+    return bool(_engine().execute("SELECT regexp_matches($1, $2)", [text, pattern]).fetchall()[0][0])
+
+
+@lru_cache(maxsize=4096)
+def re2_supports(pattern: str) -> bool:
+    """Whether RE2 can compile ``pattern`` (it has no look-around and no back-references)."""
+    try:
+        re2_search(pattern, "")
+    except duckdb.Error:
+        return False
+    return True
 
 
 class RegexLF(LabelingFunction):
     """Vote ``label`` when ``pattern`` matches anywhere in the text.
 
-    The pattern is evaluated by DuckDB's RE2 engine; the per-item path gives Python ``re`` the
-    same ASCII meaning of ``\\w \\d \\s \\b``, so both paths vote identically.
+    RE2 semantics (``\\w \\d \\s \\b`` are ASCII) whenever RE2 can run the pattern; Python
+    ``re`` semantics otherwise (``uses_re2`` says which). Both paths of one LF always agree.
 
     Examples
     --------
     >>> lf = RegexLF("re_check_out", pattern=r"check\\s+(it\\s+)?out", label=1, case_sensitive=False)
-    >>> lf(Row(text="Check it out!")), lf(Row(text="checkout page"))
-    (1, -1)
+    >>> lf(Row(text="Check it out!")), lf(Row(text="checkout page")), lf.uses_re2
+    (1, -1, True)
+    >>> RegexLF("re_repeat", pattern=r"(\\w)\\1{3}", label=1).uses_re2  # back-reference: Python re
+    False
     """
 
     kind = "regex"
@@ -65,15 +73,21 @@ class RegexLF(LabelingFunction):
         self.pattern = pattern
         self.label = int(label)
         self.case_sensitive = case_sensitive
-        flags = 0 if case_sensitive else re.IGNORECASE
-        self._compiled = re.compile(python_pattern(pattern), flags)
+        self._re2_pattern = pattern if case_sensitive else f"(?i){pattern}"
+        self.uses_re2 = re2_supports(self._re2_pattern)
+        self._python = None if self.uses_re2 else re.compile(pattern, 0 if case_sensitive else re.IGNORECASE)
 
     def __call__(self, x: Row) -> int:
-        return self.label if self._compiled.search(x.text) is not None else ABSTAIN
+        if self._python is not None:
+            hit = self._python.search(x.text) is not None
+        else:
+            hit = re2_search(self._re2_pattern, x.text)
+        return self.label if hit else ABSTAIN
 
     def definition(self) -> str:
         return json.dumps({"pattern": self.pattern, "label": self.label, "case_sensitive": self.case_sensitive}, sort_keys=True)
 
-    def sql(self, text_column: str = "text") -> str:
-        pattern = self.pattern if self.case_sensitive else f"(?i){self.pattern}"
-        return f"CASE WHEN regexp_matches({text_column}, {sql_string(pattern)}) THEN {self.label} ELSE {ABSTAIN} END"
+    def sql(self, text_column: str = "text") -> str | None:
+        if not self.uses_re2:
+            return None
+        return f"CASE WHEN regexp_matches({text_column}, {sql_string(self._re2_pattern)}) THEN {self.label} ELSE {ABSTAIN} END"

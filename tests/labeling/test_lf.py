@@ -148,3 +148,21 @@ def test_a_broken_python_lf_fails_loudly_or_is_counted(youtube):
         apply_python_lfs(youtube, [PythonLF(broken)])
     votes, faults = apply_python_lfs(youtube, [PythonLF(broken)], fault_tolerant=True)
     assert votes.num_rows == 0 and 200 < faults["broken"] < 300
+
+
+def test_patterns_re2_cannot_run_fall_back_to_python_re(youtube):
+    from labeling.config import LabelingConfig
+    from labeling.stage import label
+
+    lf = RegexLF("repeated_char", pattern=r"(\w)\1{4}", label=SPAM)  # back-reference
+    assert not lf.uses_re2 and lf.sql() is None
+    assert lf(Row(text="yesssss")) == SPAM and lf(Row(text="yes")) == ABSTAIN
+    config = LabelingConfig(classes=["HAM", "SPAM"], lfs=[
+        {"kind": "regex", "name": "repeated_char", "label": "SPAM", "pattern": r"(\w)\1{4}"},
+        {"kind": "keyword", "name": "subscribe", "label": "SPAM", "terms": ["subscribe"]},
+    ])
+    label(youtube, config, run_id="fb")
+    item_ids, texts = _items(youtube)
+    expected = sum(lf(Row(text=t)) != ABSTAIN for t in texts)
+    stored = youtube.execute("SELECT count(*) FROM votes WHERE run_id = 'fb' AND lf = 'repeated_char'").fetchall()[0][0]
+    assert stored == expected > 0

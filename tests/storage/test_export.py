@@ -97,7 +97,11 @@ def test_dataloader_workers_split_a_rank_again(pipeline_db, tmp_path):
     seen: Counter = Counter()
     for rank in range(3):
         dataset = ShardedParquetDataset(tmp_path / "out", rank=rank, world_size=3, columns=["item_id", "label", "weight"])
-        for batch in DataLoader(dataset, batch_size=32, num_workers=2, collate_fn=collate_rows):
+        # forkserver: forking this pytest process after the Prefect test server's threads started
+        # kills the workers; a training job is a process of its own and may use plain fork.
+        loader = DataLoader(dataset, batch_size=32, num_workers=2, collate_fn=collate_rows,
+                            multiprocessing_context="forkserver")
+        for batch in loader:
             assert batch["label"].dtype.is_floating_point is False and batch["weight"].shape == batch["label"].shape
             seen.update(batch["item_id"])
     assert len(seen) == manifest["rows"] and set(seen.values()) == {1}

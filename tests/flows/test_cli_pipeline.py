@@ -1,0 +1,115 @@
+"""The CLI end to end through real Prefect flows, and the read-only SQL path."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from storage.schema import connect
+from tests.conftest import YOUTUBE_EXAMPLE
+from thresher.cli import app
+
+pytestmark = [pytest.mark.slow, pytest.mark.prefect]
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A copy of the bundled example, run once end to end with `thresher run`."""
+    root = tmp_path_factory.mktemp("project")
+    shutil.copytree(YOUTUBE_EXAMPLE, root / "youtube")
+    result = invoke("run", root / "youtube" / "thresher.yaml", "--no-progress")
+    assert result.exit_code == 0, result.output
+    for part in ("ingest: 1956 rows read, 1953 new items", "label:", "detect:", "export:"):
+        assert part in result.output, result.output
+    return root / "youtube"
+
+
+def sql(project: Path, query: str, fmt: str = "csv"):
+    return invoke("sql", query, "--db", project / "thresher.duckdb", "--format", fmt)
+
+
+def test_run_writes_every_stage_with_its_prefect_flow_run(project):
+    con = connect(project / "thresher.duckdb", read_only=True)
+    runs = con.execute("SELECT stage, status, flow_run_id, run_id FROM runs ORDER BY started_at").fetchall()
+    counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in ("items", "rejects", "labels", "noise_scores", "weights")}
+    con.close()
+    assert [r[0] for r in runs] == ["ingest", "label", "detect", "export"]
+    assert all(r[1] == "completed" and r[2] for r in runs)
+    assert counts["items"] == counts["labels"] == 1953 and counts["rejects"] == 3
+    assert 0 < counts["noise_scores"] == counts["weights"] < 1953
+    manifest = json.loads((project / "export" / "manifest.json").read_text())
+    assert manifest["rows"] > 800 and manifest["run_id"] == runs[-1][3] == runs[0][3]
+
+
+def test_sql_answers_in_csv_and_json(project):
+    result = sql(project, "select count(*) as n from items")
+    assert result.exit_code == 0 and list(csv.reader(io.StringIO(result.stdout))) == [["n"], ["1953"]]
+    result = sql(project, "select reason, count(*) as n from rejects group by reason", "json")
+    assert json.loads(result.stdout) == [{"reason": "duplicate_row", "n": 3}]
+    result = sql(project, "select * from lf_summary limit 2", "table")
+    assert result.exit_code == 0 and "coverage" in result.stdout
+
+
+@pytest.mark.parametrize("statement", ["delete from items", "drop table items", "insert into rejects values ('x', 1, 'r', null, null, now())"])
+def test_sql_cannot_modify_the_database(project, statement):
+    result = sql(project, statement)
+    assert result.exit_code == 1
+    assert "read-only" in result.stderr
+    assert sql(project, "select count(*) as n from items").stdout.splitlines()[1] == "1953"
+
+
+def test_sql_errors_are_clear(project, tmp_path):
+    result = sql(project, "select nope from items")
+    assert result.exit_code == 1 and "nope" in result.stderr
+    result = invoke("sql", "select 1", "--db", tmp_path / "absent.duckdb")
+    assert result.exit_code == 1 and "No thresher database" in result.stderr
+
+
+def test_single_stages_rerun_idempotently(project):
+    result = invoke("ingest", project / "thresher.yaml", "--no-progress")
+    assert result.exit_code == 0 and "0 new items, 1953 already present" in result.stdout
+    result = invoke("detect", project / "thresher.yaml", "--no-progress")
+    assert result.exit_code == 0 and "labels checked" in result.stdout
+    assert sql(project, "select count(*) from items").stdout.splitlines()[1] == "1953"
+    assert sql(project, "select count(*) from rejects").stdout.splitlines()[1] == "3"
+
+
+def test_a_failed_stage_leaves_earlier_stages_intact(project, tmp_path):
+    foreign = tmp_path / "not-an-export"
+    foreign.mkdir()
+    (foreign / "precious.txt").write_text("do not delete")
+    before = sql(project, "select count(*) from labels").stdout
+    result = invoke("export", project / "thresher.yaml", "--out", foreign, "--no-progress")
+    assert result.exit_code == 1 and "not a thresher export" in result.stderr
+    assert (foreign / "precious.txt").read_text() == "do not delete"
+    assert sql(project, "select count(*) from labels").stdout == before
+    status = sql(project, "select status, error from runs where stage = 'export' order by started_at desc limit 1", "json")
+    latest = json.loads(status.stdout)[0]
+    assert latest["status"] == "failed" and "FileExistsError" in latest["error"]
+
+
+def test_invalid_config_names_the_field(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("classes: [A]\nsources: []\n")
+    result = invoke("ingest", config)
+    assert result.exit_code == 1
+    assert "classes" in result.stderr and "sources" in result.stderr and str(config) in result.stderr
+
+
+def test_help_reads_well():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for command in ("run", "ingest", "label", "detect", "export", "sql"):
+        assert command in result.stdout
+    assert "read-only" in invoke("sql", "--help").stdout
