@@ -42,6 +42,11 @@ def denoise(L_fit: np.ndarray, L: np.ndarray, *, cardinality: int, config: Denoi
         raise ValueError(f"L_fit has {L_fit.shape[1]} LFs but L has {L.shape[1]}.")
     if config.model == "majority":
         return majority_proba(L, cardinality=cardinality)
+    if L_fit.shape[1] < 3:
+        raise ValueError(
+            f"Snorkel's LabelModel needs at least 3 LFs; there are {L_fit.shape[1]}. Add LFs or set "
+            f"model: majority."
+        )
     if not (L_fit != ABSTAIN).any():
         raise ValueError("No LF voted on any item the label model is fitted on: it cannot be fitted.")
     model = LabelModel(cardinality=cardinality, verbose=False)

@@ -160,6 +160,7 @@ def test_patterns_re2_cannot_run_fall_back_to_python_re(youtube):
     config = LabelingConfig(classes=["HAM", "SPAM"], lfs=[
         {"kind": "regex", "name": "repeated_char", "label": "SPAM", "pattern": r"(\w)\1{4}"},
         {"kind": "keyword", "name": "subscribe", "label": "SPAM", "terms": ["subscribe"]},
+        {"kind": "keyword", "name": "song", "label": "HAM", "terms": ["song"]},
     ])
     label(youtube, config, run_id="fb")
     item_ids, texts = _items(youtube)

@@ -85,6 +85,14 @@ def test_config_errors_are_clear():
         ]).build_lfs()
 
 
+def test_too_few_lfs_for_the_label_model(wrench_youtube):
+    config = LabelingConfig(classes=["HAM", "SPAM"], lfs=[{"kind": "keyword", "name": "k", "label": "HAM", "terms": ["song"]}])
+    with pytest.raises(ValueError, match="at least 3 LFs"):
+        label(wrench_youtube, config, run_id="x")
+    summary = label(wrench_youtube, config.model_copy(update={"model": config.model.model_copy(update={"model": "majority"})}), run_id="x")
+    assert summary.n_lfs == 1
+
+
 def test_fit_splits_that_match_nothing(wrench_youtube):
     config = LabelingConfig(classes=["HAM", "SPAM"], source_votes=True, model={"fit_splits": ["nope"]})
     with pytest.raises(ValueError, match="Splits present"):
