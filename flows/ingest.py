@@ -6,7 +6,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from storage.ingest import ingest
-from storage.repo import new_run_id, open_stage_run
+from storage.repo import new_run_id, run_stage
 from thresher.config import load_config
 
 
@@ -15,10 +15,11 @@ def ingest_flow(config_path: str, db: str | None = None, run_id: str | None = No
     """Load every source file into ``items``; bad rows go to ``rejects``."""
     config = load_config(config_path, db=db)
     stage = config.ingest_config()
-    run_id = run_id or new_run_id()
-    with open_stage_run(config.db, run_id=run_id, stage="ingest", config_hash=stage.fingerprint(),
-                        flow_run_id=flow_run.id) as (con, record):
-        summary = ingest(con, stage, progress=progress)
-        record.summary = summary.as_dict()
-    get_run_logger().info("ingest %s: %s", run_id, record.summary)
-    return {"run_id": run_id, **record.summary}
+
+    def work(con, record) -> None:
+        record.summary = ingest(con, stage, progress=progress).as_dict()
+
+    record = run_stage(config.db, work, run_id=run_id or new_run_id(), stage="ingest",
+                       config_hash=stage.fingerprint(), flow_run_id=flow_run.id)
+    get_run_logger().info("ingest %s: %s", record.run_id, record.summary)
+    return {"run_id": record.run_id, **record.summary}

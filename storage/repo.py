@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import Iterator
+import traceback
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -148,19 +149,27 @@ def latest_run(con: duckdb.DuckDBPyConnection, stage: str) -> str:
     return rows[0][0]
 
 
-@contextmanager
-def open_stage_run(
-    db: str, *, run_id: str, stage: str, config_hash: str, flow_run_id: str | None = None
-) -> Iterator[tuple[duckdb.DuckDBPyConnection, StageRun]]:
-    """Open the project database for one stage execution and record it in ``runs``.
+def run_stage(
+    db: str, work: Callable[[duckdb.DuckDBPyConnection, StageRun], None], *, run_id: str, stage: str,
+    config_hash: str, flow_run_id: str | None = None,
+) -> StageRun:
+    """Open the project database, run ``work(con, record)`` as one recorded stage, close it.
 
-    The connection is closed at the end, so other processes can read the file between stages.
+    ``work`` fills ``record.summary`` (and ``record.input_run_id``). The connection is closed at
+    the end so other processes can read the file between stages. On failure the locals of
+    finished frames are cleared before re-raising: a kept exception (Prefect keeps failed states)
+    must not keep the database connection alive.
     """
     from storage.schema import connect
 
     con = connect(db)
     try:
         with stage_run(con, run_id=run_id, stage=stage, config_hash=config_hash, flow_run_id=flow_run_id) as record:
-            yield con, record
+            work(con, record)
+        return record
+    except BaseException as exc:
+        traceback.clear_frames(exc.__traceback__)
+        raise
     finally:
         con.close()
+        del con

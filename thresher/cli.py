@@ -67,9 +67,12 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
 
 def _show_ingest(summary: dict) -> None:
     rejected = summary["rejected"]
+    reasons = f" ({', '.join(f'{k}: {v}' for k, v in sorted(rejected.items()))})" if rejected else ""
     out.print(f"[bold]ingest[/]: {summary['rows']} rows read, {summary['new_items']} new items, "
-              f"{summary['already_present']} already present, {sum(rejected.values())} rejected "
-              f"{rejected if rejected else ''}", highlight=False)
+              f"{summary['already_present']} already present, {sum(rejected.values())} rejected{reasons}",
+              highlight=False)
+    if rejected:
+        out.print("  see them with: thresher sql \"select line, reason, detail from rejects\" --db DB", highlight=False)
 
 
 def _show_label(summary: dict) -> None:
@@ -96,8 +99,10 @@ def _show_detect(summary: dict) -> None:
 
 
 def _show_export(summary: dict) -> None:
-    out.print(f"[bold]export[/]: {summary['rows']} rows in {summary['shards']} shard(s) -> {summary['out_dir']}"
-              f"\n  labels {summary['label_distribution']}, excluded {summary['excluded']}", highlight=False)
+    labels = ", ".join(f"{k}: {v}" for k, v in summary["label_distribution"].items())
+    excluded = ", ".join(f"{k}: {v}" for k, v in summary["excluded"].items()) or "none"
+    out.print(f"[bold]export[/]: {summary['rows']} rows in {summary['shards']} shard(s) -> {summary['out_dir']}\n"
+              f"  labels {labels}; excluded {excluded}", highlight=False)
 
 
 @app.command()
