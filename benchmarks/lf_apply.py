@@ -1,4 +1,4 @@
-"""Benchmark: keyword/regex LFs applied by thresher (one DuckDB pass) vs Snorkel's PandasLFApplier.
+"""Benchmark: LFs applied by thresher (one DuckDB pass; Python applier) vs Snorkel's PandasLFApplier.
 
 Rows are the 1,953 bundled YouTube comments resampled with replacement to --rows rows (each copy
 gets a numeric suffix so rows differ); this is synthetic scale built from real text. Both
@@ -21,8 +21,8 @@ from rich.console import Console
 from rich.table import Table
 from snorkel.labeling import PandasLFApplier, labeling_function
 
-from labeling.apply import apply_sql_lfs
-from labeling.lf import KeywordLF, RegexLF
+from labeling.apply import apply_python_lfs, apply_sql_lfs
+from labeling.lf import KeywordLF, PythonLF, RegexLF
 from labeling.model import vote_matrix
 from storage.ingest import IngestConfig, SourceConfig, ingest
 from storage.schema import connect
@@ -90,7 +90,8 @@ def main() -> None:
             "item_id": [f"{i:09d}" for i in range(args.rows)],
             "text": [f"{texts[p]} {i}" for i, p in enumerate(picks)],
         })
-        con.execute("CREATE TABLE bench_items AS SELECT * FROM rows")
+        con.execute("CREATE TABLE bench_items AS SELECT item_id, 'bench' AS dataset, NULL::VARCHAR AS split, "
+                    "text, NULL::INTEGER AS label, '{}' AS extra FROM rows")
 
         start = time.perf_counter()
         votes = apply_sql_lfs(con, THRESHER, items="bench_items")
@@ -98,19 +99,25 @@ def main() -> None:
         L_thresher = vote_matrix(votes, rows["item_id"].tolist(), [lf.name for lf in THRESHER])
 
         start = time.perf_counter()
+        python_votes, _ = apply_python_lfs(con, [PythonLF(f) for f in SNORKEL], items="bench_items")
+        python_s = time.perf_counter() - start
+        L_python = vote_matrix(python_votes, rows["item_id"].tolist(), [f.name for f in SNORKEL])
+
+        start = time.perf_counter()
         L_snorkel = PandasLFApplier(SNORKEL).apply(rows, progress_bar=False)
         snorkel_s = time.perf_counter() - start
         con.close()
 
-    identical = bool(np.array_equal(L_thresher, L_snorkel))
+    identical = bool(np.array_equal(L_thresher, L_snorkel) and np.array_equal(L_python, L_snorkel))
     table = Table(title=f"{args.rows:,} rows x {len(THRESHER)} LFs (keyword/regex), 2-core CPU")
     for column in ("applier", "seconds", "µs / row / LF", "speed-up vs Snorkel"):
         table.add_column(column)
     per = 1e6 / (args.rows * len(THRESHER))
     table.add_row("Snorkel PandasLFApplier", f"{snorkel_s:.2f}", f"{snorkel_s * per:.2f}", "1.0x")
+    table.add_row("thresher Python applier (same Snorkel LFs)", f"{python_s:.2f}", f"{python_s * per:.2f}", f"{snorkel_s / python_s:.1f}x")
     table.add_row("thresher DuckDB (one pass)", f"{thresher_s:.2f}", f"{thresher_s * per:.2f}", f"{snorkel_s / thresher_s:.1f}x")
     Console().print(table)
-    print(f"label matrices identical: {identical}; non-abstain votes: {(L_thresher != -1).sum():,}")
+    print(f"label matrices of all three identical: {identical}; non-abstain votes: {(L_thresher != -1).sum():,}")
     if not identical:
         raise SystemExit("The two appliers disagree: the comparison is void.")
 
