@@ -23,7 +23,7 @@ from snorkel.labeling import PandasLFApplier, labeling_function
 
 from labeling.apply import apply_python_lfs, apply_sql_lfs
 from labeling.lf import KeywordLF, PythonLF, RegexLF
-from labeling.model import vote_matrix
+from labeling.matrix import vote_matrix
 from storage.ingest import IngestConfig, SourceConfig, ingest
 from storage.schema import connect
 

@@ -21,7 +21,7 @@ def label_flow(config_path: str, db: str | None = None, run_id: str | None = Non
     def work(con, record) -> None:
         summary = label(con, config.labeling, run_id=record.run_id, progress=progress)
         record.summary = summary.as_dict()
-        lf_table.extend(summary.lfs.reset_index(names="lf").to_dict(orient="records"))
+        lf_table.extend(summary.lf_records())
 
     record = run_stage(config.db, work, run_id=run_id or new_run_id(), stage="label",
                        config_hash=label_version(config.labeling), flow_run_id=flow_run.id)

@@ -36,3 +36,10 @@ def lf_summary(L: np.ndarray, lf_names: list[str], gold: np.ndarray | None = Non
             summary["emp_accuracy"] = np.where(voted.sum(axis=0) > 0, correct / voted.sum(axis=0), np.nan)
     summary["polarity"] = [list(map(int, p)) for p in summary["polarity"]]
     return summary
+
+
+def stored_lf_summary(con, run_id: str) -> list[dict]:
+    """The ``lf_summary`` rows of one label run, as dicts, in LF order."""
+    relation = con.sql("SELECT * EXCLUDE (run_id) FROM lf_summary WHERE run_id = $run ORDER BY lf", params={"run": run_id})
+    columns = relation.columns
+    return [dict(zip(columns, row)) for row in relation.fetchall()]

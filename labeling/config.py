@@ -38,8 +38,22 @@ class PythonLFConfig(StageConfig):
 LFConfig = Annotated[KeywordLFConfig | RegexLFConfig | PythonLFConfig, Field(discriminator="kind")]
 
 
+class SelectionGrid(StageConfig):
+    """Candidate LabelModel settings tried when a gold dev split is used for model selection."""
+
+    n_epochs: list[int] = Field(default_factory=lambda: [100, 300], min_length=1)
+    lr: list[float] = Field(default_factory=lambda: [0.01, 0.003], min_length=1)
+    l2: list[float] = Field(default_factory=lambda: [0.0, 0.1], min_length=1)
+    include_majority: bool = True  # MajorityLabelVoter competes too
+
+
 class DenoiseConfig(StageConfig):
-    """Snorkel ``LabelModel`` (or ``MajorityLabelVoter``) settings."""
+    """Snorkel ``LabelModel`` (or ``MajorityLabelVoter``) settings, and optional model selection.
+
+    With ``select_on`` set to a split that has gold labels, every candidate of ``grid`` (plus the
+    configured settings, and majority vote) is fitted and the best on that split by ``metric`` is
+    kept. Scores reported on that split are then optimistic; report another split.
+    """
 
     model: Literal["label_model", "majority"] = "label_model"
     n_epochs: int = Field(100, ge=1, le=100_000)  # Snorkel 0.10 defaults throughout
@@ -48,6 +62,9 @@ class DenoiseConfig(StageConfig):
     class_balance: list[float] | None = None
     seed: int = 0
     fit_splits: list[str] | None = None  # None: fit on every item (gold labels are never used)
+    select_on: str | None = None
+    metric: Literal["accuracy", "f1", "macro_f1"] = "accuracy"  # f1: of class id 1 (binary only)
+    grid: SelectionGrid = SelectionGrid()
 
     @model_validator(mode="after")
     def _check_balance(self) -> "DenoiseConfig":

@@ -16,7 +16,8 @@ from labeling.analysis import lf_summary
 from labeling.apply import apply_python_lfs, apply_sql_lfs
 from labeling.apply.duckdb import VOTES_SCHEMA
 from labeling.config import LabelingConfig
-from labeling.model import denoise, entropy, majority_proba, vote_matrix
+from labeling.matrix import vote_matrix
+from labeling.model import denoise, entropy, majority_proba, score
 from storage.repo import replace_run_rows, transaction
 
 logger = logging.getLogger(__name__)
@@ -33,13 +34,22 @@ class LabelSummary:
     coverage: float
     accuracy: dict[str, dict[str, float]] = field(default_factory=dict)
     lfs: pd.DataFrame | None = None
-    faults: dict[str, int] = field(default_factory=dict)
-    version: str = ""
+    faults: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+    selection: list[dict[str, Any]] = field(default_factory=list)
+
+    def lf_records(self) -> list[dict[str, Any]]:
+        """The LF summary as JSON-able dicts (missing values as None)."""
+        if self.lfs is None:
+            return []
+        frame = self.lfs.reset_index(names="lf").astype(object)
+        return frame.where(pd.notna(frame), None).to_dict(orient="records")
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "n_items": self.n_items, "n_lfs": self.n_lfs, "n_votes": self.n_votes,
             "coverage": self.coverage, "accuracy": self.accuracy, "faults": self.faults,
+            "model": self.model, "selection": self.selection,
         }
 
 
@@ -86,27 +96,40 @@ def label(
     K = len(config.classes)
 
     fit_mask = np.ones(len(item_ids), dtype=bool)
+    present = sorted({s for s in splits if s is not None})
     if config.model.fit_splits is not None:
         fit_mask = np.isin(splits, config.model.fit_splits)
         if not fit_mask.any():
-            present = sorted({s for s in splits if s is not None})
             raise ValueError(f"fit_splits {config.model.fit_splits} match no item. Splits present: {present}")
-    probs = denoise(L[fit_mask], L, cardinality=K, config=config.model)
+    dev = None
+    if config.model.select_on is not None:
+        dev_mask = (splits == config.model.select_on) & (gold >= 0)
+        if not dev_mask.any():
+            raise ValueError(
+                f"select_on={config.model.select_on!r} has no items with gold labels. Splits present: {present}"
+            )
+        dev = (L[dev_mask], gold[dev_mask])
+    result = denoise(L[fit_mask], L, cardinality=K, config=config.model, dev=dev)
+    probs = result.probs
     predicted = probs.argmax(axis=1)
     covered = (L != -1).any(axis=1)
 
     accuracy: dict[str, dict[str, float]] = {}
     mv_predicted = majority_proba(L, cardinality=K).argmax(axis=1)
-    for split in sorted({s for s in splits if s is not None}):
+    for split in present:
         mask = (splits == split) & (gold >= 0)
         if mask.any():
             accuracy[split] = {
-                config.model.model: float((predicted[mask] == gold[mask]).mean()),
-                "majority_vote": float((mv_predicted[mask] == gold[mask]).mean()),
+                "denoised": score(gold[mask], predicted[mask], "accuracy"),
+                "majority_vote": score(gold[mask], mv_predicted[mask], "accuracy"),
                 "coverage": float(covered[splits == split].mean()),
                 "n": int(mask.sum()),
             }
+            if K == 2:
+                accuracy[split]["denoised_f1"] = score(gold[mask], predicted[mask], "f1")
+                accuracy[split]["majority_vote_f1"] = score(gold[mask], mv_predicted[mask], "f1")
     summary_df = lf_summary(L, names, gold)
+    summary_df["learned_accuracy"] = np.nan if result.learned_accuracy is None else result.learned_accuracy
 
     lf_rows = {lf.name: (lf.kind, lf.version(), lf.definition()) for lf in lfs}
     for name in names:
@@ -126,6 +149,7 @@ def label(
             "correct": pa.array([None if pd.isna(v) else int(v) for v in summary_df["correct"]], pa.int64()),
             "incorrect": pa.array([None if pd.isna(v) else int(v) for v in summary_df["incorrect"]], pa.int64()),
             "emp_accuracy": pa.array([None if pd.isna(v) else float(v) for v in summary_df["emp_accuracy"]], pa.float64()),
+            "learned_accuracy": pa.array([None if pd.isna(v) else float(v) for v in summary_df["learned_accuracy"]], pa.float64()),
         }))
         replace_run_rows(con, "labels", run_id, pa.table({
             "run_id": [run_id] * len(item_ids), "item_id": item_ids,
@@ -137,6 +161,7 @@ def label(
     summary = LabelSummary(
         run_id=run_id, n_items=len(item_ids), n_lfs=len(names), n_votes=votes.num_rows,
         coverage=float(covered.mean()), accuracy=accuracy, lfs=summary_df, faults=dict(faults),
+        model=result.params, selection=result.selection,
     )
     logger.info("Labeled %d items with %d LFs; coverage %.3f; accuracy %s",
                 summary.n_items, summary.n_lfs, summary.coverage, accuracy)

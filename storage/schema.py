@@ -83,6 +83,7 @@ MIGRATIONS: tuple[str, ...] = (
         correct      BIGINT,
         incorrect    BIGINT,
         emp_accuracy DOUBLE,
+        learned_accuracy DOUBLE,        -- the LabelModel's estimate (NULL for majority vote)
         PRIMARY KEY (run_id, lf)
     );
     CREATE TABLE labels (

@@ -24,7 +24,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
+# Piped output (CI logs, `| less`) gets 120 columns instead of rich's 80.
+out = Console() if sys.stdout.isatty() else Console(width=120)
 err = Console(stderr=True)
 
 ConfigArg = typer.Argument(..., exists=True, dir_okay=False, help="Pipeline config file (YAML).")
@@ -61,7 +62,7 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
     for column in columns:
         table.add_column(column)
     for row in rows:
-        table.add_row(*("" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
+        table.add_row(*("" if v is None or v != v else f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
     return table
 
 
@@ -78,14 +79,25 @@ def _show_ingest(summary: dict) -> None:
 def _show_label(summary: dict) -> None:
     out.print(f"[bold]label[/]: {summary['n_items']} items, {summary['n_lfs']} LFs, "
               f"{summary['n_votes']} votes, coverage {summary['coverage']:.3f}", highlight=False)
-    rows = [[r["lf"], r["polarity"], r["coverage"], r["overlaps"], r["conflicts"],
-             None if r["correct"] is None else r["correct"], r["emp_accuracy"]] for r in summary["lf_summary"]]
-    out.print(_table("Labeling functions", ["lf", "polarity", "coverage", "overlaps", "conflicts", "correct", "emp. acc"], rows))
+    _show_lfs(summary["lf_summary"])
+    model = summary["model"]
+    out.print(f"  model: {', '.join(f'{k}={v}' for k, v in model.items())}"
+              + (f" (selected among {len(summary['selection'])} candidates on the dev split)" if summary["selection"] else ""),
+              highlight=False)
     if summary["accuracy"]:
-        rows = [[split, *(v for k, v in acc.items() if k not in ("coverage", "n")), acc["coverage"], acc["n"]]
+        binary = any("denoised_f1" in acc for acc in summary["accuracy"].values())
+        columns = ["split", "denoised acc", "majority acc"] + (["denoised F1", "majority F1"] if binary else [])
+        rows = [[split, acc["denoised"], acc["majority_vote"]]
+                + ([acc["denoised_f1"], acc["majority_vote_f1"]] if binary else []) + [acc["coverage"], acc["n"]]
                 for split, acc in summary["accuracy"].items()]
-        names = [k for k in next(iter(summary["accuracy"].values())) if k not in ("coverage", "n")]
-        out.print(_table("Denoised label accuracy against gold", ["split", *names, "coverage", "n gold"], rows))
+        out.print(_table("Denoised labels against gold", columns + ["coverage", "n gold"], rows))
+
+
+def _show_lfs(records: list[dict]) -> None:
+    rows = [[r["lf"], r["polarity"], r["coverage"], r["overlaps"], r["conflicts"], r["correct"],
+             r["emp_accuracy"], r["learned_accuracy"]] for r in records]
+    columns = ["lf", "polarity", "coverage", "overlaps", "conflicts", "correct", "emp. acc", "learned acc"]
+    out.print(_table("Labeling functions", columns, rows))
 
 
 def _show_detect(summary: dict) -> None:
@@ -139,6 +151,32 @@ def detect(config: Path = ConfigArg, db: str = DbOpt, progress: bool = ProgressO
 def export(config: Path = ConfigArg, db: str = DbOpt, out_dir: str = OutOpt, progress: bool = ProgressOpt) -> None:
     """Write the curated set as Parquet shards with a manifest for training workers."""
     _show_export(_run("export_flow", config_path=str(config), db=db, out_dir=out_dir, progress=progress))
+
+
+@app.command()
+def lfs(config: Path = ConfigArg, db: str = DbOpt) -> None:
+    """Show the LF summary of the latest label run: coverage, overlaps, conflicts, accuracies."""
+    from labeling.analysis import stored_lf_summary
+    from storage.repo import latest_run
+    from storage.schema import connect
+    from thresher.config import load_config
+
+    try:
+        cfg = load_config(config, db=db)
+        con = connect(cfg.db, read_only=True)
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+    try:
+        run_id = latest_run(con, "label")
+        records = stored_lf_summary(con, run_id)
+        summary = json.loads(con.execute("SELECT summary FROM runs WHERE run_id = ? AND stage = 'label'", [run_id]).fetchall()[0][0])
+    except LookupError as exc:
+        _fail(str(exc))
+    finally:
+        con.close()
+    out.print(f"[bold]label run {run_id}[/]: {summary['n_items']} items, coverage {summary['coverage']:.3f}, "
+              f"model {summary.get('model', {})}", highlight=False)
+    _show_lfs(records)
 
 
 class Format(str, Enum):

@@ -13,7 +13,7 @@ from snorkel.labeling import LFApplier, labeling_function
 
 from labeling.apply import LFFaultError, apply_python_lfs, apply_sql_lfs
 from labeling.lf import ABSTAIN, KeywordLF, PythonLF, RegexLF, Row, load_python_lf
-from labeling.model import vote_matrix
+from labeling.matrix import vote_matrix
 from storage.ingest import IngestConfig, SourceConfig, ingest
 from tests.conftest import YOUTUBE_EXAMPLE
 

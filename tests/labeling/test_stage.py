@@ -27,20 +27,62 @@ def test_label_model_matches_published_wrench_number(wrench_youtube):
     summary = label(wrench_youtube, config, run_id="r1")
     test = summary.accuracy["test"]
     assert test["n"] == 250
-    assert abs(test["label_model"] - WRENCH_SNORKEL_YOUTUBE) <= 0.03, test
+    assert abs(test["denoised"] - WRENCH_SNORKEL_YOUTUBE) <= 0.03, test
     # Stored labels reproduce the reported accuracy.
     stored = wrench_youtube.execute(
         "SELECT avg((l.label = i.gold)::INT) FROM labels l JOIN items i USING (item_id) "
         "WHERE l.run_id = 'r1' AND i.split = 'test'").fetchall()[0][0]
-    assert stored == pytest.approx(test["label_model"])
+    assert stored == pytest.approx(test["denoised"])
     probs = wrench_youtube.execute("SELECT probs, confidence, entropy FROM labels WHERE run_id = 'r1'").fetchall()
     assert all(abs(sum(p) - 1) < 1e-6 and c == pytest.approx(max(p)) and e >= 0 for p, c, e in probs)
+
+
+def test_thresher_label_model_is_snorkels(wrench_youtube, shared_data):
+    """Same votes, same settings: thresher's numbers are Snorkel 0.10's LabelModel's, to the item.
+
+    The issue quotes 86.4 % for Snorkel's defaults; measured here Snorkel 0.10's defaults (100 epochs,
+    lr 0.01) give 83.6 % (84.0 % with random tie-breaking); 86.0-86.4 % needs 300-500 epochs, which
+    model selection on the gold valid split does not choose (valid prefers 100 epochs).
+    """
+    import json
+
+    from snorkel.labeling.model import LabelModel
+
+    def load(split):
+        entries = json.loads((shared_data / "wrench_youtube" / f"{split}.json").read_text()).values()
+        return np.array([e["weak_labels"] for e in entries]), np.array([e["label"] for e in entries])
+
+    (L_train, _), (L_test, y_test) = load("train"), load("test")
+    reference = LabelModel(cardinality=2, verbose=False)
+    reference.fit(L_train, seed=0, progress_bar=False)
+    expected = float((reference.predict_proba(L_test).argmax(axis=1) == y_test).mean())
+    summary = label(wrench_youtube, LabelingConfig(classes=["HAM", "SPAM"], source_votes=True,
+                                                   model={"fit_splits": ["train"]}), run_id="ref")
+    assert summary.accuracy["test"]["denoised"] == pytest.approx(expected)
+    learned = [r[0] for r in wrench_youtube.execute(
+        "SELECT learned_accuracy FROM lf_summary WHERE run_id = 'ref' ORDER BY lf").fetchall()]
+    np.testing.assert_allclose(learned, np.clip(reference.get_weights(), 0, 1))
+
+
+def test_model_selection_on_the_gold_dev_split(wrench_youtube):
+    config = LabelingConfig(classes=["HAM", "SPAM"], source_votes=True,
+                            model={"fit_splits": ["train"], "select_on": "valid"})
+    summary = label(wrench_youtube, config, run_id="sel")
+    # 1 configured + 8 grid candidates (one equals the configured one) + majority vote.
+    assert len(summary.selection) == 9
+    best = max(c["dev_accuracy"] for c in summary.selection)
+    chosen = next(c for c in summary.selection if c["dev_accuracy"] == best)
+    assert {k: v for k, v in chosen.items() if k != "dev_accuracy"} == summary.model
+    assert summary.accuracy["valid"]["denoised"] == pytest.approx(best)
 
 
 def test_majority_vote_model_and_multiclass_shape(wrench_youtube):
     config = LabelingConfig(classes=["HAM", "SPAM"], source_votes=True, model={"model": "majority"})
     summary = label(wrench_youtube, config, run_id="mv")
-    assert 0.70 <= summary.accuracy["test"]["majority"] <= 0.90
+    assert 0.70 <= summary.accuracy["test"]["denoised"] <= 0.90
+    assert summary.accuracy["test"]["denoised"] == summary.accuracy["test"]["majority_vote"]
+    learned = wrench_youtube.execute("SELECT count(learned_accuracy) FROM lf_summary WHERE run_id = 'mv'").fetchall()
+    assert learned == [(0,)]  # majority vote learns no LF accuracies
 
 
 def test_lf_summary_is_snorkels(wrench_youtube, shared_data):
