@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from labeling.lf import KeywordLF, LabelingFunction, RegexLF, load_python_lf
+from labeling.lf import KeywordLF, LabelingFunction, RegexLF, load_python_lf, load_rule_file
 from storage.ingest import parse_class
 from thresher.stageconfig import StageConfig
 
@@ -35,7 +35,17 @@ class PythonLFConfig(StageConfig):
     name: str | None = None
 
 
-LFConfig = Annotated[KeywordLFConfig | RegexLFConfig | PythonLFConfig, Field(discriminator="kind")]
+class RuleFileLFConfig(StageConfig):
+    """A file of ``label<TAB>regex`` rules (ImplyLoss / WRENCH ``rule.txt``): one regex LF per line."""
+
+    kind: Literal["rule_file"]
+    path: str  # relative to the config file
+    prefix: str | None = None  # LF names are <prefix>_000, <prefix>_001, ... (default: the file stem)
+    label_map: dict[str, str] | None = None  # rename the file's labels to class names
+    case_sensitive: bool = False
+
+
+LFConfig = Annotated[KeywordLFConfig | RegexLFConfig | PythonLFConfig | RuleFileLFConfig, Field(discriminator="kind")]
 
 
 class SelectionGrid(StageConfig):
@@ -110,6 +120,9 @@ class LabelingConfig(StageConfig):
             elif isinstance(spec, RegexLFConfig):
                 lfs.append(RegexLF(spec.name, pattern=spec.pattern, label=parse_class(spec.label, self.classes),
                                    case_sensitive=spec.case_sensitive))
+            elif isinstance(spec, RuleFileLFConfig):
+                lfs.extend(load_rule_file(spec.path, classes=self.classes, label_map=spec.label_map,
+                                          case_sensitive=spec.case_sensitive, prefix=spec.prefix))
             else:
                 lfs.append(load_python_lf(spec.function, name=spec.name))
         names = [lf.name for lf in lfs]

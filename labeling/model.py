@@ -65,7 +65,9 @@ def _fit(L_fit: np.ndarray, L: np.ndarray, *, cardinality: int, params: dict[str
             class_balance=None if class_balance is None else np.asarray(class_balance),
             n_epochs=params["n_epochs"], lr=params["lr"], l2=params["l2"], seed=seed, progress_bar=False,
         )
-        return model.predict_proba(L), np.clip(model.get_weights(), 0.0, 1.0)
+        with np.errstate(divide="ignore", invalid="ignore"):  # LFs that never fire: Snorkel divides by 0
+            learned = np.clip(np.nan_to_num(model.get_weights(), nan=0.0), 0.0, 1.0)
+        return model.predict_proba(L), learned
 
 
 def _configured(config: DenoiseConfig) -> dict[str, Any]:

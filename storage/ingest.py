@@ -77,6 +77,9 @@ class SourceConfig(StageConfig):
     delimiter: str = Field(",", min_length=1, max_length=1)
     max_field_bytes: int = Field(1_000_000, ge=1)
     lf_names: list[str] | None = None  # WRENCH only: names of the weak_labels columns
+    # Without an id column: "content" hashes the row (exact repeats become duplicate_row rejects);
+    # "line" uses the file and line, keeping repeated rows as items of their own.
+    row_ids: Literal["content", "line"] = "content"
 
     def resolved_format(self, path: Path) -> Format:
         """The configured format, or the one implied by the file extension."""
@@ -403,6 +406,8 @@ def _validate(
         item_id = f"{config.dataset}:{user_id}"
     elif fmt == "wrench":
         item_id = f"{config.dataset}:{split}:{row.fields['__key__']}"
+    elif config.row_ids == "line":
+        item_id = f"{config.dataset}:{path.name}:{row.line}"
     else:
         digest = _content_hash(text, parsed["label"], parsed["gold"], extra_json)
         item_id = f"{config.dataset}:{digest[:20]}"

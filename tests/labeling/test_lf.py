@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from snorkel.labeling import LFApplier, labeling_function
 
 from labeling.apply import LFFaultError, apply_python_lfs, apply_sql_lfs
-from labeling.lf import ABSTAIN, KeywordLF, PythonLF, RegexLF, Row, load_python_lf
+from labeling.lf import ABSTAIN, KeywordLF, PythonLF, RegexLF, Row, load_python_lf, load_rule_file
 from labeling.matrix import vote_matrix
 from storage.ingest import IngestConfig, SourceConfig, ingest
 from tests.conftest import YOUTUBE_EXAMPLE
@@ -167,3 +167,16 @@ def test_patterns_re2_cannot_run_fall_back_to_python_re(youtube):
     expected = sum(lf(Row(text=t)) != ABSTAIN for t in texts)
     stored = youtube.execute("SELECT count(*) FROM votes WHERE run_id = 'fb' AND lf = 'repeated_char'").fetchall()[0][0]
     assert stored == expected > 0
+
+
+def test_rule_file_errors_name_the_line(tmp_path):
+    path = tmp_path / "rules.txt"
+    path.write_text("spam\tfree\tseed\nmaybe\twin\n")
+    with pytest.raises(ValueError, match="rules.txt:2: label 'maybe'"):
+        load_rule_file(path, classes=["ham", "spam"])
+    path.write_text("spam only a label\n")
+    with pytest.raises(ValueError, match="rules.txt:1: a rule is"):
+        load_rule_file(path, classes=["ham", "spam"])
+    path.write_text("spam\tfree\tseed\nham\t(?i)thanks\n")
+    lfs = load_rule_file(path, classes=["ham", "spam"], prefix="r")
+    assert [(lf.name, lf.label) for lf in lfs] == [("r_000", 1), ("r_001", 0)]

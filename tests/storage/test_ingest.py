@@ -153,6 +153,14 @@ def test_content_hash_ids_are_stable_without_an_id_column(con, tmp_path):
     assert [r[0] for r in con.execute("SELECT item_id FROM items ORDER BY item_id").fetchall()] == ids
 
 
+def test_line_ids_keep_repeated_rows(con, tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"text": "a"}\n{"text": "a"}\n')
+    summary = ingest(con, _config(path, row_ids="line"))
+    assert summary.new_items == 2 and not summary.rejected
+    assert [r[0] for r in con.execute("SELECT item_id FROM items ORDER BY item_id").fetchall()] == ["t:rows.jsonl:1", "t:rows.jsonl:2"]
+
+
 def test_changed_row_with_an_existing_id_is_a_conflict_not_an_overwrite(con, tmp_path):
     first = tmp_path / "a.jsonl"
     first.write_text('{"id": 1, "text": "original"}\n')
