@@ -6,7 +6,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from labeling.lf import KeywordLF, LabelingFunction, RegexLF, load_python_lf, load_rule_file
+from labeling.lf import (
+    KeywordLF, LabelingFunction, LookupLF, RegexLF, SqlLF, load_python_lf, load_rule_file, read_terms_file,
+)
 from storage.ingest import parse_class
 from thresher.stageconfig import StageConfig
 
@@ -45,7 +47,36 @@ class RuleFileLFConfig(StageConfig):
     case_sensitive: bool = False
 
 
-LFConfig = Annotated[KeywordLFConfig | RegexLFConfig | PythonLFConfig | RuleFileLFConfig, Field(discriminator="kind")]
+class SqlLFConfig(StageConfig):
+    """A DuckDB boolean expression over item_id, dataset, split, text, label and extra (JSON)."""
+
+    kind: Literal["sql"]
+    name: str
+    label: str | int
+    where: str = Field(min_length=1)
+
+
+class LookupLFConfig(StageConfig):
+    """Term -> label lists, inline (``terms``) or as a ``term,label`` CSV (``terms_file``)."""
+
+    kind: Literal["lookup"]
+    name: str
+    terms: dict[str, str | int] | None = None
+    terms_file: str | None = None  # relative to the config file
+    case_sensitive: bool = False
+    word_boundary: bool = True
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "LookupLFConfig":
+        if (self.terms is None) == (self.terms_file is None):
+            raise ValueError(f"Lookup LF {self.name!r}: give exactly one of 'terms' and 'terms_file'.")
+        return self
+
+
+LFConfig = Annotated[
+    KeywordLFConfig | RegexLFConfig | SqlLFConfig | LookupLFConfig | PythonLFConfig | RuleFileLFConfig,
+    Field(discriminator="kind"),
+]
 
 
 class SelectionGrid(StageConfig):
@@ -102,7 +133,7 @@ class LabelingConfig(StageConfig):
                 f"{len(self.classes)} classes {self.classes}."
             )
         for lf in self.lfs:
-            if isinstance(lf, (KeywordLFConfig, RegexLFConfig)):
+            if isinstance(lf, (KeywordLFConfig, RegexLFConfig, SqlLFConfig)):
                 try:
                     parse_class(lf.label, self.classes)
                 except ValueError as exc:
@@ -120,6 +151,16 @@ class LabelingConfig(StageConfig):
             elif isinstance(spec, RegexLFConfig):
                 lfs.append(RegexLF(spec.name, pattern=spec.pattern, label=parse_class(spec.label, self.classes),
                                    case_sensitive=spec.case_sensitive))
+            elif isinstance(spec, SqlLFConfig):
+                lfs.append(SqlLF(spec.name, where=spec.where, label=parse_class(spec.label, self.classes)))
+            elif isinstance(spec, LookupLFConfig):
+                raw = spec.terms if spec.terms is not None else read_terms_file(spec.terms_file)
+                try:
+                    terms = {term: parse_class(value, self.classes) for term, value in raw.items()}
+                except ValueError as exc:
+                    raise ValueError(f"Lookup LF {spec.name!r}: {exc}") from None
+                lfs.append(LookupLF(spec.name, terms=terms, case_sensitive=spec.case_sensitive,
+                                    word_boundary=spec.word_boundary))
             elif isinstance(spec, RuleFileLFConfig):
                 lfs.extend(load_rule_file(spec.path, classes=self.classes, label_map=spec.label_map,
                                           case_sensitive=spec.case_sensitive, prefix=spec.prefix))

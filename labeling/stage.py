@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 
 from labeling.analysis import lf_summary
-from labeling.apply import apply_python_lfs, apply_sql_lfs
+from labeling.apply import apply_python_lfs, apply_sql_lfs, validate_sql_lfs
 from labeling.apply.duckdb import VOTES_SCHEMA
 from labeling.config import LabelingConfig
 from labeling.matrix import vote_matrix
@@ -70,6 +70,7 @@ def label(
     lfs = config.build_lfs()
     sql_lfs = [lf for lf in lfs if lf.sql() is not None]
     python_lfs = [lf for lf in lfs if lf.sql() is None]
+    validate_sql_lfs(con, sql_lfs)
     parts = [apply_sql_lfs(con, sql_lfs)]
     python_votes, faults = apply_python_lfs(con, python_lfs, fault_tolerant=config.fault_tolerant, progress=progress)
     parts.append(python_votes)

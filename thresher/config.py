@@ -89,8 +89,9 @@ def load_config(path: str | Path, *, db: str | None = None, out_dir: str | None 
             target, sep, attr = lf["function"].rpartition(":")
             if sep and target.endswith(".py"):
                 lf["function"] = f"{_resolve(target, base)}:{attr}"
-        if isinstance(lf, dict) and lf.get("kind") == "rule_file" and isinstance(lf.get("path"), str):
-            lf["path"] = _resolve(lf["path"], base)
+        for key in ("path", "terms_file"):  # rule_file and lookup LFs
+            if isinstance(lf, dict) and isinstance(lf.get(key), str):
+                lf[key] = _resolve(lf[key], base)
     export = dict(data.get("export") or {})
     export["out_dir"] = out_dir if out_dir is not None else _resolve(export.get("out_dir", "export"), base)
     data["export"] = export

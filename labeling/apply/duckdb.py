@@ -1,4 +1,4 @@
-"""Evaluate every SQL-capable LF in one pass over ``items`` inside DuckDB."""
+"""Evaluate every SQL-capable LF in one pass over the items inside DuckDB."""
 
 from __future__ import annotations
 
@@ -6,16 +6,38 @@ import duckdb
 import pyarrow as pa
 
 from labeling.lf.base import ABSTAIN, LabelingFunction
+from labeling.lf.sql import LF_VIEW_COLUMNS
 
 VOTES_SCHEMA = pa.schema([("item_id", pa.string()), ("lf", pa.string()), ("vote", pa.int32())])
 
 
+def lf_view(con: duckdb.DuckDBPyConnection, items: str = "items", where: str | None = None) -> str:
+    """A subquery over ``items`` with only the columns LFs may read (never ``gold``)."""
+    present = {r[0] for r in con.execute(f"SELECT * FROM {items} LIMIT 0").description}
+    columns = ", ".join(c for c in LF_VIEW_COLUMNS if c in present)
+    return f"(SELECT {columns} FROM {items}{'' if where is None else f' WHERE {where}'})"
+
+
+def validate_sql_lfs(con: duckdb.DuckDBPyConnection, lfs: list[LabelingFunction], *, items: str = "items") -> None:
+    """Compile every LF's SQL against the items before any work: errors name the LF."""
+    view = lf_view(con, items)
+    for lf in lfs:
+        expression = lf.sql("text")
+        if expression is None:
+            continue
+        try:
+            con.execute(f"SELECT {expression} FROM {view} LIMIT 0").fetchall()
+        except duckdb.Error as exc:
+            raise ValueError(f"LF {lf.name!r} ({lf.kind}) is not valid SQL here: {exc}") from None
+
+
 def apply_sql_lfs(
-    con: duckdb.DuckDBPyConnection, lfs: list[LabelingFunction], *, items: str = "items"
+    con: duckdb.DuckDBPyConnection, lfs: list[LabelingFunction], *, items: str = "items", where: str | None = None
 ) -> pa.Table:
     """Return the sparse votes (item_id, lf, vote; abstains left out) of ``lfs`` on ``items``.
 
     All LFs are compiled into one SELECT and unpivoted, so DuckDB reads the text once.
+    ``where`` restricts the items (e.g. only those not yet voted on).
     """
     expressions = []
     for lf in lfs:
@@ -27,7 +49,7 @@ def apply_sql_lfs(
         return VOTES_SCHEMA.empty_table()
     names = ", ".join(f'"{lf.name}"' for lf in lfs)
     query = (
-        f"SELECT item_id, lf, vote FROM (SELECT item_id, {', '.join(expressions)} FROM {items}) "
+        f"SELECT item_id, lf, vote FROM (SELECT item_id, {', '.join(expressions)} FROM {lf_view(con, items, where)}) "
         f"UNPIVOT (vote FOR lf IN ({names})) WHERE vote <> {ABSTAIN} ORDER BY item_id, lf"
     )
     return con.sql(query).to_arrow_table().cast(VOTES_SCHEMA)

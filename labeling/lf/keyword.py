@@ -13,6 +13,13 @@ from labeling.lf.regex import re2_search, sql_string
 _WORD = "0-9A-Za-z_"
 
 
+def terms_pattern(terms: list[str], *, case_sensitive: bool, word_boundary: bool) -> str:
+    """An RE2 pattern matching any of ``terms`` literally, optionally between word boundaries."""
+    flags = "" if case_sensitive else "(?i)"
+    left, right = (f"(?:^|[^{_WORD}])", f"(?:$|[^{_WORD}])") if word_boundary else ("", "")
+    return f"{flags}{left}(?:{'|'.join(re.escape(t) for t in terms)}){right}"
+
+
 class KeywordLF(LabelingFunction):
     """Vote ``label`` when the text contains any (``mode="any"``) or all of ``terms``.
 
@@ -52,13 +59,10 @@ class KeywordLF(LabelingFunction):
         self._patterns = self._term_patterns()
 
     def _term_patterns(self) -> list[str]:
-        """One RE2/Python-compatible pattern per term (or one alternation for mode 'any')."""
-        flags = "" if self.case_sensitive else "(?i)"
-        left, right = (f"(?:^|[^{_WORD}])", f"(?:$|[^{_WORD}])") if self.word_boundary else ("", "")
-        escaped = [re.escape(t) for t in self.terms]
+        """One RE2 pattern per term (or one alternation of all terms for mode 'any')."""
         if self.mode == "any":
-            return [f"{flags}{left}(?:{'|'.join(escaped)}){right}"]
-        return [f"{flags}{left}{e}{right}" for e in escaped]
+            return [terms_pattern(self.terms, case_sensitive=self.case_sensitive, word_boundary=self.word_boundary)]
+        return [terms_pattern([t], case_sensitive=self.case_sensitive, word_boundary=self.word_boundary) for t in self.terms]
 
     def __call__(self, x: Row) -> int:
         hits = (re2_search(p, x.text) for p in self._patterns)

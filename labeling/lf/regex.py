@@ -66,16 +66,20 @@ class RegexLF(LabelingFunction):
 
     def __init__(self, name: str, *, pattern: str, label: int, case_sensitive: bool = True) -> None:
         super().__init__(name)
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ValueError(f"The 'pattern' of RegexLF {name!r} is not a valid regex: {exc}. Got {pattern!r}.") from None
         self.pattern = pattern
         self.label = int(label)
         self.case_sensitive = case_sensitive
         self._re2_pattern = pattern if case_sensitive else f"(?i){pattern}"
         self.uses_re2 = re2_supports(self._re2_pattern)
-        self._python = None if self.uses_re2 else re.compile(pattern, 0 if case_sensitive else re.IGNORECASE)
+        self._python = None
+        if not self.uses_re2:
+            try:
+                self._python = re.compile(pattern, 0 if case_sensitive else re.IGNORECASE)
+            except re.error as exc:
+                raise ValueError(
+                    f"The 'pattern' of RegexLF {name!r} is not a valid regex for RE2 nor for Python re "
+                    f"({exc}). Got {pattern!r}."
+                ) from None
 
     def __call__(self, x: Row) -> int:
         if self._python is not None:

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from snorkel.labeling import LFApplier, labeling_function
 
-from labeling.apply import LFFaultError, apply_python_lfs, apply_sql_lfs
-from labeling.lf import ABSTAIN, KeywordLF, PythonLF, RegexLF, Row, load_python_lf, load_rule_file
+from labeling.apply import LFFaultError, apply_python_lfs, apply_sql_lfs, validate_sql_lfs
+from labeling.lf import ABSTAIN, KeywordLF, LookupLF, PythonLF, RegexLF, Row, SqlLF, load_python_lf, load_rule_file
 from labeling.matrix import vote_matrix
 from storage.ingest import IngestConfig, SourceConfig, ingest
 from tests.conftest import YOUTUBE_EXAMPLE
@@ -104,6 +104,8 @@ PROPERTY_LFS = [
     KeywordLF("kw_sub", terms=["caf\u00e9"], label=0, word_boundary=False),
     RegexLF("re_b", pattern=r"\bwin\w*\b", label=1, case_sensitive=False),
     RegexLF("re_ds", pattern=r"\d+\s?%|\$\s*\d", label=1),
+    LookupLF("lookup", terms={"free": 1, "win cash": 1, "café": 0, "now": 0}),
+    SqlLF("sql", where="length(text) > 5 AND text ILIKE '%win%'", label=1),
 ]
 ALPHABET = st.sampled_from(list("freewincashnowCAFÉé $%_0123456789\u00a0\u00e9\u0130\t\n-.") + ["free", "win", "now", "café"])
 
@@ -180,3 +182,49 @@ def test_rule_file_errors_name_the_line(tmp_path):
     path.write_text("spam\tfree\tseed\nham\t(?i)thanks\n")
     lfs = load_rule_file(path, classes=["ham", "spam"], prefix="r")
     assert [(lf.name, lf.label) for lf in lfs] == [("r_000", 1), ("r_001", 0)]
+
+
+def test_sql_lfs_read_item_columns_but_never_gold(youtube):
+    lfs = [SqlLF("short", where="length(text) < 25", label=HAM),
+           SqlLF("author_caps", where="regexp_matches(extra->>'AUTHOR', '^[A-Z ]+$')", label=SPAM)]
+    item_ids, texts = _items(youtube)
+    L = vote_matrix(apply_sql_lfs(youtube, lfs), item_ids, ["short", "author_caps"])
+    assert (L[:, 0] == HAM).sum() == sum(len(t) < 25 for t in texts) > 100
+    rows = [Row(**r) for r in (dict(zip(("item_id", "text", "AUTHOR"), v)) for v in youtube.execute(
+        "SELECT item_id, text, extra->>'AUTHOR' FROM items ORDER BY item_id LIMIT 200").fetchall())]
+    assert [lfs[1](r) for r in rows] == L[:200, 1].tolist()
+    with pytest.raises(ValueError, match="LF 'cheat' \\(sql\\) is not valid SQL here.*gold"):
+        validate_sql_lfs(youtube, [SqlLF("cheat", where="gold = 1", label=SPAM)])
+
+
+def test_lookup_conflicts_abstain():
+    lf = LookupLF("topic", terms={"goal": 0, "election": 1, "vote": 1})
+    texts = ["a goal", "the vote and the election", "goal of the election", "nothing"]
+    assert [lf(Row(text=t)) for t in texts] == _sql_votes(lf, texts) == [0, 1, -1, -1]
+
+
+def test_bad_lfs_are_rejected_before_any_work(youtube, tmp_path):
+    from labeling.config import LabelingConfig
+    from labeling.stage import label
+
+    with pytest.raises(ValueError, match="'broken_re'.*not a valid regex"):
+        LabelingConfig(classes=["HAM", "SPAM"], lfs=[{"kind": "regex", "name": "broken_re", "label": "SPAM", "pattern": "(open"}]).build_lfs()
+    config = LabelingConfig(classes=["HAM", "SPAM"], lfs=[
+        {"kind": "keyword", "name": "k1", "label": "SPAM", "terms": ["subscribe"]},
+        {"kind": "keyword", "name": "k2", "label": "HAM", "terms": ["song"]},
+        {"kind": "sql", "name": "broken_sql", "label": "HAM", "where": "length(text <"},
+    ])
+    with pytest.raises(ValueError, match="LF 'broken_sql' \\(sql\\) is not valid SQL here: Parser Error"):
+        label(youtube, config, run_id="bad")
+    assert youtube.execute("SELECT count(*) FROM labels").fetchall() == [(0,)]
+
+
+def test_lookup_terms_file_from_config(youtube, tmp_path):
+    from labeling.config import LabelingConfig
+
+    terms = tmp_path / "terms.csv"
+    terms.write_text("term,label\nsubscribe,SPAM\nmy channel,SPAM\nlove this song,HAM\n")
+    lfs = LabelingConfig(classes=["HAM", "SPAM"], lfs=[{"kind": "lookup", "name": "lk", "terms_file": str(terms)}]).build_lfs()
+    assert lfs[0].terms == {"subscribe": 1, "my channel": 1, "love this song": 0}
+    with pytest.raises(ValueError, match="exactly one of 'terms' and 'terms_file'"):
+        LabelingConfig(classes=["HAM", "SPAM"], lfs=[{"kind": "lookup", "name": "lk"}])
