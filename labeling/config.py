@@ -120,7 +120,10 @@ class LabelingConfig(StageConfig):
     classes: list[str] = Field(min_length=2)
     lfs: list[LFConfig] = Field(default_factory=list)
     source_votes: bool = False  # also use the weak labels imported with the data (WRENCH)
-    fault_tolerant: bool = False
+    # A Python LF that raises abstains on that item (counted, first examples kept); the run fails
+    # only if some LF raises on more than this fraction of the items (0: on the first error).
+    max_fault_rate: float = Field(0.01, ge=0, le=1)
+    n_jobs: int | None = Field(None, ge=1)  # Python LF processes; None: all cores for >= 20k items
     model: DenoiseConfig = DenoiseConfig()
 
     @model_validator(mode="after")

@@ -13,7 +13,8 @@ import pandas as pd
 import pyarrow as pa
 
 from labeling.analysis import lf_summary
-from labeling.apply import apply_python_lfs, apply_sql_lfs, validate_sql_lfs
+from labeling.apply import validate_sql_lfs
+from labeling.apply.incremental import cached_votes, max_item_seq, update_vote_cache
 from labeling.apply.duckdb import VOTES_SCHEMA
 from labeling.config import LabelingConfig
 from labeling.matrix import vote_matrix
@@ -37,6 +38,7 @@ class LabelSummary:
     faults: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
     selection: list[dict[str, Any]] = field(default_factory=list)
+    evaluated: dict[str, int] = field(default_factory=dict)  # items each LF ran on (0: cache only)
 
     def lf_records(self) -> list[dict[str, Any]]:
         """The LF summary as JSON-able dicts (missing values as None)."""
@@ -49,7 +51,7 @@ class LabelSummary:
         return {
             "n_items": self.n_items, "n_lfs": self.n_lfs, "n_votes": self.n_votes,
             "coverage": self.coverage, "accuracy": self.accuracy, "faults": self.faults,
-            "model": self.model, "selection": self.selection,
+            "model": self.model, "selection": self.selection, "evaluated": self.evaluated,
         }
 
 
@@ -68,12 +70,11 @@ def label(
 ) -> LabelSummary:
     """Apply the LFs, fit the label model and write ``lfs``, ``votes``, ``lf_summary``, ``labels``."""
     lfs = config.build_lfs()
-    sql_lfs = [lf for lf in lfs if lf.sql() is not None]
-    python_lfs = [lf for lf in lfs if lf.sql() is None]
-    validate_sql_lfs(con, sql_lfs)
-    parts = [apply_sql_lfs(con, sql_lfs)]
-    python_votes, faults = apply_python_lfs(con, python_lfs, fault_tolerant=config.fault_tolerant, progress=progress)
-    parts.append(python_votes)
+    validate_sql_lfs(con, [lf for lf in lfs if lf.sql() is not None])
+    through_seq = max_item_seq(con)
+    evaluated, faults = update_vote_cache(con, lfs, through_seq=through_seq, max_fault_rate=config.max_fault_rate,
+                                          n_jobs=config.n_jobs, progress=progress)
+    parts = [cached_votes(con, lfs, through_seq=through_seq)]
     names = [lf.name for lf in lfs]
     if config.source_votes:
         imported = _source_votes(con)
@@ -87,7 +88,8 @@ def label(
         names += imported_names
     votes = pa.concat_tables(parts)
 
-    items = con.sql("SELECT item_id, split, gold FROM items ORDER BY item_id").to_arrow_table()
+    items = con.sql("SELECT item_id, split, gold FROM items WHERE item_seq <= $through ORDER BY item_id",
+                    params={"through": through_seq}).to_arrow_table()
     if items.num_rows == 0:
         raise ValueError("There are no items to label. Run `thresher ingest CONFIG` first.")
     item_ids = items.column("item_id").to_pylist()
@@ -134,14 +136,14 @@ def label(
 
     lf_rows = {lf.name: (lf.kind, lf.version(), lf.definition()) for lf in lfs}
     for name in names:
-        lf_rows.setdefault(name, ("imported", "source", "votes imported with the data"))
+        lf_rows.setdefault(name, ("imported", f"imported:{name}", "votes imported with the data"))
     with transaction(con):
         replace_run_rows(con, "lfs", run_id, pa.table({
             "run_id": [run_id] * len(names), "lf": names,
             "kind": [lf_rows[n][0] for n in names], "version": [lf_rows[n][1] for n in names],
             "definition": [lf_rows[n][2] for n in names],
+            "through_seq": pa.array([through_seq] * len(names), pa.int64()),
         }))
-        replace_run_rows(con, "votes", run_id, votes.append_column("run_id", pa.array([run_id] * votes.num_rows, pa.string())))
         replace_run_rows(con, "lf_summary", run_id, pa.table({
             "run_id": [run_id] * len(names), "lf": names,
             "polarity": pa.array(summary_df["polarity"].tolist(), pa.list_(pa.int32())),
@@ -161,8 +163,8 @@ def label(
         }))
     summary = LabelSummary(
         run_id=run_id, n_items=len(item_ids), n_lfs=len(names), n_votes=votes.num_rows,
-        coverage=float(covered.mean()), accuracy=accuracy, lfs=summary_df, faults=dict(faults),
-        model=result.params, selection=result.selection,
+        coverage=float(covered.mean()), accuracy=accuracy, lfs=summary_df, faults=faults.as_dict(),
+        model=result.params, selection=result.selection, evaluated=evaluated,
     )
     logger.info("Labeled %d items with %d LFs; coverage %.3f; accuracy %s",
                 summary.n_items, summary.n_lfs, summary.coverage, accuracy)

@@ -493,10 +493,11 @@ def ingest_file(
             "WHERE i.content_hash = b.content_hash"
         ).fetchall()[0][0]
         inserted = con.execute(
-            "INSERT INTO items (item_id, dataset, split, text, label, gold, extra, source, "
-            "source_line, content_hash) SELECT b.item_id, b.dataset, b.split, b.text, b.label, "
-            "b.gold, b.extra::JSON, b.source, b.source_line, b.content_hash FROM _ingest_batch b "
-            "ANTI JOIN items i USING (item_id)"
+            "INSERT INTO items (item_id, item_seq, dataset, split, text, label, gold, extra, source, "
+            "source_line, content_hash) SELECT b.item_id, "
+            "(SELECT coalesce(max(item_seq), 0) FROM items) + row_number() OVER (ORDER BY b.source_line), "
+            "b.dataset, b.split, b.text, b.label, b.gold, b.extra::JSON, b.source, b.source_line, b.content_hash "
+            "FROM _ingest_batch b ANTI JOIN items i USING (item_id)"
         ).fetchall()
         summary.new_items = int(inserted[0][0]) if inserted else 0
     finally:

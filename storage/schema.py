@@ -20,6 +20,7 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE items (
         item_id      VARCHAR PRIMARY KEY,
+        item_seq     BIGINT NOT NULL,   -- 1, 2, ... in ingest order; items are never rewritten
         dataset      VARCHAR NOT NULL,
         split        VARCHAR,
         text         VARCHAR NOT NULL,
@@ -63,16 +64,30 @@ MIGRATIONS: tuple[str, ...] = (
         run_id       VARCHAR NOT NULL,
         lf           VARCHAR NOT NULL,
         kind         VARCHAR NOT NULL,
-        version      VARCHAR NOT NULL,
+        version      VARCHAR NOT NULL,  -- hash of the definition; keys the vote cache
         definition   VARCHAR NOT NULL,
+        through_seq  BIGINT NOT NULL,   -- the run saw the items with item_seq <= through_seq
         PRIMARY KEY (run_id, lf)
     );
-    CREATE TABLE votes (
-        run_id       VARCHAR NOT NULL,
+    CREATE TABLE lf_votes (             -- vote cache: non-abstain votes of one LF version
+        version      VARCHAR NOT NULL,
         item_id      VARCHAR NOT NULL,
-        lf           VARCHAR NOT NULL,
-        vote         INTEGER NOT NULL   -- non-abstain votes only
+        vote         INTEGER NOT NULL,
+        PRIMARY KEY (version, item_id)
     );
+    CREATE TABLE lf_progress (          -- LF version evaluated on every item with item_seq <= through_seq
+        version      VARCHAR PRIMARY KEY,
+        lf           VARCHAR NOT NULL,
+        through_seq  BIGINT NOT NULL
+    );
+    CREATE VIEW votes AS                -- non-abstain votes of each label run
+        SELECT l.run_id, v.item_id, l.lf, v.vote
+        FROM lfs l JOIN lf_votes v ON v.version = l.version
+        JOIN items i ON i.item_id = v.item_id AND i.item_seq <= l.through_seq
+        UNION ALL
+        SELECT l.run_id, s.item_id, l.lf, s.vote
+        FROM lfs l JOIN source_votes s ON s.lf = l.lf AND l.kind = 'imported'
+        JOIN items i ON i.item_id = s.item_id AND i.item_seq <= l.through_seq;
     CREATE TABLE lf_summary (
         run_id       VARCHAR NOT NULL,
         lf           VARCHAR NOT NULL,

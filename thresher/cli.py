@@ -80,6 +80,16 @@ def _show_label(summary: dict) -> None:
     out.print(f"[bold]label[/]: {summary['n_items']} items, {summary['n_lfs']} LFs, "
               f"{summary['n_votes']} votes, coverage {summary['coverage']:.3f}", highlight=False)
     _show_lfs(summary["lf_summary"])
+    evaluated = summary.get("evaluated", {})
+    if evaluated:
+        fresh = {lf: n for lf, n in evaluated.items() if n}
+        out.print(f"  LF votes: {len(evaluated) - len(fresh)} LFs fully from the cache"
+                  + (f"; evaluated {', '.join(f'{lf} on {n} items' for lf, n in fresh.items())}" if fresh else ""),
+                  highlight=False)
+    for lf, fault in summary.get("faults", {}).items():
+        examples = "; ".join(f"{item}: {error}" for item, error in fault["examples"])
+        out.print(f"  [yellow]LF {lf!r} raised on {fault['count']} items (abstained there)[/], e.g. {examples}",
+                  highlight=False)
     model = summary["model"]
     out.print(f"  model: {', '.join(f'{k}={v}' for k, v in model.items())}"
               + (f" (selected among {len(summary['selection'])} candidates on the dev split)" if summary["selection"] else ""),

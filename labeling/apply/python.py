@@ -1,12 +1,21 @@
-"""Run Python LFs item by item over batches read from DuckDB."""
+"""Run Python LFs item by item, in batches, in this process or over spawned worker processes."""
 
 from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
+import os
+import sys
 from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
 
+import cloudpickle
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from labeling.apply.duckdb import VOTES_SCHEMA
@@ -17,21 +26,105 @@ logger = logging.getLogger(__name__)
 
 # Gold labels are never shown to LFs: they are for evaluation only.
 LF_COLUMNS = "item_id, dataset, split, text, label, extra"
+EXAMPLES_PER_LF = 3
+# Below this many items a worker pool costs more (spawning, importing) than it saves.
+PARALLEL_MIN_ITEMS = 20_000
 
 
 class LFFaultError(RuntimeError):
-    """A Python LF raised on an item (and fault tolerance was off)."""
+    """Python LFs raised on more items than the configured fault rate allows."""
 
 
-def iter_rows(con: duckdb.DuckDBPyConnection, *, items: str = "items", batch_size: int = 4096):
-    """Yield :class:`Row` objects for every item, extra source columns as attributes."""
-    reader = con.sql(f"SELECT {LF_COLUMNS} FROM {items} ORDER BY item_id").to_arrow_reader(batch_size)
-    for batch in reader:
-        for record in batch.to_pylist():
-            extra = json.loads(record.pop("extra") or "{}")
-            fields = {k: v for k, v in extra.items() if k.isidentifier()}
-            fields.update(record)
-            yield Row(**fields)
+@dataclass
+class FaultReport:
+    """How often each LF raised, with the first few (item_id, error) examples."""
+
+    counts: Counter = field(default_factory=Counter)
+    examples: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+
+    def add(self, lf: str, item_id: str, error: BaseException | str) -> None:
+        self.counts[lf] += 1
+        examples = self.examples.setdefault(lf, [])
+        if len(examples) < EXAMPLES_PER_LF:
+            examples.append((item_id, error if isinstance(error, str) else f"{type(error).__name__}: {error}"))
+
+    def merge(self, other: "FaultReport") -> None:
+        for lf, count in other.counts.items():
+            self.counts[lf] += count
+            examples = self.examples.setdefault(lf, [])
+            examples.extend(other.examples.get(lf, [])[: EXAMPLES_PER_LF - len(examples)])
+
+    def as_dict(self) -> dict[str, Any]:
+        return {lf: {"count": n, "examples": [list(e) for e in self.examples.get(lf, [])]} for lf, n in self.counts.items()}
+
+    def __bool__(self) -> bool:
+        return bool(self.counts)
+
+
+def _rows(batch: pa.RecordBatch) -> Iterator[Row]:
+    for record in batch.to_pylist():
+        extra = json.loads(record.pop("extra") or "{}")
+        fields = {k: v for k, v in extra.items() if k.isidentifier()}
+        fields.update(record)
+        yield Row(**fields)
+
+
+def iter_rows(con: duckdb.DuckDBPyConnection, *, items: str = "items", where: str | None = None,
+              batch_size: int = 4096) -> Iterator[Row]:
+    """Yield :class:`Row` objects for the items, extra source columns as attributes."""
+    for batch in _batches(con, items=items, where=where, batch_size=batch_size):
+        yield from _rows(batch)
+
+
+def _batches(con, *, items: str, where: str | None, batch_size: int) -> Iterator[pa.RecordBatch]:
+    condition = "" if where is None else f" WHERE {where}"
+    yield from con.sql(f"SELECT {LF_COLUMNS} FROM {items}{condition} ORDER BY item_id").to_arrow_reader(batch_size)
+
+
+def _apply_batch(lfs: list[LabelingFunction], batch: pa.RecordBatch) -> tuple[list[str], list[int], list[int], FaultReport]:
+    item_ids, columns, votes = [], [], []
+    faults = FaultReport()
+    for row in _rows(batch):
+        for j, lf in enumerate(lfs):
+            try:
+                vote = lf(row)
+            except Exception as exc:  # counted and reported; the fault policy decides
+                faults.add(lf.name, row.item_id, exc)
+                continue
+            if vote != ABSTAIN:
+                item_ids.append(row.item_id)
+                columns.append(j)
+                votes.append(vote)
+    return item_ids, columns, votes, faults
+
+
+_WORKER_LFS: list[LabelingFunction] = []
+
+
+def _init_worker(payload: bytes) -> None:
+    global _WORKER_LFS
+    _WORKER_LFS = cloudpickle.loads(payload)
+
+
+def _worker_batch(batch: pa.RecordBatch):
+    return _apply_batch(_WORKER_LFS, batch)
+
+
+def _pickle_lfs(lfs: list[LabelingFunction]) -> bytes:
+    """Pickle LFs for spawned workers; modules loaded from LF files travel by value."""
+    for name, module in list(sys.modules.items()):
+        if name.startswith("thresher_lfs_"):
+            cloudpickle.register_pickle_by_value(module)
+    return cloudpickle.dumps(lfs)
+
+
+def resolve_jobs(n_jobs: int | None, n_items: int) -> int:
+    """``n_jobs`` as given, or (None) all cores when there are enough items to pay for workers."""
+    if n_jobs is not None:
+        if n_jobs < 1:
+            raise ValueError(f"The 'n_jobs' parameter must be >= 1 or None. Got {n_jobs} instead.")
+        return n_jobs
+    return (os.cpu_count() or 1) if n_items >= PARALLEL_MIN_ITEMS else 1
 
 
 def apply_python_lfs(
@@ -39,33 +132,60 @@ def apply_python_lfs(
     lfs: list[LabelingFunction],
     *,
     items: str = "items",
-    fault_tolerant: bool = False,
+    where: str | None = None,
+    max_fault_rate: float = 0.0,
+    n_jobs: int | None = None,
+    batch_size: int = 2000,
     progress: bool = False,
-) -> tuple[pa.Table, Counter]:
-    """Return the sparse votes of ``lfs`` on every item, and the count of faults per LF.
+) -> tuple[pa.Table, FaultReport]:
+    """Return the sparse votes of ``lfs`` on the items, and a report of the LFs' faults.
 
-    An LF that raises stops the run with :class:`LFFaultError` naming the LF and item, unless
-    ``fault_tolerant``: then the vote is an abstain and the fault is counted.
+    An LF that raises on an item abstains there; the fault is counted with the first examples.
+    If any LF faults on more than ``max_fault_rate`` of the items, :class:`LFFaultError` is
+    raised naming the LFs and examples. ``n_jobs > 1`` spreads batches over spawned processes.
     """
-    item_ids, names, votes = [], [], []
-    faults: Counter = Counter()
+    faults = FaultReport()
     if not lfs:
         return VOTES_SCHEMA.empty_table(), faults
-    total = con.execute(f"SELECT count(*) FROM {items}").fetchall()[0][0]
-    for row in track(iter_rows(con, items=items), description="Python LFs", enabled=progress, total=total):
-        for lf in lfs:
-            try:
-                vote = lf(row)
-            except Exception as exc:
-                if not fault_tolerant:
-                    raise LFFaultError(f"LF {lf.name!r} raised on item {row.item_id!r}: {exc!r}") from exc
-                faults[lf.name] += 1
-                continue
-            if vote != ABSTAIN:
-                item_ids.append(row.item_id)
-                names.append(lf.name)
-                votes.append(vote)
+    condition = "" if where is None else f" WHERE {where}"
+    total = con.execute(f"SELECT count(*) FROM {items}{condition}").fetchall()[0][0]
+    jobs = resolve_jobs(n_jobs, total)
+    batches = _batches(con, items=items, where=where, batch_size=batch_size)
+    n_batches = -(-total // batch_size)
+    item_ids: list[str] = []
+    columns: list[int] = []
+    votes: list[int] = []
+
+    def collect(result) -> None:
+        ids, cols, vals, batch_faults = result
+        item_ids.extend(ids)
+        columns.extend(cols)
+        votes.extend(vals)
+        faults.merge(batch_faults)
+
+    if jobs == 1:
+        for batch in track(batches, description="Python LFs", enabled=progress, total=n_batches):
+            collect(_apply_batch(lfs, batch))
+    else:
+        context = multiprocessing.get_context("spawn")  # fork is unsafe once DuckDB/Prefect threads run
+        with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
+                                 initargs=(_pickle_lfs(lfs),)) as pool:
+            results = pool.map(_worker_batch, batches)
+            for result in track(results, description=f"Python LFs ({jobs} processes)", enabled=progress, total=n_batches):
+                collect(result)
+
     if faults:
-        logger.warning("Python LF faults (abstained): %s", dict(faults))
-    table = pa.table({"item_id": item_ids, "lf": names, "vote": pa.array(votes, pa.int32())}, schema=VOTES_SCHEMA)
-    return table, faults
+        logger.warning("Python LF faults (abstained): %s", faults.as_dict())
+        too_many = {lf: n for lf, n in faults.counts.items() if total and n / total > max_fault_rate}
+        if too_many:
+            details = "; ".join(
+                f"{lf!r} raised on {n} of {total} items ({n / total:.1%}), e.g. "
+                + ", ".join(f"{item}: {error}" for item, error in faults.examples[lf])
+                for lf, n in too_many.items()
+            )
+            raise LFFaultError(f"LFs failed on more than max_fault_rate={max_fault_rate:.1%} of the items: {details}")
+    names = np.array([lf.name for lf in lfs], dtype=object)
+    table = pa.table({"item_id": pa.array(item_ids, pa.string()),
+                      "lf": pa.array(names[np.asarray(columns, dtype=np.int64)].tolist() if columns else [], pa.string()),
+                      "vote": pa.array(votes, pa.int32())}, schema=VOTES_SCHEMA)
+    return table.sort_by([("item_id", "ascending"), ("lf", "ascending")]), faults

@@ -55,7 +55,10 @@ class PythonLF(LabelingFunction):
         return int(vote)
 
     def definition(self) -> str:
-        return _source_of(self.function)
+        """The LF's source plus its Snorkel preprocessors' sources: editing either re-runs it."""
+        parts = [_source_of(self.function)]
+        parts += [_source_of(mapper) for mapper in getattr(self.function, "_pre", None) or []]
+        return "\n".join(parts)
 
 
 def load_python_lf(spec: str, *, name: str | None = None) -> PythonLF:

@@ -140,16 +140,30 @@ def test_lf_version_changes_with_the_definition():
     assert a.version() != KeywordLF("k", terms=["y"], label=1).version()
 
 
-def test_a_broken_python_lf_fails_loudly_or_is_counted(youtube):
-    def broken(x):
-        if "subscribe" in x.text.lower():
-            raise KeyError("boom")
-        return ABSTAIN
+def _broken(x):
+    if "subscribe" in x.text.lower():
+        raise KeyError("boom")
+    return ABSTAIN
 
-    with pytest.raises(LFFaultError, match="LF 'broken' raised on item"):
-        apply_python_lfs(youtube, [PythonLF(broken)])
-    votes, faults = apply_python_lfs(youtube, [PythonLF(broken)], fault_tolerant=True)
-    assert votes.num_rows == 0 and 200 < faults["broken"] < 300
+
+def test_a_raising_lf_abstains_is_counted_and_fails_above_the_fault_rate(youtube):
+    votes, faults = apply_python_lfs(youtube, [PythonLF(_broken)], max_fault_rate=0.2)
+    assert votes.num_rows == 0 and 200 < faults.counts["_broken"] < 300
+    examples = faults.examples["_broken"]
+    assert len(examples) == 3 and all(e[1] == "KeyError: 'boom'" for e in examples)
+    with pytest.raises(LFFaultError, match=r"'_broken' raised on \d+ of 1953 items \(1\d\.\d%\), e.g. youtube:"):
+        apply_python_lfs(youtube, [PythonLF(_broken)], max_fault_rate=0.05)
+
+
+@pytest.mark.slow
+def test_worker_processes_give_the_same_votes(youtube):
+    lfs = [PythonLF(f) for f in (subscribe, my_channel, check_out, song)]
+    lfs.append(load_python_lf(f"{YOUTUBE_EXAMPLE / 'lfs.py'}:short_comment"))  # loaded from a file path
+    lfs.append(PythonLF(_broken))
+    serial, serial_faults = apply_python_lfs(youtube, lfs, max_fault_rate=1.0)
+    parallel, parallel_faults = apply_python_lfs(youtube, lfs, max_fault_rate=1.0, n_jobs=2, batch_size=300)
+    assert serial.equals(parallel) and serial.num_rows > 1000
+    assert serial_faults.counts == parallel_faults.counts
 
 
 def test_patterns_re2_cannot_run_fall_back_to_python_re(youtube):
