@@ -4,7 +4,7 @@ Rows are the 1,953 bundled YouTube comments resampled with replacement to --rows
 gets a numeric suffix so rows differ); this is synthetic scale built from real text. Both
 appliers get the same six LFs and must produce the same label matrix, which is checked.
 
-    .venv/bin/python benchmarks/lf_apply.py --rows 100000
+    .venv/bin/python -m benchmarks.lf_apply --rows 100000
 """
 
 from __future__ import annotations

@@ -70,10 +70,9 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (run_id, lf)
     );
     CREATE TABLE lf_votes (             -- vote cache: non-abstain votes of one LF version
-        version      VARCHAR NOT NULL,
-        item_id      VARCHAR NOT NULL,
-        vote         INTEGER NOT NULL,
-        PRIMARY KEY (version, item_id)
+        version      VARCHAR NOT NULL,  -- unique per (version, item_id): rows are written in the
+        item_id      VARCHAR NOT NULL,  -- same transaction as lf_progress, only past its watermark
+        vote         INTEGER NOT NULL   -- (no index: it would cost more than the LFs themselves)
     );
     CREATE TABLE lf_progress (          -- LF version evaluated on every item with item_seq <= through_seq
         version      VARCHAR PRIMARY KEY,

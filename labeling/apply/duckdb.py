@@ -6,16 +6,22 @@ import duckdb
 import pyarrow as pa
 
 from labeling.lf.base import ABSTAIN, LabelingFunction
+from labeling.apply.gate import gated_expressions
+from labeling.lf.keyword import LOWER_TEXT_SQL
 from labeling.lf.sql import LF_VIEW_COLUMNS
 
 VOTES_SCHEMA = pa.schema([("item_id", pa.string()), ("lf", pa.string()), ("vote", pa.int32())])
 
 
-def lf_view(con: duckdb.DuckDBPyConnection, items: str = "items", where: str | None = None) -> str:
-    """A subquery over ``items`` with only the columns LFs may read (never ``gold``)."""
+def lf_view(con: duckdb.DuckDBPyConnection, items: str = "items", where: str | None = None,
+            lowered: bool = False) -> str:
+    """A subquery over ``items`` with only the columns LFs may read (never ``gold``).
+
+    With ``lowered`` it adds ``_lt``, the lower-cased text the literal gates test.
+    """
     present = {r[0] for r in con.execute(f"SELECT * FROM {items} LIMIT 0").description}
-    columns = ", ".join(c for c in LF_VIEW_COLUMNS if c in present)
-    return f"(SELECT {columns} FROM {items}{'' if where is None else f' WHERE {where}'})"
+    columns = [c for c in LF_VIEW_COLUMNS if c in present] + ([f"{LOWER_TEXT_SQL} AS _lt"] if lowered else [])
+    return f"(SELECT {', '.join(columns)} FROM {items}{'' if where is None else f' WHERE {where}'})"
 
 
 def validate_sql_lfs(con: duckdb.DuckDBPyConnection, lfs: list[LabelingFunction], *, items: str = "items") -> None:
@@ -36,20 +42,21 @@ def apply_sql_lfs(
 ) -> pa.Table:
     """Return the sparse votes (item_id, lf, vote; abstains left out) of ``lfs`` on ``items``.
 
-    All LFs are compiled into one SELECT and unpivoted, so DuckDB reads the text once.
+    All LFs are compiled into one SELECT and unpivoted, so DuckDB reads the text once, and literal
+    gates (:mod:`labeling.apply.gate`) skip each LF's regex on rows it cannot match.
     ``where`` restricts the items (e.g. only those not yet voted on).
     """
-    expressions = []
     for lf in lfs:
-        expression = lf.sql("text")
-        if expression is None:
+        if lf.sql("text") is None:
             raise ValueError(f"LF {lf.name!r} has no SQL form; apply it with apply_python_lfs.")
-        expressions.append(f'({expression})::INTEGER AS "{lf.name}"')
-    if not expressions:
+    if not lfs:
         return VOTES_SCHEMA.empty_table()
+    lowered, gated = gated_expressions(lfs)
+    expressions = [f'({expression})::INTEGER AS "{lf.name}"' for lf, expression in zip(lfs, gated)]
     names = ", ".join(f'"{lf.name}"' for lf in lfs)
+    view = lf_view(con, items, where, lowered)
     query = (
-        f"SELECT item_id, lf, vote FROM (SELECT item_id, {', '.join(expressions)} FROM {lf_view(con, items, where)}) "
+        f"SELECT item_id, lf, vote FROM (SELECT item_id, {', '.join(expressions)} FROM {view}) "
         f"UNPIVOT (vote FOR lf IN ({names})) WHERE vote <> {ABSTAIN} ORDER BY item_id, lf"
     )
     return con.sql(query).to_arrow_table().cast(VOTES_SCHEMA)

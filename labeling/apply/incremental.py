@@ -67,7 +67,7 @@ def update_vote_cache(
             con.register("_cache_votes", cache)
             con.register("_cache_progress", progress_rows)
             try:
-                con.execute("INSERT OR REPLACE INTO lf_votes SELECT version, item_id, vote FROM _cache_votes")
+                con.execute("INSERT INTO lf_votes SELECT version, item_id, vote FROM _cache_votes")
                 con.execute("INSERT OR REPLACE INTO lf_progress SELECT version, lf, through_seq FROM _cache_progress")
             finally:
                 con.unregister("_cache_votes")

@@ -13,6 +13,17 @@ from labeling.lf.regex import re2_search, sql_string
 _WORD = "0-9A-Za-z_"
 
 
+# Lower-cased text for literal gates: the only non-ASCII characters RE2's case folding maps onto
+# ASCII letters are U+017F (s) and U+212A (k); DuckDB's lower() turns U+212A into 'k' but keeps
+# U+017F, hence the replace. The literal gate scans this text.
+LOWER_TEXT_SQL = "replace(lower(text), '\u017f', 's')"
+
+
+def ascii_literals(terms: list[str]) -> list[str] | None:
+    """The lower-cased terms, when all are ASCII (else None: no gate is safe)."""
+    return [t.lower() for t in terms] if all(t.isascii() for t in terms) else None
+
+
 def terms_pattern(terms: list[str], *, case_sensitive: bool, word_boundary: bool) -> str:
     """An RE2 pattern matching any of ``terms`` literally, optionally between word boundaries."""
     flags = "" if case_sensitive else "(?i)"
@@ -79,3 +90,6 @@ class KeywordLF(LabelingFunction):
         joiner = " OR " if self.mode == "any" else " AND "
         tests = joiner.join(f"regexp_matches({text_column}, {sql_string(p)})" for p in self._term_patterns())
         return f"CASE WHEN {tests} THEN {self.label} ELSE {ABSTAIN} END"
+
+    def literals(self) -> list[str] | None:
+        return ascii_literals(self.terms)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from labeling.lf.base import ABSTAIN, LabelingFunction, Row
-from labeling.lf.keyword import terms_pattern
+from labeling.lf.keyword import ascii_literals, terms_pattern
 from labeling.lf.regex import re2_search, sql_string
 
 
@@ -49,6 +49,9 @@ class LookupLF(LabelingFunction):
     def definition(self) -> str:
         return json.dumps({"terms": self.terms, "case_sensitive": self.case_sensitive,
                            "word_boundary": self.word_boundary}, sort_keys=True)
+
+    def literals(self) -> list[str] | None:
+        return ascii_literals(list(self.terms))
 
     def sql(self, text_column: str = "text") -> str:
         matches = {label: f"regexp_matches({text_column}, {sql_string(p)})" for label, p in self._patterns.items()}

@@ -15,6 +15,7 @@ from functools import lru_cache
 import duckdb
 
 from labeling.lf.base import ABSTAIN, LabelingFunction, Row
+from labeling.lf.literals import required_literals
 
 _local = threading.local()
 
@@ -90,6 +91,9 @@ class RegexLF(LabelingFunction):
 
     def definition(self) -> str:
         return json.dumps({"pattern": self.pattern, "label": self.label, "case_sensitive": self.case_sensitive}, sort_keys=True)
+
+    def literals(self) -> list[str] | None:
+        return required_literals(self.pattern) if self.uses_re2 else None
 
     def sql(self, text_column: str = "text") -> str | None:
         if not self.uses_re2:

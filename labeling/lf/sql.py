@@ -39,7 +39,8 @@ class SqlLF(LabelingFunction):
         values = [fields.get(c) for c in LF_VIEW_COLUMNS[:-1]] + [json.dumps(extra, default=str)]
         row = ", ".join(f"${i + 1}::{t} AS {c}" for i, (c, t) in enumerate(
             zip(LF_VIEW_COLUMNS, ("VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "INTEGER", "JSON"))))
-        return int(_engine().execute(f"SELECT {self.sql()} FROM (SELECT {row})", values).fetchall()[0][0])
+        query = f"SELECT {self.sql()} FROM (SELECT {row})"
+        return int(_engine().execute(query, values).fetchall()[0][0])
 
     def definition(self) -> str:
         return json.dumps({"where": self.where, "label": self.label}, sort_keys=True)

@@ -102,12 +102,15 @@ PROPERTY_LFS = [
     KeywordLF("kw", terms=["free", "win cash"], label=1),
     KeywordLF("kw_all", terms=["free", "now"], label=1, mode="all", case_sensitive=True),
     KeywordLF("kw_sub", terms=["caf\u00e9"], label=0, word_boundary=False),
+    KeywordLF("kw_s", terms=["stop", "kash"], label=1),  # ASCII terms: the literal gate applies
     RegexLF("re_b", pattern=r"\bwin\w*\b", label=1, case_sensitive=False),
     RegexLF("re_ds", pattern=r"\d+\s?%|\$\s*\d", label=1),
     LookupLF("lookup", terms={"free": 1, "win cash": 1, "café": 0, "now": 0}),
     SqlLF("sql", where="length(text) > 5 AND text ILIKE '%win%'", label=1),
 ]
-ALPHABET = st.sampled_from(list("freewincashnowCAFÉé $%_0123456789\u00a0\u00e9\u0130\t\n-.") + ["free", "win", "now", "café"])
+# Includes the characters RE2 folds onto ASCII letters (U+017F, U+212A) and other case-folding traps.
+ALPHABET = st.sampled_from(list("freewincashnowCAFÉé $%_0123456789\u00a0\u00e9\u0130\u017f\u212a\u03c2\u03a3\t\n-.")
+                           + ["free", "win", "now", "café", "FREE", "ſtop", "Kash"])
 
 
 @pytest.mark.parametrize("lf", PROPERTY_LFS, ids=lambda lf: lf.name)
@@ -242,3 +245,33 @@ def test_lookup_terms_file_from_config(youtube, tmp_path):
     assert lfs[0].terms == {"subscribe": 1, "my channel": 1, "love this song": 0}
     with pytest.raises(ValueError, match="exactly one of 'terms' and 'terms_file'"):
         LabelingConfig(classes=["HAM", "SPAM"], lfs=[{"kind": "lookup", "name": "lk"}])
+
+
+OVERLAPPING = [
+    KeywordLF("video", terms=["video"], label=HAM),
+    KeywordLF("my_video", terms=["my video", "my vid"], label=SPAM),
+    KeywordLF("deo_clip", terms=["deo clip"], label=HAM, word_boundary=False),
+    LookupLF("lk", terms={"clip": 0, "vid": 1}),
+    RegexLF("re_vid", pattern=r"vid(eo)?s?\b", label=SPAM, case_sensitive=False),
+    RegexLF("re_alt", pattern=r"my (video|clip)|ideo", label=HAM),
+]
+GATE_ALPHABET = st.sampled_from(["my ", "video", "vid", "deo", " clip", "ideo", "MY VIDEO", "\u017f", " ", "s", "e"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(texts=st.lists(st.lists(GATE_ALPHABET, max_size=8).map("".join), min_size=1, max_size=15))
+def test_gates_never_drop_a_match_of_lfs_applied_together(texts):
+    con = duckdb.connect()
+    con.execute("CREATE TABLE items (item_id VARCHAR, text VARCHAR)")
+    con.executemany("INSERT INTO items VALUES (?, ?)", [(f"{i:05d}", t) for i, t in enumerate(texts)])
+    L = vote_matrix(apply_sql_lfs(con, OVERLAPPING), [f"{i:05d}" for i in range(len(texts))], [lf.name for lf in OVERLAPPING])
+    expected = [[lf(Row(text=t)) for lf in OVERLAPPING] for t in texts]
+    assert L.tolist() == expected
+
+
+def test_required_literals():
+    from labeling.lf.literals import required_literals
+
+    assert required_literals(r"(?i)\bwin(ner|ning)?\b") == ["win"]
+    assert required_literals(r"call\s+(now|today)|\bcall 0\d") == ["call", "call 0"]
+    assert required_literals(r"(\w)\1{3}") is None and required_literals(r"a?b?") is None
