@@ -123,7 +123,7 @@ class LabelingConfig(StageConfig):
     # A Python LF that raises abstains on that item (counted, first examples kept); the run fails
     # only if some LF raises on more than this fraction of the items (0: on the first error).
     max_fault_rate: float = Field(0.01, ge=0, le=1)
-    n_jobs: int | None = Field(None, ge=1)  # Python LF processes; None: all cores for >= 20k items
+    n_jobs: int | None = Field(None, ge=1)  # Python LF processes; None: all cores if serial work > 20 s
     model: DenoiseConfig = DenoiseConfig()
 
     @model_validator(mode="after")

@@ -7,6 +7,7 @@ import logging
 import multiprocessing
 import os
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -27,8 +28,9 @@ logger = logging.getLogger(__name__)
 # Gold labels are never shown to LFs: they are for evaluation only.
 LF_COLUMNS = "item_id, dataset, split, text, label, extra"
 EXAMPLES_PER_LF = 3
-# Below this many items a worker pool costs more (spawning, importing) than it saves.
-PARALLEL_MIN_ITEMS = 20_000
+# Spawning workers (each imports snorkel, torch, ...) costs a few seconds: with n_jobs=None they
+# are used only when the first batch, timed in this process, projects more serial work than this.
+PARALLEL_MIN_SECONDS = 20.0
 
 
 class LFFaultError(RuntimeError):
@@ -118,13 +120,13 @@ def _pickle_lfs(lfs: list[LabelingFunction]) -> bytes:
     return cloudpickle.dumps(lfs)
 
 
-def resolve_jobs(n_jobs: int | None, n_items: int) -> int:
-    """``n_jobs`` as given, or (None) all cores when there are enough items to pay for workers."""
+def resolve_jobs(n_jobs: int | None, projected_seconds: float) -> int:
+    """``n_jobs`` as given, or (None) all cores when the projected serial time pays for workers."""
     if n_jobs is not None:
         if n_jobs < 1:
             raise ValueError(f"The 'n_jobs' parameter must be >= 1 or None. Got {n_jobs} instead.")
         return n_jobs
-    return (os.cpu_count() or 1) if n_items >= PARALLEL_MIN_ITEMS else 1
+    return (os.cpu_count() or 1) if projected_seconds >= PARALLEL_MIN_SECONDS else 1
 
 
 def apply_python_lfs(
@@ -142,14 +144,14 @@ def apply_python_lfs(
 
     An LF that raises on an item abstains there; the fault is counted with the first examples.
     If any LF faults on more than ``max_fault_rate`` of the items, :class:`LFFaultError` is
-    raised naming the LFs and examples. ``n_jobs > 1`` spreads batches over spawned processes.
+    raised naming the LFs and examples. ``n_jobs > 1`` spreads batches over spawned processes;
+    ``None`` times the first batch here and uses all cores if the rest would take long.
     """
     faults = FaultReport()
     if not lfs:
         return VOTES_SCHEMA.empty_table(), faults
     condition = "" if where is None else f" WHERE {where}"
     total = con.execute(f"SELECT count(*) FROM {items}{condition}").fetchall()[0][0]
-    jobs = resolve_jobs(n_jobs, total)
     batches = _batches(con, items=items, where=where, batch_size=batch_size)
     n_batches = -(-total // batch_size)
     item_ids: list[str] = []
@@ -163,15 +165,23 @@ def apply_python_lfs(
         votes.extend(vals)
         faults.merge(batch_faults)
 
+    first = next(iter(batches), None)
+    jobs = 1
+    if first is not None:
+        started = time.perf_counter()
+        collect(_apply_batch(lfs, first))
+        per_row = (time.perf_counter() - started) / max(first.num_rows, 1)
+        jobs = resolve_jobs(n_jobs, per_row * (total - first.num_rows))
     if jobs == 1:
-        for batch in track(batches, description="Python LFs", enabled=progress, total=n_batches):
+        for batch in track(batches, description="Python LFs", enabled=progress, total=max(n_batches - 1, 0)):
             collect(_apply_batch(lfs, batch))
     else:
         context = multiprocessing.get_context("spawn")  # fork is unsafe once DuckDB/Prefect threads run
         with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
                                  initargs=(_pickle_lfs(lfs),)) as pool:
             results = pool.map(_worker_batch, batches)
-            for result in track(results, description=f"Python LFs ({jobs} processes)", enabled=progress, total=n_batches):
+            for result in track(results, description=f"Python LFs ({jobs} processes)", enabled=progress,
+                                total=max(n_batches - 1, 0)):
                 collect(result)
 
     if faults:

@@ -202,3 +202,12 @@ def test_bundled_youtube_csvs(con):
     assert summary.rows == 1956 and summary.new_items == 1953 and dict(summary.rejected) == {"duplicate_row": 3}
     extra = json.loads(con.execute("SELECT extra FROM items LIMIT 1").fetchall()[0][0])
     assert set(extra) == {"AUTHOR", "DATE"}
+
+
+def test_wrench_lf_names(con, shared_data):
+    names = ["my", "subscribe", "link", "please", "song", "check_out", "short", "person", "polarity", "subjectivity"]
+    summary = ingest(con, _config(shared_data / "wrench_youtube" / "valid.json", format="wrench", lf_names=names))
+    assert summary.new_items == 120
+    assert {r[0] for r in con.execute("SELECT DISTINCT lf FROM source_votes").fetchall()} <= set(names)
+    with pytest.raises(ValueError, match="name 2 LFs, but item"):
+        ingest(con, _config(shared_data / "wrench_youtube" / "test.json", format="wrench", lf_names=names[:2]))
