@@ -98,8 +98,8 @@ def main() -> None:
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total += float(loss) * float(weights.sum())
-            weight_sum += float(weights.sum())
+            total += loss.item() * weights.sum().item()
+            weight_sum += weights.sum().item()
         print(f"rank {rank}/{world_size} epoch {epoch + 1}: weighted loss {total / max(weight_sum, 1e-8):.4f} "
               f"on {len(dataset)} rows ({device})")
     if args.eval_db:

@@ -82,10 +82,12 @@ def _show_label(summary: dict) -> None:
     _show_lfs(summary["lf_summary"])
     evaluated = summary.get("evaluated", {})
     if evaluated:
-        fresh = {lf: n for lf, n in evaluated.items() if n}
-        out.print(f"  LF votes: {len(evaluated) - len(fresh)} LFs fully from the cache"
-                  + (f"; evaluated {', '.join(f'{lf} on {n} items' for lf, n in fresh.items())}" if fresh else ""),
-                  highlight=False)
+        groups: dict[int, list[str]] = {}
+        for lf, n in evaluated.items():
+            groups.setdefault(n, []).append(lf)
+        parts = [f"{len(lfs)} LFs from the vote cache" if n == 0 else f"{len(lfs)} LFs evaluated on {n} items"
+                 for n, lfs in sorted(groups.items())]
+        out.print(f"  LF votes: {'; '.join(parts)}", highlight=False)
     for lf, fault in summary.get("faults", {}).items():
         examples = "; ".join(f"{item}: {error}" for item, error in fault["examples"])
         out.print(f"  [yellow]LF {lf!r} raised on {fault['count']} items (abstained there)[/], e.g. {examples}",
