@@ -16,6 +16,20 @@ from labeling.lf.regex import sql_string
 MAX_GATE_LITERALS = 64  # an LF with more literals (a big lookup list) is not gated
 
 
+def minimal_literals(literals: list[str]) -> list[str]:
+    """Drop every literal that contains another one: a text holding it holds the shorter one too.
+
+    >>> minimal_literals(["love", "loved", "for free", "free", "call 0", "call"])
+    ['call', 'free', 'love']
+    """
+    unique = sorted(set(literals), key=lambda s: (len(s), s))
+    kept: list[str] = []
+    for literal in unique:
+        if not any(k in literal for k in kept):
+            kept.append(literal)
+    return sorted(kept)
+
+
 def gated_expressions(lfs: list[LabelingFunction]) -> tuple[bool, list[str]]:
     """Each LF's SQL behind a ``contains`` gate on the lower-cased text ``_lt`` when it has literals.
 
@@ -30,6 +44,6 @@ def gated_expressions(lfs: list[LabelingFunction]) -> tuple[bool, list[str]]:
             expressions.append(lf.sql("text"))
             continue
         used = True
-        gate = " OR ".join(f"contains(_lt, {sql_string(s)})" for s in literals)
+        gate = " OR ".join(f"contains(_lt, {sql_string(s)})" for s in minimal_literals(literals))
         expressions.append(f"CASE WHEN NOT ({gate}) THEN {ABSTAIN} ELSE ({lf.sql('text')}) END")
     return used, expressions
