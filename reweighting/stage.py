@@ -9,10 +9,12 @@ from typing import Any, Literal
 import duckdb
 import numpy as np
 import pyarrow as pa
-from pydantic import Field
+from pydantic import Field, model_validator
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
 
-from reweighting.detect.confident_learning import ConfidentLearning, FilterBy
+from reweighting.detect import ConfidentLearning, DetectorResult, Hybrid, LinearSeparation, SmallLoss, ensemble
+from reweighting.detect.confident_learning import FilterBy, out_of_fold_proba
 from reweighting.features import TfidfConfig, tfidf_features
 from reweighting.weights import WeightMethod, compute_weights
 from storage.repo import replace_run_rows, transaction
@@ -21,17 +23,44 @@ from thresher.stageconfig import StageConfig
 logger = logging.getLogger(__name__)
 
 
+DetectorName = Literal["confident_learning", "small_loss", "linear_separation", "hybrid", "ensemble"]
+
+
 class DetectConfig(StageConfig):
-    """Which labels are checked, with what features and classifier, and how weights are made."""
+    """Which labels are checked, by which detectors, with what features, and how weights are made.
+
+    Every detector in ``detectors`` writes its scores and flags to ``noise_scores``; the one named by
+    ``use`` (default: the first) drives the weights and what the export leaves out.
+    """
 
     labels_from: Literal["denoised", "given"] = "denoised"
     include_uncovered: bool = False  # also check items no LF voted on (their label is the prior)
     features: TfidfConfig = TfidfConfig()
     n_folds: int = Field(5, ge=2, le=50)
     C: float = Field(1.0, gt=0)
-    filter_by: FilterBy = "prune_by_noise_rate"
-    weight: WeightMethod = "label_quality"
+    detectors: list[DetectorName] = Field(default_factory=lambda: ["confident_learning"], min_length=1)
+    use: DetectorName | None = None
+    filter_by: FilterBy = "prune_by_noise_rate"  # confident learning
+    small_loss_rule: Literal["gmm", "fraction"] = "gmm"
+    small_loss_threshold: float = Field(0.5, gt=0, lt=1)  # flag p_clean below this (DivideMix: 0.5)
+    hybrid_rounds: int = Field(4, ge=1, le=20)
+    ensemble_min_votes: int = Field(2, ge=1)
+    weight: WeightMethod = "label_quality"  # label_quality: the score of the detector in use
     random_state: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> "DetectConfig":
+        if len(set(self.detectors)) != len(self.detectors):
+            raise ValueError(f"detectors lists a detector twice: {self.detectors}")
+        if self.use is not None and self.use not in self.detectors:
+            raise ValueError(f"use={self.use!r} is not among detectors {self.detectors}.")
+        if "ensemble" in self.detectors and len(self.detectors) < 3:
+            raise ValueError("The ensemble votes over the other detectors: list at least two besides it.")
+        return self
+
+    @property
+    def detector_in_use(self) -> str:
+        return self.use or self.detectors[0]
 
 
 @dataclass
@@ -43,9 +72,12 @@ class DetectSummary:
     n_checked: int
     n_issues: int
     gold: dict[str, float] = field(default_factory=dict)
+    use: str = "confident_learning"
+    detectors: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"label_run": self.label_run, "n_checked": self.n_checked, "n_issues": self.n_issues, "gold": self.gold}
+        return {"label_run": self.label_run, "n_checked": self.n_checked, "n_issues": self.n_issues,
+                "gold": self.gold, "use": self.use, "detectors": self.detectors}
 
 
 def _checked_items(con: duckdb.DuckDBPyConnection, config: DetectConfig, label_run: str | None) -> pa.Table:
@@ -61,31 +93,70 @@ def _checked_items(con: duckdb.DuckDBPyConnection, config: DetectConfig, label_r
     return con.sql(query, params={"run": label_run}).to_arrow_table()
 
 
+def run_detectors(X, labels: np.ndarray, pred_probs: np.ndarray, config: DetectConfig,
+                  estimator) -> dict[str, DetectorResult]:
+    """Run the configured detectors, sharing one set of out-of-fold probabilities."""
+    results: dict[str, DetectorResult] = {}
+    small: DetectorResult | None = None
+    for name in config.detectors:
+        if name == "confident_learning":
+            results[name] = ConfidentLearning(filter_by=config.filter_by).fit(X, labels, pred_probs=pred_probs).result()
+        elif name in ("small_loss", "linear_separation"):
+            if small is None:
+                small = SmallLoss(rule=config.small_loss_rule, threshold=config.small_loss_threshold,
+                                  random_state=config.random_state).fit(X, labels, pred_probs=pred_probs).result()
+            if name == "small_loss":
+                results[name] = small
+            else:
+                results[name] = LinearSeparation(random_state=config.random_state).fit(X, small.is_issue).result()
+        elif name == "hybrid":
+            results[name] = Hybrid(estimator=estimator, n_folds=config.n_folds, rounds=config.hybrid_rounds,
+                                   threshold=config.small_loss_threshold, random_state=config.random_state,
+                                   ).fit(X, labels, pred_probs=pred_probs).result()
+    if "ensemble" in config.detectors:
+        results["ensemble"] = ensemble(list(results.values()), min_votes=config.ensemble_min_votes)
+    return results
+
+
+def _against_gold(result: DetectorResult, wrong: np.ndarray, has_gold: np.ndarray) -> dict[str, float]:
+    """Precision, recall, F1 and AUROC of the flags/scores at finding labels that differ from gold."""
+    flagged, truth = result.is_issue[has_gold], wrong[has_gold]
+    tp = int((flagged & truth).sum())
+    precision = tp / flagged.sum() if flagged.any() else float("nan")
+    recall = tp / truth.sum() if truth.any() else float("nan")
+    f1 = 2 * tp / (flagged.sum() + truth.sum()) if (flagged.sum() + truth.sum()) else float("nan")
+    auroc = float(roc_auc_score(truth, 1 - result.scores[has_gold])) if 0 < truth.sum() < len(truth) else float("nan")
+    return {"precision": float(precision), "recall": float(recall), "f1": float(f1), "auroc": auroc}
+
+
 def detect(
     con: duckdb.DuckDBPyConnection, config: DetectConfig, *, run_id: str, label_run: str | None,
     progress: bool = False,
 ) -> DetectSummary:
-    """Score every checked item's label with cleanlab and write ``noise_scores`` and ``weights``."""
+    """Score every checked label with the configured detectors; write ``noise_scores`` and ``weights``."""
     items = _checked_items(con, config, label_run)
     if items.num_rows == 0:
         raise ValueError(f"No labelled items to check (labels_from={config.labels_from!r}).")
     item_ids = items.column("item_id").to_pylist()
     labels = items.column("label").to_numpy().astype(np.int64)
+    K = int(labels.max()) + 1
+    if K < 2 or len(np.unique(labels)) < 2:
+        raise ValueError(f"Label checking needs at least two classes among the labels; all {len(labels)} have class {labels[0]}.")
     X = tfidf_features(items.column("text").to_pylist(), config.features)
-    detector = ConfidentLearning(
-        estimator=LogisticRegression(C=config.C, max_iter=2000), n_folds=config.n_folds,
-        filter_by=config.filter_by, random_state=config.random_state, progress=progress,
-    ).fit(X, labels)
-    result = detector.result()
+    estimator = LogisticRegression(C=config.C, max_iter=2000)
+    pred_probs = out_of_fold_proba(estimator, X, labels, n_folds=config.n_folds, random_state=config.random_state,
+                                   progress=progress)
+    results = run_detectors(X, labels, pred_probs, config, estimator)
+    result = results[config.detector_in_use]
     confidence = items.column("confidence").to_numpy().astype(float)
     weights = compute_weights(config.weight, label_quality=result.scores, confidence=confidence)
 
     n = len(item_ids)
     with transaction(con):
-        replace_run_rows(con, "noise_scores", run_id, pa.table({
-            "run_id": [run_id] * n, "item_id": item_ids, "detector": [result.name] * n,
-            "score": result.scores.astype(float), "is_issue": result.is_issue.astype(bool),
-        }))
+        replace_run_rows(con, "noise_scores", run_id, pa.concat_tables([pa.table({
+            "run_id": [run_id] * n, "item_id": item_ids, "detector": [r.name] * n,
+            "score": r.scores.astype(float), "is_issue": r.is_issue.astype(bool),
+        }) for r in results.values()]))
         replace_run_rows(con, "weights", run_id, pa.table({
             "run_id": [run_id] * n, "item_id": item_ids, "method": [config.weight] * n, "weight": weights,
         }))
@@ -103,6 +174,8 @@ def detect(
             "issue_recall": float((flagged & wrong).sum() / wrong.sum()) if wrong.any() else float("nan"),
             "accuracy_kept": float((labels == gold)[has_gold & ~result.is_issue].mean()) if (has_gold & ~result.is_issue).any() else float("nan"),
         }
-    summary = DetectSummary(run_id, label_run, n, int(result.is_issue.sum()), quality)
+    per_detector = {name: {**r.summary(), **(_against_gold(r, labels != gold, has_gold) if has_gold.any() else {})}
+                    for name, r in results.items()}
+    summary = DetectSummary(run_id, label_run, n, int(result.is_issue.sum()), quality, config.detector_in_use, per_detector)
     logger.info("Checked %d labels: %d issues; %s", n, summary.n_issues, quality)
     return summary

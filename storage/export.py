@@ -83,7 +83,8 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _curated(con: duckdb.DuckDBPyConnection, config: ExportConfig, label_run: str | None, detect_run: str) -> pa.Table:
+def _curated(con: duckdb.DuckDBPyConnection, config: ExportConfig, label_run: str | None, detect_run: str,
+             detector: str) -> pa.Table:
     if config.labels_from == "denoised":
         if label_run is None:
             raise ValueError("labels_from='denoised' needs a label run.")
@@ -99,11 +100,11 @@ def _curated(con: duckdb.DuckDBPyConnection, config: ExportConfig, label_run: st
         FROM items i {label_sql}
         LEFT JOIN weights w ON w.item_id = i.item_id AND w.run_id = $detect_run
         LEFT JOIN noise_scores n ON n.item_id = i.item_id AND n.run_id = $detect_run
-             AND n.detector = 'confident_learning'
+             AND n.detector = $detector
         {split_filter}
         ORDER BY i.item_id
     """
-    params: dict[str, Any] = {"detect_run": detect_run}
+    params: dict[str, Any] = {"detect_run": detect_run, "detector": detector}
     if config.labels_from == "denoised":
         params["label_run"] = label_run
     if config.splits is not None:
@@ -149,11 +150,14 @@ def _shard_table(rows: pa.Table, classes: list[str], K: int) -> pa.Table:
 
 def export(
     con: duckdb.DuckDBPyConnection, config: ExportConfig, *, classes: list[str], run_id: str,
-    label_run: str | None, detect_run: str, progress: bool = False,
+    label_run: str | None, detect_run: str, detector: str = "confident_learning", progress: bool = False,
 ) -> ExportSummary:
-    """Write the curated items as shards + manifest to ``config.out_dir``; record exclusions."""
+    """Write the curated items as shards + manifest to ``config.out_dir``; record exclusions.
+
+    ``detector`` names the noise detector (of the detect run) whose flags exclude items.
+    """
     _check_replaceable(Path(config.out_dir))
-    table = _curated(con, config, label_run, detect_run)
+    table = _curated(con, config, label_run, detect_run, detector)
     reasons = _exclusions(table, config)
     keep = pa.array([r is None for r in reasons])
     excluded_ids = [i for i, r in zip(table.column("item_id").to_pylist(), reasons) if r is not None]
@@ -183,7 +187,7 @@ def export(
     distribution = Counter(kept.column("label_name").to_pylist())
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "run_id": run_id,
-        "label_run": label_run, "detect_run": detect_run, "thresher_version": thresher.__version__,
+        "label_run": label_run, "detect_run": detect_run, "detector": detector, "thresher_version": thresher.__version__,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "classes": list(classes),
         "schema": [{"name": f.name, "type": str(f.type)} for f in SHARD_SCHEMA],

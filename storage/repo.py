@@ -132,6 +132,16 @@ def input_run(con: duckdb.DuckDBPyConnection, run_id: str, stage: str) -> str:
     return rows[0][0]
 
 
+def run_summary(con: duckdb.DuckDBPyConnection, run_id: str, stage: str) -> dict[str, Any]:
+    """The stored summary of a completed stage of ``run_id``."""
+    rows = con.execute(
+        "SELECT summary FROM runs WHERE run_id = ? AND stage = ? AND status = 'completed'", [run_id, stage]
+    ).fetchall()
+    if not rows or rows[0][0] is None:
+        raise LookupError(f"Run '{run_id}' has no completed '{stage}' stage.")
+    return json.loads(rows[0][0])
+
+
 def latest_run(con: duckdb.DuckDBPyConnection, stage: str) -> str:
     """The run id of the most recent completed execution of ``stage``.
 

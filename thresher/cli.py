@@ -113,8 +113,15 @@ def _show_lfs(records: list[dict]) -> None:
 
 
 def _show_detect(summary: dict) -> None:
-    out.print(f"[bold]detect[/]: {summary['n_checked']} labels checked, {summary['n_issues']} label issues found",
-              highlight=False)
+    out.print(f"[bold]detect[/]: {summary['n_checked']} labels checked, {summary['n_issues']} label issues found "
+              f"by {summary.get('use', 'confident_learning')}", highlight=False)
+    detectors = summary.get("detectors", {})
+    if len(detectors) > 1 or any("f1" in d for d in detectors.values()):
+        gold = any("f1" in d for d in detectors.values())
+        columns = ["detector", "flagged", "rate"] + (["precision", "recall", "F1", "AUROC"] if gold else [])
+        rows = [[name, d["n_issues"], d["issue_rate"]] + ([d["precision"], d["recall"], d["f1"], d["auroc"]] if gold else [])
+                for name, d in detectors.items()]
+        out.print(_table("Noise detectors" + (" (against gold labels)" if gold else ""), columns, rows))
     if summary["gold"]:
         g = summary["gold"]
         out.print(f"  against gold: label error rate {g['label_error_rate']:.3f}, issue precision "

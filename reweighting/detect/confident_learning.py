@@ -68,13 +68,14 @@ class ConfidentLearning(BaseEstimator):
         self.random_state = random_state
         self.progress = progress
 
-    def fit(self, X, labels) -> "ConfidentLearning":
+    def fit(self, X, labels, *, pred_probs: np.ndarray | None = None) -> "ConfidentLearning":
+        """Compute K-fold out-of-fold probabilities (or take ``pred_probs`` computed that way)."""
         labels = np.asarray(labels)
         if labels.ndim != 1 or X.shape[0] != labels.shape[0]:
             raise ValueError(f"X has {X.shape[0]} rows but labels has shape {labels.shape}; they must match.")
         estimator = self.estimator if self.estimator is not None else LogisticRegression(max_iter=2000)
         self.labels_ = labels
-        self.pred_probs_ = out_of_fold_proba(
+        self.pred_probs_ = pred_probs if pred_probs is not None else out_of_fold_proba(
             estimator, X, labels, n_folds=self.n_folds, random_state=self.random_state, progress=self.progress
         )
         return self

@@ -1,0 +1,89 @@
+"""The hybrid the LSA paper argues for, and a voting ensemble of detectors.
+
+Hybrid: rounds alternate linear separation (even rounds) and small-loss (odd rounds); before each
+round the loss model is re-fitted on the items currently kept, so flagged items no longer shape
+the losses. The last round's flags and scores are the result.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.utils.validation import check_is_fitted
+
+from reweighting.detect.base import DetectorResult
+from reweighting.detect.confident_learning import out_of_fold_proba
+from reweighting.detect.linear_separation import LinearSeparation
+from reweighting.detect.small_loss import SmallLoss
+
+
+def kept_proba(clf: ClassifierMixin, X, labels: np.ndarray, kept: np.ndarray, *, n_folds: int,
+               random_state: int | None) -> np.ndarray:
+    """Out-of-fold probabilities for kept items; a model fitted on all kept items for the others.
+
+    Falls back to out-of-fold over every item when some class has fewer than ``n_folds`` kept items.
+    """
+    K = int(labels.max()) + 1
+    if (np.bincount(labels[kept], minlength=K) < n_folds).any():
+        return out_of_fold_proba(clf, X, labels, n_folds=n_folds, random_state=random_state)
+    probs = np.zeros((len(labels), K))
+    index = np.flatnonzero(kept)
+    probs[index] = out_of_fold_proba(clf, X[index], labels[index], n_folds=n_folds, random_state=random_state)
+    rest = np.flatnonzero(~kept)
+    if len(rest):
+        model = clone(clf).fit(X[index], labels[index])
+        probs[np.ix_(rest, model.classes_)] = model.predict_proba(X[rest])
+    return probs
+
+
+class Hybrid(BaseEstimator):
+    """Alternate linear separation and small-loss over ``rounds``, re-fitting on kept items.
+
+    ``flag_history_`` holds how many items each round flagged.
+    """
+
+    def __init__(self, *, estimator: ClassifierMixin | None = None, n_folds: int = 5, rounds: int = 4,
+                 threshold: float = 0.5, random_state: int | None = 0) -> None:
+        self.estimator = estimator
+        self.n_folds = n_folds
+        self.rounds = rounds
+        self.threshold = threshold
+        self.random_state = random_state
+
+    def fit(self, X, labels, *, pred_probs: np.ndarray | None = None) -> "Hybrid":
+        labels = np.asarray(labels)
+        if self.rounds < 1:
+            raise ValueError(f"The 'rounds' parameter of Hybrid must be >= 1. Got {self.rounds} instead.")
+        clf = self.estimator if self.estimator is not None else LogisticRegression(max_iter=2000)
+        kept = np.ones(len(labels), dtype=bool)
+        self.flag_history_ = []
+        for round_index in range(self.rounds):
+            if round_index == 0 and pred_probs is not None:
+                probs = pred_probs
+            else:
+                probs = kept_proba(clf, X, labels, kept, n_folds=self.n_folds, random_state=self.random_state)
+            small = SmallLoss(threshold=self.threshold, random_state=self.random_state).fit(X, labels, pred_probs=probs).result()
+            if round_index % 2 == 0:
+                current = LinearSeparation(random_state=self.random_state).fit(X, small.is_issue).result()
+            else:
+                current = small
+            kept = ~current.is_issue
+            self.flag_history_.append(int(current.is_issue.sum()))
+        self.scores_, self.is_issue_ = current.scores, current.is_issue
+        return self
+
+    def result(self) -> DetectorResult:
+        check_is_fitted(self, "scores_")
+        return DetectorResult("hybrid", self.scores_, self.is_issue_)
+
+
+def ensemble(results: list[DetectorResult], *, min_votes: int = 2) -> DetectorResult:
+    """Flag items that at least ``min_votes`` detectors flag; score = the mean of their scores."""
+    if len(results) < 2:
+        raise ValueError(f"An ensemble needs at least 2 detectors. Got {[r.name for r in results]}.")
+    if not 1 <= min_votes <= len(results):
+        raise ValueError(f"min_votes must be in 1..{len(results)}. Got {min_votes} instead.")
+    votes = np.sum([r.is_issue for r in results], axis=0)
+    scores = np.mean([r.scores for r in results], axis=0)
+    return DetectorResult("ensemble", scores, votes >= min_votes)
