@@ -217,15 +217,18 @@ def export(
     return summary
 
 
+def _is_export(path: Path) -> bool:
+    """Whether ``path`` holds a readable thresher manifest."""
+    try:
+        return json.loads((path / MANIFEST).read_text()).get("format") == FORMAT
+    except (OSError, ValueError):
+        return False
+
+
 def _check_replaceable(out_dir: Path) -> None:
     """Refuse to replace a directory that holds anything but a thresher export."""
-    if not out_dir.exists() or not any(out_dir.iterdir()):
+    if not out_dir.exists() or not any(out_dir.iterdir()) or _is_export(out_dir):
         return
-    try:
-        if json.loads((out_dir / MANIFEST).read_text()).get("format") == FORMAT:
-            return
-    except (OSError, ValueError):
-        pass
     raise FileExistsError(
         f"'{out_dir}' exists and is not a thresher export (no {MANIFEST} of format {FORMAT!r}); "
         f"refusing to replace it. Choose another out_dir or empty it."
