@@ -166,8 +166,9 @@ def main() -> None:
     parser.add_argument("--agnews", type=int, default=4000)
     parser.add_argument("--encoder", choices=["tfidf", "minilm"], default="tfidf")
     parser.add_argument("--out", type=Path, default=None, help="also write every row as JSON lines")
+    parser.add_argument("--markdown", type=Path, default=None, help="also write the tables as markdown")
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=200)
 
     def featurise(texts: list[str]):
         if args.encoder == "minilm":
@@ -203,6 +204,12 @@ def main() -> None:
         table.add_row(key[0], key[1], f"{mean([r['noise_rate'] for r in group]):.2f}", key[2],
                       *(f"{mean([r[m] for r in group]):.3f}" for m in ("precision", "recall", "f1", "auroc", "acc_noisy", "acc_kept", "acc_clean")))
     console.print(table)
+    markdown = ["| dataset | noise | rate | detector | P | R | F1 | AUROC | acc noisy | acc kept | acc clean |",
+                "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for key in keys:
+        group = [r for r in rows if (r["dataset"], r["noise"], r["detector"]) == key]
+        values = [f"{mean([r[m] for r in group]):.3f}" for m in ("precision", "recall", "f1", "auroc", "acc_noisy", "acc_kept", "acc_clean")]
+        markdown.append(f"| {key[0]} | {key[1]} | {mean([r['noise_rate'] for r in group]):.2f} | {key[2]} | " + " | ".join(values) + " |")
 
     summary = Table(title="Per detector, over all settings")
     for column in ("detector", "mean F1", "mean AUROC", "gap closed at sym20 (kept vs noisy, of clean - noisy)"):
@@ -214,7 +221,11 @@ def main() -> None:
                 if r["acc_clean"] - r["acc_noisy"] > 0.005]
         summary.add_row(detector, f"{mean([r['f1'] for r in mine]):.3f}", f"{mean([r['auroc'] for r in mine]):.3f}",
                         f"{mean(gaps):.2f}" if gaps else "n/a (gap < 0.5 points)")
+        markdown.append(f"<!-- summary --> {detector}: mean F1 {mean([r['f1'] for r in mine]):.3f}, mean AUROC "
+                        f"{mean([r['auroc'] for r in mine]):.3f}, sym20 gap closed {mean(gaps):.2f}" if gaps else "")
     console.print(summary)
+    if args.markdown:
+        args.markdown.write_text("\n".join(line for line in markdown if line) + "\n")
 
 
 if __name__ == "__main__":
