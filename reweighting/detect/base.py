@@ -29,3 +29,11 @@ class DetectorResult:
         return {"n": int(len(self.scores)), "n_issues": int(self.is_issue.sum()),
                 "issue_rate": float(self.is_issue.mean()) if len(self.scores) else 0.0,
                 "mean_score": float(self.scores.mean()) if len(self.scores) else float("nan")}
+
+
+def check_rows(X, values, name: str = "labels", *, dtype=None) -> np.ndarray:
+    """``values`` as a 1-D array with one entry per row of ``X``; a clear error otherwise."""
+    values = np.asarray(values, dtype=dtype)
+    if values.ndim != 1 or X.shape[0] != values.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} rows but {name} has shape {values.shape}; they must match.")
+    return values

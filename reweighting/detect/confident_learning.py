@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 
-from reweighting.detect.base import DetectorResult
+from reweighting.detect.base import DetectorResult, check_rows
 from thresher.progress import track
 
 FilterBy = Literal["prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given"]
@@ -70,9 +70,7 @@ class ConfidentLearning(BaseEstimator):
 
     def fit(self, X, labels, *, pred_probs: np.ndarray | None = None) -> "ConfidentLearning":
         """Compute K-fold out-of-fold probabilities (or take ``pred_probs`` computed that way)."""
-        labels = np.asarray(labels)
-        if labels.ndim != 1 or X.shape[0] != labels.shape[0]:
-            raise ValueError(f"X has {X.shape[0]} rows but labels has shape {labels.shape}; they must match.")
+        labels = check_rows(X, labels)
         estimator = self.estimator if self.estimator is not None else LogisticRegression(max_iter=2000)
         self.labels_ = labels
         self.pred_probs_ = pred_probs if pred_probs is not None else out_of_fold_proba(

@@ -12,7 +12,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
-from reweighting.detect.base import DetectorResult
+from reweighting.detect.base import DetectorResult, check_rows
 from reweighting.detect.confident_learning import out_of_fold_proba
 from reweighting.detect.linear_separation import LinearSeparation
 from reweighting.detect.small_loss import SmallLoss
@@ -52,7 +52,7 @@ class Hybrid(BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X, labels, *, pred_probs: np.ndarray | None = None) -> "Hybrid":
-        labels = np.asarray(labels)
+        labels = check_rows(X, labels)
         if self.rounds < 1:
             raise ValueError(f"The 'rounds' parameter of Hybrid must be >= 1. Got {self.rounds} instead.")
         clf = self.estimator if self.estimator is not None else LogisticRegression(max_iter=2000)

@@ -14,7 +14,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler, normalize
 from sklearn.utils.validation import check_is_fitted
 
-from reweighting.detect.base import DetectorResult
+from reweighting.detect.base import DetectorResult, check_rows
 
 
 class LinearSeparation(BaseEstimator):
@@ -29,9 +29,7 @@ class LinearSeparation(BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X, noisy) -> "LinearSeparation":
-        noisy = np.asarray(noisy, dtype=bool)
-        if noisy.ndim != 1 or X.shape[0] != noisy.shape[0]:
-            raise ValueError(f"X has {X.shape[0]} rows but noisy has shape {noisy.shape}; they must match.")
+        noisy = check_rows(X, noisy, "noisy", dtype=bool)
         self.degenerate_ = bool(noisy.all() or not noisy.any())
         if self.degenerate_:
             self.p_clean_ = np.where(noisy, 0.0, 1.0)

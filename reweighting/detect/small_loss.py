@@ -18,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.mixture import GaussianMixture
 from sklearn.utils.validation import check_is_fitted
 
-from reweighting.detect.base import DetectorResult
+from reweighting.detect.base import DetectorResult, check_rows
 from reweighting.detect.confident_learning import out_of_fold_proba
 
 
@@ -82,9 +82,7 @@ class SmallLoss(BaseEstimator):
 
     def fit(self, X, labels, *, pred_probs: np.ndarray | None = None) -> "SmallLoss":
         """Compute losses (from ``pred_probs`` when given, else K-fold out-of-fold predictions)."""
-        labels = np.asarray(labels)
-        if labels.ndim != 1 or X.shape[0] != labels.shape[0]:
-            raise ValueError(f"X has {X.shape[0]} rows but labels has shape {labels.shape}; they must match.")
+        labels = check_rows(X, labels)
         if self.rule not in ("gmm", "fraction"):
             raise ValueError(f"The 'rule' parameter of SmallLoss must be 'gmm' or 'fraction'. Got {self.rule!r} instead.")
         if pred_probs is None:
