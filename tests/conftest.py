@@ -13,6 +13,21 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("THRESHER_SHARED_DATA", REPO.parent / "shared" / "data"))
 YOUTUBE_EXAMPLE = REPO / "examples" / "youtube"
 
+_FORKS: list[int] = []
+os.register_at_fork(before=lambda: _FORKS.append(os.getpid()))
+
+
+@pytest.fixture(autouse=True)
+def never_fork():
+    """Fail any test whose code forks this process (spawned and exec'd processes are fine).
+
+    A fork copies the locks that Prefect's, DuckDB's and torch's threads hold at that moment, so
+    the child can deadlock; cleanlab's default ``n_jobs`` forked a pool and hung a CI run this way.
+    """
+    before = len(_FORKS)
+    yield
+    assert len(_FORKS) == before, "the code under test forked the process (os.fork / a 'fork' multiprocessing pool)"
+
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:

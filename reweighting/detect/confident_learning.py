@@ -86,7 +86,9 @@ class ConfidentLearning(BaseEstimator):
     def find_issues(self) -> np.ndarray:
         """Boolean mask of items cleanlab flags as label issues."""
         check_is_fitted(self, "pred_probs_")
-        return find_label_issues(self.labels_, self.pred_probs_, filter_by=self.filter_by)
+        # n_jobs=1: cleanlab otherwise forks a multiprocessing.Pool, and forking a process that runs
+        # Prefect's, DuckDB's and torch's threads can deadlock the child (a lock held at fork time).
+        return find_label_issues(self.labels_, self.pred_probs_, filter_by=self.filter_by, n_jobs=1)
 
     def result(self) -> DetectorResult:
         return DetectorResult("confident_learning", self.score_items(), self.find_issues())
