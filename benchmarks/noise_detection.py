@@ -5,7 +5,8 @@ training part with noisy labels; their flags are scored against "noisy label != 
 recall, F1, AUROC of the scores). A logistic regression is then trained on all noisy training rows,
 on the rows each detector keeps, and on the gold labels (oracle), and scored on the test part.
 
-Text datasets get TF-IDF features (or MiniLM with --encoder minilm); music genre uses its 124
+Text datasets get TF-IDF features (or MiniLM with --encoder minilm, or its static distillation with
+--encoder minilm-static); music genre uses its 124
 numeric features, standardised. Injected noise: symmetric 20 % / 40 %, pair-flip 20 % (k -> k+1),
 instance-dependent 20 % (flip to the most likely wrong class, with probability proportional to a
 clean model's out-of-fold probability of it). Real noise: music genre (the first MTurk worker's label
@@ -32,7 +33,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from reweighting.detect import out_of_fold_proba
-from reweighting.features import SentenceEncoder, TfidfConfig, tfidf_features
+from reweighting.features import SentenceEncoder, StaticEncoder, TfidfConfig, tfidf_features
 from reweighting.stage import DetectConfig, run_detectors
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,15 +165,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--agnews", type=int, default=4000)
-    parser.add_argument("--encoder", choices=["tfidf", "minilm"], default="tfidf")
+    parser.add_argument("--encoder", choices=["tfidf", "minilm", "minilm-static"], default="tfidf")
     parser.add_argument("--out", type=Path, default=None, help="also write every row as JSON lines")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the tables as markdown")
     args = parser.parse_args()
     console = Console(width=200)
+    static = StaticEncoder()
 
     def featurise(texts: list[str]):
         if args.encoder == "minilm":
             return SentenceEncoder().encode(texts)
+        if args.encoder == "minilm-static":
+            return static.encode(texts)
         return tfidf_features(texts, TfidfConfig(max_features=20_000))
 
     text_sets: dict[str, Callable[[], tuple[list[str], np.ndarray]]] = {

