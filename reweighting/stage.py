@@ -43,6 +43,7 @@ class DetectConfig(StageConfig):
     filter_by: FilterBy = "prune_by_noise_rate"  # confident learning
     small_loss_rule: Literal["gmm", "fraction"] = "gmm"
     small_loss_threshold: float = Field(0.5, gt=0, lt=1)  # flag p_clean below this (DivideMix: 0.5)
+    lsa_mode: Literal["global", "per_class"] = "global"  # per_class: cross-fitted, one per label (see README)
     hybrid_rounds: int = Field(4, ge=1, le=20)
     ensemble_min_votes: int = Field(2, ge=1)
     weight: WeightMethod = "label_quality"  # label_quality: the score of the detector in use
@@ -108,11 +109,12 @@ def run_detectors(X, labels: np.ndarray, pred_probs: np.ndarray, config: DetectC
             if name == "small_loss":
                 results[name] = small
             else:
-                results[name] = LinearSeparation(random_state=config.random_state).fit(X, small.is_issue).result()
+                results[name] = LinearSeparation(mode=config.lsa_mode, random_state=config.random_state).fit(
+                    X, small.is_issue, labels).result()
         elif name == "hybrid":
             results[name] = Hybrid(estimator=estimator, n_folds=config.n_folds, rounds=config.hybrid_rounds,
-                                   threshold=config.small_loss_threshold, random_state=config.random_state,
-                                   ).fit(X, labels, pred_probs=pred_probs).result()
+                                   threshold=config.small_loss_threshold, lsa_mode=config.lsa_mode,
+                                   random_state=config.random_state).fit(X, labels, pred_probs=pred_probs).result()
     if "ensemble" in config.detectors:
         results["ensemble"] = ensemble(list(results.values()), min_votes=config.ensemble_min_votes)
     return results

@@ -7,6 +7,8 @@ the losses. The last round's flags and scores are the result.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
@@ -44,8 +46,10 @@ class Hybrid(BaseEstimator):
     """
 
     def __init__(self, *, estimator: ClassifierMixin | None = None, n_folds: int = 5, rounds: int = 4,
-                 threshold: float = 0.5, random_state: int | None = 0) -> None:
+                 threshold: float = 0.5, lsa_mode: Literal["per_class", "global"] = "global",
+                 random_state: int | None = 0) -> None:
         self.estimator = estimator
+        self.lsa_mode = lsa_mode
         self.n_folds = n_folds
         self.rounds = rounds
         self.threshold = threshold
@@ -65,7 +69,8 @@ class Hybrid(BaseEstimator):
                 probs = kept_proba(clf, X, labels, kept, n_folds=self.n_folds, random_state=self.random_state)
             small = SmallLoss(threshold=self.threshold, random_state=self.random_state).fit(X, labels, pred_probs=probs).result()
             if round_index % 2 == 0:
-                current = LinearSeparation(random_state=self.random_state).fit(X, small.is_issue).result()
+                current = LinearSeparation(mode=self.lsa_mode, random_state=self.random_state).fit(
+                    X, small.is_issue, labels).result()
             else:
                 current = small
             kept = ~current.is_issue

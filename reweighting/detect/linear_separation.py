@@ -1,8 +1,19 @@
 """Linear separation (LSA, Albert et al. ECCV 2024): a hyperplane in feature space that
 reproduces the small-loss detector's noisy flags; items on its noisy side are flagged.
 
-Features are L2-normalised per row and standardised; an unregularised, class-balanced logistic
-regression is fitted on all items with target "flagged by small-loss"; flagged = it predicts 1.
+Features are L2-normalised per row and standardised; a class-balanced logistic regression is fitted
+with target "flagged by small-loss"; flagged = it predicts 1.
+
+``mode="global"`` (the default) is the paper's form: one unregularised hyperplane over all items.
+It suits the paper's web noise (images that belong to no class, which sit apart in feature space) but
+cannot see an in-distribution label flip, which looks like any item of its true class.
+``mode="per_class"`` (our deviation) fits one hyperplane per given label: among the items labelled k,
+the flipped ones look like another class, which a hyperplane separates. Those fits are cross-fitted
+(each item scored by a model that did not see its flag) and L2-regularised (``C``), so the hyperplane
+generalises the small-loss flags instead of memorising them. Measured at 20 % symmetric noise: on
+static MiniLM features (3 seeds) F1 0.834 / 0.932 (YouTube / SMS) per class against 0.417 / 0.384
+global; on TF-IDF (YouTube, seed 0) 0.624 per class against 0.674 global. Use per_class with
+sentence embeddings.
 """
 
 from __future__ import annotations
@@ -10,7 +21,10 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
+from typing import Literal
+
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler, normalize
 from sklearn.utils.validation import check_is_fitted
 
@@ -24,12 +38,25 @@ class LinearSeparation(BaseEstimator):
     repeats ``noisy`` and ``degenerate_`` says so. Scores are P(clean) under the hyperplane.
     """
 
-    def __init__(self, *, max_iter: int = 1000, random_state: int | None = 0) -> None:
+    def __init__(
+        self, *, mode: Literal["per_class", "global"] = "global", C: float = 1.0, n_folds: int = 5,
+        max_iter: int = 1000, random_state: int | None = 0,
+    ) -> None:
+        self.mode = mode
+        self.C = C
+        self.n_folds = n_folds
         self.max_iter = max_iter
         self.random_state = random_state
 
-    def fit(self, X, noisy) -> "LinearSeparation":
+    def fit(self, X, noisy, labels=None) -> "LinearSeparation":
+        """Fit on the small-loss flags ``noisy``; ``per_class`` mode also needs the given ``labels``."""
         noisy = check_rows(X, noisy, "noisy", dtype=bool)
+        if self.mode not in ("per_class", "global"):
+            raise ValueError(f"mode must be 'per_class' or 'global'. Got {self.mode!r} instead.")
+        if self.mode == "per_class":
+            if labels is None:
+                raise ValueError("mode='per_class' fits one hyperplane per given label: pass labels to fit().")
+            labels = check_rows(X, labels)
         self.degenerate_ = bool(noisy.all() or not noisy.any())
         if self.degenerate_:
             self.p_clean_ = np.where(noisy, 0.0, 1.0)
@@ -37,12 +64,30 @@ class LinearSeparation(BaseEstimator):
             return self
         features = normalize(X)
         features = StandardScaler(with_mean=not sp.issparse(features)).fit_transform(features)
-        model = LogisticRegression(C=np.inf, class_weight="balanced", max_iter=self.max_iter,  # unregularised
-                                   random_state=self.random_state)
-        model.fit(features, noisy.astype(int))
-        self.p_clean_ = model.predict_proba(features)[:, list(model.classes_).index(0)]
-        self.is_noisy_ = model.predict(features) == 1
+        if self.mode == "global":
+            model = LogisticRegression(C=np.inf, class_weight="balanced", max_iter=self.max_iter,  # unregularised
+                                       random_state=self.random_state).fit(features, noisy.astype(int))
+            self.p_clean_ = model.predict_proba(features)[:, list(model.classes_).index(0)]
+        else:
+            self.p_clean_ = self._per_class_p_clean(features, noisy, labels)
+        self.is_noisy_ = self.p_clean_ < 0.5
         return self
+
+    def _per_class_p_clean(self, features, noisy: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Out-of-fold P(clean) from one hyperplane per given label."""
+        p_clean = np.where(noisy, 0.0, 1.0)  # a class with too few flags (or clean items) keeps its flags
+        for k in np.unique(labels):
+            members = np.flatnonzero(labels == k)
+            target = noisy[members].astype(int)
+            if min(target.sum(), len(target) - target.sum()) < self.n_folds:
+                continue
+            folds = StratifiedKFold(self.n_folds, shuffle=True, random_state=self.random_state)
+            for train, test in folds.split(members, target):
+                model = LogisticRegression(C=self.C, class_weight="balanced", max_iter=self.max_iter,
+                                           random_state=self.random_state)
+                model.fit(features[members[train]], target[train])
+                p_clean[members[test]] = model.predict_proba(features[members[test]])[:, list(model.classes_).index(0)]
+        return p_clean
 
     def result(self) -> DetectorResult:
         check_is_fitted(self, "p_clean_")

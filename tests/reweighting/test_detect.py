@@ -163,12 +163,14 @@ def test_degenerate_inputs_get_clear_errors_or_documented_results():
     with pytest.raises(ValueError, match="at least n_folds"):
         ConfidentLearning().fit(X[:1], np.array([0]))
     # Nothing (or everything) flagged by small-loss: linear separation has nothing to separate.
-    flat = LinearSeparation().fit(X, np.zeros(40, bool))
+    flat = LinearSeparation().fit(X, np.zeros(40, bool), np.r_[np.zeros(20, int), np.ones(20, int)])
     assert flat.degenerate_ and not flat.result().is_issue.any()
     # Constant losses: every item is clean with certainty.
     probs = np.full((40, 2), 0.5)
     result = SmallLoss().fit(X, np.r_[np.zeros(20, int), np.ones(20, int)], pred_probs=probs).result()
     assert (result.scores == 1).all() and not result.is_issue.any()
+    with pytest.raises(ValueError, match="pass labels to fit"):
+        LinearSeparation(mode="per_class").fit(X, np.r_[np.zeros(20, bool), np.ones(20, bool)])
     with pytest.raises(ValueError, match="at least 2 detectors"):
         ensemble([result])
 

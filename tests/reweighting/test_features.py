@@ -135,3 +135,30 @@ def test_numeric_columns_must_be_numeric(con, music_csv):
         item_features(con, FeatureConfig(encoder="numeric", numeric_columns=["feature0", "class"]), ids, ids)
     with pytest.raises(ValueError, match="needs numeric_columns"):
         FeatureConfig(encoder="numeric")
+
+
+@pytest.mark.slow
+def test_per_class_linear_separation_sees_label_flips_in_embeddings(static):
+    from sklearn.linear_model import LogisticRegression
+
+    from reweighting.detect import LinearSeparation, SmallLoss, out_of_fold_proba
+
+    rows = {}
+    for path in sorted((YOUTUBE_EXAMPLE / "data").glob("*.csv")):
+        with path.open(encoding="utf-8", newline="") as handle:
+            rows.update({r["COMMENT_ID"]: (r["CONTENT"], int(r["CLASS"])) for r in csv.DictReader(handle)})
+    texts, gold = zip(*(rows[i] for i in sorted(rows)))
+    gold = np.array(gold)
+    rng = np.random.default_rng(0)
+    noisy = np.where(rng.random(len(gold)) < 0.2, 1 - gold, gold)
+    wrong = noisy != gold
+    X = static.encode(list(texts))
+    probs = out_of_fold_proba(LogisticRegression(max_iter=2000), X, noisy, random_state=0)
+    small = SmallLoss().fit(X, noisy, pred_probs=probs).result().is_issue
+
+    def f1(mode: str) -> float:
+        flagged = LinearSeparation(mode=mode).fit(X, small, noisy).result().is_issue
+        return 2 * (flagged & wrong).sum() / (flagged.sum() + wrong.sum())
+
+    # Measured (seeds 0-2): per_class 0.83, global 0.42 -- a flipped comment looks like its true class.
+    assert f1("per_class") > 0.7 and f1("global") < f1("per_class") - 0.2
