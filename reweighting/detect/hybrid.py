@@ -46,7 +46,7 @@ class Hybrid(BaseEstimator):
     """
 
     def __init__(self, *, estimator: ClassifierMixin | None = None, n_folds: int = 5, rounds: int = 4,
-                 threshold: float = 0.5, lsa_mode: Literal["per_class", "global"] = "global",
+                 threshold: float = 0.5, lsa_mode: Literal["global", "per_class"] = "global",
                  random_state: int | None = 0) -> None:
         self.estimator = estimator
         self.lsa_mode = lsa_mode

@@ -18,11 +18,11 @@ sentence embeddings.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
-from typing import Literal
-
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler, normalize
@@ -39,7 +39,7 @@ class LinearSeparation(BaseEstimator):
     """
 
     def __init__(
-        self, *, mode: Literal["per_class", "global"] = "global", C: float = 1.0, n_folds: int = 5,
+        self, *, mode: Literal["global", "per_class"] = "global", C: float = 1.0, n_folds: int = 5,
         max_iter: int = 1000, random_state: int | None = 0,
     ) -> None:
         self.mode = mode
@@ -51,8 +51,8 @@ class LinearSeparation(BaseEstimator):
     def fit(self, X, noisy, labels=None) -> "LinearSeparation":
         """Fit on the small-loss flags ``noisy``; ``per_class`` mode also needs the given ``labels``."""
         noisy = check_rows(X, noisy, "noisy", dtype=bool)
-        if self.mode not in ("per_class", "global"):
-            raise ValueError(f"mode must be 'per_class' or 'global'. Got {self.mode!r} instead.")
+        if self.mode not in ("global", "per_class"):
+            raise ValueError(f"mode must be 'global' or 'per_class'. Got {self.mode!r} instead.")
         if self.mode == "per_class":
             if labels is None:
                 raise ValueError("mode='per_class' fits one hyperplane per given label: pass labels to fit().")

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
+from typing import Protocol
 
 import duckdb
 import numpy as np
 import pyarrow as pa
-
-from typing import Protocol
 
 from storage.repo import transaction
 

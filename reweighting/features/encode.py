@@ -23,7 +23,7 @@ class FeatureConfig(StageConfig):
 
     ``tfidf``: word and character n-grams of the text (fast, no model). ``minilm``: the packaged
     all-MiniLM-L6-v2 sentence embeddings (~115-235 texts/s on 2 cores). ``minilm-static``: a static
-    model distilled from it with model2vec (tens of thousands of texts/s, somewhat lower quality).
+    model distilled from it with model2vec (tens of thousands of texts/s; see ``static.py``).
     ``numeric``: the source columns named in ``numeric_columns``, standardised. Embeddings are cached
     in DuckDB by (encoder, item) and never recomputed.
     """
