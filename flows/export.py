@@ -13,16 +13,18 @@ from thresher.config import load_config
 @flow(name="thresher-export")
 def export_flow(config_path: str, db: str | None = None, out_dir: str | None = None,
                 run_id: str | None = None, progress: bool = False) -> dict:
-    """Export the items kept by the latest detect run, with their labels and weights."""
+    """Export the items kept by the latest detect run, with their labels and the chosen weights."""
     config = load_config(config_path, db=db, out_dir=out_dir)
 
     def work(con, record) -> None:
         record.input_run_id = detect_run = latest_run(con, "detect")
         label_run = input_run(con, detect_run, "detect") if config.labels_from == "denoised" else None
         detector = run_summary(con, detect_run, "detect").get("use", "confident_learning")
+        weight_stage = config.export.weights_from or "detect"
+        weight_run = detect_run if weight_stage == "detect" else latest_run(con, "reweight")
         record.summary = export(con, config.export, classes=config.classes, run_id=record.run_id,
                                 label_run=label_run, detect_run=detect_run, detector=detector,
-                                progress=progress).as_dict()
+                                weight_run=weight_run, weight_stage=weight_stage, progress=progress).as_dict()
 
     record = run_stage(config.db, work, run_id=run_id or new_run_id(), stage="export",
                        config_hash=config.export.fingerprint(), flow_run_id=flow_run.id)

@@ -8,6 +8,7 @@ from flows.detect import detect_flow
 from flows.export import export_flow
 from flows.ingest import ingest_flow
 from flows.label import label_flow
+from flows.reweight import reweight_flow
 from storage.repo import new_run_id
 from thresher.config import load_config
 
@@ -15,12 +16,14 @@ from thresher.config import load_config
 @flow(name="thresher-pipeline")
 def pipeline_flow(config_path: str, db: str | None = None, out_dir: str | None = None,
                   run_id: str | None = None, progress: bool = False) -> dict:
-    """Ingest, label (when configured), detect and export, in order, under one run id."""
+    """Ingest, label and reweight (when configured), detect and export, in order, under one run id."""
     config = load_config(config_path, db=db, out_dir=out_dir)
     run_id = run_id or new_run_id()
     summaries = {"run_id": run_id, "ingest": ingest_flow(config_path, db=db, run_id=run_id, progress=progress)}
     if config.labeling is not None:
         summaries["label"] = label_flow(config_path, db=db, run_id=run_id, progress=progress)
     summaries["detect"] = detect_flow(config_path, db=db, run_id=run_id, progress=progress)
+    if config.reweight is not None:
+        summaries["reweight"] = reweight_flow(config_path, db=db, run_id=run_id, progress=progress)
     summaries["export"] = export_flow(config_path, db=db, out_dir=out_dir, run_id=run_id, progress=progress)
     return summaries

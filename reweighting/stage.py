@@ -16,7 +16,8 @@ from sklearn.metrics import roc_auc_score
 from reweighting.detect import ConfidentLearning, DetectorResult, Hybrid, LinearSeparation, SmallLoss, ensemble
 from reweighting.detect.confident_learning import FilterBy, out_of_fold_proba
 from reweighting.features import FeatureConfig, item_features
-from reweighting.weights import WeightMethod, compute_weights
+from reweighting.items import labelled_arrays
+from reweighting.weights import WeightMethod, compute_weights, weight_rows
 from storage.repo import replace_run_rows, transaction
 from thresher.stageconfig import StageConfig
 
@@ -81,19 +82,6 @@ class DetectSummary:
                 "gold": self.gold, "use": self.use, "detectors": self.detectors}
 
 
-def _checked_items(con: duckdb.DuckDBPyConnection, config: DetectConfig, label_run: str | None) -> pa.Table:
-    if config.labels_from == "given":
-        query = ("SELECT i.item_id, i.text, i.label, 1.0::DOUBLE AS confidence, i.gold FROM items i "
-                 "WHERE i.label IS NOT NULL ORDER BY i.item_id")
-        return con.sql(query).to_arrow_table()
-    if label_run is None:
-        raise ValueError("labels_from='denoised' needs a label run.")
-    covered = "" if config.include_uncovered else "AND l.covered"
-    query = (f"SELECT i.item_id, i.text, l.label, l.confidence, i.gold FROM items i JOIN labels l "
-             f"ON l.item_id = i.item_id AND l.run_id = $run {covered} ORDER BY i.item_id")
-    return con.sql(query, params={"run": label_run}).to_arrow_table()
-
-
 def run_detectors(X, labels: np.ndarray, pred_probs: np.ndarray, config: DetectConfig,
                   estimator) -> dict[str, DetectorResult]:
     """Run the configured detectors, sharing one set of out-of-fold probabilities."""
@@ -136,14 +124,8 @@ def detect(
     progress: bool = False,
 ) -> DetectSummary:
     """Score every checked label with the configured detectors; write ``noise_scores`` and ``weights``."""
-    items = _checked_items(con, config, label_run)
-    if items.num_rows == 0:
-        raise ValueError(f"No labelled items to check (labels_from={config.labels_from!r}).")
-    item_ids = items.column("item_id").to_pylist()
-    labels = items.column("label").to_numpy().astype(np.int64)
-    K = int(labels.max()) + 1
-    if K < 2 or len(np.unique(labels)) < 2:
-        raise ValueError(f"Label checking needs at least two classes among the labels; all {len(labels)} have class {labels[0]}.")
+    items, item_ids, labels = labelled_arrays(con, config.labels_from, label_run,
+                                              include_uncovered=config.include_uncovered, purpose="check")
     texts = items.column("text").to_pylist()
     X = item_features(con, config.features, item_ids, texts, progress=progress)
     estimator = LogisticRegression(C=config.C, max_iter=2000)
@@ -160,9 +142,8 @@ def detect(
             "run_id": [run_id] * n, "item_id": item_ids, "detector": [r.name] * n,
             "score": r.scores.astype(float), "is_issue": r.is_issue.astype(bool),
         }) for r in results.values()]))
-        replace_run_rows(con, "weights", run_id, pa.table({
-            "run_id": [run_id] * n, "item_id": item_ids, "method": [config.weight] * n, "weight": weights,
-        }))
+        replace_run_rows(con, "weights", run_id, weight_rows(run_id, "detect", item_ids, config.weight, weights),
+                         stage="detect")
 
     gold = np.array([-1 if g is None else g for g in items.column("gold").to_pylist()])
     quality: dict[str, float] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+import pyarrow as pa
 
 WeightMethod = Literal["label_quality", "confidence", "quality_x_confidence", "uniform"]
 
@@ -26,3 +27,28 @@ def compute_weights(method: WeightMethod, *, label_quality: np.ndarray, confiden
     if method == "uniform":
         return np.ones_like(label_quality, dtype=float)
     raise ValueError(f"The 'method' parameter must be one of {WeightMethod.__args__}. Got {method!r} instead.")
+
+
+FLAG_BELOW = 0.5
+
+
+def weight_rows(run_id: str, stage: str, item_ids: list[str], method: str, weights: np.ndarray,
+                history: np.ndarray | None = None) -> pa.Table:
+    """Rows of the ``weights`` table: the final weight, its flag (< 0.5) and, when the weights
+    were learned over epochs (``history``: epochs x items), their trajectory summary."""
+    n = len(item_ids)
+    if weights.shape != (n,):
+        raise ValueError(f"weights has shape {weights.shape}; expected ({n},), one per item.")
+    columns = {"run_id": [run_id] * n, "stage": [stage] * n, "item_id": item_ids, "method": [method] * n,
+               "weight": weights.astype(float), "flagged": weights < FLAG_BELOW}
+    if history is None:
+        empty = pa.nulls(n, pa.float64())
+        columns.update(weight_first=empty, weight_mean=empty, weight_min=empty, weight_max=empty,
+                       epochs_flagged=pa.nulls(n, pa.int32()))
+    else:
+        if history.ndim != 2 or history.shape[1] != n:
+            raise ValueError(f"history has shape {history.shape}; expected (epochs, {n}).")
+        columns.update(weight_first=history[0], weight_mean=np.nanmean(history, axis=0),
+                       weight_min=np.nanmin(history, axis=0), weight_max=np.nanmax(history, axis=0),
+                       epochs_flagged=(history < FLAG_BELOW).sum(axis=0).astype(np.int32))
+    return pa.table(columns)

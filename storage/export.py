@@ -58,6 +58,9 @@ class ExportConfig(StageConfig):
     drop_label_issues: bool = True
     drop_uncovered: bool = True
     labels_from: Literal["denoised", "given"] = "denoised"
+    # Whose weights the shards carry: the detect stage's (label quality, ...) or the reweight
+    # stage's (STORM, loss rules). None: reweight when the pipeline config has that stage.
+    weights_from: Literal["detect", "reweight"] | None = None
     zstd_level: int = Field(3, ge=1, le=22)
 
 
@@ -84,7 +87,7 @@ def sha256_file(path: Path) -> str:
 
 
 def _curated(con: duckdb.DuckDBPyConnection, config: ExportConfig, label_run: str | None, detect_run: str,
-             detector: str) -> pa.Table:
+             detector: str, weight_run: str, weight_stage: str) -> pa.Table:
     if config.labels_from == "denoised":
         if label_run is None:
             raise ValueError("labels_from='denoised' needs a label run.")
@@ -95,16 +98,17 @@ def _curated(con: duckdb.DuckDBPyConnection, config: ExportConfig, label_run: st
         label_cols = "l.label, NULL::DOUBLE[] AS probs, TRUE AS covered"
     split_filter = "" if config.splits is None else "WHERE list_contains($splits, i.split)"
     query = f"""
-        SELECT i.item_id, i.dataset, i.split, i.text, {label_cols}, w.weight,
+        SELECT i.item_id, i.dataset, i.split, i.text, {label_cols}, w.weight, w.method AS weight_method,
                n.score AS label_quality, n.is_issue, i.gold AS gold_label
         FROM items i {label_sql}
-        LEFT JOIN weights w ON w.item_id = i.item_id AND w.run_id = $detect_run
+        LEFT JOIN weights w ON w.item_id = i.item_id AND w.run_id = $weight_run AND w.stage = $weight_stage
         LEFT JOIN noise_scores n ON n.item_id = i.item_id AND n.run_id = $detect_run
              AND n.detector = $detector
         {split_filter}
         ORDER BY i.item_id
     """
-    params: dict[str, Any] = {"detect_run": detect_run, "detector": detector}
+    params: dict[str, Any] = {"detect_run": detect_run, "detector": detector, "weight_run": weight_run,
+                              "weight_stage": weight_stage}
     if config.labels_from == "denoised":
         params["label_run"] = label_run
     if config.splits is not None:
@@ -124,7 +128,7 @@ def _exclusions(table: pa.Table, config: ExportConfig) -> list[str | None]:
         elif config.drop_label_issues and iss:
             reasons.append("label_issue")
         elif w is None:
-            reasons.append("not_checked")  # the detect stage did not score this item
+            reasons.append("not_weighted")  # the stage the weights come from did not weigh this item
         else:
             reasons.append(None)
     return reasons
@@ -150,14 +154,17 @@ def _shard_table(rows: pa.Table, classes: list[str], K: int) -> pa.Table:
 
 def export(
     con: duckdb.DuckDBPyConnection, config: ExportConfig, *, classes: list[str], run_id: str,
-    label_run: str | None, detect_run: str, detector: str = "confident_learning", progress: bool = False,
+    label_run: str | None, detect_run: str, detector: str = "confident_learning",
+    weight_run: str | None = None, weight_stage: Literal["detect", "reweight"] = "detect", progress: bool = False,
 ) -> ExportSummary:
     """Write the curated items as shards + manifest to ``config.out_dir``; record exclusions.
 
-    ``detector`` names the noise detector (of the detect run) whose flags exclude items.
+    ``detector`` names the noise detector (of the detect run) whose flags exclude items; the
+    weights are those ``weight_stage`` wrote in ``weight_run`` (default: the detect run).
     """
     _check_replaceable(Path(config.out_dir))
-    table = _curated(con, config, label_run, detect_run, detector)
+    weight_run = weight_run or detect_run
+    table = _curated(con, config, label_run, detect_run, detector, weight_run, weight_stage)
     reasons = _exclusions(table, config)
     keep = pa.array([r is None for r in reasons])
     excluded_ids = [i for i, r in zip(table.column("item_id").to_pylist(), reasons) if r is not None]
@@ -187,7 +194,10 @@ def export(
     distribution = Counter(kept.column("label_name").to_pylist())
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "run_id": run_id,
-        "label_run": label_run, "detect_run": detect_run, "detector": detector, "thresher_version": thresher.__version__,
+        "label_run": label_run, "detect_run": detect_run, "detector": detector,
+        "weights": {"stage": weight_stage, "run": weight_run,
+                    "methods": sorted({m for m in table.column("weight_method").to_pylist() if m is not None})},
+        "thresher_version": thresher.__version__,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "classes": list(classes),
         "schema": [{"name": f.name, "type": str(f.type)} for f in SHARD_SCHEMA],

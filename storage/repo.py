@@ -21,7 +21,7 @@ import pyarrow as pa
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("ingest", "label", "detect", "export")
+STAGES = ("ingest", "label", "detect", "reweight", "export")
 
 
 def new_run_id() -> str:
@@ -52,11 +52,12 @@ def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-def replace_run_rows(con: duckdb.DuckDBPyConnection, table: str, run_id: str, data: pa.Table) -> int:
-    """Replace the rows of ``run_id`` in ``table`` with ``data``; return the number written.
+def replace_run_rows(con: duckdb.DuckDBPyConnection, table: str, run_id: str, data: pa.Table,
+                     *, stage: str | None = None) -> int:
+    """Replace the rows of ``run_id`` (and ``stage``, for tables shared by stages) with ``data``.
 
     ``data`` must have exactly the table's columns, ``run_id`` included. Call it inside
-    :func:`transaction` so that the delete and the insert land together.
+    :func:`transaction` so that the delete and the insert land together. Returns the rows written.
     """
     expected = table_columns(con, table)
     if sorted(data.column_names) != sorted(expected):
@@ -64,7 +65,10 @@ def replace_run_rows(con: duckdb.DuckDBPyConnection, table: str, run_id: str, da
             f"Rows written to '{table}' must have the columns {expected}. "
             f"Got {data.column_names} instead."
         )
-    con.execute(f'DELETE FROM "{table}" WHERE run_id = ?', [run_id])
+    if stage is None:
+        con.execute(f'DELETE FROM "{table}" WHERE run_id = ?', [run_id])
+    else:
+        con.execute(f'DELETE FROM "{table}" WHERE run_id = ? AND stage = ?', [run_id, stage])
     con.register("_rows_to_write", data)
     try:
         columns = ", ".join(f'"{c}"' for c in expected)

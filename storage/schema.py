@@ -13,7 +13,7 @@ import duckdb
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Each entry upgrades the schema from version i to i + 1. Never edit a released entry: append.
 MIGRATIONS: tuple[str, ...] = (
@@ -145,6 +145,28 @@ MIGRATIONS: tuple[str, ...] = (
         shards       INTEGER NOT NULL,
         manifest_sha256 VARCHAR NOT NULL
     );
+    """,
+    # 2: weights from more than one stage per run (detect, reweight), with the flag and the
+    # trajectory summary of weights learned during training.
+    """
+    CREATE TABLE weights_v2 (
+        run_id       VARCHAR NOT NULL,
+        stage        VARCHAR NOT NULL,  -- detect | reweight
+        item_id      VARCHAR NOT NULL,
+        method       VARCHAR NOT NULL,  -- label_quality, ..., storm, linupper, uniform
+        weight       DOUBLE NOT NULL,   -- the final weight the export uses
+        flagged      BOOLEAN NOT NULL,  -- weight < 0.5
+        weight_first DOUBLE,            -- trajectory over training epochs (reweight only)
+        weight_mean  DOUBLE,
+        weight_min   DOUBLE,
+        weight_max   DOUBLE,
+        epochs_flagged INTEGER,         -- epochs that ended with the weight < 0.5
+        PRIMARY KEY (run_id, stage, item_id)
+    );
+    INSERT INTO weights_v2 (run_id, stage, item_id, method, weight, flagged)
+        SELECT run_id, 'detect', item_id, method, weight, weight < 0.5 FROM weights;
+    DROP TABLE weights;
+    ALTER TABLE weights_v2 RENAME TO weights;
     """,
 )
 

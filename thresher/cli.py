@@ -17,7 +17,7 @@ from rich.table import Table
 app = typer.Typer(
     help=(
         "thresher turns raw, weakly- or noisily-labelled rows into a clean, reweighted training set.\n\n"
-        "Stages: ingest -> label -> detect -> export. `thresher run CONFIG` runs them all; each stage "
+        "Stages: ingest -> label -> detect -> reweight -> export. `thresher run CONFIG` runs them all; each stage "
         "also runs alone. Every stage writes to one DuckDB file you can query with `thresher sql`."
     ),
     no_args_is_help=True,
@@ -129,6 +129,21 @@ def _show_detect(summary: dict) -> None:
                   f"{g['accuracy_kept']:.3f}", highlight=False)
 
 
+def _show_reweight(summary: dict) -> None:
+    out.print(f"[bold]reweight[/]: {summary['n_items']} items weighed by {summary['strategy']} in "
+              f"{summary['seconds']:.1f} s; mean weight {summary['mean_weight']:.3f}, "
+              f"{summary['n_flagged']} below 0.5", highlight=False)
+    epochs = summary.get("epochs", [])
+    if epochs:
+        rows = [[e["epoch"], e["mean_weight"], e["n_flagged"], e["seconds"]] for e in epochs]
+        out.print(_table("Weights per epoch", ["epoch", "mean weight", "below 0.5", "seconds"], rows))
+    g = summary.get("gold") or {}
+    if "auroc" in g:
+        out.print(f"  against gold: label error rate {g['label_error_rate']:.3f}; mean weight of wrong labels "
+                  f"{g['mean_weight_wrong']:.3f} vs right {g['mean_weight_right']:.3f}; AUROC {g['auroc']:.3f}; "
+                  f"flag precision {g['flag_precision']:.3f}, recall {g['flag_recall']:.3f}", highlight=False)
+
+
 def _show_export(summary: dict) -> None:
     labels = ", ".join(f"{k}: {v}" for k, v in summary["label_distribution"].items())
     excluded = ", ".join(f"{k}: {v}" for k, v in summary["excluded"].items()) or "none"
@@ -138,13 +153,15 @@ def _show_export(summary: dict) -> None:
 
 @app.command()
 def run(config: Path = ConfigArg, db: str = DbOpt, out_dir: str = OutOpt, progress: bool = ProgressOpt) -> None:
-    """Run the whole pipeline: ingest, label, detect, export."""
+    """Run the whole pipeline: ingest, label, detect, reweight (when configured), export."""
     summary = _run("pipeline_flow", config_path=str(config), db=db, out_dir=out_dir, progress=progress)
     out.print(f"[bold]run {summary['run_id']}[/]")
     _show_ingest(summary["ingest"])
     if "label" in summary:
         _show_label(summary["label"])
     _show_detect(summary["detect"])
+    if "reweight" in summary:
+        _show_reweight(summary["reweight"])
     _show_export(summary["export"])
 
 
@@ -164,6 +181,12 @@ def label(config: Path = ConfigArg, db: str = DbOpt, progress: bool = ProgressOp
 def detect(config: Path = ConfigArg, db: str = DbOpt, progress: bool = ProgressOpt) -> None:
     """Find label issues (cleanlab confident learning) and compute per-item weights."""
     _show_detect(_run("detect_flow", config_path=str(config), db=db, progress=progress))
+
+
+@app.command()
+def reweight(config: Path = ConfigArg, db: str = DbOpt, progress: bool = ProgressOpt) -> None:
+    """Learn per-item loss weights while training (STORM, loss rules or uniform); see 'reweight' in the config."""
+    _show_reweight(_run("reweight_flow", config_path=str(config), db=db, progress=progress))
 
 
 @app.command()

@@ -13,6 +13,7 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from labeling.config import LabelingConfig
+from reweighting.reweight import ReweightConfig
 from reweighting.stage import DetectConfig
 from storage.export import ExportConfig
 from storage.ingest import IngestConfig, SourceConfig
@@ -33,6 +34,7 @@ class PipelineConfig(StageConfig):
     sources: list[SourceConfig] = Field(min_length=1)
     labeling: LabelingConfig | None = None
     detect: DetectConfig = DetectConfig()
+    reweight: ReweightConfig | None = None
     export: ExportConfig = ExportConfig()
 
     @model_validator(mode="before")
@@ -44,12 +46,18 @@ class PipelineConfig(StageConfig):
         if isinstance(data.get("labeling"), dict):
             data["labeling"] = {"classes": data.get("classes"), **data["labeling"]}
         labels_from = data.get("labels_from", "denoised")
-        for section in ("detect", "export"):
+        for section in ("detect", "reweight", "export"):
+            if section == "reweight" and "reweight" not in data:
+                continue
             value = dict(data.get(section) or {})
             if value.get("labels_from", labels_from) != labels_from:
                 raise ValueError(f"Set labels_from once at the top level, not in '{section}'.")
             value["labels_from"] = labels_from
             data[section] = value
+        export = data["export"]
+        export.setdefault("weights_from", "reweight" if "reweight" in data else "detect")
+        if export["weights_from"] == "reweight" and "reweight" not in data:
+            raise ValueError("export.weights_from is 'reweight' but there is no 'reweight' section.")
         return data
 
     @model_validator(mode="after")

@@ -30,7 +30,7 @@ def project(tmp_path_factory) -> Path:
     shutil.copytree(YOUTUBE_EXAMPLE, root / "youtube")
     result = invoke("run", root / "youtube" / "thresher.yaml", "--no-progress")
     assert result.exit_code == 0, result.output
-    for part in ("ingest: 1956 rows read, 1953 new items", "label:", "detect:", "export:"):
+    for part in ("ingest: 1956 rows read, 1953 new items", "label:", "detect:", "reweight:", "export:"):
         assert part in result.output, result.output
     return root / "youtube"
 
@@ -42,12 +42,17 @@ def sql(project: Path, query: str, fmt: str = "csv"):
 def test_run_writes_every_stage_with_its_prefect_flow_run(project):
     con = connect(project / "thresher.duckdb", read_only=True)
     runs = con.execute("SELECT stage, status, flow_run_id, run_id FROM runs ORDER BY started_at").fetchall()
-    counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in ("items", "rejects", "labels", "noise_scores", "weights")}
+    counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in ("items", "rejects", "labels", "noise_scores")}
+    counts |= dict(con.execute("SELECT 'weights_' || stage, count(*) FROM weights GROUP BY stage").fetchall())
+    shard_weights = con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE abs(s.weight - w.weight) < 1e-6) "
+        f"FROM read_parquet('{project}/export/*.parquet') s JOIN weights w USING (item_id) WHERE w.stage = 'reweight'").fetchall()[0]
     con.close()
-    assert [r[0] for r in runs] == ["ingest", "label", "detect", "export"]
+    assert [r[0] for r in runs] == ["ingest", "label", "detect", "reweight", "export"]
     assert all(r[1] == "completed" and r[2] for r in runs)
     assert counts["items"] == counts["labels"] == 1953 and counts["rejects"] == 3
-    assert 0 < counts["noise_scores"] == counts["weights"] < 1953
+    assert 0 < counts["noise_scores"] == counts["weights_detect"] == counts["weights_reweight"] < 1953
+    assert shard_weights[0] > 800 and shard_weights[0] == shard_weights[1]  # the shards carry STORM's weights
     manifest = json.loads((project / "export" / "manifest.json").read_text())
     assert manifest["rows"] > 800 and manifest["run_id"] == runs[-1][3] == runs[0][3]
 

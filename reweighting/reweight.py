@@ -1,0 +1,117 @@
+"""The reweight stage: train a classifier on the labelled items while learning per-item weights.
+
+STORM learns the weights with a meta-learned rescaler; the loss rules derive them from each
+batch's losses; ``uniform`` is the baseline. The final weights, their flag (< 0.5) and the
+trajectory over epochs go to ``weights`` (stage ``reweight``), which the export can use.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import duckdb
+import numpy as np
+from pydantic import Field
+from sklearn.metrics import roc_auc_score
+
+from reweighting.features import FeatureConfig, item_features
+from reweighting.items import labelled_arrays
+from reweighting.rescale import Reweighter, Strategy
+from reweighting.rescale.trainer import Optimizer
+from reweighting.weights import weight_rows
+from storage.repo import replace_run_rows, transaction
+from thresher.stageconfig import StageConfig
+
+logger = logging.getLogger(__name__)
+
+
+class ReweightConfig(StageConfig):
+    """Which labels, which features, and how the weights are learned (defaults: the STORM paper's
+    TF-IDF setting: linear model, batch 32, Adam lr 5e-2, 10 epochs, G = 3 passes, dropout 0.1)."""
+
+    strategy: Strategy = "storm"
+    labels_from: Literal["denoised", "given"] = "denoised"
+    include_uncovered: bool = False
+    features: FeatureConfig = FeatureConfig()
+    hidden: int = Field(0, ge=0)  # 0: linear model; > 0: one hidden ReLU layer of this width
+    lr: float = Field(5e-2, gt=0)
+    batch_size: int = Field(32, ge=1)
+    epochs: int = Field(10, ge=1, le=1000)
+    optimizer: Optimizer = "adam_reset"  # STORM's reference code restarts Adam each step (see README)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    forward_passes: int = Field(3, ge=1, le=20)
+    rescaler_lr: float = Field(1e-2, gt=0)
+    rescaler_features: Literal["all", "loss"] = "all"
+    class_separation: bool = True
+    categories: bool = True
+    meta_loss_rescaling: bool = True
+    simulate_only: bool = False
+    temperature: float = Field(1.0, gt=0)  # loss rules: softmax temperature r
+    burn_in_steps: int = Field(0, ge=0)    # loss rules: uniform weights for the first steps
+    random_state: int = 0
+
+    def estimator(self, progress: bool = False) -> Reweighter:
+        params = self.model_dump(exclude={"labels_from", "include_uncovered", "features"})
+        return Reweighter(**params, progress=progress)
+
+
+@dataclass
+class ReweightSummary:
+    """What the reweight stage did, and how the weights relate to gold labels where they exist."""
+
+    run_id: str
+    label_run: str | None
+    strategy: str
+    n_items: int
+    n_flagged: int
+    mean_weight: float
+    seconds: float
+    epochs: list[dict[str, float]] = field(default_factory=list)
+    gold: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"label_run": self.label_run, "strategy": self.strategy, "n_items": self.n_items,
+                "n_flagged": self.n_flagged, "mean_weight": self.mean_weight, "seconds": self.seconds,
+                "epochs": self.epochs, "gold": self.gold}
+
+
+def _against_gold(weights: np.ndarray, flagged: np.ndarray, labels: np.ndarray, gold: np.ndarray) -> dict[str, float]:
+    has = gold >= 0
+    if not has.any():
+        return {}
+    wrong = (labels != gold) & has
+    out = {"n_with_gold": int(has.sum()), "label_error_rate": float(wrong.sum() / has.sum()),
+           "mean_weight_wrong": float(weights[wrong].mean()) if wrong.any() else float("nan"),
+           "mean_weight_right": float(weights[has & ~wrong].mean()) if (has & ~wrong).any() else float("nan")}
+    if 0 < wrong.sum() < has.sum():
+        out["auroc"] = float(roc_auc_score(wrong[has], -weights[has]))
+        tp = int((flagged & wrong).sum())
+        out["flag_precision"] = tp / int((flagged & has).sum()) if (flagged & has).any() else float("nan")
+        out["flag_recall"] = tp / int(wrong.sum())
+    return out
+
+
+def reweight(
+    con: duckdb.DuckDBPyConnection, config: ReweightConfig, *, run_id: str, label_run: str | None,
+    progress: bool = False,
+) -> ReweightSummary:
+    """Learn a weight for every labelled item; write them to ``weights`` (stage ``reweight``)."""
+    items, item_ids, labels = labelled_arrays(con, config.labels_from, label_run,
+                                              include_uncovered=config.include_uncovered, purpose="weigh")
+    X = item_features(con, config.features, item_ids, items.column("text").to_pylist(), progress=progress)
+    started = time.perf_counter()
+    model = config.estimator(progress=progress).fit(X, labels)
+    seconds = time.perf_counter() - started
+    with transaction(con):
+        replace_run_rows(con, "weights", run_id, weight_rows(run_id, "reweight", item_ids, config.strategy,
+                                                             model.weights_, model.weight_history_), stage="reweight")
+    gold = np.array([-1 if g is None else g for g in items.column("gold").to_pylist()])
+    summary = ReweightSummary(run_id, label_run, config.strategy, len(item_ids), int(model.flagged_.sum()),
+                              float(model.weights_.mean()), seconds, model.epoch_log_,
+                              _against_gold(model.weights_, model.flagged_, labels, gold))
+    logger.info("Weighed %d items with %s in %.1f s: %d below 0.5; %s", summary.n_items, config.strategy,
+                seconds, summary.n_flagged, summary.gold)
+    return summary
