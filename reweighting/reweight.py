@@ -40,7 +40,7 @@ class ReweightConfig(StageConfig):
     lr: float = Field(5e-2, gt=0)
     batch_size: int = Field(32, ge=1)
     epochs: int = Field(10, ge=1, le=1000)
-    optimizer: Optimizer = "adam_reset"  # STORM's reference code restarts Adam each step (see README)
+    optimizer: Optimizer = "adam_reset"  # restart Adam each step, as STORM's reference code (see README)
     dropout: float = Field(0.1, ge=0, lt=1)
     forward_passes: int = Field(3, ge=1, le=20)
     rescaler_lr: float = Field(1e-2, gt=0)

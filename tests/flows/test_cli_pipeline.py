@@ -86,6 +86,10 @@ def test_single_stages_rerun_idempotently(project):
     assert result.exit_code == 0 and "0 new items, 1953 already present" in result.stdout
     result = invoke("detect", project / "thresher.yaml", "--no-progress")
     assert result.exit_code == 0 and "labels checked" in result.stdout
+    result = invoke("reweight", project / "thresher.yaml", "--no-progress")
+    assert result.exit_code == 0 and "items weighed by storm" in result.stdout and "Weights per epoch" in result.stdout
+    per_run = sql(project, "select count(*) from weights where stage = 'reweight' group by run_id").stdout.splitlines()[1:]
+    assert len(per_run) == 2 and len(set(per_run)) == 1  # a new run, the same items, nothing duplicated
     assert sql(project, "select count(*) from items").stdout.splitlines()[1] == "1953"
     assert sql(project, "select count(*) from rejects").stdout.splitlines()[1] == "3"
 

@@ -149,7 +149,7 @@ def test_batch_of_one_and_absent_classes_do_not_crash(strategy):
 def test_options_of_the_paper_run():
     X, y = _toy(n=64)
     for params in ({"rescaler_features": "loss"}, {"class_separation": False}, {"simulate_only": True},
-                   {"categories": False}, {"meta_loss_rescaling": False}, {"optimizer": "adam_reset"}, {"hidden": 16}):
+                   {"categories": False}, {"meta_loss_rescaling": False}, {"optimizer": "adam"}, {"hidden": 16}):
         model = Reweighter("storm", epochs=1, **params).fit(X, y)
         assert ((model.weights_ > 0) & (model.weights_ < 1)).all(), params
 
@@ -205,7 +205,7 @@ def test_storm_weights_noisy_labels_below_clean_ones_on_youtube():
     rng = np.random.default_rng(0)
     flipped = rng.random(len(gold)) < 0.3
     noisy = np.where(flipped, 1 - gold, gold)
-    model = Reweighter("storm", optimizer="adam_reset", epochs=4, random_state=0).fit(X, noisy)
+    model = Reweighter("storm", epochs=4, random_state=0).fit(X, noisy)
     w = model.weights_
     assert w[flipped].mean() < w[~flipped].mean() - 0.2, (w[flipped].mean(), w[~flipped].mean())
     assert model.flagged_[flipped].mean() > 0.6  # most flipped labels end below 0.5
