@@ -192,7 +192,19 @@ class Reweighter(ClassifierMixin, BaseEstimator):
         ``eval_set=(X_val, y_val)`` keeps the parameters of the epoch with the best
         ``eval_metric`` on it (early stopping as in the paper); the weights are always the
         last epoch's.
+
+        Denormal floats are flushed to zero during training: Adam's second moments of rare sparse
+        features underflow into them, and CPU arithmetic on denormals is many times slower.
         """
+        torch.set_flush_denormal(True)
+        try:
+            return self._fit(X, y, n_classes=n_classes, eval_set=eval_set, eval_metric=eval_metric)
+        finally:
+            torch.set_flush_denormal(False)  # torch's default (it has no getter for the current state)
+
+    def _fit(self, X, y, *, n_classes: int | None, eval_set: tuple | None,
+             eval_metric: Literal["accuracy", "f1"]) -> "Reweighter":
+        """Train on this data; see :meth:`fit`."""
         self._check_params()
         X = self._check_X(X)
         y = np.asarray(y)
