@@ -131,13 +131,14 @@ def test_accuracy(X_train, y_train, X_test, y_test, keep=None) -> float:
     return float((model.predict(X_test) == y_test).mean())
 
 
-def evaluate(name: str, noise: str, X, gold: np.ndarray, noisy: np.ndarray, seed: int) -> list[dict]:
+def evaluate(name: str, noise: str, X, gold: np.ndarray, noisy: np.ndarray, seed: int,
+             lsa_mode: str = "global") -> list[dict]:
     index = np.arange(len(gold))
     train, test = train_test_split(index, test_size=0.2, stratify=gold, random_state=seed)
     X_train, X_test = X[train], X[test]
     y_noisy, y_gold = noisy[train], gold[train]
     wrong = y_noisy != y_gold
-    config = DetectConfig(detectors=DETECTORS, random_state=seed)
+    config = DetectConfig(detectors=DETECTORS, random_state=seed, lsa_mode=lsa_mode)
     estimator = LogisticRegression(max_iter=2000)
     started = time.perf_counter()
     pred_probs = out_of_fold_proba(estimator, X_train, y_noisy, random_state=seed)
@@ -166,6 +167,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--agnews", type=int, default=4000)
     parser.add_argument("--encoder", choices=["tfidf", "minilm", "minilm-static"], default="tfidf")
+    parser.add_argument("--lsa-mode", choices=["global", "per_class"], default="global",
+                        help="linear separation (and the hybrid): one hyperplane, or one per label")
     parser.add_argument("--out", type=Path, default=None, help="also write every row as JSON lines")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the tables as markdown")
     args = parser.parse_args()
@@ -188,16 +191,16 @@ def main() -> None:
             X = featurise(texts)
             for noise in ("sym20", "sym40", "pair20", "inst20"):
                 noisy = inject(noise, gold, X, np.random.default_rng(seed))
-                rows += evaluate(name, noise, X, gold, noisy, seed)
+                rows += evaluate(name, noise, X, gold, noisy, seed, args.lsa_mode)
                 console.print(f"done {name} {noise} seed {seed}")
         X, gold, noisy = music()
-        rows += evaluate("music_genre", "crowd", X, gold, noisy, seed)
+        rows += evaluate("music_genre", "crowd", X, gold, noisy, seed, args.lsa_mode)
         texts, gold, noisy = rte()
-        rows += evaluate("rte", "crowd", featurise(texts), gold, noisy, seed)
+        rows += evaluate("rte", "crowd", featurise(texts), gold, noisy, seed, args.lsa_mode)
     if args.out:
         args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
-    table = Table(title=f"Noise detection ({args.encoder} features; mean over seeds {args.seeds})")
+    table = Table(title=f"Noise detection ({args.encoder} features, lsa_mode {args.lsa_mode}; mean over seeds {args.seeds})")
     for column in ("dataset", "noise", "rate", "detector", "P", "R", "F1", "AUROC", "acc noisy", "acc kept", "acc clean"):
         table.add_column(column)
     keys = sorted({(r["dataset"], r["noise"], r["detector"]) for r in rows},

@@ -1,0 +1,81 @@
+"""CoLoR-Filter on a real two-domain pool (YouTube comments + SMS messages, one spam/ham label
+space, 20 % flipped labels): the target domain's clean items come first; errors are clear."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from reweighting.features import TfidfConfig, tfidf_features
+from reweighting.select import ColorFilter, budget_count
+from tests.conftest import SHARED_DATA
+
+
+@pytest.fixture(scope="module")
+def two_domains():
+    yt = json.loads((SHARED_DATA / "wrench_youtube" / "train.json").read_text())
+    yt_valid = json.loads((SHARED_DATA / "wrench_youtube" / "valid.json").read_text())
+    with (SHARED_DATA / "sms_spam_implyloss" / "train.csv").open(encoding="utf-8", newline="") as handle:
+        sms = list(csv.DictReader(handle))[:3000]
+    texts = ([r["data"]["text"] for r in yt.values()] + [r["v2"] for r in sms]
+             + [r["data"]["text"] for r in yt_valid.values()])
+    labels = np.array([r["label"] for r in yt.values()] + [int(r["v1"] == "spam") for r in sms]
+                      + [r["label"] for r in yt_valid.values()])
+    X = tfidf_features(texts, TfidfConfig(ngram_max=1))
+    n_pool = len(yt) + len(sms)
+    domain = np.array([1] * len(yt) + [0] * len(sms))  # 1: YouTube, the target domain
+    rng = np.random.default_rng(0)
+    flipped = rng.random(n_pool) < 0.2
+    noisy = np.where(flipped, 1 - labels[:n_pool], labels[:n_pool])
+    return X[:n_pool], noisy, domain, flipped, X[n_pool:], labels[n_pool:]
+
+
+@pytest.fixture(scope="module")
+def fitted(two_domains):
+    X_pool, y_pool, _, _, X_target, y_target = two_domains
+    return ColorFilter(random_state=0).fit(X_pool, y_pool, X_target, y_target)
+
+
+@pytest.mark.slow
+def test_target_domain_and_clean_labels_come_first(two_domains, fitted):
+    _, _, domain, flipped, _, _ = two_domains
+    chosen = fitted.select(0.1)
+    assert len(chosen) == round(0.1 * len(domain))
+    # The pool is 35 % YouTube and 20 % flipped labels. Measured: 73 % of the selection is YouTube,
+    # and 6.6 % of the YouTube items selected have flipped labels. The SMS items that do get in are
+    # mostly flipped ones (66 %): off the target domain, the score favours high-loss items.
+    assert domain[chosen].mean() > 0.6, domain[chosen].mean()
+    in_domain = chosen[domain[chosen] == 1]
+    assert flipped[in_domain].mean() < 0.1, flipped[in_domain].mean()
+    assert fitted.scores_[domain == 1].mean() > fitted.scores_[domain == 0].mean()
+    assert fitted.scores_[flipped].mean() < fitted.scores_[~flipped].mean()
+
+
+@pytest.mark.slow
+def test_global_and_batchwise_selections_overlap_heavily(fitted):
+    global_ = set(fitted.select(0.1).tolist())
+    batchwise = fitted.select(0.1, batch_size=400)
+    assert len(batchwise) == len(global_) and len(set(batchwise.tolist())) == len(batchwise)
+    assert len(global_ & set(batchwise.tolist())) / len(global_) > 0.7
+
+
+def test_clear_errors():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(50, 3)), rng.integers(0, 2, 50)
+    with pytest.raises(ValueError, match="target set is empty"):
+        ColorFilter().fit(X, y, X[:0], y[:0])
+    with pytest.raises(ValueError, match="smaller than the pool"):
+        ColorFilter().fit(X[:10], y[:10], X, y)
+    with pytest.raises(ValueError, match="not fitted"):
+        ColorFilter().select(5)
+    model = ColorFilter(n_folds=2).fit(X, y, X[:5], y[:5])
+    with pytest.raises(ValueError, match="selects no item"):
+        model.select(0)
+    with pytest.raises(ValueError, match="larger than the pool"):
+        model.select(51)
+    with pytest.raises(ValueError, match="rows"):
+        ColorFilter().fit(X, y[:-1], X[:5], y[:5])
+    assert budget_count(0.5, 50) == 25 and budget_count(7, 50) == 7
