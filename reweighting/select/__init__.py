@@ -1,5 +1,6 @@
-"""Data selection towards a target set (CoLoR-Filter; GIO is planned)."""
+"""Data selection towards a target set: CoLoR-Filter and GIO (library classes; not yet a stage)."""
 
 from reweighting.select.color_filter import ColorFilter, budget_count
+from reweighting.select.gio import GIO, knn_kl
 
-__all__ = ["ColorFilter", "budget_count"]
+__all__ = ["ColorFilter", "GIO", "budget_count", "knn_kl"]

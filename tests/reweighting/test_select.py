@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from reweighting.features import TfidfConfig, tfidf_features
-from reweighting.select import ColorFilter, budget_count
+from reweighting.select import GIO, ColorFilter, budget_count, knn_kl
 from tests.conftest import SHARED_DATA
 
 
@@ -79,3 +79,59 @@ def test_clear_errors():
     with pytest.raises(ValueError, match="rows"):
         ColorFilter().fit(X, y[:-1], X[:5], y[:5])
     assert budget_count(0.5, 50) == 25 and budget_count(7, 50) == 7
+
+
+def _two_gaussians(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    near = rng.normal(0, 1, (400, 2))
+    far = rng.normal(6, 1, (400, 2))
+    pool = np.vstack([near, far])
+    target = rng.normal(0, 1, (150, 2))
+    return target, pool, np.array([1] * 400 + [0] * 400)
+
+
+def test_knn_kl_matches_its_definition_and_ranks_distributions():
+    target, pool, near = _two_gaussians()
+    x, y, k = target, pool[near == 1][:60], 5
+    n, d, m = len(x), 2, len(y)
+    cross = np.log(np.sqrt(np.clip(((x[:, None] - y[None]) ** 2).sum(-1), 1e-10, None)) + 1e-8)
+    within = np.sort(np.clip(((x[:, None] - x[None]) ** 2).sum(-1), 1e-10, None), axis=1)[:, k]
+    expected = (d * cross.mean() - d * np.log(np.sqrt(within) + 1e-8).mean()
+                + np.mean(np.log(k * m / (np.arange(1, m + 1) * (n - 1)))))
+    assert knn_kl(x, y, k) == pytest.approx(expected, rel=1e-9)
+    assert knn_kl(x, pool[near == 1][:100]) < knn_kl(x, pool[near == 0][:100])
+
+
+def test_gio_selects_where_the_target_is_and_the_kl_falls():
+    target, pool, near = _two_gaussians()
+    gio = GIO(random_state=0).fit(target, pool)
+    chosen = gio.selected_
+    assert 5 <= len(chosen) < len(pool) and gio.stopped_by == "increase"
+    assert near[chosen].mean() > 0.95
+    assert gio.kl_path_[-1] < gio.kl_start_ and len(set(chosen.tolist())) == len(chosen)
+    # The running KL equals a fresh estimate over the start points plus the selection.
+    rng = np.random.default_rng(0)
+    start = rng.uniform(-1, 1, (20, 2))
+    start /= np.linalg.norm(start, axis=1, keepdims=True)
+    assert gio.kl_path_[-1] == pytest.approx(knn_kl(target, np.vstack([start, pool[chosen]])), rel=1e-9)
+    again = GIO(random_state=0).fit(target, pool)
+    np.testing.assert_array_equal(again.selected_, chosen)
+
+
+def test_gio_on_kmeans_centroids_expands_clusters():
+    target, pool, near = _two_gaussians(1)
+    gio = GIO(n_clusters=40, v_init="jump", stop="never", max_points=10, random_state=0).fit(target, pool)
+    assert len(gio.centroids_chosen_) == 10 and len(gio.selected_) > 10
+    assert near[gio.selected_].mean() > 0.95
+
+
+def test_gio_errors():
+    target, pool, _ = _two_gaussians()
+    with pytest.raises(ValueError, match="target must be a non-empty"):
+        GIO().fit(target[:0], pool)
+    with pytest.raises(ValueError, match="differ in dimension"):
+        GIO().fit(target, pool[:, :1])
+    with pytest.raises(ValueError, match="more than k=5 rows"):
+        GIO().fit(target[:5], pool)
+    with pytest.raises(ValueError, match="max_points"):
+        GIO(max_points=0).fit(target, pool)
