@@ -135,3 +135,16 @@ def test_gio_errors():
         GIO().fit(target[:5], pool)
     with pytest.raises(ValueError, match="max_points"):
         GIO(max_points=0).fit(target, pool)
+
+
+def test_closed_form_gradient_matches_autograd():
+    import torch
+
+    from reweighting.select.gio import _log_dist, kl_gradient
+
+    target, pool, _ = _two_gaussians()
+    x, w = torch.tensor(target), torch.tensor(pool[:30])
+    v = torch.tensor([0.3, -0.2], dtype=torch.float64, requires_grad=True)
+    full = 2 * _log_dist(x, torch.cat([w, v[None, :]])).mean()  # the estimate's only v-dependent term
+    (auto,) = torch.autograd.grad(full, v)
+    torch.testing.assert_close(kl_gradient(x, v.detach(), 30), auto)
