@@ -24,7 +24,6 @@ import math
 from typing import Literal
 
 import numpy as np
-import torch
 from sklearn.base import BaseEstimator
 from sklearn.cluster import KMeans
 
@@ -34,28 +33,28 @@ _EPS = 1e-8
 _MIN_SQ = 1e-10  # squared distances are clipped here, as in the package
 
 
-def _as_tensor(a, name: str) -> torch.Tensor:
+def _as_array(a, name: str) -> np.ndarray:
     a = np.asarray(a, dtype=np.float64)
     if a.ndim != 2 or a.shape[0] == 0:
         raise ValueError(f"{name} must be a non-empty 2-D array (rows x dimensions). Got shape {a.shape} instead.")
     if not np.isfinite(a).all():
         raise ValueError(f"{name} contains NaN or infinite values.")
-    return torch.from_numpy(a)
+    return a
 
 
-def _log_dist(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def _log_dist(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """log(|x_i - y_j| + eps) for every pair: (len(x), len(y))."""
-    sq = (x * x).sum(1, keepdim=True) - 2 * x @ y.T + (y * y).sum(1)
-    return torch.log(sq.clamp(_MIN_SQ, 1e20).sqrt() + _EPS)
+    sq = (x * x).sum(1)[:, None] - 2 * x @ y.T + (y * y).sum(1)
+    return np.log(np.sqrt(np.clip(sq, _MIN_SQ, 1e20)) + _EPS)
 
 
-def _target_term(x: torch.Tensor, k: int) -> torch.Tensor:
+def _target_term(x: np.ndarray, k: int) -> float:
     """mean_i log(rho_k(i) + eps): the k-th nearest other target row, computed once."""
     if len(x) <= k:
         raise ValueError(f"The target needs more than k={k} rows for the k-NN estimate. Got {len(x)}.")
-    sq = (x * x).sum(1, keepdim=True) - 2 * x @ x.T + (x * x).sum(1)
-    kth = torch.sort(sq.clamp(_MIN_SQ, 1e20), dim=1).values[:, k]  # column 0 is the row itself
-    return torch.log(kth.sqrt() + _EPS).mean()
+    sq = np.clip((x * x).sum(1)[:, None] - 2 * x @ x.T + (x * x).sum(1), _MIN_SQ, 1e20)
+    kth = np.partition(sq, k, axis=1)[:, k]  # column 0 is the row itself
+    return float(np.log(np.sqrt(kth) + _EPS).mean())
 
 
 def _count_term(m: int, n: int, k: int) -> float:
@@ -63,22 +62,23 @@ def _count_term(m: int, n: int, k: int) -> float:
     return math.log(k * m / (n - 1)) - math.lgamma(m + 1) / m
 
 
-def kl_gradient(x: torch.Tensor, v: torch.Tensor, count: int) -> torch.Tensor:
+def kl_gradient(x: np.ndarray, v: np.ndarray, count: int) -> np.ndarray:
     """d/dv of the KL estimate of (target x | ``count`` selected rows + v), in closed form.
 
     Only v's own cross terms depend on v, so the selected rows enter only through ``count``.
+    NumPy, not torch: these are small single-threaded steps, where torch's thread pool only costs.
     """
     n, d = x.shape
     diff = v - x
-    sq = (diff * diff).sum(1)
-    r = sq.clamp(_MIN_SQ, 1e20).sqrt()
-    coef = torch.where(sq > _MIN_SQ, 1 / ((r + _EPS) * r), torch.zeros_like(r))
-    return d * (coef[:, None] * diff).sum(0) / (n * (count + 1))
+    sq = np.einsum("ij,ij->i", diff, diff)
+    r = np.sqrt(np.clip(sq, _MIN_SQ, 1e20))
+    coef = np.where(sq > _MIN_SQ, 1 / ((r + _EPS) * r), 0.0)
+    return d * (coef @ diff) / (n * (count + 1))
 
 
 def knn_kl(target, selected, k: int = 5) -> float:
     """The package's k-NN estimate of KL(target || selected) (only differences are meaningful)."""
-    x, y = _as_tensor(target, "target"), _as_tensor(selected, "selected")
+    x, y = _as_array(target, "target"), _as_array(selected, "selected")
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"target and selected differ in dimension: {x.shape[1]} vs {y.shape[1]}.")
     d, n, m = x.shape[1], len(x), len(y)
@@ -126,43 +126,42 @@ class GIO(BaseEstimator):
     def fit(self, target, pool) -> "GIO":
         """Select pool rows (``pool``: N x d) that bring the selection close to ``target`` (n x d)."""
         self._check_params()
-        x, g = _as_tensor(target, "target"), _as_tensor(pool, "pool")
+        x, g = _as_array(target, "target"), _as_array(pool, "pool")
         if x.shape[1] != g.shape[1]:
             raise ValueError(f"target and pool differ in dimension: {x.shape[1]} vs {g.shape[1]}.")
         rng = np.random.default_rng(self.random_state)
         labels = None
         if self.n_clusters is not None and self.n_clusters < len(g):
-            km = KMeans(self.n_clusters, n_init=1, random_state=self.random_state).fit(g.numpy())
-            labels, g = km.labels_, torch.from_numpy(km.cluster_centers_)
+            km = KMeans(self.n_clusters, n_init=1, random_state=self.random_state).fit(g)
+            labels, g = km.labels_, km.cluster_centers_
         n, d = x.shape
         target_term = _target_term(x, self.k)
 
-        start = torch.from_numpy(rng.uniform(-1, 1, (self.uniform_start, d)))
-        start = start / start.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        start = rng.uniform(-1, 1, (self.uniform_start, d))
+        start = start / np.maximum(np.linalg.norm(start, axis=1, keepdims=True), 1e-12)
         log_sum = float(_log_dist(x, start).sum()) if self.uniform_start else 0.0
         m = self.uniform_start
 
         def kl(total: float, count: int) -> float:
-            return d * total / (n * count) - d * float(target_term) + _count_term(count, n, self.k)
-
-        def gradient(v: torch.Tensor, count: int) -> torch.Tensor:
-            return kl_gradient(x, v, count)
+            return d * total / (n * count) - d * target_term + _count_term(count, n, self.k)
 
         mean = x.mean(0)
-        v = mean.clone()
-        scale = float(v.norm() / gradient(v, m).norm().clamp_min(1e-12))  # the package's scale_factor="auto"
+        v = mean.copy()
+        g_sq = (g * g).sum(1)
+        scale = float(np.linalg.norm(v) / max(np.linalg.norm(kl_gradient(x, v, m)), 1e-12))  # the package's scale_factor="auto"
 
         self.kl_start_ = kl(log_sum, m) if m else float("nan")
         kl_prev = self.kl_start_
-        used = torch.zeros(len(g), dtype=torch.bool)
+        used = np.zeros(len(g), dtype=bool)
         chosen: list[int] = []
         self.kl_path_: list[float] = []
         self.stopped_by = "max_points"
         for rnd in track(range(min(self.max_points, len(g))), description="GIO", enabled=self.progress):
             for _ in range(self.grad_steps * (3 if rnd == 0 else 1)):
-                v = v - self.lr * scale * gradient(v, m)
-            dist = ((g - v) ** 2).sum(1).masked_fill(used, float("inf"))
-            j = int(torch.argmin(dist))
+                v = v - self.lr * scale * kl_gradient(x, v, m)
+            dist = g_sq - 2 * g @ v
+            dist[used] = np.inf
+            j = int(np.argmin(dist))
             new_sum = log_sum + float(_log_dist(x, g[j:j + 1]).sum())
             kl_new = kl(new_sum, m + 1)
             if self.stop == "increase" and m > 0 and kl_new > kl_prev:
@@ -173,9 +172,9 @@ class GIO(BaseEstimator):
             log_sum, m, kl_prev = new_sum, m + 1, kl_new
             self.kl_path_.append(kl_new)
             if self.v_init == "mean":
-                v = mean.clone()
+                v = mean.copy()
             elif self.v_init == "jump":
-                v = x[int(rng.integers(n))].clone()
+                v = x[int(rng.integers(n))].copy()
         else:
             if len(chosen) == len(g):
                 self.stopped_by = "pool_exhausted"
