@@ -20,7 +20,6 @@ flipped vs kept labels. Time: seconds per epoch relative to ``uniform`` in the s
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import time
 from pathlib import Path
@@ -31,10 +30,10 @@ from rich.console import Console
 from rich.table import Table
 from sklearn.metrics import f1_score, roc_auc_score
 
+from benchmarks.noise_detection import SHARED, sms
 from reweighting.features import TfidfConfig, tfidf_features
 from reweighting.rescale import Reweighter
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 NOISE = [0.0, 0.1, 0.2, 0.3, 0.4]
 # Without the _reset suffix: Adam's moments carried across steps (textbook Adam).
 METHODS: dict[str, dict] = {
@@ -60,12 +59,7 @@ def load(name: str) -> dict[str, tuple[list[str], np.ndarray]]:
             out[split] = ([r["data"]["text"] for r in rows.values()], np.array([r["label"] for r in rows.values()]))
         return out
     if name == "sms":
-        out = {}
-        for split in ("train", "valid", "test"):
-            with (SHARED / "sms_spam_implyloss" / f"{split}.csv").open(encoding="utf-8", newline="") as handle:
-                rows = list(csv.DictReader(handle))
-            out[split] = ([r["v2"] for r in rows], np.array([int(r["v1"] == "spam") for r in rows]))
-        return out
+        return {split: sms(split) for split in ("train", "valid", "test")}
     raise ValueError(name)
 
 

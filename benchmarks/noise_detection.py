@@ -51,8 +51,9 @@ def youtube() -> tuple[list[str], np.ndarray]:
     return list(texts), np.array(labels)
 
 
-def sms() -> tuple[list[str], np.ndarray]:
-    with (SHARED / "sms_spam_implyloss" / "train.csv").open(encoding="utf-8", newline="") as handle:
+def sms(split: str = "train") -> tuple[list[str], np.ndarray]:
+    """The ImplyLoss SMS split (train 4,502 / valid 500 / test 500); 1 = spam."""
+    with (SHARED / "sms_spam_implyloss" / f"{split}.csv").open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
     return [r["v2"] for r in rows], np.array([1 if r["v1"] == "spam" else 0 for r in rows])
 
@@ -63,10 +64,11 @@ def agnews(limit: int) -> tuple[list[str], np.ndarray]:
     return [r["text"] for r in rows], np.array([r["label"] for r in rows])
 
 
-def trec() -> tuple[list[str], np.ndarray]:
+def trec(split: str = "train") -> tuple[list[str], np.ndarray]:
+    """The ImplyLoss TREC split, 6 classes."""
     classes = ["DESC", "ENTY", "HUM", "ABBR", "LOC", "NUM"]
     texts, labels = [], []
-    for line in (SHARED / "trec_implyloss" / "train.txt").read_text(encoding="latin-1").splitlines():
+    for line in (SHARED / "trec_implyloss" / f"{split}.txt").read_text(encoding="latin-1").splitlines():
         label, _, text = line.partition(":")
         texts.append(text)
         labels.append(classes.index(label))

@@ -20,7 +20,6 @@ each round) or ``"mean"`` (the package's default). Selection time is reported pe
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import time
 from pathlib import Path
@@ -30,12 +29,11 @@ from rich.console import Console
 from rich.table import Table
 from sklearn.linear_model import LogisticRegression
 
+from benchmarks.noise_detection import SHARED, sms, trec
 from reweighting.features import StaticEncoder, TfidfConfig, tfidf_features
 from reweighting.select import GIO, ColorFilter
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DOMAINS = {"agnews": 4, "imdb": 2, "sms": 2, "trec": 6}
-TREC = ["DESC", "ENTY", "HUM", "ABBR", "LOC", "NUM"]
 BUDGETS = [0.05, 0.1, 0.2]
 
 
@@ -44,16 +42,11 @@ def _json(path: Path) -> list[tuple[str, int]]:
 
 
 def _sms(split: str) -> list[tuple[str, int]]:
-    with (SHARED / "sms_spam_implyloss" / f"{split}.csv").open(encoding="utf-8", newline="") as handle:
-        return [(r["v2"], int(r["v1"] == "spam")) for r in csv.DictReader(handle)]
+    return list(zip(*sms(split)))
 
 
 def _trec(split: str) -> list[tuple[str, int]]:
-    rows = []
-    for line in (SHARED / "trec_implyloss" / f"{split}.txt").read_text(encoding="latin-1").splitlines():
-        label, _, text = line.partition(":")
-        rows.append((text, TREC.index(label)))
-    return rows
+    return list(zip(*trec(split)))
 
 
 def load() -> dict[str, dict[str, list[tuple[str, int]]]]:

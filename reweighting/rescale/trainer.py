@@ -20,7 +20,6 @@ losses (in the reference the rescaler then gets no signal at all).
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Literal
 
@@ -232,22 +231,18 @@ class Reweighter(ClassifierMixin, BaseEstimator):
 
         n, B = len(y), int(self.batch_size)
         y_all = torch.from_numpy(y.astype(np.int64))
-        steps_per_epoch = math.ceil(n / B)
         self.weight_history_ = np.full((self.epochs, n), np.nan)
         self.epoch_log_: list[dict[str, float]] = []
         best = (-np.inf, None, -1)
         step = 0
-        bar = track(range(self.epochs * steps_per_epoch), description=f"reweight ({self.strategy})",
-                    enabled=self.progress)
-        ticks = iter(bar)
-        for epoch in range(self.epochs):
+        for epoch in track(range(self.epochs), description=f"reweight ({self.strategy}), epochs",
+                           enabled=self.progress):
             started = time.perf_counter()
             order = rng.permutation(n)
             groups = K if self.class_separation else 1
             memory = StatsMemory(groups, B, categories=self.categories)
             meta_memory = StatsMemory(groups, B, categories=self.categories)
             for start in range(0, n, B):
-                next(ticks, None)
                 step += 1
                 idx = order[start:start + B]
                 x, yb = X[idx], y_all[idx]
@@ -270,8 +265,6 @@ class Reweighter(ClassifierMixin, BaseEstimator):
                 if score > best[0]:
                     best = (score, dict(self._params), epoch)
             self.epoch_log_.append(entry)
-        for _ in ticks:  # finish the bar
-            pass
         if best[1] is not None:
             self._params, self.best_epoch_ = best[1], best[2]
         else:
