@@ -6,5 +6,6 @@ from flows.ingest import ingest_flow
 from flows.label import label_flow
 from flows.pipeline import pipeline_flow
 from flows.reweight import reweight_flow
+from flows.select import select_flow
 
-__all__ = ["ingest_flow", "label_flow", "detect_flow", "reweight_flow", "export_flow", "pipeline_flow"]
+__all__ = ["ingest_flow", "label_flow", "detect_flow", "reweight_flow", "select_flow", "export_flow", "pipeline_flow"]

@@ -6,7 +6,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from storage.export import export
-from storage.repo import input_run, latest_run, new_run_id, run_stage, run_summary
+from storage.repo import detector_in_use, input_run, latest_run, new_run_id, run_stage
 from thresher.config import load_config
 
 
@@ -19,12 +19,14 @@ def export_flow(config_path: str, db: str | None = None, out_dir: str | None = N
     def work(con, record) -> None:
         record.input_run_id = detect_run = latest_run(con, "detect")
         label_run = input_run(con, detect_run, "detect") if config.labels_from == "denoised" else None
-        detector = run_summary(con, detect_run, "detect").get("use", "confident_learning")
+        detector = detector_in_use(con, detect_run)
         weight_stage = config.export.weights_from or "detect"
         weight_run = detect_run if weight_stage == "detect" else latest_run(con, "reweight")
+        select_run = latest_run(con, "select") if config.export.selected_only else None
         record.summary = export(con, config.export, classes=config.classes, run_id=record.run_id,
                                 label_run=label_run, detect_run=detect_run, detector=detector,
-                                weight_run=weight_run, weight_stage=weight_stage, progress=progress).as_dict()
+                                weight_run=weight_run, weight_stage=weight_stage,
+                                select_run=select_run, progress=progress).as_dict()
 
     record = run_stage(config.db, work, run_id=run_id or new_run_id(), stage="export",
                        config_hash=config.export.fingerprint(), flow_run_id=flow_run.id)

@@ -9,6 +9,7 @@ from flows.export import export_flow
 from flows.ingest import ingest_flow
 from flows.label import label_flow
 from flows.reweight import reweight_flow
+from flows.select import select_flow
 from storage.repo import new_run_id
 from thresher.config import load_config
 
@@ -16,7 +17,7 @@ from thresher.config import load_config
 @flow(name="thresher-pipeline")
 def pipeline_flow(config_path: str, db: str | None = None, out_dir: str | None = None,
                   run_id: str | None = None, progress: bool = False) -> dict:
-    """Ingest, label and reweight (when configured), detect and export, in order, under one run id."""
+    """Ingest, label, detect, reweight and select (when configured) and export, in order, under one run id."""
     config = load_config(config_path, db=db, out_dir=out_dir)
     run_id = run_id or new_run_id()
     summaries = {"run_id": run_id, "ingest": ingest_flow(config_path, db=db, run_id=run_id, progress=progress)}
@@ -25,5 +26,7 @@ def pipeline_flow(config_path: str, db: str | None = None, out_dir: str | None =
     summaries["detect"] = detect_flow(config_path, db=db, run_id=run_id, progress=progress)
     if config.reweight is not None:
         summaries["reweight"] = reweight_flow(config_path, db=db, run_id=run_id, progress=progress)
+    if config.select is not None:
+        summaries["select"] = select_flow(config_path, db=db, run_id=run_id, progress=progress)
     summaries["export"] = export_flow(config_path, db=db, out_dir=out_dir, run_id=run_id, progress=progress)
     return summaries

@@ -61,6 +61,8 @@ class ExportConfig(StageConfig):
     # Whose weights the shards carry: the detect stage's (label quality, ...) or the reweight
     # stage's (STORM, loss rules). None: reweight when the pipeline config has that stage.
     weights_from: Literal["detect", "reweight"] | None = None
+    # Keep only the items the select stage chose (default: true when the pipeline has that stage).
+    selected_only: bool = False
     zstd_level: int = Field(3, ge=1, le=22)
 
 
@@ -87,7 +89,7 @@ def sha256_file(path: Path) -> str:
 
 
 def _curated(con: duckdb.DuckDBPyConnection, config: ExportConfig, label_run: str | None, detect_run: str,
-             detector: str, weight_run: str, weight_stage: str) -> pa.Table:
+             detector: str, weight_run: str, weight_stage: str, select_run: str | None) -> pa.Table:
     if config.labels_from == "denoised":
         if label_run is None:
             raise ValueError("labels_from='denoised' needs a label run.")
@@ -99,8 +101,9 @@ def _curated(con: duckdb.DuckDBPyConnection, config: ExportConfig, label_run: st
     split_filter = "" if config.splits is None else "WHERE list_contains($splits, i.split)"
     query = f"""
         SELECT i.item_id, i.dataset, i.split, i.text, {label_cols}, w.weight, w.method AS weight_method,
-               n.score AS label_quality, n.is_issue, i.gold AS gold_label
+               n.score AS label_quality, n.is_issue, i.gold AS gold_label, coalesce(s.selected, FALSE) AS selected
         FROM items i {label_sql}
+        LEFT JOIN selections s ON s.item_id = i.item_id AND s.run_id = $select_run
         LEFT JOIN weights w ON w.item_id = i.item_id AND w.run_id = $weight_run AND w.stage = $weight_stage
         LEFT JOIN noise_scores n ON n.item_id = i.item_id AND n.run_id = $detect_run
              AND n.detector = $detector
@@ -108,7 +111,7 @@ def _curated(con: duckdb.DuckDBPyConnection, config: ExportConfig, label_run: st
         ORDER BY i.item_id
     """
     params: dict[str, Any] = {"detect_run": detect_run, "detector": detector, "weight_run": weight_run,
-                              "weight_stage": weight_stage}
+                              "weight_stage": weight_stage, "select_run": select_run}
     if config.labels_from == "denoised":
         params["label_run"] = label_run
     if config.splits is not None:
@@ -116,14 +119,24 @@ def _curated(con: duckdb.DuckDBPyConnection, config: ExportConfig, label_run: st
     return con.sql(query, params=params).to_arrow_table()
 
 
+def _selection_info(con: duckdb.DuckDBPyConnection, select_run: str | None) -> dict[str, Any]:
+    method, selected, pool = con.execute(
+        "SELECT any_value(method), count(*) FILTER (WHERE selected), count(*) FROM selections WHERE run_id = ?",
+        [select_run]).fetchall()[0]
+    return {"run": select_run, "method": method, "selected": selected, "pool": pool}
+
+
 def _exclusions(table: pa.Table, config: ExportConfig) -> list[str | None]:
     """The reason each row is left out of the export, or None to keep it."""
     covered = table.column("covered").to_pylist()
     issue = table.column("is_issue").to_pylist()
     weight = table.column("weight").to_pylist()
+    selected = table.column("selected").to_pylist()
     reasons: list[str | None] = []
-    for cov, iss, w in zip(covered, issue, weight):
-        if config.drop_uncovered and not cov:
+    for cov, iss, w, sel in zip(covered, issue, weight, selected):
+        if config.selected_only and not sel:
+            reasons.append("not_selected")  # outside the select stage's choice (or its target)
+        elif config.drop_uncovered and not cov:
             reasons.append("uncovered")
         elif config.drop_label_issues and iss:
             reasons.append("label_issue")
@@ -155,16 +168,20 @@ def _shard_table(rows: pa.Table, classes: list[str], K: int) -> pa.Table:
 def export(
     con: duckdb.DuckDBPyConnection, config: ExportConfig, *, classes: list[str], run_id: str,
     label_run: str | None, detect_run: str, detector: str = "confident_learning",
-    weight_run: str | None = None, weight_stage: Literal["detect", "reweight"] = "detect", progress: bool = False,
+    weight_run: str | None = None, weight_stage: Literal["detect", "reweight"] = "detect",
+    select_run: str | None = None, progress: bool = False,
 ) -> ExportSummary:
     """Write the curated items as shards + manifest to ``config.out_dir``; record exclusions.
 
     ``detector`` names the noise detector (of the detect run) whose flags exclude items; the
-    weights are those ``weight_stage`` wrote in ``weight_run`` (default: the detect run).
+    weights are those ``weight_stage`` wrote in ``weight_run`` (default: the detect run). With
+    ``config.selected_only`` only the items the select stage chose in ``select_run`` are kept.
     """
+    if config.selected_only and select_run is None:
+        raise ValueError("export.selected_only needs a select run: run `thresher select CONFIG` first.")
     _check_replaceable(Path(config.out_dir))
     weight_run = weight_run or detect_run
-    table = _curated(con, config, label_run, detect_run, detector, weight_run, weight_stage)
+    table = _curated(con, config, label_run, detect_run, detector, weight_run, weight_stage, select_run)
     reasons = _exclusions(table, config)
     keep = pa.array([r is None for r in reasons])
     excluded_ids = [i for i, r in zip(table.column("item_id").to_pylist(), reasons) if r is not None]
@@ -197,6 +214,7 @@ def export(
         "label_run": label_run, "detect_run": detect_run, "detector": detector,
         "weights": {"stage": weight_stage, "run": weight_run,
                     "methods": sorted({m for m in table.column("weight_method").to_pylist() if m is not None})},
+        "selection": _selection_info(con, select_run) if config.selected_only else None,
         "thresher_version": thresher.__version__,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "classes": list(classes),

@@ -435,13 +435,9 @@ def expand_paths(config: SourceConfig) -> list[Path]:
     return matches
 
 
-def ingest_file(
-    con: duckdb.DuckDBPyConnection, path: Path, config: SourceConfig, classes: list[str]
-) -> SourceSummary:
-    """Parse, validate and load one file; rejects go to ``rejects``. Idempotent.
-
-    The caller owns the transaction, so a failure leaves the database as it was.
-    """
+def parse_file(path: Path, config: SourceConfig, classes: list[str]) -> tuple[list[dict[str, Any]], list[Reject], SourceSummary]:
+    """Parse and validate one file without touching a database: its rows (one per item id), its
+    rejects with reasons, and the counts."""
     fmt = config.resolved_format(path)
     summary = SourceSummary(source=str(path))
     good: dict[str, dict[str, Any]] = {}
@@ -463,8 +459,35 @@ def ingest_file(
             rejects.append(Reject(str(path), parsed.line, reason, detail, parsed.raw))
             continue
         good[row["item_id"]] = row
+    return list(good.values()), rejects, summary
 
-    rows = list(good.values())
+
+def read_source(config: SourceConfig, classes: list[str]) -> list[dict[str, Any]]:
+    """Every row of a source's files, for data that is used but not ingested (a selection target).
+
+    A bad row is an error naming its file, line and reason: nothing is dropped silently. An exact
+    repeat of a row (same id, same content) is read once, as ingest would.
+    """
+    rows: list[dict[str, Any]] = []
+    for path in expand_paths(config):
+        good, rejects, _ = parse_file(path, config, classes)
+        rejects = [r for r in rejects if r.reason != "duplicate_row"]
+        if rejects:
+            shown = "; ".join(f"{r.source}:{r.line} {r.reason} ({r.detail})" for r in rejects[:5])
+            raise ValueError(f"{len(rejects)} row(s) of '{path}' cannot be read: {shown}")
+        rows.extend(good)
+    return rows
+
+
+def ingest_file(
+    con: duckdb.DuckDBPyConnection, path: Path, config: SourceConfig, classes: list[str]
+) -> SourceSummary:
+    """Parse, validate and load one file; rejects go to ``rejects``. Idempotent.
+
+    The caller owns the transaction, so a failure leaves the database as it was.
+    """
+    rows, rejects, summary = parse_file(path, config, classes)
+    good = {r["item_id"]: r for r in rows}
     batch = pa.table(
         {
             "item_id": pa.array([r["item_id"] for r in rows], pa.string()),

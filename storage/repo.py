@@ -21,7 +21,7 @@ import pyarrow as pa
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("ingest", "label", "detect", "reweight", "export")
+STAGES = ("ingest", "label", "detect", "reweight", "select", "export")
 
 
 def new_run_id() -> str:
@@ -144,6 +144,11 @@ def run_summary(con: duckdb.DuckDBPyConnection, run_id: str, stage: str) -> dict
     if not rows or rows[0][0] is None:
         raise LookupError(f"Run '{run_id}' has no completed '{stage}' stage.")
     return json.loads(rows[0][0])
+
+
+def detector_in_use(con: duckdb.DuckDBPyConnection, detect_run: str) -> str:
+    """The noise detector whose flags the completed detect run ``detect_run`` acts on."""
+    return run_summary(con, detect_run, "detect").get("use", "confident_learning")
 
 
 def latest_run(con: duckdb.DuckDBPyConnection, stage: str) -> str:

@@ -13,7 +13,7 @@ import duckdb
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Each entry upgrades the schema from version i to i + 1. Never edit a released entry: append.
 MIGRATIONS: tuple[str, ...] = (
@@ -167,6 +167,18 @@ MIGRATIONS: tuple[str, ...] = (
         SELECT run_id, 'detect', item_id, method, weight, weight < 0.5 FROM weights;
     DROP TABLE weights;
     ALTER TABLE weights_v2 RENAME TO weights;
+    """,
+    # 3: the select stage's choice of training subset towards a target set.
+    """
+    CREATE TABLE selections (
+        run_id       VARCHAR NOT NULL,
+        item_id      VARCHAR NOT NULL,  -- every pool item of the run, selected or not
+        method       VARCHAR NOT NULL,  -- color_filter | gio | random
+        score        DOUBLE,            -- higher = more useful for the target; NULL if the method has none
+        selected     BOOLEAN NOT NULL,
+        rank         INTEGER,           -- 1 = best (CoLoR-Filter) or chosen first (GIO); NULL if not selected
+        PRIMARY KEY (run_id, item_id)
+    );
     """,
 )
 

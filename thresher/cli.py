@@ -17,7 +17,7 @@ from rich.table import Table
 app = typer.Typer(
     help=(
         "thresher turns raw, weakly- or noisily-labelled rows into a clean, reweighted training set.\n\n"
-        "Stages: ingest -> label -> detect -> reweight -> export. `thresher run CONFIG` runs them all; each stage "
+        "Stages: ingest -> label -> detect -> reweight -> select -> export. `thresher run CONFIG` runs them all; each stage "
         "also runs alone. Every stage writes to one DuckDB file you can query with `thresher sql`."
     ),
     no_args_is_help=True,
@@ -144,6 +144,23 @@ def _show_reweight(summary: dict) -> None:
                   f"flag precision {g['flag_precision']:.3f}, recall {g['flag_recall']:.3f}", highlight=False)
 
 
+def _show_select(summary: dict) -> None:
+    out.print(f"[bold]select[/]: {summary['n_selected']} of {summary['n_pool']} items chosen by {summary['method']} "
+              f"towards {summary['target']} ({summary['n_target']} items) in {summary['seconds']:.1f} s", highlight=False)
+    rows = [[name, d["pool"], d["selected"], d["selected"] / max(summary["n_selected"], 1)]
+            for name, d in summary["datasets"].items()]
+    out.print(_table("Selection by dataset", ["dataset", "pool", "selected", "share of selection"], rows))
+    labels = ", ".join(f"{k}: {v}" for k, v in summary["labels"].items())
+    out.print(f"  labels of the selection: {labels}", highlight=False)
+    g, kl = summary.get("gold") or {}, summary.get("kl") or {}
+    if "selected_error_rate" in g:
+        out.print(f"  against gold: label error rate {g['selected_error_rate']:.3f} in the selection vs "
+                  f"{g['pool_error_rate']:.3f} in the pool", highlight=False)
+    if "selected" in kl:
+        out.print(f"  KL(target || selection) {kl['selected']:.2f} vs {kl['random_same_size']:.2f} for a random set of "
+                  f"the same size (k-NN estimate; lower is closer); stopped by {kl['stopped_by']}", highlight=False)
+
+
 def _show_export(summary: dict) -> None:
     labels = ", ".join(f"{k}: {v}" for k, v in summary["label_distribution"].items())
     excluded = ", ".join(f"{k}: {v}" for k, v in summary["excluded"].items()) or "none"
@@ -153,7 +170,7 @@ def _show_export(summary: dict) -> None:
 
 @app.command()
 def run(config: Path = ConfigArg, db: str = DbOpt, out_dir: str = OutOpt, progress: bool = ProgressOpt) -> None:
-    """Run the whole pipeline: ingest, label, detect, reweight (when configured), export."""
+    """Run the whole pipeline: ingest, label, detect, reweight and select (when configured), export."""
     summary = _run("pipeline_flow", config_path=str(config), db=db, out_dir=out_dir, progress=progress)
     out.print(f"[bold]run {summary['run_id']}[/]")
     _show_ingest(summary["ingest"])
@@ -162,6 +179,8 @@ def run(config: Path = ConfigArg, db: str = DbOpt, out_dir: str = OutOpt, progre
     _show_detect(summary["detect"])
     if "reweight" in summary:
         _show_reweight(summary["reweight"])
+    if "select" in summary:
+        _show_select(summary["select"])
     _show_export(summary["export"])
 
 
@@ -187,6 +206,12 @@ def detect(config: Path = ConfigArg, db: str = DbOpt, progress: bool = ProgressO
 def reweight(config: Path = ConfigArg, db: str = DbOpt, progress: bool = ProgressOpt) -> None:
     """Learn per-item loss weights while training (STORM, loss rules or uniform); see 'reweight' in the config."""
     _show_reweight(_run("reweight_flow", config_path=str(config), db=db, progress=progress))
+
+
+@app.command()
+def select(config: Path = ConfigArg, db: str = DbOpt, progress: bool = ProgressOpt) -> None:
+    """Choose the training subset that serves a target set (CoLoR-Filter, GIO or random); see 'select' in the config."""
+    _show_select(_run("select_flow", config_path=str(config), db=db, progress=progress))
 
 
 @app.command()

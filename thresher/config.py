@@ -14,6 +14,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from labeling.config import LabelingConfig
 from reweighting.reweight import ReweightConfig
+from reweighting.select.stage import SelectConfig
 from reweighting.stage import DetectConfig
 from storage.export import ExportConfig
 from storage.ingest import IngestConfig, SourceConfig
@@ -35,6 +36,7 @@ class PipelineConfig(StageConfig):
     labeling: LabelingConfig | None = None
     detect: DetectConfig = DetectConfig()
     reweight: ReweightConfig | None = None
+    select: SelectConfig | None = None
     export: ExportConfig = ExportConfig()
 
     @model_validator(mode="before")
@@ -46,8 +48,8 @@ class PipelineConfig(StageConfig):
         if isinstance(data.get("labeling"), dict):
             data["labeling"] = {"classes": data.get("classes"), **data["labeling"]}
         labels_from = data.get("labels_from", "denoised")
-        for section in ("detect", "reweight", "export"):
-            if section == "reweight" and "reweight" not in data:
+        for section in ("detect", "reweight", "select", "export"):
+            if section in ("reweight", "select") and section not in data:
                 continue
             value = dict(data.get(section) or {})
             if value.get("labels_from", labels_from) != labels_from:
@@ -56,6 +58,9 @@ class PipelineConfig(StageConfig):
             data[section] = value
         export = data["export"]
         export.setdefault("weights_from", "reweight" if "reweight" in data else "detect")
+        export.setdefault("selected_only", "select" in data)
+        if export["selected_only"] and "select" not in data:
+            raise ValueError("export.selected_only is true but there is no 'select' section.")
         if export["weights_from"] == "reweight" and "reweight" not in data:
             raise ValueError("export.weights_from is 'reweight' but there is no 'reweight' section.")
         return data
@@ -100,6 +105,9 @@ def load_config(path: str | Path, *, db: str | None = None, out_dir: str | None 
         for key in ("path", "terms_file"):  # rule_file and lookup LFs
             if isinstance(lf, dict) and isinstance(lf.get(key), str):
                 lf[key] = _resolve(lf[key], base)
+    target_file = ((data.get("select") or {}).get("target") or {}).get("file")
+    if isinstance(target_file, dict) and isinstance(target_file.get("path"), str):
+        target_file["path"] = _resolve(target_file["path"], base)
     export = dict(data.get("export") or {})
     export["out_dir"] = out_dir if out_dir is not None else _resolve(export.get("out_dir", "export"), base)
     data["export"] = export

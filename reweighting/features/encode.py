@@ -49,7 +49,25 @@ def item_features(
     """The N x D feature matrix of the items, in ``item_ids`` order."""
     if config.encoder == "numeric":
         return numeric_features(con, item_ids, config.numeric_columns)
+    return features_with_outside(con, config, item_ids, texts, [], progress=progress)[0]
+
+
+def features_with_outside(
+    con: duckdb.DuckDBPyConnection, config: FeatureConfig, item_ids: list[str], texts: list[str],
+    outside_texts: list[str], *, progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Features of the items and of texts that are not items (e.g. a target file), in one space.
+
+    TF-IDF is fitted on both together; embeddings of the items come from the cache, the outside
+    texts are encoded (not cached: they have no item id). Numeric features need items.
+    """
+    if config.encoder == "numeric":
+        raise ValueError("Numeric features come from item columns; texts from outside the database need a text encoder.")
     if config.encoder == "tfidf":
-        return tfidf_features(texts, config.tfidf)
+        both = tfidf_features(list(texts) + list(outside_texts), config.tfidf)
+        return both[: len(texts)], both[len(texts):]
     encoder = SentenceEncoder() if config.encoder == "minilm" else StaticEncoder(pca_dims=config.static_dims)
-    return cached_embeddings(con, encoder, item_ids, texts, progress=progress)[0]
+    inside = cached_embeddings(con, encoder, item_ids, texts, progress=progress)[0]
+    if not outside_texts:
+        return inside, np.zeros((0, inside.shape[1]), dtype=inside.dtype)
+    return inside, encoder.encode(list(outside_texts), progress=progress)

@@ -21,11 +21,12 @@ from reweighting.detect.base import check_rows
 from thresher.progress import track
 
 
-def _nll(model: ClassifierMixin, X, y: np.ndarray) -> np.ndarray:
-    """Per-item cross-entropy of ``y``; a class the model never saw costs the same as p = 1e-12."""
+def _nll(model: ClassifierMixin, X, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-item cross-entropy of ``y`` (a class the model never saw costs the same as p = 1e-12),
+    and whether ``y`` is the model's most probable class."""
     proba = np.full((len(y), int(max(y.max(), model.classes_.max())) + 1), 1e-12)
     proba[:, model.classes_] = np.clip(model.predict_proba(X), 1e-12, 1.0)
-    return -np.log(proba[np.arange(len(y)), y])
+    return -np.log(proba[np.arange(len(y)), y]), proba.argmax(1) == y
 
 
 def budget_count(budget: int | float, n: int) -> int:
@@ -40,7 +41,64 @@ def budget_count(budget: int | float, n: int) -> int:
     return count
 
 
-class ColorFilter(BaseEstimator):
+def _largest_remainders(quota: np.ndarray, count: int) -> np.ndarray:
+    """Whole numbers that sum to ``count``, each the floor of its quota plus one for the largest remainders."""
+    keep = np.floor(quota).astype(int)
+    for i in np.argsort(-(quota - keep), kind="stable")[: count - keep.sum()]:
+        keep[i] += 1
+    return keep
+
+
+class ScoreSelector:
+    """Selection by ``scores_`` (higher = better; items outside an optional ``eligible_`` mask
+    come after all the others), shared by the CoLoR-Filter variants."""
+
+    random_state: int
+    scores_: np.ndarray
+
+    def select(self, budget: int | float, *, batch_size: int | None = None, labels: np.ndarray | None = None,
+               class_shares: np.ndarray | None = None) -> np.ndarray:
+        """Indices of the ``budget`` pool items with the largest loss reduction, best first.
+
+        ``batch_size=None`` ranks the whole pool (the released code's global rule). With a batch
+        size the pool is shuffled into batches and each keeps its share of the budget from its
+        own candidates, the batch-wise rule of the paper's appendix F. With ``labels`` (the pool
+        items' classes) and ``class_shares`` (e.g. the target's class distribution) each class
+        keeps its share of the budget instead: the score has no term for class balance.
+        """
+        if not hasattr(self, "scores_"):
+            raise ValueError(f"This {type(self).__name__} is not fitted yet: call fit(...) first.")
+        n = len(self.scores_)
+        count = budget_count(budget, n)
+        if class_shares is not None:
+            if labels is None or len(labels) != n:
+                raise ValueError(f"Class-balanced selection needs one label per pool item ({n}).")
+            if batch_size is not None:
+                raise ValueError("Choose batch-wise or class-balanced selection, not both.")
+            groups = [np.flatnonzero(labels == c) for c in range(len(class_shares))]
+            keep = _largest_remainders(np.asarray(class_shares, dtype=float) / np.sum(class_shares) * count, count)
+            short = [c for c, (g, k) in enumerate(zip(groups, keep)) if k > len(g)]
+            if short:
+                raise ValueError(f"Class(es) {short} have fewer pool items than their share of the budget; "
+                                 f"lower the budget or select without class balance.")
+            return self._best_first(np.concatenate([self._best_first(g)[:k] for g, k in zip(groups, keep)]))
+        if batch_size is None:
+            return self._best_first(np.arange(n))[:count]
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1. Got {batch_size} instead.")
+        shuffled = np.random.default_rng(self.random_state).permutation(n)
+        batches = [shuffled[i:i + batch_size] for i in range(0, n, batch_size)]
+        keep = _largest_remainders(np.array([len(b) * count / n for b in batches]), count)
+        return self._best_first(np.concatenate([self._best_first(b)[:k] for b, k in zip(batches, keep)]))
+
+    def _best_first(self, idx: np.ndarray) -> np.ndarray:
+        """``idx`` ordered eligible first, then by decreasing score (ties keep their order)."""
+        eligible = getattr(self, "eligible_", None)
+        late = np.zeros(len(idx), dtype=bool) if eligible is None else ~eligible[idx]
+        return idx[np.lexsort((-self.scores_[idx], late))]
+
+
+class ColorFilter(ScoreSelector, BaseEstimator):
     """Score labelled pool items by conditional loss reduction towards a labelled target set.
 
     After ``fit``: ``scores_`` (prior loss minus conditional loss, higher = more useful for the
@@ -48,13 +106,21 @@ class ColorFilter(BaseEstimator):
 
     ``target_weight="balanced"`` gives the target set as much total weight as the pool part it is
     trained with; a float multiplies each target item's weight instead.
+
+    ``require_agreement``: an item whose label the conditional model does not predict is ranked
+    after every item whose label it does. Loss differences are steepest on wrong labels, so
+    without this guard a target that shares the label space lifts mislabelled off-target items
+    into the selection (measured: 22 % wrong labels in the selection vs 20 % in the pool; 3 %
+    with the guard; see README).
     """
 
     def __init__(self, estimator: ClassifierMixin | None = None, *, n_folds: int = 5,
-                 target_weight: float | str = "balanced", random_state: int = 0, progress: bool = False) -> None:
+                 target_weight: float | str = "balanced", require_agreement: bool = True, random_state: int = 0,
+                 progress: bool = False) -> None:
         self.estimator = estimator
         self.n_folds = n_folds
         self.target_weight = target_weight
+        self.require_agreement = require_agreement
         self.random_state = random_state
         self.progress = progress
 
@@ -76,6 +142,7 @@ class ColorFilter(BaseEstimator):
         stack = sp.vstack if sp.issparse(X_pool) else np.vstack
         prior_loss = np.zeros(len(y_pool))
         cond_loss = np.zeros(len(y_pool))
+        agrees = np.zeros(len(y_pool), dtype=bool)
         folds = list(KFold(self.n_folds, shuffle=True, random_state=self.random_state).split(np.zeros(len(y_pool))))
         for train, held in track(folds, description="CoLoR-Filter folds", enabled=self.progress):
             prior = clone(base).fit(X_pool[train], y_pool[train])
@@ -83,33 +150,10 @@ class ColorFilter(BaseEstimator):
             weights = np.concatenate([np.ones(len(train)), np.full(len(y_target), w)])
             cond = clone(base).fit(stack([X_pool[train], X_target]), np.concatenate([y_pool[train], y_target]),
                                    sample_weight=weights)
-            prior_loss[held] = _nll(prior, X_pool[held], y_pool[held])
-            cond_loss[held] = _nll(cond, X_pool[held], y_pool[held])
+            prior_loss[held] = _nll(prior, X_pool[held], y_pool[held])[0]
+            cond_loss[held], agrees[held] = _nll(cond, X_pool[held], y_pool[held])
         self.prior_loss_, self.conditional_loss_ = prior_loss, cond_loss
         self.scores_ = prior_loss - cond_loss
+        self.conditional_agrees_ = agrees
+        self.eligible_ = agrees if self.require_agreement else np.ones(len(y_pool), dtype=bool)
         return self
-
-    def select(self, budget: int | float, *, batch_size: int | None = None) -> np.ndarray:
-        """Indices of the ``budget`` pool items with the largest loss reduction, best first.
-
-        ``batch_size=None`` ranks the whole pool (the released code's global rule). With a batch
-        size the pool is shuffled into batches and each keeps its share of the budget from its
-        own candidates, the batch-wise rule of the paper's appendix F.
-        """
-        if not hasattr(self, "scores_"):
-            raise ValueError("This ColorFilter is not fitted yet: call fit(...) first.")
-        n = len(self.scores_)
-        count = budget_count(budget, n)
-        order = np.argsort(-self.scores_, kind="stable")
-        if batch_size is None:
-            return order[:count]
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1. Got {batch_size} instead.")
-        shuffled = np.random.default_rng(self.random_state).permutation(n)
-        batches = [shuffled[i:i + batch_size] for i in range(0, n, batch_size)]
-        quota = np.array([len(b) * count / n for b in batches])
-        keep = np.floor(quota).astype(int)
-        for i in np.argsort(-(quota - keep), kind="stable")[: count - keep.sum()]:  # largest remainders
-            keep[i] += 1
-        chosen = np.concatenate([b[np.argsort(-self.scores_[b], kind="stable")[:k]] for b, k in zip(batches, keep)])
-        return chosen[np.argsort(-self.scores_[chosen], kind="stable")]

@@ -119,6 +119,26 @@ def test_invalid_config_names_the_field(tmp_path):
 def test_help_reads_well():
     result = invoke("--help")
     assert result.exit_code == 0
-    for command in ("run", "ingest", "label", "detect", "export", "sql"):
+    for command in ("run", "ingest", "label", "detect", "reweight", "select", "export", "sql"):
         assert command in result.stdout
     assert "read-only" in invoke("sql", "--help").stdout
+
+
+def test_select_then_export_the_selection(project, tmp_path):
+    """A 'select' section added to the example: CoLoR-Filter towards the test split (gold labels)."""
+    config = (project / "thresher.yaml").read_text() + (
+        "\nselect:\n  method: color_filter\n  budget: 0.2\n  pool_splits: [train]\n"
+        "  target: {split: test, labels: gold}\n")
+    (project / "select.yaml").write_text(config)
+    result = invoke("select", project / "select.yaml", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "chosen by color_filter towards split 'test'" in result.stdout and "Selection by dataset" in result.stdout
+    out = tmp_path / "selected"
+    result = invoke("export", project / "select.yaml", "--out", out, "--no-progress")
+    assert result.exit_code == 0 and "not_selected" in result.stdout, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    chosen = sql(project, "select count(*) from selections s join runs r using (run_id) where r.stage = 'select' "
+                          "and s.selected").stdout.splitlines()[1]
+    # The export also drops the detect stage's label issues, so it holds at most the selection.
+    assert manifest["selection"]["method"] == "color_filter" and 0 < manifest["rows"] <= int(chosen)
+    assert int(chosen) == manifest["selection"]["selected"]
