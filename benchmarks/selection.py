@@ -10,9 +10,11 @@ target is 300 items drawn at random from all four domains' held-out parts, score
 accuracy over the four test sets; no method should gain there.
 
 CoLoR-Filter uses the TF-IDF classifier (5-fold cross-fitted prior; conditional = pool part + the
-target, up-weighted). GIO works on static MiniLM embeddings (``minilm-static``), with
+target, up-weighted), ranked with the agreement guard (default), without it (``color_no_guard``),
+and with per-class quotas that follow the target (``color_balanced``); ``color_lm`` is the
+language-model mode (byte-level LMs, labels unused). GIO works on static MiniLM embeddings (``minilm-static``), with
 ``stop="never"`` so that the budget decides the size, and ``v_init="jump"`` (a random target row
-each round) or ``"mean"`` (the package's default). Selection time is reported per method.
+each round; the package's default ``"mean"`` failed here, see benchmarks/README.md). Selection time is reported per method.
 
     .venv/bin/python -m benchmarks.selection --seeds 0 1 2
 """
@@ -20,6 +22,7 @@ each round) or ``"mean"`` (the package's default). Selection time is reported pe
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 from pathlib import Path
@@ -31,7 +34,7 @@ from sklearn.linear_model import LogisticRegression
 
 from benchmarks.noise_detection import SHARED, sms, trec
 from reweighting.features import StaticEncoder, TfidfConfig, tfidf_features
-from reweighting.select import GIO, ColorFilter
+from reweighting.select import GIO, ColorFilter, LMColorFilter
 
 DOMAINS = {"agnews": 4, "imdb": 2, "sms": 2, "trec": 6}
 BUDGETS = [0.05, 0.1, 0.2]
@@ -106,16 +109,27 @@ def main() -> None:
             rankings: dict[str, tuple[np.ndarray, float]] = {}
             started = time.perf_counter()
             color = ColorFilter(random_state=seed).fit(X[pool], noisy, X[target], labels[target])
-            rankings["color_filter"] = (color.select(largest), time.perf_counter() - started)
-            for v_init in ("jump", "mean"):
-                started = time.perf_counter()
-                gio = GIO(v_init=v_init, stop="never", max_points=largest, random_state=seed).fit(E[target], E[pool])
-                rankings[f"gio_{v_init}"] = (gio.selected_, time.perf_counter() - started)
-            rankings["random"] = (rng.permutation(len(pool))[:largest], 0.0)
+            seconds = time.perf_counter() - started
+            shares = np.bincount(labels[target], minlength=labels.max() + 1)
+            select = {  # method -> (budget -> chosen pool rows), seconds
+                "color_filter": (lambda c: color.select(c), seconds),
+                "color_balanced": (lambda c: color.select(c, labels=noisy, class_shares=shares), seconds),
+            }
+            unguarded = copy.copy(color)  # the same scores, ranked without the agreement guard
+            unguarded.eligible_ = np.ones(len(pool), dtype=bool)
+            select["color_no_guard"] = (lambda c: unguarded.select(c), seconds)
+            started = time.perf_counter()
+            lm = LMColorFilter(random_state=seed).fit([texts[i] for i in pool], [texts[i] for i in target])
+            select["color_lm"] = (lambda c: lm.select(c), time.perf_counter() - started)
+            started = time.perf_counter()
+            gio = GIO(v_init="jump", stop="never", max_points=largest, random_state=seed).fit(E[target], E[pool])
+            select["gio_jump"] = (lambda c: gio.selected_[:c], time.perf_counter() - started)
+            random_order = rng.permutation(len(pool))
+            select["random"] = (lambda c: random_order[:c], 0.0)
             for budget in BUDGETS:
                 count = int(round(budget * len(pool)))
-                for method, (ranking, seconds) in rankings.items():
-                    chosen = ranking[:count]
+                for method, (choose, seconds) in select.items():
+                    chosen = choose(count)
                     model = LogisticRegression(max_iter=2000).fit(X[pool[chosen]], noisy[chosen])
                     scores = []
                     for dom, test in tests.items():
@@ -129,15 +143,18 @@ def main() -> None:
                     row = {"seed": seed, "target": target_name, "budget": budget, "method": method,
                            "accuracy": float(np.mean(scores)), "seconds": seconds,
                            "target_share": float((pool_domain[chosen] == target_name).mean()) if target_name != "control" else float("nan"),
-                           "noisy_share": float(flip[chosen].mean())}
+                           "noisy_share": float(flip[chosen].mean()),
+                           "largest_class_share": float(np.bincount(noisy[chosen]).max() / count)}
                     rows.append(row)
                     console.print(f"seed {seed} target {target_name} budget {budget:.0%} {method:13s} "
                                   f"acc {row['accuracy']:.3f} target share {row['target_share']:.2f} "
-                                  f"noisy {row['noisy_share']:.2f} {seconds:.1f}s", highlight=False)
+                                  f"noisy {row['noisy_share']:.2f} largest class {row['largest_class_share']:.2f} "
+                                  f"{seconds:.1f}s", highlight=False)
     if args.out:
         args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
     table = Table(title=f"Targeted selection, mean over seeds {args.seeds} (pool {len(pool)}, 20 % noisy labels)")
-    for col in ("target", "budget", "method", "accuracy", "vs random", "target share", "noisy share", "seconds"):
+    for col in ("target", "budget", "method", "accuracy", "vs random", "target share", "noisy share",
+                "largest class", "seconds"):
         table.add_column(col, justify="right")
     for target_name in args.targets:
         for budget in BUDGETS:
@@ -149,6 +166,7 @@ def main() -> None:
                 table.add_row(target_name, f"{budget:.0%}", method, f"{acc:.3f}", f"{acc - base:+.3f}",
                               f"{np.mean([r['target_share'] for r in mine]):.2f}",
                               f"{np.mean([r['noisy_share'] for r in mine]):.2f}",
+                              f"{np.mean([r['largest_class_share'] for r in mine]):.2f}",
                               f"{np.mean([r['seconds'] for r in mine]):.1f}")
     console.print(table)
 

@@ -58,7 +58,8 @@ class PipelineConfig(StageConfig):
             data[section] = value
         export = data["export"]
         export.setdefault("weights_from", "reweight" if "reweight" in data else "detect")
-        export.setdefault("selected_only", "select" in data)
+        if export.get("selected_only") is None:
+            export["selected_only"] = "select" in data
         if export["selected_only"] and "select" not in data:
             raise ValueError("export.selected_only is true but there is no 'select' section.")
         if export["weights_from"] == "reweight" and "reweight" not in data:
