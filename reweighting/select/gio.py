@@ -146,9 +146,11 @@ class GIO(BaseEstimator):
             return d * total / (n * count) - d * target_term + _count_term(count, n, self.k)
 
         mean = x.mean(0)
-        v = mean.copy()
+        v = x[int(rng.integers(n))].copy() if self.v_init == "jump" else mean.copy()
         g_sq = (g * g).sum(1)
-        scale = float(np.linalg.norm(v) / max(np.linalg.norm(kl_gradient(x, v, m)), 1e-12))  # the package's scale_factor="auto"
+        # The package's scale_factor="auto", at the first free point: for "jump" a target row, where
+        # the gradient is steep, so the point moves little and lands near that row.
+        scale = float(np.linalg.norm(v) / max(np.linalg.norm(kl_gradient(x, v, m)), 1e-12))
 
         self.kl_start_ = kl(log_sum, m) if m else float("nan")
         kl_prev = self.kl_start_
