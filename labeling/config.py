@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from labeling.lf import (
-    KeywordLF, LabelingFunction, LookupLF, RegexLF, SqlLF, load_python_lf, load_rule_file, read_terms_file,
+    KeywordLF, LabelingFunction, LookupLF, PythonLF, RegexLF, SqlLF, load_python_object, load_rule_file,
+    read_terms_file,
 )
+from labeling.llm.config import EmbeddedBackendConfig, LLMConfig
+from labeling.llm.prompt import PromptedLF
 from storage.ingest import parse_class
 from thresher.stageconfig import StageConfig
 
@@ -73,8 +76,58 @@ class LookupLFConfig(StageConfig):
         return self
 
 
+def _yaml_yes_no(value: Any) -> Any:
+    """YAML 1.1 reads the keys and values yes/no as booleans; read them back as the words."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        return {_yaml_yes_no(k): v for k, v in value.items()}
+    return value
+
+
+class PromptLFConfig(StageConfig):
+    """An LLM-prompted LF (see :class:`labeling.llm.prompt.PromptedLF`); answers map to a class or abstain."""
+
+    kind: Literal["prompt"]
+    name: str
+    template: str = Field(min_length=1)  # str.format over item fields, e.g. "Comment: {text}\n\nIs it spam?"
+    answers: dict[str, str | int | None] = Field(min_length=1)  # answer -> class, or abstain / null
+    system: str | None = None
+    examples: list[dict[str, str]] = Field(default_factory=list)  # item fields plus 'answer'
+    synonyms: dict[str, list[str]] = Field(default_factory=dict)
+    statements: dict[str, str] | None = None  # answer -> sentence, for the embedded backend
+    embed: str = "{text}"  # what the embedded backend compares with the statements
+
+    @field_validator("answers", "synonyms", "statements", mode="before")
+    @classmethod
+    def _keys(cls, value: Any) -> Any:
+        return _yaml_yes_no(value)
+
+    @field_validator("examples", mode="before")
+    @classmethod
+    def _example_answers(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{k: _yaml_yes_no(v) for k, v in e.items()} if isinstance(e, dict) else e for e in value]
+        return value
+
+    def build(self, classes: list[str]) -> PromptedLF:
+        answers: dict[str, int | None] = {}
+        for answer, target in self.answers.items():
+            if target is None or (isinstance(target, str) and target.lower() == "abstain"):
+                answers[answer] = None
+                continue
+            try:
+                answers[answer] = parse_class(target, classes)
+            except ValueError as exc:
+                raise ValueError(f"Prompted LF {self.name!r}: answer {answer!r} maps to {exc}") from None
+        return PromptedLF(self.name, template=self.template, answers=answers, system=self.system,
+                          examples=list(self.examples), synonyms=dict(self.synonyms),
+                          statements=None if self.statements is None else dict(self.statements), embed=self.embed)
+
+
 LFConfig = Annotated[
-    KeywordLFConfig | RegexLFConfig | SqlLFConfig | LookupLFConfig | PythonLFConfig | RuleFileLFConfig,
+    KeywordLFConfig | RegexLFConfig | SqlLFConfig | LookupLFConfig | PythonLFConfig | RuleFileLFConfig
+    | PromptLFConfig,
     Field(discriminator="kind"),
 ]
 
@@ -124,6 +177,7 @@ class LabelingConfig(StageConfig):
     # only if some LF raises on more than this fraction of the items (0: on the first error).
     max_fault_rate: float = Field(0.01, ge=0, le=1)
     n_jobs: int | None = Field(None, ge=1)  # Python LF processes; None: all cores if serial work > 20 s
+    llm: LLMConfig | None = None  # the backend prompted LFs ask
     model: DenoiseConfig = DenoiseConfig()
 
     @model_validator(mode="after")
@@ -135,6 +189,15 @@ class LabelingConfig(StageConfig):
                 f"class_balance has {len(self.model.class_balance)} entries but there are "
                 f"{len(self.classes)} classes {self.classes}."
             )
+        prompted = [lf for lf in self.lfs if isinstance(lf, PromptLFConfig)]
+        if prompted and self.llm is None:
+            raise ValueError(f"Prompted LFs {[lf.name for lf in prompted]} need an 'llm' backend section "
+                             "(backend: openai | embedded | transformers).")
+        for lf in prompted:
+            built = lf.build(self.classes)
+            if isinstance(self.llm, EmbeddedBackendConfig) and built.statements is None:
+                raise ValueError(f"Prompted LF {lf.name!r} needs 'statements' (one sentence per answer): the embedded "
+                                 "backend answers by comparing the item with them.")
         for lf in self.lfs:
             if isinstance(lf, (KeywordLFConfig, RegexLFConfig, SqlLFConfig)):
                 try:
@@ -144,8 +207,19 @@ class LabelingConfig(StageConfig):
         return self
 
     def build_lfs(self) -> list[LabelingFunction]:
-        """Instantiate the configured LFs; names must be unique."""
-        lfs: list[LabelingFunction] = []
+        """The configured LFs that vote without a language model."""
+        return [lf for lf in self._build() if not isinstance(lf, PromptedLF)]
+
+    def build_prompted_lfs(self) -> list[PromptedLF]:
+        """The prompted LFs, from the config or from Python modules (``kind: python`` naming a PromptedLF)."""
+        prompted = [lf for lf in self._build() if isinstance(lf, PromptedLF)]
+        if prompted and self.llm is None:
+            raise ValueError(f"Prompted LFs {[lf.name for lf in prompted]} need an 'llm' backend section.")
+        return prompted
+
+    def _build(self) -> list[LabelingFunction | PromptedLF]:
+        """Instantiate every configured LF; names must be unique."""
+        lfs: list[LabelingFunction | PromptedLF] = []
         for spec in self.lfs:
             if isinstance(spec, KeywordLFConfig):
                 lfs.append(KeywordLF(spec.name, terms=spec.terms, label=parse_class(spec.label, self.classes),
@@ -167,8 +241,16 @@ class LabelingConfig(StageConfig):
             elif isinstance(spec, RuleFileLFConfig):
                 lfs.extend(load_rule_file(spec.path, classes=self.classes, label_map=spec.label_map,
                                           case_sensitive=spec.case_sensitive, prefix=spec.prefix))
+            elif isinstance(spec, PromptLFConfig):
+                lfs.append(spec.build(self.classes))
             else:
-                lfs.append(load_python_lf(spec.function, name=spec.name))
+                obj = load_python_object(spec.function)
+                if isinstance(obj, PromptedLF):
+                    if spec.name is not None and spec.name != obj.name:
+                        raise ValueError(f"{spec.function!r} is the prompted LF {obj.name!r}; rename it in Python.")
+                    lfs.append(obj)
+                else:
+                    lfs.append(PythonLF(obj, name=spec.name))
         names = [lf.name for lf in lfs]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:

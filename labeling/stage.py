@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,9 @@ from labeling.apply import validate_sql_lfs
 from labeling.apply.incremental import cached_votes, max_item_seq, update_vote_cache
 from labeling.apply.duckdb import VOTES_SCHEMA
 from labeling.config import LabelingConfig
+from labeling.llm.apply import PromptRun, apply_prompted_lfs, build_backend
+from labeling.llm.backend import Backend, Budget
+from labeling.llm.prompt import PromptedLF
 from labeling.matrix import vote_matrix
 from labeling.model import denoise, entropy, majority_proba, score
 from storage.repo import replace_run_rows, transaction
@@ -39,6 +43,7 @@ class LabelSummary:
     model: dict[str, Any] = field(default_factory=dict)
     selection: list[dict[str, Any]] = field(default_factory=list)
     evaluated: dict[str, int] = field(default_factory=dict)  # items each LF ran on (0: cache only)
+    llm: dict[str, Any] | None = None  # prompted LFs: prompts cached / sent / failed, per-LF answers
 
     def lf_records(self) -> list[dict[str, Any]]:
         """The LF summary as JSON-able dicts (missing values as None)."""
@@ -51,7 +56,7 @@ class LabelSummary:
         return {
             "n_items": self.n_items, "n_lfs": self.n_lfs, "n_votes": self.n_votes,
             "coverage": self.coverage, "accuracy": self.accuracy, "faults": self.faults,
-            "model": self.model, "selection": self.selection, "evaluated": self.evaluated,
+            "model": self.model, "selection": self.selection, "evaluated": self.evaluated, "llm": self.llm,
         }
 
 
@@ -61,8 +66,15 @@ def _source_votes(con: duckdb.DuckDBPyConnection) -> pa.Table:
 
 def label_version(config: LabelingConfig) -> str:
     """Fingerprint of the config plus every LF's own version (Python LFs hash their source)."""
-    parts = [config.fingerprint()] + [f"{lf.name}={lf.version()}" for lf in config.build_lfs()]
+    lfs: list = [*config.build_lfs(), *config.build_prompted_lfs()]
+    parts = [config.fingerprint()] + [f"{lf.name}={lf.version()}" for lf in lfs]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def prompted_lf_row(lf: PromptedLF, backend: Backend) -> tuple[str, str, str]:
+    """(kind, version, definition) of a prompted LF as asked of ``backend``: both decide its votes."""
+    definition = json.dumps({"backend": backend.identity(), "lf": json.loads(lf.definition())}, sort_keys=True)
+    return "prompt", hashlib.sha256(definition.encode()).hexdigest()[:12], definition
 
 
 def label(
@@ -76,6 +88,17 @@ def label(
                                           n_jobs=config.n_jobs, progress=progress)
     parts = [cached_votes(con, lfs, through_seq=through_seq)]
     names = [lf.name for lf in lfs]
+    prompted = config.build_prompted_lfs()
+    prompt_run: PromptRun | None = None
+    backend: Backend | None = None
+    if prompted:
+        backend = build_backend(config.llm)
+        backend.check()
+        budget = Budget(config.llm.budget.max_calls, config.llm.budget.max_tokens)
+        prompt_run = apply_prompted_lfs(con, prompted, backend, through_seq=through_seq, run_id=run_id,
+                                        budget=budget, progress=progress)
+        parts.append(prompt_run.votes)
+        names += [lf.name for lf in prompted]
     if config.source_votes:
         imported = _source_votes(con)
         imported_names = sorted(set(imported.column("lf").to_pylist()))
@@ -135,6 +158,7 @@ def label(
     summary_df["learned_accuracy"] = np.nan if result.learned_accuracy is None else result.learned_accuracy
 
     lf_rows = {lf.name: (lf.kind, lf.version(), lf.definition()) for lf in lfs}
+    lf_rows.update({lf.name: prompted_lf_row(lf, backend) for lf in prompted})
     for name in names:
         lf_rows.setdefault(name, ("imported", f"imported:{name}", "votes imported with the data"))
     with transaction(con):
@@ -161,10 +185,14 @@ def label(
             "confidence": probs.max(axis=1).astype(float), "entropy": entropy(probs).astype(float),
             "covered": covered,
         }))
+        if prompt_run is not None:
+            replace_run_rows(con, "prompt_votes", run_id, prompt_run.votes.add_column(
+                0, "run_id", pa.array([run_id] * prompt_run.votes.num_rows, pa.string())))
     summary = LabelSummary(
         run_id=run_id, n_items=len(item_ids), n_lfs=len(names), n_votes=votes.num_rows,
         coverage=float(covered.mean()), accuracy=accuracy, lfs=summary_df, faults=faults.as_dict(),
         model=result.params, selection=result.selection, evaluated=evaluated,
+        llm=None if prompt_run is None else prompt_run.as_dict(),
     )
     logger.info("Labeled %d items with %d LFs; coverage %.3f; accuracy %s",
                 summary.n_items, summary.n_lfs, summary.coverage, accuracy)

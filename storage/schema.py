@@ -13,7 +13,7 @@ import duckdb
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Each entry upgrades the schema from version i to i + 1. Never edit a released entry: append.
 MIGRATIONS: tuple[str, ...] = (
@@ -179,6 +179,50 @@ MIGRATIONS: tuple[str, ...] = (
         rank         INTEGER,           -- 1 = best (CoLoR-Filter) or chosen first (GIO); NULL if not selected
         PRIMARY KEY (run_id, item_id)
     );
+    """,
+    # 4: LLM-prompted LFs: the response cache (every prompt answered once), a record of every
+    # call made, and each run's prompted votes (derived from the cache, so stored per run).
+    """
+    CREATE TABLE llm_cache (
+        key          VARCHAR PRIMARY KEY, -- sha256 of (backend, model, decoding, rendered prompt)
+        backend      VARCHAR NOT NULL,  -- openai | embedded | transformers
+        model        VARCHAR NOT NULL,
+        prompt       VARCHAR NOT NULL,  -- the rendered prompt (JSON), never the API key
+        response     VARCHAR NOT NULL,  -- the raw answer text
+        prompt_tokens     INTEGER,      -- as reported by the server (NULL if not)
+        completion_tokens INTEGER,
+        created_at   TIMESTAMP NOT NULL DEFAULT current_timestamp
+    );
+    CREATE TABLE llm_calls (            -- one row per prompt sent to a backend (cache misses only)
+        run_id       VARCHAR NOT NULL,
+        key          VARCHAR NOT NULL,
+        lf           VARCHAR NOT NULL,  -- the first LF that asked it
+        status       VARCHAR NOT NULL,  -- ok | error
+        attempts     INTEGER NOT NULL,  -- 1 + retries
+        http_status  INTEGER,           -- of the last attempt (NULL: no HTTP, or no response)
+        latency_ms   DOUBLE NOT NULL,   -- from the first attempt to the answer, backoff included
+        prompt_tokens     INTEGER,
+        completion_tokens INTEGER,
+        error        VARCHAR,           -- the last attempt's error (status error)
+        finished_at  TIMESTAMP NOT NULL DEFAULT current_timestamp
+    );
+    CREATE TABLE prompt_votes (         -- non-abstain votes of prompted LFs, per label run
+        run_id       VARCHAR NOT NULL,
+        item_id      VARCHAR NOT NULL,
+        lf           VARCHAR NOT NULL,
+        vote         INTEGER NOT NULL,
+        PRIMARY KEY (run_id, item_id, lf)
+    );
+    CREATE OR REPLACE VIEW votes AS     -- non-abstain votes of each label run
+        SELECT l.run_id, v.item_id, l.lf, v.vote
+        FROM lfs l JOIN lf_votes v ON v.version = l.version
+        JOIN items i ON i.item_id = v.item_id AND i.item_seq <= l.through_seq
+        UNION ALL
+        SELECT l.run_id, s.item_id, l.lf, s.vote
+        FROM lfs l JOIN source_votes s ON s.lf = l.lf AND l.kind = 'imported'
+        JOIN items i ON i.item_id = s.item_id AND i.item_seq <= l.through_seq
+        UNION ALL
+        SELECT run_id, item_id, lf, vote FROM prompt_votes;
     """,
 )
 

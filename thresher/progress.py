@@ -20,9 +20,31 @@ def track(
         return
     if total is None and hasattr(items, "__len__"):
         total = len(items)  # type: ignore[arg-type]
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
-        task = bar.add_task(description, total=total)
+    with Counter(description=description, total=total) as bar:
         for item in items:
             yield item
-            bar.advance(task)
+            bar.advance()
+
+
+class Counter:
+    """A progress bar advanced by hand, for work that arrives in groups (e.g. async answers)."""
+
+    def __init__(self, *, description: str, total: int | None, enabled: bool = True) -> None:
+        self._bar: Progress | None = None
+        if enabled:
+            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+            self._bar = Progress(*columns, console=Console(stderr=True), transient=False)
+            self._task = self._bar.add_task(description, total=total)
+
+    def __enter__(self) -> "Counter":
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def advance(self, n: int = 1) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task, n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()

@@ -63,6 +63,11 @@ class PythonLF(LabelingFunction):
 
 def load_python_lf(spec: str, *, name: str | None = None) -> PythonLF:
     """Load ``path/to/file.py:attr`` or ``package.module:attr`` as a :class:`PythonLF`."""
+    return PythonLF(load_python_object(spec), name=name)
+
+
+def load_python_object(spec: str) -> Any:
+    """The object named by ``path/to/file.py:attr`` or ``package.module:attr`` (an LF, a prompted LF)."""
     target, sep, attr = spec.rpartition(":")
     if not sep or not target or not attr:
         raise ValueError(f"A Python LF is given as 'file.py:name' or 'module:name'. Got {spec!r} instead.")
@@ -81,8 +86,7 @@ def load_python_lf(spec: str, *, name: str | None = None) -> PythonLF:
     else:
         module = importlib.import_module(target)
     try:
-        function = getattr(module, attr)
+        return getattr(module, attr)
     except AttributeError:
         available = sorted(n for n in vars(module) if not n.startswith("_"))
         raise AttributeError(f"'{target}' has no LF named {attr!r}. Available names: {available}") from None
-    return PythonLF(function, name=name)

@@ -1,0 +1,1 @@
+"""LLM-prompted labeling functions: prompts, verbalisers, backends and the exactly-once response cache."""

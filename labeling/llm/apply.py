@@ -1,0 +1,236 @@
+"""Run prompted LFs over the items: every distinct prompt answered once, ever.
+
+1. Render each LF's prompt for each item and hash it into a cache key (backend, model, decoding
+   parameters and the rendered prompt); identical prompts, from any LF, share one key.
+2. Look the distinct keys up in ``llm_cache``; send only the missing ones, within the run's budget.
+3. Store each answer in ``llm_cache`` (and each call in ``llm_calls``) as it arrives, one short
+   transaction per group of answers, so a crash loses at most the prompts in flight.
+4. Verbalise: answers become votes. Failed or unsent prompts are abstains for this run and are
+   asked again by the next one (errors are never cached).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter as Tally
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from labeling.apply.duckdb import VOTES_SCHEMA
+from labeling.apply.python import iter_rows
+from labeling.lf.base import ABSTAIN
+from labeling.llm.backend import Backend, Budget, Request, Result
+from labeling.llm.config import LLMConfig
+from labeling.llm.prompt import PromptedLF
+from storage.repo import transaction
+from thresher.progress import Counter
+
+logger = logging.getLogger(__name__)
+
+
+def build_backend(config: LLMConfig) -> Backend:
+    """The backend a config names (imports only what that backend needs)."""
+    if config.backend == "openai":
+        from labeling.llm.openai_http import OpenAIBackend
+
+        return OpenAIBackend(config)
+    if config.backend == "embedded":
+        from labeling.llm.embedded import EmbeddedBackend
+
+        return EmbeddedBackend(config)
+    from labeling.llm.hf_local import TransformersBackend
+
+    return TransformersBackend(config)
+
+
+@dataclass
+class PromptPlan:
+    """The prompts a run needs: per-LF keys in item order, and each distinct request."""
+
+    item_ids: list[str]
+    keys: dict[str, list[str]]  # lf -> key per item
+    requests: dict[str, Request]  # distinct key -> request (the first LF that asked it)
+    cached: dict[str, str] = field(default_factory=dict)  # key -> response, from llm_cache
+
+    @property
+    def missing(self) -> list[Request]:
+        return [r for key, r in self.requests.items() if key not in self.cached]
+
+
+def plan_prompts(
+    con: duckdb.DuckDBPyConnection, lfs: list[PromptedLF], backend: Backend, *, through_seq: int
+) -> PromptPlan:
+    """Render every LF's prompt for every item up to ``through_seq`` and look the keys up."""
+    prefixes = {lf.name: backend.prefix(lf) for lf in lfs}
+    item_ids: list[str] = []
+    keys: dict[str, list[str]] = {lf.name: [] for lf in lfs}
+    requests: dict[str, Request] = {}
+    for row in iter_rows(con, where=f"item_seq <= {int(through_seq)}", batch_size=8192):
+        values = vars(row)
+        item_ids.append(row.item_id)
+        for lf in lfs:
+            prefix = prefixes[lf.name]
+            variable = backend.variable(lf, values)
+            key = prefix.key(variable)
+            keys[lf.name].append(key)
+            if key not in requests:
+                requests[key] = Request(key, lf.name, prefix, variable)
+    plan = PromptPlan(item_ids, keys, requests)
+    if requests:
+        con.register("_prompt_keys", pa.table({"key": pa.array(list(requests), pa.string())}))
+        try:
+            found = con.sql("SELECT c.key, c.response FROM llm_cache c JOIN _prompt_keys USING (key)").fetchall()
+        finally:
+            con.unregister("_prompt_keys")
+        plan.cached = dict(found)
+    return plan
+
+
+def _store(con: duckdb.DuckDBPyConnection, backend: Backend, run_id: str, results: list[Result],
+           requests: dict[str, Request]) -> None:
+    answered = [r for r in results if r.response is not None]
+    cache = pa.table({
+        "key": pa.array([r.key for r in answered], pa.string()),
+        "backend": pa.array([backend.kind] * len(answered), pa.string()),
+        "model": pa.array([backend.model] * len(answered), pa.string()),
+        "prompt": pa.array([backend.prompt_text(requests[r.key]) for r in answered], pa.string()),
+        "response": pa.array([r.response for r in answered], pa.string()),
+        "prompt_tokens": pa.array([r.prompt_tokens for r in answered], pa.int32()),
+        "completion_tokens": pa.array([r.completion_tokens for r in answered], pa.int32()),
+    })
+    calls = pa.table({
+        "run_id": pa.array([run_id] * len(results), pa.string()),
+        "key": pa.array([r.key for r in results], pa.string()),
+        "lf": pa.array([requests[r.key].lf for r in results], pa.string()),
+        "status": pa.array(["ok" if r.response is not None else "error" for r in results], pa.string()),
+        "attempts": pa.array([r.attempts for r in results], pa.int32()),
+        "http_status": pa.array([r.http_status for r in results], pa.int32()),
+        "latency_ms": pa.array([r.latency_ms for r in results], pa.float64()),
+        "prompt_tokens": pa.array([r.prompt_tokens for r in results], pa.int32()),
+        "completion_tokens": pa.array([r.completion_tokens for r in results], pa.int32()),
+        "error": pa.array([r.error for r in results], pa.string()),
+    })
+    with transaction(con):
+        con.register("_llm_answers", cache)
+        con.register("_llm_calls", calls)
+        try:
+            con.execute("INSERT OR IGNORE INTO llm_cache (key, backend, model, prompt, response, prompt_tokens, "
+                        "completion_tokens) SELECT * FROM _llm_answers")
+            con.execute("INSERT INTO llm_calls (run_id, key, lf, status, attempts, http_status, latency_ms, "
+                        "prompt_tokens, completion_tokens, error) SELECT * FROM _llm_calls")
+        finally:
+            con.unregister("_llm_answers")
+            con.unregister("_llm_calls")
+
+
+@dataclass
+class PromptRun:
+    """What a prompted-LF pass did: votes, and counts for the summary."""
+
+    votes: pa.Table
+    lfs: dict[str, dict[str, Any]]
+    prompts: int  # distinct prompts the run needed
+    cached: int  # of which already answered before the run
+    sent: int  # sent in this run (answered or failed)
+    failed: int
+    tokens: int
+    budget_stopped: str | None
+    errors: list[str]  # the first few distinct errors
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"prompts": self.prompts, "cached": self.cached, "sent": self.sent, "failed": self.failed,
+                "tokens": self.tokens, "budget_stopped": self.budget_stopped, "errors": self.errors, "lfs": self.lfs}
+
+
+def apply_prompted_lfs(
+    con: duckdb.DuckDBPyConnection, lfs: list[PromptedLF], backend: Backend, *, through_seq: int, run_id: str,
+    budget: Budget | None = None, progress: bool = False,
+) -> PromptRun:
+    """Vote with every prompted LF on the items up to ``through_seq`` (see the module docstring)."""
+    budget = budget or Budget()
+    plan = plan_prompts(con, lfs, backend, through_seq=through_seq)
+    missing = plan.missing
+    responses = dict(plan.cached)
+    failed: dict[str, str] = {}
+    sent = 0
+
+    async def drive() -> None:
+        nonlocal sent
+        # Each group is stored in a worker thread while requests go on; the answers that arrive
+        # meanwhile form the next group, so a crash loses at most the prompts in flight plus the
+        # answers of one store (a few ms).
+        writer = con.cursor()
+        with Counter(description=f"LLM prompts ({backend.kind})", total=len(missing), enabled=progress) as bar:
+            async for results in backend.stream(missing, budget):
+                await asyncio.to_thread(_store, writer, backend, run_id, results, plan.requests)
+                for result in results:
+                    if result.response is None:
+                        failed[result.key] = result.error or "unknown error"
+                    else:
+                        responses[result.key] = result.response
+                sent += len(results)
+                bar.advance(len(results))
+
+    if missing:
+        logger.info("Prompted LFs: %d distinct prompts, %d cached, %d to send", len(plan.requests),
+                    len(plan.cached), len(missing))
+        asyncio.run(drive())
+
+    item_ids = np.array(plan.item_ids, dtype=object)
+    columns: list[pa.Table] = []
+    per_lf: dict[str, dict[str, Any]] = {}
+    for lf in lfs:
+        tally: Tally = Tally()
+        verdicts: dict[str, tuple[int, bool]] = {}
+        votes = np.full(len(item_ids), ABSTAIN, dtype=np.int32)
+        for i, key in enumerate(plan.keys[lf.name]):
+            response = responses.get(key)
+            if response is None:
+                tally["failed" if key in failed else "not_sent"] += 1
+                continue
+            verdict = verdicts.get(response)
+            if verdict is None:
+                verdict = verdicts[response] = lf.verbaliser(response)
+            vote, matched = verdict
+            votes[i] = vote
+            tally["vote" if vote != ABSTAIN else ("abstain_answer" if matched else ("no_answer" if not response
+                                                                                    else "unmatched"))] += 1
+        keep = votes != ABSTAIN
+        columns.append(pa.table({"item_id": pa.array(item_ids[keep].tolist(), pa.string()),
+                                 "lf": pa.array([lf.name] * int(keep.sum()), pa.string()),
+                                 "vote": pa.array(votes[keep], pa.int32())}, schema=VOTES_SCHEMA))
+        per_lf[lf.name] = {"items": len(item_ids), **{k: tally.get(k, 0) for k in
+                                                       ("vote", "abstain_answer", "no_answer", "unmatched",
+                                                        "failed", "not_sent")}}
+    votes_table = pa.concat_tables(columns) if columns else VOTES_SCHEMA.empty_table()
+    tokens = budget.tokens
+    errors = sorted(set(failed.values()))[:5]
+    if failed:
+        logger.warning("%d prompts failed after retries (abstained, asked again next run), e.g. %s", len(failed), errors)
+    if budget.stopped:
+        logger.warning("LLM budget stopped the run: %s; %d prompts left for the next run", budget.stopped,
+                       len(missing) - sent)
+    return PromptRun(votes=votes_table.sort_by([("item_id", "ascending"), ("lf", "ascending")]), lfs=per_lf,
+                     prompts=len(plan.requests), cached=len(plan.cached), sent=sent, failed=len(failed),
+                     tokens=tokens, budget_stopped=budget.stopped, errors=errors)
+
+
+def dry_run(
+    con: duckdb.DuckDBPyConnection, lfs: list[PromptedLF], backend: Backend, *, through_seq: int
+) -> dict[str, Any]:
+    """How many prompts and tokens a run would send, and how many are cached; nothing is sent or written."""
+    plan = plan_prompts(con, lfs, backend, through_seq=through_seq)
+    missing = plan.missing
+    per_lf: dict[str, dict[str, int]] = {}
+    for lf in lfs:
+        keys = set(plan.keys[lf.name])
+        cached = sum(1 for k in keys if k in plan.cached)
+        per_lf[lf.name] = {"items": len(plan.item_ids), "distinct_prompts": len(keys), "cached": cached,
+                           "to_send": len(keys) - cached}
+    return {"items": len(plan.item_ids), "distinct_prompts": len(plan.requests), "cached": len(plan.cached),
+            "to_send": len(missing), "estimated_tokens": sum(backend.estimate(r) for r in missing), "lfs": per_lf}

@@ -1,0 +1,89 @@
+"""Typed configuration of the LLM backend that prompted LFs use (``labeling.llm`` in the YAML)."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from thresher.stageconfig import StageConfig
+
+
+class BudgetConfig(StageConfig):
+    """Per-run caps; when one is reached no new prompt is sent and the run ends with what is done."""
+
+    max_calls: int | None = Field(None, ge=0)
+    max_tokens: int | None = Field(None, ge=0)
+
+
+class OpenAIBackendConfig(StageConfig):
+    """Any OpenAI-compatible server: vLLM, Ollama, llama.cpp server, TGI, hosted APIs.
+
+    The API key is read from the environment variable named by ``api_key_env`` when a run starts;
+    it is never written to the database, the logs or the report. ``base_url`` is not part of the
+    cache key, so moving the same model to another server keeps its cached answers.
+    """
+
+    backend: Literal["openai"]
+    base_url: str = Field(min_length=1)  # e.g. http://127.0.0.1:8000/v1
+    model: str = Field(min_length=1)
+    api_key_env: str | None = None  # e.g. OPENAI_API_KEY; None: no Authorization header
+    endpoint: Literal["chat", "completions"] = "chat"
+    concurrency: int = Field(16, ge=1, le=1024)
+    timeout: float = Field(60.0, gt=0)  # seconds per attempt
+    max_tokens: int = Field(5, ge=1)  # answers are a word or two
+    temperature: float = Field(0.0, ge=0)
+    max_retries: int = Field(4, ge=0, le=20)
+    backoff: float = Field(0.5, ge=0)  # first retry delay in seconds; doubles each retry, with jitter
+    max_backoff: float = Field(30.0, ge=0)
+    budget: BudgetConfig = BudgetConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> "OpenAIBackendConfig":
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://. Got {self.base_url!r}.")
+        return self
+
+    def api_key(self) -> str | None:
+        """The key from the environment, or a clear error naming the missing variable."""
+        if self.api_key_env is None:
+            return None
+        key = os.environ.get(self.api_key_env)
+        if not key:
+            raise ValueError(f"api_key_env names {self.api_key_env!r}, but that environment variable is not set.")
+        return key
+
+
+class EmbeddedBackendConfig(StageConfig):
+    """The offline default: no server, no generation; see :mod:`labeling.llm.embedded`."""
+
+    backend: Literal["embedded"]
+    encoder: Literal["minilm", "minilm-static"] = "minilm"
+    margin: float = Field(0.05, ge=0, le=2)  # abstain unless the best statement wins by this cosine margin
+    batch_size: int = Field(512, ge=1)
+    budget: BudgetConfig = BudgetConfig()
+
+    @property
+    def model(self) -> str:
+        return self.encoder
+
+
+class TransformersBackendConfig(StageConfig):
+    """A causal LM from a local directory, run greedily with Hugging Face ``transformers``."""
+
+    backend: Literal["transformers"]
+    model_path: str = Field(min_length=1)  # relative to the config file
+    max_tokens: int = Field(5, ge=1)
+    batch_size: int = Field(8, ge=1)
+    device: str = "cpu"
+    budget: BudgetConfig = BudgetConfig()
+
+    @property
+    def model(self) -> str:
+        return self.model_path
+
+
+LLMConfig = Annotated[
+    OpenAIBackendConfig | EmbeddedBackendConfig | TransformersBackendConfig, Field(discriminator="backend")
+]

@@ -1,0 +1,1 @@
+"""Helpers for testing thresher and code that uses it: a misbehaving OpenAI-compatible server."""
