@@ -49,10 +49,11 @@ def _run(flow_name: str, **kwargs: Any) -> dict:
     _quiet_prefect()
     import flows
     from labeling.apply import LFFaultError
+    from labeling.llm.backend import LLMBackendError
 
     try:
         return getattr(flows, flow_name)(**kwargs)
-    except (OSError, LookupError, ValueError, LFFaultError) as exc:
+    except (OSError, LookupError, ValueError, LFFaultError, LLMBackendError) as exc:
         _fail(str(exc))
         raise  # unreachable: _fail exits
 
@@ -88,6 +89,19 @@ def _show_label(summary: dict) -> None:
         parts = [f"{len(lfs)} LFs from the vote cache" if n == 0 else f"{len(lfs)} LFs evaluated on {n} items"
                  for n, lfs in sorted(groups.items())]
         out.print(f"  LF votes: {'; '.join(parts)}", highlight=False)
+    llm = summary.get("llm")
+    if llm:
+        out.print(f"  LLM prompts: {llm['prompts']} distinct, {llm['cached']} from the cache, {llm['sent']} sent, "
+                  f"{llm['failed']} failed, {llm['tokens']} tokens", highlight=False)
+        rows = [[lf, c["vote"], c["abstain_answer"], c["no_answer"], c["unmatched"], c["failed"], c["not_sent"]]
+                for lf, c in llm["lfs"].items()]
+        out.print(_table("Prompted LFs: answers per item", ["lf", "vote", "abstain answer", "no answer",
+                                                           "unmatched", "failed", "not sent"], rows))
+        if llm["budget_stopped"]:
+            out.print(f"  [yellow]budget reached ({llm['budget_stopped']}): the next run sends the rest[/]",
+                      highlight=False)
+        for error in llm["errors"]:
+            out.print(f"  [yellow]failed after retries (abstained; asked again next run)[/]: {error}", highlight=False)
     for lf, fault in summary.get("faults", {}).items():
         examples = "; ".join(f"{item}: {error}" for item, error in fault["examples"])
         out.print(f"  [yellow]LF {lf!r} raised on {fault['count']} items (abstained there)[/], e.g. {examples}",
@@ -191,9 +205,48 @@ def ingest(config: Path = ConfigArg, db: str = DbOpt, progress: bool = ProgressO
 
 
 @app.command()
-def label(config: Path = ConfigArg, db: str = DbOpt, progress: bool = ProgressOpt) -> None:
+def label(
+    config: Path = ConfigArg, db: str = DbOpt, progress: bool = ProgressOpt,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only count the LLM prompts and tokens a run would send, "
+                                 "and how many are cached; send and write nothing."),
+) -> None:
     """Apply the labeling functions and denoise their votes with Snorkel's LabelModel."""
+    if dry_run:
+        _label_dry_run(config, db)
+        return
     _show_label(_run("label_flow", config_path=str(config), db=db, progress=progress))
+
+
+def _label_dry_run(config: Path, db: str | None) -> None:
+    from labeling.apply.incremental import max_item_seq
+    from labeling.llm.apply import build_backend, dry_run
+    from storage.schema import connect
+    from thresher.config import load_config
+
+    try:
+        cfg = load_config(config, db=db)
+        if cfg.labeling is None:
+            raise ValueError(f"'{config}' has no 'labeling' section.")
+        prompted = cfg.labeling.build_prompted_lfs()
+        if not prompted:
+            out.print("No prompted LFs in this config: a run sends no LLM prompts.")
+            return
+        con = connect(cfg.db, read_only=True)
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+    try:
+        plan = dry_run(con, prompted, build_backend(cfg.labeling.llm), through_seq=max_item_seq(con))
+    except ValueError as exc:
+        _fail(str(exc))
+    finally:
+        con.close()
+    rows = [[lf, p["items"], p["distinct_prompts"], p["cached"], p["to_send"]] for lf, p in plan["lfs"].items()]
+    out.print(_table("Prompted LFs (dry run: nothing sent)", ["lf", "items", "distinct prompts", "cached", "to send"], rows))
+    budget = cfg.labeling.llm.budget
+    limits = [f"{k}={v}" for k, v in (("max_calls", budget.max_calls), ("max_tokens", budget.max_tokens)) if v is not None]
+    out.print(f"A run would send [bold]{plan['to_send']}[/] prompts (~{plan['estimated_tokens']} tokens, estimated as "
+              f"characters / 4 plus max_tokens); {plan['cached']} of {plan['distinct_prompts']} distinct prompts are "
+              f"cached. Budget: {', '.join(limits) or 'none'}.", highlight=False)
 
 
 @app.command()

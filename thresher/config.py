@@ -106,6 +106,9 @@ def load_config(path: str | Path, *, db: str | None = None, out_dir: str | None 
         for key in ("path", "terms_file"):  # rule_file and lookup LFs
             if isinstance(lf, dict) and isinstance(lf.get(key), str):
                 lf[key] = _resolve(lf[key], base)
+    llm = (data.get("labeling") or {}).get("llm")
+    if isinstance(llm, dict) and isinstance(llm.get("model_path"), str):
+        llm["model_path"] = _resolve(llm["model_path"], base)
     target_file = ((data.get("select") or {}).get("target") or {}).get("file")
     if isinstance(target_file, dict) and isinstance(target_file.get("path"), str):
         target_file["path"] = _resolve(target_file["path"], base)
