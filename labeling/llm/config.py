@@ -60,7 +60,7 @@ class EmbeddedBackendConfig(StageConfig):
 
     backend: Literal["embedded"]
     encoder: Literal["minilm", "minilm-static"] = "minilm"
-    margin: float = Field(0.05, ge=0, le=2)  # abstain unless the best statement wins by this cosine margin
+    margin: float = Field(0.1, ge=0, le=2)  # abstain unless the best statement wins by this cosine margin
     batch_size: int = Field(512, ge=1)
     budget: BudgetConfig = BudgetConfig()
 

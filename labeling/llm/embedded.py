@@ -66,21 +66,25 @@ class EmbeddedBackend(Backend):
     async def stream(self, requests: Sequence[Request], budget: Budget) -> AsyncIterator[list[Result]]:
         encoder = self.encoder()
         statement_vectors: dict[str, tuple[list[str], np.ndarray]] = {}
-        # Requests sorted by text put the LFs that share an item in one chunk: one encoding each.
-        ordered = sorted(requests, key=lambda r: r.variable)
+        by_text: dict[str, list[Request]] = {}
+        for request in requests:  # the LFs that share an item share one encoding of its text
+            by_text.setdefault(request.variable, []).append(request)
+        texts = list(by_text)
         size = self.config.batch_size
-        for start in range(0, len(ordered), size):
+        for start in range(0, len(texts), size):
+            chunk_texts = texts[start:start + size]
             chunk = []
-            for request in ordered[start:start + size]:
-                if not budget.try_start():
-                    break
-                chunk.append(request)
+            for text in chunk_texts:
+                for request in by_text[text]:
+                    if not budget.try_start():
+                        break
+                    chunk.append(request)
             if not chunk:
                 return
             started = time.perf_counter()
-            texts = sorted({r.variable for r in chunk})
-            text_index = {t: i for i, t in enumerate(texts)}
-            text_vectors = _unit(encoder.encode(texts))
+            # A whole chunk per call lets the encoder batch texts of similar length together.
+            text_vectors = _unit(encoder.encode(chunk_texts))
+            text_index = {t: i for i, t in enumerate(chunk_texts)}
             results = []
             for request in chunk:
                 statements = request.prefix.payload["statements"]

@@ -345,3 +345,27 @@ labeling:
     assert cache == (distinct, distinct)
     assert labels == (n_items, n_items)  # every item labelled once
     assert status == {"killed": "running", "finished": "completed"}
+
+
+def test_transformers_backend_runs_a_local_causal_lm(youtube_test, tmp_path):
+    """The plumbing only: no small generative model is available offline, so a 1-layer GPT-2 with
+    random weights (and MiniLM's tokenizer) is saved to disk; its answers are noise, counted as
+    unmatched, but every prompt is generated, cached and never generated again."""
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    from reweighting.features.sentence import offline_minilm_path
+
+    tokenizer = AutoTokenizer.from_pretrained(offline_minilm_path(), local_files_only=True)
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_layer=1, n_head=2, n_embd=32, n_positions=512)
+                    ).save_pretrained(tmp_path / "tiny-lm")
+    tokenizer.save_pretrained(tmp_path / "tiny-lm")
+    cfg = LabelingConfig(classes=CLASSES, lfs=[{**SUBSCRIBE, "template": "{text}"}],
+                         llm={"backend": "transformers", "model_path": str(tmp_path / "tiny-lm"), "max_tokens": 2,
+                              "batch_size": 16})
+    first = prompted_run(youtube_test, cfg, budget=Budget(max_calls=48))
+    assert first.sent == 48 and first.failed == 0 and first.budget_stopped
+    rows = youtube_test.execute("SELECT count(*), min(completion_tokens), max(completion_tokens), min(prompt_tokens) "
+                                "FROM llm_cache WHERE backend = 'transformers'").fetchall()[0]
+    assert rows[0] == 48 and 0 <= rows[1] <= rows[2] <= 2 and rows[3] > 0
+    second = prompted_run(youtube_test, cfg, run_id="r2", budget=Budget(max_calls=16))
+    assert second.cached == 48 and second.sent == 16
