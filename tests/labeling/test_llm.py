@@ -369,3 +369,30 @@ def test_transformers_backend_runs_a_local_causal_lm(youtube_test, tmp_path):
     assert rows[0] == 48 and 0 <= rows[1] <= rows[2] <= 2 and rows[3] > 0
     second = prompted_run(youtube_test, cfg, run_id="r2", budget=Budget(max_calls=16))
     assert second.cached == 48 and second.sent == 16
+
+
+def test_retry_after_is_honoured(youtube_test, server):
+    server.fault = lambda i, prompt: "429:1" if i == 0 else None
+    prompted_run(youtube_test, config(server, max_backoff=0.05))
+    waited = youtube_test.execute("SELECT attempts, latency_ms FROM llm_calls WHERE attempts > 1").fetchall()
+    assert len(waited) == 1 and waited[0][0] == 2 and waited[0][1] >= 1000  # Retry-After beats max_backoff
+
+
+def test_prompted_lfs_defined_in_python(youtube_test, server, tmp_path):
+    (tmp_path / "prompts.py").write_text(
+        "from labeling.llm.prompt import PromptedLF\n"
+        "asks_to_subscribe = PromptedLF('asks_to_subscribe', template='{text}\\n\\nDoes it ask to subscribe?',\n"
+        "                               answers={'yes': 1, 'no': None}, synonyms={'yes': ['sure thing']})\n")
+    cfg = LabelingConfig(classes=CLASSES, llm=llm(server), model={"model": "majority"},
+                         lfs=[{"kind": "python", "function": f"{tmp_path / 'prompts.py'}:asks_to_subscribe"},
+                              {"kind": "keyword", "name": "kw_subscribe", "label": "SPAM", "terms": ["subscribe"],
+                               "word_boundary": False}])
+    assert [lf.name for lf in cfg.build_prompted_lfs()] == ["asks_to_subscribe"]
+    summary = label(youtube_test, cfg, run_id="py")
+    kinds = dict(youtube_test.execute("SELECT lf, kind FROM lfs WHERE run_id = 'py'").fetchall())
+    assert kinds == {"asks_to_subscribe": "prompt", "kw_subscribe": "keyword"}
+    # The server says yes exactly where the keyword fires: both LFs vote on the same items.
+    voted = {lf: {i for (i,) in youtube_test.execute(
+        "SELECT item_id FROM votes WHERE run_id = 'py' AND lf = ?", [lf]).fetchall()} for lf in kinds}
+    assert voted["asks_to_subscribe"] == voted["kw_subscribe"] and len(voted["kw_subscribe"]) > 10
+    assert summary.llm["sent"] == len(distinct_texts(youtube_test))
