@@ -21,6 +21,6 @@ def detect_flow(config_path: str, db: str | None = None, run_id: str | None = No
                                 progress=progress).as_dict()
 
     record = run_stage(config.db, work, run_id=run_id or new_run_id(), stage="detect",
-                       config_hash=config.detect.fingerprint(), flow_run_id=flow_run.id)
+                       config_hash=config.detect.fingerprint(), flow_run_id=flow_run.id, snapshot=config.sql_snapshots)
     get_run_logger().info("detect %s: %s", record.run_id, record.summary)
     return {"run_id": record.run_id, **record.summary}

@@ -29,6 +29,6 @@ def export_flow(config_path: str, db: str | None = None, out_dir: str | None = N
                                 select_run=select_run, progress=progress).as_dict()
 
     record = run_stage(config.db, work, run_id=run_id or new_run_id(), stage="export",
-                       config_hash=config.export.fingerprint(), flow_run_id=flow_run.id)
+                       config_hash=config.export.fingerprint(), flow_run_id=flow_run.id, snapshot=config.sql_snapshots)
     get_run_logger().info("export %s: %s", record.run_id, record.summary)
     return {"run_id": record.run_id, **record.summary}

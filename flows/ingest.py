@@ -20,6 +20,6 @@ def ingest_flow(config_path: str, db: str | None = None, run_id: str | None = No
         record.summary = ingest(con, stage, progress=progress).as_dict()
 
     record = run_stage(config.db, work, run_id=run_id or new_run_id(), stage="ingest",
-                       config_hash=stage.fingerprint(), flow_run_id=flow_run.id)
+                       config_hash=stage.fingerprint(), flow_run_id=flow_run.id, snapshot=config.sql_snapshots)
     get_run_logger().info("ingest %s: %s", record.run_id, record.summary)
     return {"run_id": record.run_id, **record.summary}

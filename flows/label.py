@@ -24,6 +24,6 @@ def label_flow(config_path: str, db: str | None = None, run_id: str | None = Non
         lf_table.extend(summary.lf_records())
 
     record = run_stage(config.db, work, run_id=run_id or new_run_id(), stage="label",
-                       config_hash=label_version(config.labeling), flow_run_id=flow_run.id)
+                       config_hash=label_version(config.labeling), flow_run_id=flow_run.id, snapshot=config.sql_snapshots)
     get_run_logger().info("label %s: %s", record.run_id, record.summary)
     return {"run_id": record.run_id, **record.summary, "lf_summary": lf_table}

@@ -170,9 +170,12 @@ def latest_run(con: duckdb.DuckDBPyConnection, stage: str) -> str:
 
 def run_stage(
     db: str, work: Callable[[duckdb.DuckDBPyConnection, StageRun], None], *, run_id: str, stage: str,
-    config_hash: str, flow_run_id: str | None = None,
+    config_hash: str, flow_run_id: str | None = None, snapshot: bool = True,
 ) -> StageRun:
     """Open the project database, run ``work(con, record)`` as one recorded stage, close it.
+
+    With ``snapshot`` the tables the stage wrote are then copied to Parquet for readers that come
+    while a later stage holds the database (see :mod:`storage.snapshot`), whether it succeeded or not.
 
     ``work`` fills ``record.summary`` (and ``record.input_run_id``). The connection is closed at
     the end so other processes can read the file between stages. On failure the locals of
@@ -180,6 +183,8 @@ def run_stage(
     must not keep the database connection alive.
     """
     from storage.schema import connect
+
+    from storage.snapshot import write_snapshot
 
     con = connect(db)
     try:
@@ -190,5 +195,9 @@ def run_stage(
         traceback.clear_frames(exc.__traceback__)
         raise
     finally:
-        con.close()
-        del con
+        try:
+            if snapshot:
+                write_snapshot(con, db, stage=stage, run_id=run_id)
+        finally:
+            con.close()
+            del con

@@ -13,7 +13,7 @@ import duckdb
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Each entry upgrades the schema from version i to i + 1. Never edit a released entry: append.
 MIGRATIONS: tuple[str, ...] = (
@@ -223,6 +223,45 @@ MIGRATIONS: tuple[str, ...] = (
         JOIN items i ON i.item_id = s.item_id AND i.item_seq <= l.through_seq
         UNION ALL
         SELECT run_id, item_id, lf, vote FROM prompt_votes;
+    """,
+    # 5: one row per item with everything the pipeline decided about it, from the latest completed
+    # run of each stage: what `thresher sql` users join by hand otherwise.
+    """
+    CREATE VIEW latest_runs AS          -- the most recent completed run of each stage
+        SELECT stage, arg_max(run_id, ended_at) AS run_id, max(ended_at) AS ended_at
+        FROM runs WHERE status = 'completed' GROUP BY stage;
+    CREATE VIEW curated AS
+        WITH lr AS (SELECT * FROM latest_runs),
+        detector AS (
+            SELECT coalesce(r.summary->>'use', 'confident_learning') AS name FROM runs r
+            JOIN lr ON lr.run_id = r.run_id AND lr.stage = r.stage WHERE r.stage = 'detect'
+        )
+        SELECT
+            i.item_id, i.dataset, i.split, i.text,
+            i.label AS given_label,
+            l.label AS denoised_label,
+            coalesce(l.label, i.label) AS final_label, -- denoised when a label run exists
+            l.confidence, l.covered,
+            n.is_issue AS flagged, n.score AS noise_score, n.detector,
+            coalesce(wr.weight, wd.weight) AS weight,
+            CASE WHEN wr.weight IS NOT NULL THEN 'reweight' WHEN wd.weight IS NOT NULL THEN 'detect' END AS weight_from,
+            s.selected, s.rank AS selection_rank,
+            x.reason AS excluded_reason,      -- why the latest export left it out (NULL: not excluded)
+            i.gold                            -- for evaluation only
+        FROM items i
+        LEFT JOIN labels l ON l.item_id = i.item_id
+            AND l.run_id = (SELECT run_id FROM lr WHERE stage = 'label')
+        LEFT JOIN noise_scores n ON n.item_id = i.item_id
+            AND n.run_id = (SELECT run_id FROM lr WHERE stage = 'detect')
+            AND n.detector = (SELECT name FROM detector)
+        LEFT JOIN weights wd ON wd.item_id = i.item_id AND wd.stage = 'detect'
+            AND wd.run_id = (SELECT run_id FROM lr WHERE stage = 'detect')
+        LEFT JOIN weights wr ON wr.item_id = i.item_id AND wr.stage = 'reweight'
+            AND wr.run_id = (SELECT run_id FROM lr WHERE stage = 'reweight')
+        LEFT JOIN selections s ON s.item_id = i.item_id
+            AND s.run_id = (SELECT run_id FROM lr WHERE stage = 'select')
+        LEFT JOIN excluded x ON x.item_id = i.item_id
+            AND x.run_id = (SELECT run_id FROM lr WHERE stage = 'export');
     """,
 )
 

@@ -311,17 +311,27 @@ def sql(
     db: Path = typer.Option(Path("thresher.duckdb"), "--db", help="Database file to query."),
     format: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
 ) -> None:
-    """Query the database read-only (statements that would modify it fail)."""
+    """Query the database read-only (statements that would modify it fail).
+
+    While a pipeline is writing the database (DuckDB then admits no other reader), the query is
+    answered from the Parquet snapshots of the stages completed so far, with a note on stderr.
+    """
     import duckdb
 
     from storage.schema import SchemaVersionError, connect
+    from storage.snapshot import open_snapshot
 
     try:
         con = connect(db, read_only=True)
     except (FileNotFoundError, SchemaVersionError) as exc:
         _fail(str(exc))
     except duckdb.IOException as exc:
-        _fail(f"Cannot open '{db}' read-only: {exc}. Is a pipeline writing to it right now?")
+        try:
+            con, manifest = open_snapshot(db)
+        except (FileNotFoundError, RuntimeError) as missing:
+            _fail(f"Cannot open '{db}' read-only ({exc}), and there is no snapshot to read instead: {missing}")
+        err.print(f"[yellow]note:[/] '{db}' is being written by a running stage; answering from the snapshot of "
+                  f"the completed stages (as of {manifest['written_at']}).", highlight=False)
     try:
         relation = con.sql(query)
         if relation is None:

@@ -30,6 +30,7 @@ class PipelineConfig(StageConfig):
 
     project: str = "thresher"
     db: str = "thresher.duckdb"
+    sql_snapshots: bool = True  # after each stage, copy what it wrote to Parquet for `thresher sql` during runs
     classes: list[str] = Field(min_length=2)
     labels_from: Literal["denoised", "given"] = "denoised"
     sources: list[SourceConfig] = Field(min_length=1)

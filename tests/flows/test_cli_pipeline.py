@@ -142,3 +142,18 @@ def test_select_then_export_the_selection(project, tmp_path):
     # The export also drops the detect stage's label issues, so it holds at most the selection.
     assert manifest["selection"]["method"] == "color_filter" and 0 < manifest["rows"] <= int(chosen)
     assert int(chosen) == manifest["selection"]["selected"]
+
+
+def test_curated_view_holds_each_stages_latest_decision(project):
+    result = sql(project, "select weight_from, count(*) as n, count(denoised_label) as labelled, count(flagged) as checked, "
+                          "count(excluded_reason) as excluded from curated group by weight_from order by weight_from", "json")
+    rows = {r["weight_from"]: r for r in json.loads(result.output)}
+    con = connect(project / "thresher.duckdb", read_only=True)
+    weights = con.execute("SELECT count(*) FROM weights WHERE stage = 'reweight' AND run_id = "
+                          "(SELECT run_id FROM latest_runs WHERE stage = 'reweight')").fetchall()[0][0]
+    excluded = con.execute("SELECT count(*) FROM excluded WHERE run_id = "
+                           "(SELECT run_id FROM latest_runs WHERE stage = 'export')").fetchall()[0][0]
+    con.close()
+    assert rows["reweight"]["n"] == rows["reweight"]["checked"] == weights  # weighed items were checked
+    assert sum(r["n"] for r in rows.values()) == sum(r["labelled"] for r in rows.values()) == 1953
+    assert sum(r["excluded"] for r in rows.values()) == excluded > 0
