@@ -270,6 +270,25 @@ labeling:
     assert server.requests == 0  # and no API key was needed to count
 
 
+def write_prompted_config(directory, source, server: OpenAIServer, concurrency: int):
+    """A pipeline config with one prompted LF asking ``server``, for tests that run stages in subprocesses."""
+    path = directory / "thresher.yaml"
+    path.write_text(f"""
+classes: [HAM, SPAM]
+sources:
+  - {{path: "{source}", dataset: youtube, format: wrench}}
+labeling:
+  llm: {{backend: openai, base_url: "{server.base_url}", model: fake, concurrency: {concurrency}}}
+  model: {{model: majority}}
+  lfs:
+    - kind: prompt
+      name: asks_to_subscribe
+      template: "{{text}}\\n\\nDoes this comment ask to subscribe?"
+      answers: {{yes: SPAM, no: abstain}}
+""")
+    return path
+
+
 LABEL_IN_SUBPROCESS = """
 import sys
 from labeling.stage import label, label_version
@@ -297,20 +316,7 @@ def test_kill_9_midway_then_rerun_repeats_no_answered_prompt(tmp_path, shared_da
 
     concurrency = 4
     with OpenAIServer(yes_if("subscribe"), latency=0.02) as server:
-        path = tmp_path / "thresher.yaml"
-        path.write_text(f"""
-classes: [HAM, SPAM]
-sources:
-  - {{path: "{shared_data / 'wrench_youtube'}/[tv]*.json", dataset: youtube, format: wrench}}
-labeling:
-  llm: {{backend: openai, base_url: "{server.base_url}", model: fake, concurrency: {concurrency}}}
-  model: {{model: majority}}
-  lfs:
-    - kind: prompt
-      name: asks_to_subscribe
-      template: "{{text}}\\n\\nDoes this comment ask to subscribe?"
-      answers: {{yes: SPAM, no: abstain}}
-""")
+        path = write_prompted_config(tmp_path, shared_data / "wrench_youtube" / "[tv]*.json", server, concurrency)
         cfg = load_config(path)
         con = connect(cfg.db)
         ingest(con, cfg.ingest_config())

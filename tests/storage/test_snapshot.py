@@ -14,7 +14,7 @@ from storage.ingest import ingest
 from storage.schema import connect
 from storage.snapshot import open_snapshot, snapshot_dir
 from tests.conftest import REPO
-from tests.labeling.test_llm import LABEL_IN_SUBPROCESS
+from tests.labeling.test_llm import LABEL_IN_SUBPROCESS, write_prompted_config
 from thresher.cli import app
 from thresher.config import load_config
 from thresher.testing.openai_server import OpenAIServer, yes_if
@@ -31,20 +31,7 @@ def sql(db, query: str):
 @pytest.mark.slow
 def test_a_query_during_a_running_stage_sees_only_completed_stages(tmp_path, shared_data):
     with OpenAIServer(yes_if("subscribe"), latency=0.05) as server:
-        path = tmp_path / "thresher.yaml"
-        path.write_text(f"""
-classes: [HAM, SPAM]
-sources:
-  - {{path: "{shared_data / 'wrench_youtube'}/test.json", dataset: youtube, format: wrench}}
-labeling:
-  llm: {{backend: openai, base_url: "{server.base_url}", model: fake, concurrency: 2}}
-  model: {{model: majority}}
-  lfs:
-    - kind: prompt
-      name: asks_to_subscribe
-      template: "{{text}}\\n\\nDoes this comment ask to subscribe?"
-      answers: {{yes: SPAM, no: abstain}}
-""")
+        path = write_prompted_config(tmp_path, shared_data / "wrench_youtube" / "test.json", server, 2)
         cfg = load_config(path)
         run_stage(cfg.db, lambda con, record: ingest(con, cfg.ingest_config()), run_id="r1", stage="ingest",
                   config_hash="x")
