@@ -299,6 +299,34 @@ def lfs(config: Path = ConfigArg, db: str = DbOpt) -> None:
     _show_lfs(records)
 
 
+@app.command()
+def report(
+    config: Path = ConfigArg, db: str = DbOpt,
+    run: str = typer.Option(None, "--run", help="A pipeline run id (default: each stage's latest completed run)."),
+    output: Path = typer.Option(None, "--out", help="HTML file to write (default: report-<run>.html beside the database)."),
+) -> None:
+    """Write one self-contained HTML report of a run: LF summary, class balance, noise scores, weights, selection."""
+    from storage.schema import connect
+    from thresher.config import load_config
+    from thresher.report import build_report
+
+    try:
+        cfg = load_config(config, db=db)
+        con = connect(cfg.db, read_only=True)
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+    try:
+        result = build_report(con, cfg.classes, run_id=run, project=cfg.project)
+    except LookupError as exc:
+        _fail(str(exc))
+    finally:
+        con.close()
+    path = output or Path(cfg.db).parent / f"report-{result.run}.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(result.html(), encoding="utf-8")
+    out.print(f"[bold]report[/]: {len(result.sections)} sections, {result.images} plots -> {path}", highlight=False)
+
+
 class Format(str, Enum):
     table = "table"
     csv = "csv"

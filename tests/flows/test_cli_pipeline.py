@@ -157,3 +157,42 @@ def test_curated_view_holds_each_stages_latest_decision(project):
     assert rows["reweight"]["n"] == rows["reweight"]["checked"] == weights  # weighed items were checked
     assert sum(r["n"] for r in rows.values()) == sum(r["labelled"] for r in rows.values()) == 1953
     assert sum(r["excluded"] for r in rows.values()) == excluded > 0
+
+
+def chromium_command(*args: str) -> list[str] | None:
+    """Headless Chromium that only reads the file it is given (no background networking)."""
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    if binary is None:
+        return None
+    return [binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--hide-scrollbars", *args]
+
+
+def test_report_renders_with_its_plots_in_headless_chromium(project, tmp_path):
+    import os
+    import subprocess
+
+    page = tmp_path / "report.html"
+    result = invoke("report", project / "thresher.yaml", "--out", page)
+    assert result.exit_code == 0, result.output
+    html = page.read_text()
+    images = html.count('src="data:image/png;base64,')
+    assert images == 4 and f"{images} plots" in result.output
+    for heading in ("Stages", "Labeling functions", "LabelModel accuracy", "Class balance before and after",
+                    "Noise detection", "Weight distribution", "Export", "LLM-prompted LFs"):
+        assert heading in html, heading
+    command = chromium_command(f"--user-data-dir={tmp_path / 'profile'}")
+    if command is None:
+        if os.environ.get("THRESHER_REQUIRE_CHROMIUM"):
+            pytest.fail("THRESHER_REQUIRE_CHROMIUM is set but chromium is not installed")
+        pytest.skip("chromium is not installed (apt-get install chromium); .ci/run installs it")
+    dom = subprocess.run([*command, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert f'data-images-loaded="{images}"' in dom.stdout, dom.stderr[-2000:]  # every plot decoded in the browser
+    shot = tmp_path / "report.png"
+    subprocess.run([*command, "--window-size=1200,3000", f"--screenshot={shot}", page.as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    from PIL import Image
+
+    with Image.open(shot) as picture:
+        assert picture.size == (1200, 3000)
+        assert len(picture.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 50  # tables and plots, not a blank page

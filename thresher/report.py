@@ -1,0 +1,278 @@
+"""A self-contained HTML report of one pipeline run: tables, and plots embedded as PNG images.
+
+It shows what each stage did: the LF summary with the LabelModel's estimated accuracies, class
+balance before and after curation, noise-score histograms per detector, the weight distribution,
+the selection, and the LLM calls. Everything is read from the database; nothing is recomputed.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import numpy as np
+
+STAGES = ("ingest", "label", "detect", "reweight", "select", "export")
+
+
+@dataclass
+class Report:
+    """The sections of a report, rendered to one HTML page by :meth:`html`."""
+
+    title: str
+    run: str
+    sections: list[tuple[str, str]] = field(default_factory=list)  # (heading, HTML body)
+    images: int = 0
+
+    def add(self, heading: str, body: str) -> None:
+        self.sections.append((heading, body))
+
+    def html(self) -> str:
+        body = "\n".join(f"<section><h2>{html.escape(h)}</h2>\n{b}\n</section>" for h, b in self.sections)
+        return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(self.title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }}
+table {{ border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }}
+th, td {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }}
+th:first-child, td:first-child {{ text-align: left; }}
+th {{ background: #f2f2f2; }}
+img {{ max-width: 100%; }}
+section {{ margin-bottom: 2em; }}
+.note {{ color: #666; font-size: 0.9em; }}
+</style></head>
+<body data-images="{self.images}">
+<h1>{html.escape(self.title)}</h1>
+{body}
+<script>
+// For headless checks: how many embedded images actually decoded.
+window.addEventListener("load", () => {{
+  const ok = [...document.images].filter(i => i.complete && i.naturalWidth > 0).length;
+  document.body.dataset.imagesLoaded = String(ok);
+}});
+</script>
+</body></html>
+"""
+
+
+def _table(columns: list[str], rows: list[tuple | list]) -> str:
+    def cell(value: Any) -> str:
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return ""
+        if isinstance(value, float):
+            return f"{value:.3f}"
+        return html.escape(str(value))
+
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _figure(report: Report, draw, *, width: float = 7, height: float = 3.2) -> str:
+    """Draw with matplotlib (Agg) and embed the PNG as a data URI."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(width, height), dpi=100)
+    try:
+        draw(ax)
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+    finally:
+        plt.close(fig)
+    report.images += 1
+    return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
+
+
+def stage_runs(con: duckdb.DuckDBPyConnection, run_id: str | None) -> dict[str, str]:
+    """stage -> run id: the stages of ``run_id``, or each stage's latest completed run."""
+    if run_id is None:
+        return dict(con.execute("SELECT stage, run_id FROM latest_runs").fetchall())
+    found = dict(con.execute("SELECT stage, run_id FROM runs WHERE run_id = ? AND status = 'completed'",
+                             [run_id]).fetchall())
+    if not found:
+        raise LookupError(f"Run '{run_id}' has no completed stage in this database.")
+    return found
+
+
+def _summary(con: duckdb.DuckDBPyConnection, stage: str, run_id: str) -> dict[str, Any]:
+    row = con.execute("SELECT summary FROM runs WHERE stage = ? AND run_id = ?", [stage, run_id]).fetchall()
+    return json.loads(row[0][0]) if row and row[0][0] else {}
+
+
+def build_report(con: duckdb.DuckDBPyConnection, classes: list[str], *, run_id: str | None = None,
+                 project: str = "thresher") -> Report:
+    """Collect every completed stage's outputs into a :class:`Report`."""
+    runs = stage_runs(con, run_id)
+    if not runs:
+        raise LookupError("No completed stage in this database: run `thresher run CONFIG` first.")
+    name = run_id or max(runs.values())
+    report = Report(f"{project}: run {name}", name)
+    rows = con.execute(
+        "SELECT r.stage, r.run_id, r.status, r.started_at, round(epoch(r.ended_at - r.started_at), 1) "
+        "FROM runs r JOIN (SELECT unnest(?::VARCHAR[]) AS stage, unnest(?::VARCHAR[]) AS run_id) s USING (stage, run_id) "
+        "ORDER BY r.started_at", [list(runs), list(runs.values())]).fetchall()
+    report.add("Stages", _table(["stage", "run", "status", "started", "seconds"], rows))
+
+    items, rejects = con.execute("SELECT (SELECT count(*) FROM items), (SELECT count(*) FROM rejects)").fetchall()[0]
+    reasons = con.execute("SELECT reason, count(*) FROM rejects GROUP BY reason ORDER BY 2 DESC").fetchall()
+    report.add("Ingest", f"<p>{items:,} items; {rejects:,} rejected rows.</p>" + (_table(["reason", "rows"], reasons)
+                                                                                   if reasons else ""))
+    if "label" in runs:
+        _label_section(con, report, runs["label"])
+    _balance_section(con, report, classes, runs)
+    if "detect" in runs:
+        _detect_section(con, report, runs["detect"])
+    _weights_section(con, report, runs)
+    if "select" in runs:
+        _select_section(con, report, runs["select"], classes)
+    if "export" in runs:
+        summary = _summary(con, "export", runs["export"])
+        report.add("Export", f"<p>{summary.get('rows', 0):,} rows in {summary.get('shards', 0)} shards at "
+                             f"<code>{html.escape(str(summary.get('out_dir', '')))}</code>.</p>"
+                   + _table(["excluded because", "items"], sorted(summary.get("excluded", {}).items())))
+    return report
+
+
+def _label_section(con: duckdb.DuckDBPyConnection, report: Report, run: str) -> None:
+    lfs = con.execute(
+        "SELECT s.lf, l.kind, s.polarity, s.coverage, s.overlaps, s.conflicts, s.emp_accuracy, s.learned_accuracy "
+        "FROM lf_summary s JOIN lfs l USING (run_id, lf) WHERE s.run_id = ? ORDER BY s.lf", [run]).fetchall()
+    summary = _summary(con, "label", run)
+    accuracy = [(split, a.get("denoised"), a.get("majority_vote"), a.get("coverage"), a.get("n"))
+                for split, a in summary.get("accuracy", {}).items()]
+    body = _table(["LF", "kind", "polarity", "coverage", "overlaps", "conflicts", "emp. accuracy", "LabelModel accuracy"], lfs)
+    names = [r[0] for r in lfs]
+    learned = [np.nan if r[7] is None else r[7] for r in lfs]
+    empirical = [np.nan if r[6] is None else r[6] for r in lfs]
+
+    def draw(ax) -> None:
+        x = np.arange(len(names))
+        ax.bar(x - 0.2, learned, 0.4, label="LabelModel estimate")
+        ax.bar(x + 0.2, empirical, 0.4, label="empirical (gold)")
+        ax.set_xticks(x, names, rotation=60, ha="right", fontsize=7)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("LF accuracy")
+        ax.legend(fontsize=8)
+
+    body += _figure(report, draw, height=3.6)
+    if accuracy:
+        body += "<h3>Denoised labels against gold</h3>" + _table(
+            ["split", "LabelModel", "majority vote", "coverage", "n gold"], accuracy)
+    llm = summary.get("llm")
+    if llm:
+        calls = con.execute("SELECT status, count(*), avg(latency_ms), sum(attempts - 1) FROM llm_calls "
+                            "WHERE run_id = ? GROUP BY status ORDER BY status", [run]).fetchall()
+        body += (f"<h3>LLM-prompted LFs</h3><p>{llm['prompts']:,} distinct prompts: {llm['cached']:,} from the cache, "
+                 f"{llm['sent']:,} sent, {llm['failed']:,} failed.</p>"
+                 + _table(["status", "calls", "mean latency (ms)", "retries"], calls))
+    report.add(f"Labeling functions (label run {run})", body)
+
+
+def _balance_section(con: duckdb.DuckDBPyConnection, report: Report, classes: list[str], runs: dict[str, str]) -> None:
+    columns: dict[str, dict[int, int]] = {
+        "given": dict(con.execute("SELECT label, count(*) FROM items WHERE label IS NOT NULL GROUP BY label").fetchall()),
+        "gold": dict(con.execute("SELECT gold, count(*) FROM items WHERE gold IS NOT NULL GROUP BY gold").fetchall()),
+    }
+    if "label" in runs:
+        columns["denoised"] = dict(con.execute("SELECT label, count(*) FROM labels WHERE run_id = ? AND covered "
+                                               "GROUP BY label", [runs["label"]]).fetchall())
+    if "export" in runs:
+        exported = _summary(con, "export", runs["export"]).get("label_distribution", {})
+        columns["exported"] = {classes.index(k) if k in classes else int(k): v for k, v in exported.items()}
+    columns = {k: v for k, v in columns.items() if v}
+    if not columns:
+        return
+    rows = [[c] + [columns[k].get(i, 0) for k in columns] for i, c in enumerate(classes)]
+
+    def draw(ax) -> None:
+        x = np.arange(len(classes))
+        width = 0.8 / len(columns)
+        for j, (name, counts) in enumerate(columns.items()):
+            total = sum(counts.values())
+            ax.bar(x + (j - (len(columns) - 1) / 2) * width, [counts.get(i, 0) / total for i in range(len(classes))],
+                   width, label=f"{name} ({total:,})")
+        ax.set_xticks(x, classes)
+        ax.set_ylabel("share of items")
+        ax.legend(fontsize=8)
+
+    report.add("Class balance before and after", _table(["class", *columns], rows) + _figure(report, draw))
+
+
+def _detect_section(con: duckdb.DuckDBPyConnection, report: Report, run: str) -> None:
+    detectors = [r[0] for r in con.execute("SELECT DISTINCT detector FROM noise_scores WHERE run_id = ? ORDER BY 1",
+                                           [run]).fetchall()]
+    counts = con.execute("SELECT detector, count(*), count(*) FILTER (WHERE is_issue) FROM noise_scores "
+                         "WHERE run_id = ? GROUP BY detector ORDER BY detector", [run]).fetchall()
+    body = _table(["detector", "labels checked", "flagged"], counts)
+    for detector in detectors:
+        scores = np.array(con.execute("SELECT score, is_issue FROM noise_scores WHERE run_id = ? AND detector = ?",
+                                      [run, detector]).fetchall(), dtype=float)
+
+        def draw(ax, scores=scores, detector=detector) -> None:
+            bins = np.linspace(0, 1, 41)
+            ax.hist(scores[scores[:, 1] == 0, 0], bins=bins, alpha=0.7, label="kept")
+            ax.hist(scores[scores[:, 1] == 1, 0], bins=bins, alpha=0.7, label="flagged")
+            ax.set_xlabel(f"{detector} score (lower = more likely mislabelled)")
+            ax.set_ylabel("items")
+            ax.legend(fontsize=8)
+
+        body += _figure(report, draw, height=2.6)
+    report.add(f"Noise detection (detect run {run})", body)
+
+
+def _weights_section(con: duckdb.DuckDBPyConnection, report: Report, runs: dict[str, str]) -> None:
+    series = {}
+    for stage in ("detect", "reweight"):
+        if stage in runs:
+            rows = con.execute("SELECT method, weight FROM weights WHERE run_id = ? AND stage = ?",
+                               [runs[stage], stage]).fetchall()
+            if rows:
+                series[f"{stage}: {rows[0][0]}"] = np.array([w for _, w in rows], dtype=float)
+    if not series:
+        return
+    table = _table(["weights", "items", "mean", "below 0.5"],
+                   [(k, len(v), float(v.mean()), int((v < 0.5).sum())) for k, v in series.items()])
+
+    def draw(ax) -> None:
+        for name, weights in series.items():
+            ax.hist(weights, bins=np.linspace(0, max(1.0, float(weights.max())), 41), alpha=0.6, label=name)
+        ax.set_xlabel("per-item weight")
+        ax.set_ylabel("items")
+        ax.legend(fontsize=8)
+
+    report.add("Weight distribution", table + _figure(report, draw, height=2.6))
+
+
+def _select_section(con: duckdb.DuckDBPyConnection, report: Report, run: str, classes: list[str]) -> None:
+    summary = _summary(con, "select", run)
+    by_dataset = con.execute(
+        "SELECT i.dataset, count(*), count(*) FILTER (WHERE s.selected) FROM selections s JOIN items i USING (item_id) "
+        "WHERE s.run_id = ? GROUP BY i.dataset ORDER BY i.dataset", [run]).fetchall()
+    body = (f"<p>Method {html.escape(str(summary.get('method', '')))} towards the target "
+            f"{html.escape(str(summary.get('target', '')))} ({summary.get('n_target', 0):,} items): "
+            f"{summary.get('n_selected', 0):,} of {summary.get('n_pool', 0):,} pool items selected.</p>"
+            + _table(["dataset", "pool", "selected"], by_dataset))
+    scores = np.array([r[0] for r in con.execute("SELECT score FROM selections WHERE run_id = ? AND score IS NOT NULL",
+                                                 [run]).fetchall()], dtype=float)
+    if scores.size:
+        selected = np.array([r[0] for r in con.execute(
+            "SELECT score FROM selections WHERE run_id = ? AND score IS NOT NULL AND selected", [run]).fetchall()])
+
+        def draw(ax) -> None:
+            bins = np.linspace(scores.min(), scores.max() + 1e-9, 41)
+            ax.hist(scores, bins=bins, alpha=0.6, label="pool")
+            ax.hist(selected, bins=bins, alpha=0.8, label="selected")
+            ax.set_xlabel("selection score (higher = more useful for the target)")
+            ax.legend(fontsize=8)
+
+        body += _figure(report, draw, height=2.6)
+    report.add(f"Selection (select run {run})", body)
