@@ -40,6 +40,18 @@ def _quiet_prefect() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
+def _open_read_only(config: Path, db: str | None):
+    """The loaded config and a read-only connection to its database, or a clear error and exit."""
+    from storage.schema import connect
+    from thresher.config import load_config
+
+    try:
+        cfg = load_config(config, db=db)
+        return cfg, connect(cfg.db, read_only=True)
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+
+
 def _fail(message: str) -> None:
     err.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code=1)
@@ -278,14 +290,8 @@ def lfs(config: Path = ConfigArg, db: str = DbOpt) -> None:
     """Show the LF summary of the latest label run: coverage, overlaps, conflicts, accuracies."""
     from labeling.analysis import stored_lf_summary
     from storage.repo import latest_run
-    from storage.schema import connect
-    from thresher.config import load_config
 
-    try:
-        cfg = load_config(config, db=db)
-        con = connect(cfg.db, read_only=True)
-    except (OSError, ValueError) as exc:
-        _fail(str(exc))
+    _, con = _open_read_only(config, db)
     try:
         run_id = latest_run(con, "label")
         records = stored_lf_summary(con, run_id)
@@ -306,15 +312,9 @@ def report(
     output: Path = typer.Option(None, "--out", help="HTML file to write (default: report-<run>.html beside the database)."),
 ) -> None:
     """Write one self-contained HTML report of a run: LF summary, class balance, noise scores, weights, selection."""
-    from storage.schema import connect
-    from thresher.config import load_config
     from thresher.report import build_report
 
-    try:
-        cfg = load_config(config, db=db)
-        con = connect(cfg.db, read_only=True)
-    except (OSError, ValueError) as exc:
-        _fail(str(exc))
+    cfg, con = _open_read_only(config, db)
     try:
         result = build_report(con, cfg.classes, run_id=run, project=cfg.project)
     except LookupError as exc:
