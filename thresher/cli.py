@@ -210,6 +210,49 @@ def run(config: Path = ConfigArg, db: str = DbOpt, out_dir: str = OutOpt, progre
     _show_export(summary["export"])
 
 
+STAGE_FLOWS = ("pipeline", "ingest", "label", "detect", "reweight", "select", "export")
+
+
+@app.command()
+def deploy(
+    config: Path = ConfigArg, db: str = DbOpt, out_dir: str = OutOpt,
+    cron: str = typer.Option(None, "--cron", help='Cron schedule, e.g. "0 3 * * *" (daily at 03:00, server time zone).'),
+    interval: float = typer.Option(None, "--interval", min=1, help="Run every this many seconds."),
+    stage: str = typer.Option("pipeline", "--stage", help=f"What to deploy: {' | '.join(STAGE_FLOWS)}."),
+    name: str = typer.Option(None, "--name", help="Deployment name (default: the config's project)."),
+) -> None:
+    """Register the pipeline (or one stage) as a deployment on the Prefect server at PREFECT_API_URL, and serve it.
+
+    The command keeps running: it is the worker that executes the scheduled runs (and runs started
+    with `prefect deployment run` or from the UI). Stop it with Ctrl-C; the schedule is paused.
+    """
+    import flows
+    from prefect.settings import PREFECT_API_URL
+    from prefect.types.entrypoint import EntrypointType
+
+    from thresher.config import load_config
+
+    _quiet_prefect()
+    if stage not in STAGE_FLOWS:
+        _fail(f"--stage must be one of {', '.join(STAGE_FLOWS)}. Got {stage!r}.")
+    if cron and interval:
+        _fail("Give --cron or --interval, not both.")
+    if not PREFECT_API_URL.value():
+        _fail("thresher deploy registers with a Prefect server: start one (`prefect server start`) and set "
+              "PREFECT_API_URL, e.g. export PREFECT_API_URL=http://127.0.0.1:4200/api")
+    try:
+        cfg = load_config(config, db=db, out_dir=out_dir)
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+    parameters: dict[str, Any] = {"config_path": str(config.resolve()), "db": cfg.db}
+    if stage in ("pipeline", "export"):
+        parameters["out_dir"] = cfg.export.out_dir
+    flow = getattr(flows, f"{stage}_flow")
+    flow.serve(name=name or cfg.project, cron=cron, interval=interval, parameters=parameters,
+               description=f"thresher {stage} of {config.resolve()}", tags=["thresher", stage],
+               entrypoint_type=EntrypointType.MODULE_PATH)
+
+
 @app.command()
 def ingest(config: Path = ConfigArg, db: str = DbOpt, progress: bool = ProgressOpt) -> None:
     """Load the configured sources into the database; bad rows go to the rejects table."""

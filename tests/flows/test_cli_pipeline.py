@@ -177,7 +177,7 @@ def test_report_renders_with_its_plots_in_headless_chromium(project, tmp_path):
     assert result.exit_code == 0, result.output
     html = page.read_text()
     images = html.count('src="data:image/png;base64,')
-    assert images == 4 and f"{images} plots" in result.output
+    assert images >= 4 and f"{images} plots" in result.output  # + a selection plot once a select stage ran
     for heading in ("Stages", "Labeling functions", "LabelModel accuracy", "Class balance before and after",
                     "Noise detection", "Weight distribution", "Export", "LLM-prompted LFs"):
         assert heading in html, heading
