@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
+from prefect import flow
 
+from flows.stage import run_stage_task
 from reweighting.stage import detect
-from storage.repo import latest_run, new_run_id, run_stage
+from storage.repo import latest_run, new_run_id
 from thresher.config import load_config
 
 
 @flow(name="thresher-detect")
-def detect_flow(config_path: str, db: str | None = None, run_id: str | None = None, progress: bool = False) -> dict:
+def detect_flow(config_path: str, db: str | None = None, run_id: str | None = None, progress: bool = False,
+                force: bool = False) -> dict:
     """Check the latest labels with confident learning; write noise scores and weights."""
     config = load_config(config_path, db=db)
 
@@ -20,7 +21,5 @@ def detect_flow(config_path: str, db: str | None = None, run_id: str | None = No
         record.summary = detect(con, config.detect, run_id=record.run_id, label_run=record.input_run_id,
                                 progress=progress).as_dict()
 
-    record = run_stage(config.db, work, run_id=run_id or new_run_id(), stage="detect",
-                       config_hash=config.detect.fingerprint(), flow_run_id=flow_run.id, snapshot=config.sql_snapshots)
-    get_run_logger().info("detect %s: %s", record.run_id, record.summary)
-    return {"run_id": record.run_id, **record.summary}
+    return run_stage_task(config, stage="detect", run_id=run_id or new_run_id(), config_hash=config.detect.fingerprint(),
+                          work=work, upstream=("label",), force=force)

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
+from prefect import flow
 
+from flows.stage import run_stage_task
 from storage.export import export
-from storage.repo import detector_in_use, input_run, latest_run, new_run_id, run_stage
+from storage.repo import detector_in_use, input_run, latest_run, new_run_id
 from thresher.config import load_config
 
 
 @flow(name="thresher-export")
 def export_flow(config_path: str, db: str | None = None, out_dir: str | None = None,
-                run_id: str | None = None, progress: bool = False) -> dict:
+                run_id: str | None = None, progress: bool = False, force: bool = False) -> dict:
     """Export the items kept by the latest detect run, with their labels and the chosen weights."""
     config = load_config(config_path, db=db, out_dir=out_dir)
 
@@ -28,7 +28,6 @@ def export_flow(config_path: str, db: str | None = None, out_dir: str | None = N
                                 weight_run=weight_run, weight_stage=weight_stage,
                                 select_run=select_run, progress=progress).as_dict()
 
-    record = run_stage(config.db, work, run_id=run_id or new_run_id(), stage="export",
-                       config_hash=config.export.fingerprint(), flow_run_id=flow_run.id, snapshot=config.sql_snapshots)
-    get_run_logger().info("export %s: %s", record.run_id, record.summary)
-    return {"run_id": record.run_id, **record.summary}
+    # Never cached: the shards on disk may have been moved or deleted since; exporting is cheap.
+    return run_stage_task(config, stage="export", run_id=run_id or new_run_id(), config_hash=config.export.fingerprint(),
+                          work=work, cache=False)

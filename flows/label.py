@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
+from prefect import flow
 
+from flows.stage import run_stage_task, unfinished_llm_work
 from labeling.stage import label, label_version
-from storage.repo import new_run_id, run_stage
+from storage.repo import new_run_id
 from thresher.config import load_config
 
 
 @flow(name="thresher-label")
-def label_flow(config_path: str, db: str | None = None, run_id: str | None = None, progress: bool = False) -> dict:
+def label_flow(config_path: str, db: str | None = None, run_id: str | None = None, progress: bool = False,
+               force: bool = False) -> dict:
     """Vote with every LF, store the LF summary and the label model's labels."""
     config = load_config(config_path, db=db)
     if config.labeling is None:
@@ -23,7 +24,9 @@ def label_flow(config_path: str, db: str | None = None, run_id: str | None = Non
         record.summary = summary.as_dict()
         lf_table.extend(summary.lf_records())
 
-    record = run_stage(config.db, work, run_id=run_id or new_run_id(), stage="label",
-                       config_hash=label_version(config.labeling), flow_run_id=flow_run.id, snapshot=config.sql_snapshots)
-    get_run_logger().info("label %s: %s", record.run_id, record.summary)
-    return {"run_id": record.run_id, **record.summary, "lf_summary": lf_table}
+    # Prompts that failed or were over budget last time are asked again: that run is not reused.
+    force = force or unfinished_llm_work(config.db)
+    networked = config.labeling.llm is not None and config.labeling.llm.backend == "openai"
+    return run_stage_task(config, stage="label", run_id=run_id or new_run_id(), config_hash=label_version(config.labeling),
+                          work=work, force=force, retries=1 if networked else 0,
+                          extra=lambda: {"lf_summary": lf_table})

@@ -16,17 +16,21 @@ from thresher.config import load_config
 
 @flow(name="thresher-pipeline")
 def pipeline_flow(config_path: str, db: str | None = None, out_dir: str | None = None,
-                  run_id: str | None = None, progress: bool = False) -> dict:
-    """Ingest, label, detect, reweight and select (when configured) and export, in order, under one run id."""
+                  run_id: str | None = None, progress: bool = False, force: bool = False) -> dict:
+    """Ingest, label, detect, reweight and select (when configured) and export, in order, under one run id.
+
+    A stage whose config and inputs are unchanged since its last completed run is not recomputed
+    (Prefect task caching, see flows/stage.py); ``force`` recomputes every stage.
+    """
     config = load_config(config_path, db=db, out_dir=out_dir)
     run_id = run_id or new_run_id()
-    summaries = {"run_id": run_id, "ingest": ingest_flow(config_path, db=db, run_id=run_id, progress=progress)}
+    summaries = {"run_id": run_id, "ingest": ingest_flow(config_path, db=db, run_id=run_id, progress=progress, force=force)}
     if config.labeling is not None:
-        summaries["label"] = label_flow(config_path, db=db, run_id=run_id, progress=progress)
-    summaries["detect"] = detect_flow(config_path, db=db, run_id=run_id, progress=progress)
+        summaries["label"] = label_flow(config_path, db=db, run_id=run_id, progress=progress, force=force)
+    summaries["detect"] = detect_flow(config_path, db=db, run_id=run_id, progress=progress, force=force)
     if config.reweight is not None:
-        summaries["reweight"] = reweight_flow(config_path, db=db, run_id=run_id, progress=progress)
+        summaries["reweight"] = reweight_flow(config_path, db=db, run_id=run_id, progress=progress, force=force)
     if config.select is not None:
-        summaries["select"] = select_flow(config_path, db=db, run_id=run_id, progress=progress)
+        summaries["select"] = select_flow(config_path, db=db, run_id=run_id, progress=progress, force=force)
     summaries["export"] = export_flow(config_path, db=db, out_dir=out_dir, run_id=run_id, progress=progress)
     return summaries

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
+from prefect import flow
 
+from flows.stage import run_stage_task
 from reweighting.reweight import reweight
-from storage.repo import latest_run, new_run_id, run_stage
+from storage.repo import latest_run, new_run_id
 from thresher.config import load_config
 
 
 @flow(name="thresher-reweight")
-def reweight_flow(config_path: str, db: str | None = None, run_id: str | None = None, progress: bool = False) -> dict:
+def reweight_flow(config_path: str, db: str | None = None, run_id: str | None = None, progress: bool = False,
+                  force: bool = False) -> dict:
     """Train on the latest labels with the configured weighting strategy; write the weights."""
     config = load_config(config_path, db=db)
     if config.reweight is None:
@@ -23,7 +24,5 @@ def reweight_flow(config_path: str, db: str | None = None, run_id: str | None = 
         record.summary = reweight(con, stage, run_id=record.run_id, label_run=record.input_run_id,
                                   progress=progress).as_dict()
 
-    record = run_stage(config.db, work, run_id=run_id or new_run_id(), stage="reweight",
-                       config_hash=stage.fingerprint(), flow_run_id=flow_run.id, snapshot=config.sql_snapshots)
-    get_run_logger().info("reweight %s: %s", record.run_id, record.summary)
-    return {"run_id": record.run_id, **record.summary}
+    return run_stage_task(config, stage="reweight", run_id=run_id or new_run_id(), config_hash=stage.fingerprint(),
+                          work=work, upstream=("label",), force=force)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
+import os
 
+from prefect import flow
+
+from flows.stage import run_stage_task
 from reweighting.select.stage import select
-from storage.repo import detector_in_use, latest_run, new_run_id, run_stage
+from storage.repo import detector_in_use, latest_run, new_run_id
 from thresher.config import load_config
 
 
 @flow(name="thresher-select")
-def select_flow(config_path: str, db: str | None = None, run_id: str | None = None, progress: bool = False) -> dict:
+def select_flow(config_path: str, db: str | None = None, run_id: str | None = None, progress: bool = False,
+                force: bool = False) -> dict:
     """Select from the latest labelled items towards the configured target; write ``selections``."""
     config = load_config(config_path, db=db)
     if config.select is None:
@@ -26,7 +29,7 @@ def select_flow(config_path: str, db: str | None = None, run_id: str | None = No
         record.summary = select(con, stage, classes=config.classes, run_id=record.run_id, label_run=record.input_run_id,
                                 detect_run=detect_run, detector=detector, progress=progress).as_dict()
 
-    record = run_stage(config.db, work, run_id=run_id or new_run_id(), stage="select",
-                       config_hash=stage.fingerprint(), flow_run_id=flow_run.id, snapshot=config.sql_snapshots)
-    get_run_logger().info("select %s: %s", record.run_id, record.summary)
-    return {"run_id": record.run_id, **record.summary}
+    target_file = stage.target.file.path if stage.target.file is not None else None
+    inputs = {"target_file": [target_file, *os.stat(target_file)[6:9]] if target_file else None}
+    return run_stage_task(config, stage="select", run_id=run_id or new_run_id(), config_hash=stage.fingerprint(),
+                          work=work, upstream=("label", "detect"), inputs=inputs, force=force)

@@ -32,6 +32,8 @@ ConfigArg = typer.Argument(..., exists=True, dir_okay=False, help="Pipeline conf
 DbOpt = typer.Option(None, "--db", help="Database file; overrides 'db' in the config.")
 OutOpt = typer.Option(None, "--out", help="Export directory; overrides 'export.out_dir' in the config.")
 ProgressOpt = typer.Option(True, "--progress/--no-progress", help="Draw progress bars on stderr.")
+ForceOpt = typer.Option(False, "--force", help="Recompute even if the config and inputs are unchanged since the "
+                        "last completed run (which is otherwise reused).")
 
 
 def _quiet_prefect() -> None:
@@ -64,10 +66,17 @@ def _run(flow_name: str, **kwargs: Any) -> dict:
     from labeling.llm.backend import LLMBackendError
 
     try:
-        return getattr(flows, flow_name)(**kwargs)
+        summary = getattr(flows, flow_name)(**kwargs)
     except (OSError, LookupError, ValueError, LFFaultError, LLMBackendError) as exc:
         _fail(str(exc))
         raise  # unreachable: _fail exits
+    stages = ({k: v for k, v in summary.items() if isinstance(v, dict)} if flow_name == "pipeline_flow"
+              else {flow_name.removesuffix("_flow"): summary})
+    for name, stage in stages.items():
+        if stage.get("cached"):
+            out.print(f"[dim]{name}: config and inputs unchanged since run {stage['run_id']}, reused "
+                      "(--force recomputes)[/]", highlight=False)
+    return summary
 
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
@@ -195,9 +204,10 @@ def _show_export(summary: dict) -> None:
 
 
 @app.command()
-def run(config: Path = ConfigArg, db: str = DbOpt, out_dir: str = OutOpt, progress: bool = ProgressOpt) -> None:
+def run(config: Path = ConfigArg, db: str = DbOpt, out_dir: str = OutOpt, progress: bool = ProgressOpt,
+        force: bool = ForceOpt) -> None:
     """Run the whole pipeline: ingest, label, detect, reweight and select (when configured), export."""
-    summary = _run("pipeline_flow", config_path=str(config), db=db, out_dir=out_dir, progress=progress)
+    summary = _run("pipeline_flow", config_path=str(config), db=db, out_dir=out_dir, progress=progress, force=force)
     out.print(f"[bold]run {summary['run_id']}[/]")
     _show_ingest(summary["ingest"])
     if "label" in summary:
@@ -254,14 +264,14 @@ def deploy(
 
 
 @app.command()
-def ingest(config: Path = ConfigArg, db: str = DbOpt, progress: bool = ProgressOpt) -> None:
+def ingest(config: Path = ConfigArg, db: str = DbOpt, progress: bool = ProgressOpt, force: bool = ForceOpt) -> None:
     """Load the configured sources into the database; bad rows go to the rejects table."""
-    _show_ingest(_run("ingest_flow", config_path=str(config), db=db, progress=progress))
+    _show_ingest(_run("ingest_flow", config_path=str(config), db=db, progress=progress, force=force))
 
 
 @app.command()
 def label(
-    config: Path = ConfigArg, db: str = DbOpt, progress: bool = ProgressOpt,
+    config: Path = ConfigArg, db: str = DbOpt, progress: bool = ProgressOpt, force: bool = ForceOpt,
     dry_run: bool = typer.Option(False, "--dry-run", help="Only count the LLM prompts and tokens a run would send, "
                                  "and how many are cached; send and write nothing."),
 ) -> None:
@@ -269,7 +279,7 @@ def label(
     if dry_run:
         _label_dry_run(config, db)
         return
-    _show_label(_run("label_flow", config_path=str(config), db=db, progress=progress))
+    _show_label(_run("label_flow", config_path=str(config), db=db, progress=progress, force=force))
 
 
 def _label_dry_run(config: Path, db: str | None) -> None:
@@ -305,21 +315,21 @@ def _label_dry_run(config: Path, db: str | None) -> None:
 
 
 @app.command()
-def detect(config: Path = ConfigArg, db: str = DbOpt, progress: bool = ProgressOpt) -> None:
+def detect(config: Path = ConfigArg, db: str = DbOpt, progress: bool = ProgressOpt, force: bool = ForceOpt) -> None:
     """Find label issues (cleanlab confident learning) and compute per-item weights."""
-    _show_detect(_run("detect_flow", config_path=str(config), db=db, progress=progress))
+    _show_detect(_run("detect_flow", config_path=str(config), db=db, progress=progress, force=force))
 
 
 @app.command()
-def reweight(config: Path = ConfigArg, db: str = DbOpt, progress: bool = ProgressOpt) -> None:
+def reweight(config: Path = ConfigArg, db: str = DbOpt, progress: bool = ProgressOpt, force: bool = ForceOpt) -> None:
     """Learn per-item loss weights while training (STORM, loss rules or uniform); see 'reweight' in the config."""
-    _show_reweight(_run("reweight_flow", config_path=str(config), db=db, progress=progress))
+    _show_reweight(_run("reweight_flow", config_path=str(config), db=db, progress=progress, force=force))
 
 
 @app.command()
-def select(config: Path = ConfigArg, db: str = DbOpt, progress: bool = ProgressOpt) -> None:
+def select(config: Path = ConfigArg, db: str = DbOpt, progress: bool = ProgressOpt, force: bool = ForceOpt) -> None:
     """Choose the training subset that serves a target set (CoLoR-Filter, GIO or random); see 'select' in the config."""
-    _show_select(_run("select_flow", config_path=str(config), db=db, progress=progress))
+    _show_select(_run("select_flow", config_path=str(config), db=db, progress=progress, force=force))
 
 
 @app.command()

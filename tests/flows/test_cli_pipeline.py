@@ -82,16 +82,40 @@ def test_sql_errors_are_clear(project, tmp_path):
 
 
 def test_single_stages_rerun_idempotently(project):
-    result = invoke("ingest", project / "thresher.yaml", "--no-progress")
+    result = invoke("ingest", project / "thresher.yaml", "--no-progress", "--force")
     assert result.exit_code == 0 and "0 new items, 1953 already present" in result.stdout
-    result = invoke("detect", project / "thresher.yaml", "--no-progress")
+    result = invoke("detect", project / "thresher.yaml", "--no-progress", "--force")
     assert result.exit_code == 0 and "labels checked" in result.stdout
-    result = invoke("reweight", project / "thresher.yaml", "--no-progress")
+    result = invoke("reweight", project / "thresher.yaml", "--no-progress", "--force")
     assert result.exit_code == 0 and "items weighed by storm" in result.stdout and "Weights per epoch" in result.stdout
     per_run = sql(project, "select count(*) from weights where stage = 'reweight' group by run_id").stdout.splitlines()[1:]
     assert len(per_run) == 2 and len(set(per_run)) == 1  # a new run, the same items, nothing duplicated
     assert sql(project, "select count(*) from items").stdout.splitlines()[1] == "1953"
     assert sql(project, "select count(*) from rejects").stdout.splitlines()[1] == "3"
+
+
+def test_unchanged_stages_are_reused_from_the_prefect_cache(project):
+    before = sql(project, "select count(*) from runs").stdout
+    result = invoke("run", project / "thresher.yaml", "--no-progress")
+    assert result.exit_code == 0, result.output
+    for stage in ("ingest", "label", "detect", "reweight"):
+        assert f"{stage}: config and inputs unchanged since run" in result.output, stage
+    runs = json.loads(sql(project, "select stage, count(*) as n from runs group by stage", "json").stdout)
+    assert {r["stage"]: r["n"] for r in runs}["export"] >= 2  # export always runs (its files may be gone)
+    assert "export:" in result.output
+    # A changed input (one more item) invalidates label and everything downstream, not ingest's config.
+    extra = project / "data" / "Youtube06-extra.csv"
+    extra.write_text("COMMENT_ID,AUTHOR,DATE,CONTENT,CLASS\nx1,me,2015-01-01,subscribe to my channel please,1\n")
+    try:
+        config = project / "thresher.yaml"
+        config.write_text(config.read_text().replace("path: data/Youtube0[1-4]-*.csv", "path: data/Youtube0[1-46]-*.csv"))
+        result = invoke("run", config, "--no-progress")
+        assert result.exit_code == 0, result.output
+        assert "1 new items" in result.output and "label: config and inputs unchanged" not in result.output
+    finally:
+        config.write_text(config.read_text().replace("path: data/Youtube0[1-46]-*.csv", "path: data/Youtube0[1-4]-*.csv"))
+        extra.unlink()
+    assert before != sql(project, "select count(*) from runs").stdout
 
 
 def test_a_failed_stage_leaves_earlier_stages_intact(project, tmp_path):
@@ -155,7 +179,8 @@ def test_curated_view_holds_each_stages_latest_decision(project):
                            "(SELECT run_id FROM latest_runs WHERE stage = 'export')").fetchall()[0][0]
     con.close()
     assert rows["reweight"]["n"] == rows["reweight"]["checked"] == weights  # weighed items were checked
-    assert sum(r["n"] for r in rows.values()) == sum(r["labelled"] for r in rows.values()) == 1953
+    n_items = int(sql(project, "select count(*) from items").stdout.splitlines()[1])
+    assert sum(r["n"] for r in rows.values()) == sum(r["labelled"] for r in rows.values()) == n_items
     assert sum(r["excluded"] for r in rows.values()) == excluded > 0
 
 
@@ -196,3 +221,17 @@ def test_report_renders_with_its_plots_in_headless_chromium(project, tmp_path):
     with Image.open(shot) as picture:
         assert picture.size == (1200, 3000)
         assert len(picture.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 50  # tables and plots, not a blank page
+
+
+def test_stage_summaries_are_prefect_artifacts(project):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    keys = ["thresher-ingest", "thresher-label", "thresher-detect", "thresher-reweight", "thresher-export",
+            "thresher-lf-summary"]
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)))
+    found = {a.key: a for a in artifacts}
+    assert set(found) == set(keys)
+    assert found["thresher-lf-summary"].type == "table" and "p_subscribe" in str(found["thresher-lf-summary"].data)
+    assert "| n_items |" in found["thresher-label"].data and all(a.flow_run_id for a in artifacts)

@@ -1,0 +1,141 @@
+"""What every stage flow shares: a Prefect task cached on the stage's inputs, artifacts, logging.
+
+A stage runs as one Prefect task whose cache key hashes the stage's config hash and a snapshot of
+its input data: the database's identity (when its schema was created), the items (count and last
+``item_seq``) and the latest completed run of each upstream stage; ingest hashes its source files'
+paths, sizes and modification times. Never a connection object. The task's result (the stage
+summary) is persisted by Prefect, so an unchanged stage is not recomputed: the flow returns the
+earlier summary, and downstream stages keep reading that run's rows. If those rows are gone (a
+deleted database), the cache is refreshed and the stage runs. ``force=True`` always runs it.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.runtime import flow_run
+
+from storage.repo import run_stage
+from thresher.config import PipelineConfig
+
+
+def database_state(db: str, upstream: tuple[str, ...]) -> dict[str, Any]:
+    """The snapshot of a stage's input data in ``db``: identity, items, upstream runs."""
+    import duckdb
+
+    from storage.schema import connect
+
+    if not Path(db).exists():
+        return {"db": None}
+    try:
+        con = connect(db, read_only=True)
+    except (duckdb.Error, RuntimeError) as exc:  # locked, or an older schema that read-only cannot migrate
+        return {"db": "unreadable", "reason": str(exc)}
+    try:
+        created = con.execute("SELECT min(applied_at) FROM schema_version").fetchall()[0][0]
+        items = con.execute("SELECT count(*), max(item_seq) FROM items").fetchall()[0]
+        runs = dict(con.execute("SELECT stage, run_id FROM latest_runs").fetchall())
+    finally:
+        con.close()
+    return {"db": str(created), "items": list(items), "upstream": {s: runs.get(s) for s in upstream}}
+
+
+def source_files(config: PipelineConfig) -> list[list[Any]]:
+    """(path, size, mtime_ns) of every file the sources match: ingest's input snapshot."""
+    files = []
+    for source in config.sources:
+        for path in sorted(glob.glob(source.path)):
+            stat = os.stat(path)
+            files.append([path, stat.st_size, stat.st_mtime_ns])
+    return files
+
+
+def cache_key(stage: str, config_hash: str, inputs: dict[str, Any]) -> str:
+    text = json.dumps({"stage": stage, "config": config_hash, "inputs": inputs}, sort_keys=True, default=str)
+    return f"thresher-{stage}-" + hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@task(name="thresher-stage", cache_key_fn=lambda context, parameters: parameters["key"], persist_result=True)
+def _stage_task(stage: str, key: str, execute: Callable[[], dict]) -> dict:
+    return execute()
+
+
+def _completed(db: str, stage: str, run_id: str) -> bool:
+    from storage.schema import connect
+
+    con = connect(db, read_only=True)
+    try:
+        return bool(con.execute("SELECT count(*) FROM runs WHERE run_id = ? AND stage = ? AND status = 'completed'",
+                                [run_id, stage]).fetchall()[0][0])
+    finally:
+        con.close()
+
+
+def _publish(stage: str, summary: dict[str, Any], lf_table: list[dict] | None) -> None:
+    """The stage summary as Prefect artifacts, shown on the flow run's page in the UI."""
+    scalars = {k: v for k, v in summary.items() if isinstance(v, (str, int, float, bool)) or v is None}
+    rows = "\n".join(f"| {k} | {v} |" for k, v in scalars.items())
+    create_markdown_artifact(key=f"thresher-{stage}", markdown=f"# thresher {stage}\n\n| field | value |\n|---|---|\n{rows}\n",
+                             description=f"thresher {stage} summary")
+    if lf_table:
+        create_table_artifact(key="thresher-lf-summary", table=lf_table, description="LF summary of the label run")
+
+
+def run_stage_task(
+    config: PipelineConfig, *, stage: str, run_id: str, config_hash: str, work: Callable, upstream: tuple[str, ...] = (),
+    inputs: dict[str, Any] | None = None, cache: bool = True, force: bool = False, retries: int = 0,
+    extra: Callable[[], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Run one stage as a cached Prefect task; return its summary (``cached: true`` when reused)."""
+    logger = get_run_logger()
+
+    def execute() -> dict:
+        record = run_stage(config.db, work, run_id=run_id, stage=stage, config_hash=config_hash,
+                           flow_run_id=flow_run.id, snapshot=config.sql_snapshots)
+        return {"run_id": record.run_id, **record.summary, **(extra() if extra else {})}
+
+    if not cache:
+        summary = execute()
+    else:
+        key = cache_key(stage, config_hash, {**database_state(config.db, upstream), **(inputs or {})})
+        stage_task = _stage_task.with_options(name=f"thresher-{stage}", retries=retries, retry_delay_seconds=5,
+                                              refresh_cache=force)
+        summary = stage_task(stage, key, execute)
+        if summary["run_id"] != run_id:
+            if _completed(config.db, stage, summary["run_id"]):
+                logger.info("%s: inputs and config unchanged; reusing run %s (cached)", stage, summary["run_id"])
+                summary = {**summary, "cached": True}
+            else:  # the cached run's rows are gone: compute again
+                summary = stage_task.with_options(refresh_cache=True)(stage, key, execute)
+    _publish(stage, summary, summary.get("lf_summary"))
+    logger.info("%s %s: %s", stage, summary["run_id"], {k: v for k, v in summary.items() if k != "lf_summary"})
+    return summary
+
+
+def unfinished_llm_work(db: str) -> bool:
+    """Whether the latest label run left prompts failed or unsent (budget): then it is not reused."""
+    import duckdb
+
+    from storage.schema import connect
+
+    if not Path(db).exists():
+        return False
+    try:
+        con = connect(db, read_only=True)
+    except (duckdb.Error, RuntimeError):
+        return False
+    try:
+        row = con.execute("SELECT r.summary->'llm' FROM runs r JOIN latest_runs l USING (stage, run_id) "
+                          "WHERE stage = 'label'").fetchall()
+    finally:
+        con.close()
+    llm = json.loads(row[0][0]) if row and row[0][0] else None
+    return bool(llm) and (llm.get("failed", 0) > 0 or llm.get("budget_stopped") is not None)
