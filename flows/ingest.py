@@ -21,4 +21,4 @@ def ingest_flow(config_path: str, db: str | None = None, run_id: str | None = No
         record.summary = ingest(con, stage, progress=progress).as_dict()
 
     return run_stage_task(config, stage="ingest", run_id=run_id or new_run_id(), config_hash=stage.fingerprint(),
-                          work=work, inputs={"files": source_files(config)}, force=force)
+                          work=work, upstream=None, inputs={"files": source_files(config)}, force=force)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.stage import run_stage_task, unfinished_llm_work
+from flows.stage import run_stage_task, stored_lf_table, unfinished_llm_work
 from labeling.stage import label, label_version
 from storage.repo import new_run_id
 from thresher.config import load_config
@@ -17,16 +17,13 @@ def label_flow(config_path: str, db: str | None = None, run_id: str | None = Non
     config = load_config(config_path, db=db)
     if config.labeling is None:
         raise ValueError(f"'{config_path}' has no 'labeling' section.")
-    lf_table: list[dict] = []
 
     def work(con, record) -> None:
-        summary = label(con, config.labeling, run_id=record.run_id, progress=progress)
-        record.summary = summary.as_dict()
-        lf_table.extend(summary.lf_records())
+        record.summary = label(con, config.labeling, run_id=record.run_id, progress=progress).as_dict()
 
     # Prompts that failed or were over budget last time are asked again: that run is not reused.
     force = force or unfinished_llm_work(config.db)
     networked = config.labeling.llm is not None and config.labeling.llm.backend == "openai"
     return run_stage_task(config, stage="label", run_id=run_id or new_run_id(), config_hash=label_version(config.labeling),
                           work=work, force=force, retries=1 if networked else 0,
-                          extra=lambda: {"lf_summary": lf_table})
+                          extra=lambda run: {"lf_summary": stored_lf_table(config.db, run)})

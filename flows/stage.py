@@ -68,9 +68,26 @@ def _stage_task(stage: str, key: str, execute: Callable[[], dict]) -> dict:
     return execute()
 
 
+def _recorded_run(db: str, stage: str, key: str) -> dict[str, Any] | None:
+    """The summary of a completed run of ``stage`` recorded with cache key ``key``, if any."""
+    from storage.schema import connect
+
+    if not Path(db).exists():
+        return None
+    con = connect(db, read_only=True)
+    try:
+        rows = con.execute("SELECT run_id, summary FROM runs WHERE stage = ? AND status = 'completed' "
+                           "AND summary->>'cache_key' = ? ORDER BY ended_at DESC LIMIT 1", [stage, key]).fetchall()
+    finally:
+        con.close()
+    return {"run_id": rows[0][0], **json.loads(rows[0][1])} if rows else None
+
+
 def _completed(db: str, stage: str, run_id: str) -> bool:
     from storage.schema import connect
 
+    if not Path(db).exists():
+        return False
     con = connect(db, read_only=True)
     try:
         return bool(con.execute("SELECT count(*) FROM runs WHERE run_id = ? AND stage = ? AND status = 'completed'",
@@ -90,34 +107,64 @@ def _publish(stage: str, summary: dict[str, Any], lf_table: list[dict] | None) -
 
 
 def run_stage_task(
-    config: PipelineConfig, *, stage: str, run_id: str, config_hash: str, work: Callable, upstream: tuple[str, ...] = (),
-    inputs: dict[str, Any] | None = None, cache: bool = True, force: bool = False, retries: int = 0,
-    extra: Callable[[], dict[str, Any]] | None = None,
+    config: PipelineConfig, *, stage: str, run_id: str, config_hash: str, work: Callable,
+    upstream: tuple[str, ...] | None = (), inputs: dict[str, Any] | None = None, cache: bool = True,
+    force: bool = False, retries: int = 0, extra: Callable[[str], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Run one stage as a cached Prefect task; return its summary (``cached: true`` when reused)."""
+    """Run one stage as a cached Prefect task; return its summary (``cached: true`` when reused).
+
+    ``upstream=None`` leaves the database out of the key (ingest: the items are its own output; a
+    new database is caught by the check that the reused run exists in it). The key is also stored
+    in the run's summary: a process killed after the stage committed but before Prefect persisted
+    its result finds the run there, and does not recompute it either. ``extra(run_id)`` adds
+    fields read back from the database (the LF table).
+    """
     logger = get_run_logger()
+    key = None
+    if cache:
+        state = {} if upstream is None else database_state(config.db, upstream)
+        key = cache_key(stage, config_hash, {**state, **(inputs or {})})
+
+    def keyed_work(con, record) -> None:
+        work(con, record)
+        if key is not None:
+            record.summary["cache_key"] = key
 
     def execute() -> dict:
-        record = run_stage(config.db, work, run_id=run_id, stage=stage, config_hash=config_hash,
+        record = run_stage(config.db, keyed_work, run_id=run_id, stage=stage, config_hash=config_hash,
                            flow_run_id=flow_run.id, snapshot=config.sql_snapshots)
-        return {"run_id": record.run_id, **record.summary, **(extra() if extra else {})}
+        return {"run_id": record.run_id, **record.summary, **(extra(record.run_id) if extra else {})}
 
-    if not cache:
+    if key is None:
         summary = execute()
     else:
-        key = cache_key(stage, config_hash, {**database_state(config.db, upstream), **(inputs or {})})
         stage_task = _stage_task.with_options(name=f"thresher-{stage}", retries=retries, retry_delay_seconds=5,
                                               refresh_cache=force)
-        summary = stage_task(stage, key, execute)
+        recorded = None if force else _recorded_run(config.db, stage, key)
+        if recorded is not None:
+            summary = {**recorded, **(extra(recorded["run_id"]) if extra else {})}
+        else:
+            summary = stage_task(stage, key, execute)
+            if summary["run_id"] != run_id and not _completed(config.db, stage, summary["run_id"]):
+                summary = stage_task.with_options(refresh_cache=True)(stage, key, execute)  # its rows are gone
         if summary["run_id"] != run_id:
-            if _completed(config.db, stage, summary["run_id"]):
-                logger.info("%s: inputs and config unchanged; reusing run %s (cached)", stage, summary["run_id"])
-                summary = {**summary, "cached": True}
-            else:  # the cached run's rows are gone: compute again
-                summary = stage_task.with_options(refresh_cache=True)(stage, key, execute)
+            logger.info("%s: inputs and config unchanged; reusing run %s (cached)", stage, summary["run_id"])
+            summary = {**summary, "cached": True}
     _publish(stage, summary, summary.get("lf_summary"))
     logger.info("%s %s: %s", stage, summary["run_id"], {k: v for k, v in summary.items() if k != "lf_summary"})
     return summary
+
+
+def stored_lf_table(db: str, run_id: str) -> list[dict[str, Any]]:
+    """The LF summary of a label run, read back from the database."""
+    from labeling.analysis import stored_lf_summary
+    from storage.schema import connect
+
+    con = connect(db, read_only=True)
+    try:
+        return stored_lf_summary(con, run_id)
+    finally:
+        con.close()
 
 
 def unfinished_llm_work(db: str) -> bool:
