@@ -19,6 +19,7 @@ import pytest
 from storage.schema import connect
 from storage.snapshot import snapshot_dir
 from tests.conftest import REPO
+from tests.labeling.test_llm import write_prompted_config
 from thresher.testing.openai_server import OpenAIServer, yes_if
 
 pytestmark = [pytest.mark.slow, pytest.mark.prefect]
@@ -44,24 +45,8 @@ def test_kill_9_at_several_points_then_rerun(tmp_path, shared_data):
 
     concurrency = 2
     with OpenAIServer(yes_if("subscribe"), latency=0.03) as server:
-        config = tmp_path / "thresher.yaml"
-        config.write_text(f"""
-project: crash-test
-classes: [HAM, SPAM]
-sources:
-  - {{path: "{shared_data / 'wrench_youtube'}/test.json", dataset: youtube, format: wrench}}
-labeling:
-  source_votes: true
-  llm: {{backend: openai, base_url: "{server.base_url}", model: fake, concurrency: {concurrency}}}
-  model: {{model: majority}}
-  lfs:
-    - kind: prompt
-      name: asks_to_subscribe
-      template: "{{text}}\\n\\nDoes this comment ask to subscribe?"
-      answers: {{yes: SPAM, no: abstain}}
-detect: {{n_folds: 3}}
-reweight: {{strategy: storm, epochs: 3}}
-""")
+        config = write_prompted_config(tmp_path, shared_data / "wrench_youtube" / "test.json", server, concurrency,
+                                       source_votes=True, stages="detect: {n_folds: 3}\nreweight: {strategy: storm, epochs: 3}\n")
         db = tmp_path / "thresher.duckdb"
         env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT_HOME": str(tmp_path / "prefect-home"),
                "PREFECT_LOGGING_LEVEL": "WARNING"}

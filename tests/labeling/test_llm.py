@@ -270,14 +270,17 @@ labeling:
     assert server.requests == 0  # and no API key was needed to count
 
 
-def write_prompted_config(directory, source, server: OpenAIServer, concurrency: int):
-    """A pipeline config with one prompted LF asking ``server``, for tests that run stages in subprocesses."""
+def write_prompted_config(directory, source, server: OpenAIServer, concurrency: int, *, source_votes: bool = False,
+                          stages: str = ""):
+    """A pipeline config with one prompted LF asking ``server``, for tests that run stages in subprocesses;
+    ``stages`` is YAML for more sections (detect, reweight, ...)."""
     path = directory / "thresher.yaml"
     path.write_text(f"""
 classes: [HAM, SPAM]
 sources:
   - {{path: "{source}", dataset: youtube, format: wrench}}
 labeling:
+  source_votes: {str(source_votes).lower()}
   llm: {{backend: openai, base_url: "{server.base_url}", model: fake, concurrency: {concurrency}}}
   model: {{model: majority}}
   lfs:
@@ -285,7 +288,7 @@ labeling:
       name: asks_to_subscribe
       template: "{{text}}\\n\\nDoes this comment ask to subscribe?"
       answers: {{yes: SPAM, no: abstain}}
-""")
+{stages}""")
     return path
 
 
