@@ -65,7 +65,10 @@ def _run(flow_name: str, **kwargs: Any) -> dict:
     from labeling.apply import LFFaultError
     from labeling.llm.backend import LLMBackendError
 
+    from thresher.config import load_config
+
     try:
+        load_config(kwargs["config_path"])  # a bad config fails here, with file, line and field, before any flow
         summary = getattr(flows, flow_name)(**kwargs)
     except (OSError, LookupError, ValueError, LFFaultError, LLMBackendError) as exc:
         _fail(str(exc))

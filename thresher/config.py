@@ -119,8 +119,36 @@ def load_config(path: str | Path, *, db: str | None = None, out_dir: str | None 
     try:
         return PipelineConfig.model_validate(data)
     except ValidationError as exc:
+        text = path.read_text()
         lines = [f"Config file '{path}' is invalid:"]
         for error in exc.errors():
             where = ".".join(str(p) for p in error["loc"]) or "(top level)"
-            lines.append(f"  {where}: {error['msg']}")
+            line = yaml_line(text, error["loc"])
+            at = f"line {line}, " if line else ""
+            given = f" (got {error['input']!r})" if not isinstance(error.get("input"), (dict, list)) else ""
+            lines.append(f"  {at}{where}: {error['msg']}{given}")
         raise ConfigError("\n".join(lines)) from None
+
+
+def yaml_line(text: str, loc: tuple) -> int | None:
+    r"""The 1-based line of the deepest YAML node on the path ``loc`` (pydantic's error location).
+
+    >>> text = "classes: [A, B]\nlabeling:\n  lfs:\n    - {kind: keyword, nam: x}\n"
+    >>> yaml_line(text, ("labeling", "lfs", 0, "keyword", "nam"))
+    4
+    """
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if k.value == str(part)), None)
+            if match is None:
+                continue  # a pydantic-only step (a union member's tag)
+            line, node = match[0].start_mark.line + 1, match[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+    return line

@@ -138,6 +138,8 @@ def test_invalid_config_names_the_field(tmp_path):
     result = invoke("ingest", config)
     assert result.exit_code == 1
     assert "classes" in result.stderr and "sources" in result.stderr and str(config) in result.stderr
+    assert "line 1, classes" in result.stderr and "line 2, sources" in result.stderr
+    assert "Traceback" not in result.stderr  # refused before any Prefect flow starts
 
 
 def test_help_reads_well():
