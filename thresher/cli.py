@@ -18,7 +18,9 @@ app = typer.Typer(
     help=(
         "thresher turns raw, weakly- or noisily-labelled rows into a clean, reweighted training set.\n\n"
         "Stages: ingest -> label -> detect -> reweight -> select -> export. `thresher run CONFIG` runs them all; each stage "
-        "also runs alone. Every stage writes to one DuckDB file you can query with `thresher sql`."
+        "also runs alone, and unchanged stages are reused. Every stage writes to one DuckDB file you can query with "
+        "`thresher sql` (even while a run is writing it). `thresher deploy` schedules runs on a Prefect server; "
+        "`thresher report` writes an HTML report of a run."
     ),
     no_args_is_help=True,
     add_completion=False,

@@ -145,7 +145,7 @@ def test_invalid_config_names_the_field(tmp_path):
 def test_help_reads_well():
     result = invoke("--help")
     assert result.exit_code == 0
-    for command in ("run", "ingest", "label", "detect", "reweight", "select", "export", "sql"):
+    for command in ("run", "ingest", "label", "detect", "reweight", "select", "export", "sql", "deploy", "report"):
         assert command in result.stdout
     assert "read-only" in invoke("sql", "--help").stdout
 
