@@ -69,6 +69,7 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=None, help="work directory (default: a temporary one)")
     args = parser.parse_args()
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     console = Console(width=140)
     pool, pool_gold = labelled_pool()
     rng = np.random.default_rng(args.seed)
