@@ -25,11 +25,22 @@ class ConfigError(ValueError):
     """The configuration file is missing, not YAML, or does not validate."""
 
 
+class DaskConfig(StageConfig):
+    """Where heavy work runs in chunks (LF application): a dask.distributed cluster via prefect-dask."""
+
+    address: str | None = None  # a running scheduler, e.g. tcp://10.0.0.5:8786; None: a LocalCluster
+    n_workers: int = Field(2, ge=1)  # LocalCluster only
+    threads_per_worker: int = Field(1, ge=1)  # LocalCluster only
+    chunk_rows: int = Field(250_000, ge=1)
+    chunk_dir: str | None = None  # where chunks are written; workers must read it (default: beside the db)
+
+
 class PipelineConfig(StageConfig):
     """Every stage's configuration. ``classes`` and ``labels_from`` are shared by the stages."""
 
     project: str = "thresher"
     db: str = "thresher.duckdb"
+    dask: DaskConfig | None = None  # None: everything in this process
     sql_snapshots: bool = True  # after each stage, copy what it wrote to Parquet for `thresher sql` during runs
     classes: list[str] = Field(min_length=2)
     labels_from: Literal["denoised", "given"] = "denoised"

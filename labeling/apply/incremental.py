@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
+from labeling.apply.chunked import MapChunks, apply_in_chunks
 from labeling.apply.duckdb import VOTES_SCHEMA, apply_sql_lfs
 from labeling.apply.python import FaultReport, apply_python_lfs
 from labeling.lf.base import LabelingFunction
@@ -27,6 +29,7 @@ def max_item_seq(con: duckdb.DuckDBPyConnection) -> int:
 def update_vote_cache(
     con: duckdb.DuckDBPyConnection, lfs: list[LabelingFunction], *, through_seq: int,
     max_fault_rate: float = 0.0, n_jobs: int | None = None, progress: bool = False,
+    map_chunks: MapChunks | None = None, chunk_rows: int = 250_000, chunk_dir: Path | None = None,
 ) -> tuple[dict[str, int], FaultReport]:
     """Evaluate each LF on the items it has not seen yet, up to ``through_seq``; cache the votes.
 
@@ -47,14 +50,17 @@ def update_vote_cache(
         where = f"item_seq > {start} AND item_seq <= {through_seq}"
         n_items = con.execute(f"SELECT count(*) FROM items WHERE {where}").fetchall()[0][0]
         group = [lfs[i] for i in indices]
-        sql_lfs = [lf for lf in group if lf.sql() is not None]
-        python_lfs = [lf for lf in group if lf.sql() is None]
-        parts = [apply_sql_lfs(con, sql_lfs, where=where)]
-        python_votes, group_faults = apply_python_lfs(con, python_lfs, where=where, max_fault_rate=max_fault_rate,
-                                                      n_jobs=n_jobs, progress=progress)
-        parts.append(python_votes)
+        if map_chunks is not None:  # on other processes or machines (a Dask cluster)
+            votes, group_faults = apply_in_chunks(con, group, where=where, map_chunks=map_chunks,
+                                                  chunk_rows=chunk_rows, max_fault_rate=max_fault_rate,
+                                                  workdir=chunk_dir)
+        else:
+            sql_lfs = [lf for lf in group if lf.sql() is not None]
+            python_lfs = [lf for lf in group if lf.sql() is None]
+            python_votes, group_faults = apply_python_lfs(con, python_lfs, where=where, max_fault_rate=max_fault_rate,
+                                                          n_jobs=n_jobs, progress=progress)
+            votes = pa.concat_tables([apply_sql_lfs(con, sql_lfs, where=where), python_votes])
         faults.merge(group_faults)
-        votes = pa.concat_tables(parts)
         version_of = {lf.name: versions[i] for i, lf in zip(indices, group)}
         votes = votes.cast(VOTES_SCHEMA)
         cache = pa.table({

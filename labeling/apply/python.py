@@ -63,6 +63,21 @@ class FaultReport:
         return bool(self.counts)
 
 
+def check_fault_rate(faults: FaultReport, total: int, max_fault_rate: float) -> None:
+    """Log the faults; raise :class:`LFFaultError` if an LF raised on more than the allowed fraction."""
+    if not faults:
+        return
+    logger.warning("Python LF faults (abstained): %s", faults.as_dict())
+    too_many = {lf: n for lf, n in faults.counts.items() if total and n / total > max_fault_rate}
+    if too_many:
+        details = "; ".join(
+            f"{lf!r} raised on {n} of {total} items ({n / total:.1%}), e.g. "
+            + ", ".join(f"{item}: {error}" for item, error in faults.examples[lf])
+            for lf, n in too_many.items()
+        )
+        raise LFFaultError(f"LFs failed on more than max_fault_rate={max_fault_rate:.1%} of the items: {details}")
+
+
 def _rows(batch: pa.RecordBatch) -> Iterator[Row]:
     for record in batch.to_pylist():
         extra = json.loads(record.pop("extra") or "{}")
@@ -112,7 +127,7 @@ def _worker_batch(batch: pa.RecordBatch):
     return _apply_batch(_WORKER_LFS, batch)
 
 
-def _pickle_lfs(lfs: list[LabelingFunction]) -> bytes:
+def pickle_lfs(lfs: list[LabelingFunction]) -> bytes:
     """Pickle LFs for spawned workers; modules loaded from LF files travel by value."""
     for name, module in list(sys.modules.items()):
         if name.startswith("thresher_lfs_"):
@@ -178,22 +193,13 @@ def apply_python_lfs(
     else:
         context = multiprocessing.get_context("spawn")  # fork is unsafe once DuckDB/Prefect threads run
         with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
-                                 initargs=(_pickle_lfs(lfs),)) as pool:
+                                 initargs=(pickle_lfs(lfs),)) as pool:
             results = pool.map(_worker_batch, batches)
             for result in track(results, description=f"Python LFs ({jobs} processes)", enabled=progress,
                                 total=max(n_batches - 1, 0)):
                 collect(result)
 
-    if faults:
-        logger.warning("Python LF faults (abstained): %s", faults.as_dict())
-        too_many = {lf: n for lf, n in faults.counts.items() if total and n / total > max_fault_rate}
-        if too_many:
-            details = "; ".join(
-                f"{lf!r} raised on {n} of {total} items ({n / total:.1%}), e.g. "
-                + ", ".join(f"{item}: {error}" for item, error in faults.examples[lf])
-                for lf, n in too_many.items()
-            )
-            raise LFFaultError(f"LFs failed on more than max_fault_rate={max_fault_rate:.1%} of the items: {details}")
+    check_fault_rate(faults, total, max_fault_rate)
     names = np.array([lf.name for lf in lfs], dtype=object)
     table = pa.table({"item_id": pa.array(item_ids, pa.string()),
                       "lf": pa.array(names[np.asarray(columns, dtype=np.int64)].tolist() if columns else [], pa.string()),

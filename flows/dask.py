@@ -1,0 +1,42 @@
+"""Run chunks of a stage's heavy work on a dask.distributed cluster through Prefect's Dask task runner.
+
+Each chunk is a Prefect task (visible in the UI) submitted to a ``DaskTaskRunner``: a LocalCluster
+of ``n_workers`` processes, or the scheduler at ``address``. Results come back to this process,
+which alone writes the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from prefect import task
+
+from thresher.config import DaskConfig
+
+
+@task(name="thresher-chunk")
+def _chunk(function: Callable[..., Any], arguments: tuple) -> Any:
+    return function(*arguments)
+
+
+@contextmanager
+def dask_map(config: DaskConfig) -> Iterator[Callable[[Callable[..., Any], Sequence[tuple]], list[Any]]]:
+    """A ``map_chunks(function, arguments)`` that runs each call as a Prefect task on the cluster."""
+    from prefect_dask import DaskTaskRunner
+
+    if config.address:
+        runner = DaskTaskRunner(address=config.address)
+    else:
+        runner = DaskTaskRunner(cluster_kwargs={"n_workers": config.n_workers, "processes": True,
+                                                "threads_per_worker": config.threads_per_worker,
+                                                "dashboard_address": None})
+
+    with runner:
+        def map_chunks(function: Callable[..., Any], arguments: Sequence[tuple]) -> list[Any]:
+            futures = [runner.submit(_chunk, parameters={"function": function, "arguments": args})
+                       for args in arguments]
+            return [future.result() for future in futures]
+
+        yield map_chunks
