@@ -67,6 +67,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dir", type=Path, default=None, help="work directory (default: a temporary one)")
+    parser.add_argument("--dask", action="store_true",
+                        help="run a second time with LF application on a 2-worker Dask LocalCluster, and compare")
     args = parser.parse_args()
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -94,35 +96,52 @@ def main() -> None:
                        "detectors": ["confident_learning", "small_loss"]},
             "export": {"out_dir": str(work / "export"), "rows_per_shard": 100_000},
         }
-        config_path = work / "thresher.yaml"
-        config_path.write_text(yaml.safe_dump(config))
-
         from flows import pipeline_flow
         from storage.schema import connect
 
-        started = time.perf_counter()
-        summary = pipeline_flow(str(config_path))
-        total = time.perf_counter() - started
+        results = {}
+        for mode in ("single process", "dask LocalCluster (2 workers)") if args.dask else ("single process",):
+            run_dir = work / mode.split()[0]
+            run_dir.mkdir()
+            run_config = {**config, "db": str(run_dir / "bench.duckdb"),
+                          "export": {**config["export"], "out_dir": str(run_dir / "export")}}
+            if mode != "single process":
+                run_config["dask"] = {"n_workers": 2, "chunk_rows": 250_000, "chunk_dir": str(run_dir)}
+            config_path = run_dir / "thresher.yaml"
+            config_path.write_text(yaml.safe_dump(run_config))
+            started = time.perf_counter()
+            summary = pipeline_flow(str(config_path))
+            total = time.perf_counter() - started
+            con = connect(run_config["db"], read_only=True)
+            stages = con.execute("SELECT stage, epoch(ended_at - started_at) FROM runs WHERE run_id = ? "
+                                 "ORDER BY started_at", [summary["run_id"]]).fetchall()
+            votes = con.execute("SELECT count(*), sum(hash(item_id, lf, vote)) FROM votes").fetchall()[0]
+            con.close()
+            results[mode] = (stages, total, summary, votes)
         peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-        con = connect(config["db"], read_only=True)
-        stages = con.execute("SELECT stage, epoch(ended_at - started_at) FROM runs WHERE run_id = ? "
-                             "ORDER BY started_at", [summary["run_id"]]).fetchall()
-        con.close()
 
-    table = Table(title=f"Pipeline on {args.rows:,} rows (2 cores; Prefect flow, temporary local server)")
+    table = Table(title=f"Pipeline on {args.rows:,} rows (2 cores; Prefect flow, temporary local server), seconds")
     table.add_column("stage")
-    table.add_column("seconds")
-    for stage, seconds in stages:
-        table.add_row(stage, f"{seconds:.1f}")
-    table.add_row("all stages", f"{sum(s for _, s in stages):.1f}")
-    table.add_row("whole flow (with Prefect start-up)", f"{total:.1f}")
+    for mode in results:
+        table.add_column(mode)
+    stage_names = [stage for stage, _ in next(iter(results.values()))[0]]
+    for stage in stage_names:
+        table.add_row(stage, *(f"{dict(r[0])[stage]:.1f}" for r in results.values()))
+    table.add_row("all stages", *(f"{sum(s for _, s in r[0]):.1f}" for r in results.values()))
+    table.add_row("whole flow (with Prefect start-up)", *(f"{r[1]:.1f}" for r in results.values()))
     console.print(table)
+    stages, total, summary, votes = results["single process"]
     label = summary["label"]
     console.print(f"label: coverage {label['coverage']:.3f}, {label['n_votes']:,} votes; detect: "
                   f"{summary['detect'].get('n_issues')} issues of {summary['detect'].get('n_checked')}; export: "
                   f"{summary['export']['rows']:,} rows in {summary['export']['shards']} shards")
-    console.print(f"peak RSS {peak_gib:.2f} GiB (goal <= {GOAL_GIB}); wall {total / 60:.1f} min (goal <= "
-                  f"{GOAL_SECONDS / 60:.0f}); Dask LocalCluster comparison: not built yet")
+    if args.dask:
+        same = len({r[3] for r in results.values()}) == 1
+        label_times = [dict(r[0])["label"] for r in results.values()]
+        console.print(f"votes identical in both runs: {same}; label stage speed-up with Dask: "
+                      f"{label_times[0] / label_times[1]:.2f}x")
+    console.print(f"peak RSS {peak_gib:.2f} GiB (goal <= {GOAL_GIB}; the process's peak over all runs); wall "
+                  f"{total / 60:.1f} min (goal <= {GOAL_SECONDS / 60:.0f})")
 
 
 if __name__ == "__main__":
