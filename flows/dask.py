@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from prefect import task
 
-from thresher.config import DaskConfig
+from labeling.apply.chunked import Chunking
+from thresher.config import DaskConfig, PipelineConfig
+
+
+ENCODED = ("minilm", "minilm-static")  # feature encoders whose work is chunked (TF-IDF is fitted on all rows)
 
 
 @task(name="thresher-chunk")
@@ -40,3 +45,14 @@ def dask_map(config: DaskConfig) -> Iterator[Callable[[Callable[..., Any], Seque
             return [future.result() for future in futures]
 
         yield map_chunks
+
+
+@contextmanager
+def stage_chunking(config: PipelineConfig, *, needed: bool = True) -> Iterator[Chunking | None]:
+    """The ``chunking`` a stage gets: None without a ``dask`` section (or when the stage has nothing
+    to chunk, so no cluster is started for it)."""
+    if config.dask is None or not needed:
+        yield None
+        return
+    with dask_map(config.dask) as map_chunks:
+        yield Chunking(map_chunks, config.dask.chunk_rows, Path(config.dask.chunk_dir or Path(config.db).parent))

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import flow
 
-from flows.dask import dask_map
+from flows.dask import stage_chunking
 from flows.stage import run_stage_task, stored_lf_table, unfinished_llm_work
 from labeling.stage import label, label_version
 from storage.repo import new_run_id
@@ -22,14 +20,9 @@ def label_flow(config_path: str, db: str | None = None, run_id: str | None = Non
         raise ValueError(f"'{config_path}' has no 'labeling' section.")
 
     def work(con, record) -> None:
-        if config.dask is None:
-            record.summary = label(con, config.labeling, run_id=record.run_id, progress=progress).as_dict()
-            return
-        chunk_dir = Path(config.dask.chunk_dir or Path(config.db).parent)
-        with dask_map(config.dask) as map_chunks:
+        with stage_chunking(config) as chunking:
             record.summary = label(con, config.labeling, run_id=record.run_id, progress=progress,
-                                   map_chunks=map_chunks, chunk_rows=config.dask.chunk_rows,
-                                   chunk_dir=chunk_dir).as_dict()
+                                   chunking=chunking).as_dict()
 
     # Prompts that failed or were over budget last time are asked again: that run is not reused.
     force = force or unfinished_llm_work(config.db)

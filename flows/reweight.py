@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
+from flows.dask import ENCODED, stage_chunking
 from flows.stage import run_stage_task
 from reweighting.reweight import reweight
 from storage.repo import latest_run, new_run_id
@@ -21,8 +22,9 @@ def reweight_flow(config_path: str, db: str | None = None, run_id: str | None = 
 
     def work(con, record) -> None:
         record.input_run_id = latest_run(con, "label") if config.labels_from == "denoised" else None
-        record.summary = reweight(con, stage, run_id=record.run_id, label_run=record.input_run_id,
-                                  progress=progress).as_dict()
+        with stage_chunking(config, needed=stage.features.encoder in ENCODED) as chunking:
+            record.summary = reweight(con, stage, run_id=record.run_id, label_run=record.input_run_id,
+                                      progress=progress, chunking=chunking).as_dict()
 
     return run_stage_task(config, stage="reweight", run_id=run_id or new_run_id(), config_hash=stage.fingerprint(),
                           work=work, upstream=("label",), force=force)

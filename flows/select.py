@@ -6,6 +6,7 @@ import os
 
 from prefect import flow
 
+from flows.dask import ENCODED, stage_chunking
 from flows.stage import run_stage_task
 from reweighting.select.stage import select
 from storage.repo import detector_in_use, latest_run, new_run_id
@@ -26,8 +27,10 @@ def select_flow(config_path: str, db: str | None = None, run_id: str | None = No
         record.input_run_id = latest_run(con, "label") if needs_label_run else None
         detect_run = latest_run(con, "detect") if stage.drop_label_issues else None
         detector = detector_in_use(con, detect_run) if detect_run else ""
-        record.summary = select(con, stage, classes=config.classes, run_id=record.run_id, label_run=record.input_run_id,
-                                detect_run=detect_run, detector=detector, progress=progress).as_dict()
+        with stage_chunking(config, needed=stage.feature_config.encoder in ENCODED) as chunking:
+            record.summary = select(con, stage, classes=config.classes, run_id=record.run_id,
+                                    label_run=record.input_run_id, detect_run=detect_run, detector=detector,
+                                    progress=progress, chunking=chunking).as_dict()
 
     target_file = stage.target.file.path if stage.target.file is not None else None
     inputs = {"target_file": [target_file, *os.stat(target_file)[6:9]] if target_file else None}

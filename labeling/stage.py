@@ -6,7 +6,6 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -16,7 +15,7 @@ import pyarrow as pa
 
 from labeling.analysis import lf_summary
 from labeling.apply import validate_sql_lfs
-from labeling.apply.chunked import MapChunks
+from labeling.apply.chunked import Chunking
 from labeling.apply.incremental import cached_votes, max_item_seq, update_vote_cache
 from labeling.apply.duckdb import VOTES_SCHEMA
 from labeling.config import LabelingConfig
@@ -81,25 +80,25 @@ def prompted_lf_row(lf: PromptedLF, backend: Backend) -> tuple[str, str, str]:
 
 def label(
     con: duckdb.DuckDBPyConnection, config: LabelingConfig, *, run_id: str, progress: bool = False,
-    map_chunks: MapChunks | None = None, chunk_rows: int = 250_000, chunk_dir: Path | None = None,
+    chunking: Chunking | None = None,
 ) -> LabelSummary:
     """Apply the LFs, fit the label model and write ``lfs``, ``votes``, ``lf_summary``, ``labels``.
 
-    With ``map_chunks`` the LFs are applied chunk by chunk elsewhere (see :mod:`labeling.apply.chunked`).
+    With ``chunking`` the LFs are applied, and the embedded LLM backend encodes, chunk by chunk elsewhere
+    (see :mod:`labeling.apply.chunked`).
     """
     lfs = config.build_lfs()
     validate_sql_lfs(con, [lf for lf in lfs if lf.sql() is not None])
     through_seq = max_item_seq(con)
     evaluated, faults = update_vote_cache(con, lfs, through_seq=through_seq, max_fault_rate=config.max_fault_rate,
-                                          n_jobs=config.n_jobs, progress=progress, map_chunks=map_chunks,
-                                          chunk_rows=chunk_rows, chunk_dir=chunk_dir)
+                                          n_jobs=config.n_jobs, progress=progress, chunking=chunking)
     parts = [cached_votes(con, lfs, through_seq=through_seq)]
     names = [lf.name for lf in lfs]
     prompted = config.build_prompted_lfs()
     prompt_run: PromptRun | None = None
     backend: Backend | None = None
     if prompted:
-        backend = build_backend(config.llm)
+        backend = build_backend(config.llm, chunking=chunking)
         backend.check()
         budget = Budget(config.llm.budget.max_calls, config.llm.budget.max_tokens)
         prompt_run = apply_prompted_lfs(con, prompted, backend, through_seq=through_seq, run_id=run_id,

@@ -17,6 +17,7 @@ import numpy as np
 from pydantic import Field
 from sklearn.metrics import roc_auc_score
 
+from labeling.apply.chunked import Chunking
 from reweighting.features import FeatureConfig, item_features
 from reweighting.items import labelled_arrays
 from reweighting.rescale import Reweighter, Strategy
@@ -96,12 +97,13 @@ def _against_gold(weights: np.ndarray, flagged: np.ndarray, labels: np.ndarray, 
 
 def reweight(
     con: duckdb.DuckDBPyConnection, config: ReweightConfig, *, run_id: str, label_run: str | None,
-    progress: bool = False,
+    progress: bool = False, chunking: Chunking | None = None,
 ) -> ReweightSummary:
     """Learn a weight for every labelled item; write them to ``weights`` (stage ``reweight``)."""
     items, item_ids, labels = labelled_arrays(con, config.labels_from, label_run,
                                               include_uncovered=config.include_uncovered, purpose="weigh")
-    X = item_features(con, config.features, item_ids, items.column("text").to_pylist(), progress=progress)
+    X = item_features(con, config.features, item_ids, items.column("text").to_pylist(), progress=progress,
+                      chunking=chunking)
     started = time.perf_counter()
     model = config.estimator(progress=progress).fit(X, labels)
     seconds = time.perf_counter() - started

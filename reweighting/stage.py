@@ -15,6 +15,7 @@ from sklearn.metrics import roc_auc_score
 
 from reweighting.detect import ConfidentLearning, DetectorResult, Hybrid, LinearSeparation, SmallLoss, ensemble
 from reweighting.detect.confident_learning import FilterBy, out_of_fold_proba
+from labeling.apply.chunked import Chunking
 from reweighting.features import FeatureConfig, item_features
 from reweighting.items import labelled_arrays
 from reweighting.weights import WeightMethod, compute_weights, weight_rows
@@ -121,13 +122,13 @@ def _against_gold(result: DetectorResult, wrong: np.ndarray, has_gold: np.ndarra
 
 def detect(
     con: duckdb.DuckDBPyConnection, config: DetectConfig, *, run_id: str, label_run: str | None,
-    progress: bool = False,
+    progress: bool = False, chunking: Chunking | None = None,
 ) -> DetectSummary:
     """Score every checked label with the configured detectors; write ``noise_scores`` and ``weights``."""
     items, item_ids, labels = labelled_arrays(con, config.labels_from, label_run,
                                               include_uncovered=config.include_uncovered, purpose="check")
     texts = items.column("text").to_pylist()
-    X = item_features(con, config.features, item_ids, texts, progress=progress)
+    X = item_features(con, config.features, item_ids, texts, progress=progress, chunking=chunking)
     estimator = LogisticRegression(C=config.C, max_iter=2000)
     pred_probs = out_of_fold_proba(estimator, X, labels, n_folds=config.n_folds, random_state=config.random_state,
                                    progress=progress)

@@ -10,6 +10,7 @@ same, and the chunks only split the rows.
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,6 +26,15 @@ from labeling.lf.base import LabelingFunction
 
 # map_chunks(function, arguments) -> results: runs function(*args) for each args, anywhere.
 MapChunks = Callable[[Callable[..., Any], Sequence[tuple]], list[Any]]
+
+
+@dataclass(frozen=True)
+class Chunking:
+    """Where heavy work runs: ``map_chunks`` over chunks of ``rows``; parts are written in ``directory``."""
+
+    map_chunks: MapChunks
+    rows: int = 250_000
+    directory: Path | None = None
 
 
 def vote_chunk(part: str, payload: bytes) -> tuple[pa.Table, FaultReport]:

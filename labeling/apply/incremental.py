@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from labeling.apply.chunked import MapChunks, apply_in_chunks
+from labeling.apply.chunked import Chunking, apply_in_chunks
 from labeling.apply.duckdb import VOTES_SCHEMA, apply_sql_lfs
 from labeling.apply.python import FaultReport, apply_python_lfs
 from labeling.lf.base import LabelingFunction
@@ -29,7 +28,7 @@ def max_item_seq(con: duckdb.DuckDBPyConnection) -> int:
 def update_vote_cache(
     con: duckdb.DuckDBPyConnection, lfs: list[LabelingFunction], *, through_seq: int,
     max_fault_rate: float = 0.0, n_jobs: int | None = None, progress: bool = False,
-    map_chunks: MapChunks | None = None, chunk_rows: int = 250_000, chunk_dir: Path | None = None,
+    chunking: Chunking | None = None,
 ) -> tuple[dict[str, int], FaultReport]:
     """Evaluate each LF on the items it has not seen yet, up to ``through_seq``; cache the votes.
 
@@ -50,10 +49,10 @@ def update_vote_cache(
         where = f"item_seq > {start} AND item_seq <= {through_seq}"
         n_items = con.execute(f"SELECT count(*) FROM items WHERE {where}").fetchall()[0][0]
         group = [lfs[i] for i in indices]
-        if map_chunks is not None:  # on other processes or machines (a Dask cluster)
-            votes, group_faults = apply_in_chunks(con, group, where=where, map_chunks=map_chunks,
-                                                  chunk_rows=chunk_rows, max_fault_rate=max_fault_rate,
-                                                  workdir=chunk_dir)
+        if chunking is not None:  # on other processes or machines (a Dask cluster)
+            votes, group_faults = apply_in_chunks(con, group, where=where, map_chunks=chunking.map_chunks,
+                                                  chunk_rows=chunking.rows, max_fault_rate=max_fault_rate,
+                                                  workdir=chunking.directory)
         else:
             sql_lfs = [lf for lf in group if lf.sql() is not None]
             python_lfs = [lf for lf in group if lf.sql() is None]

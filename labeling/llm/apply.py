@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from labeling.apply.duckdb import VOTES_SCHEMA
+from labeling.apply.chunked import Chunking
 from labeling.apply.python import iter_rows
 from labeling.lf.base import ABSTAIN
 from labeling.llm.backend import Backend, Budget, Request, Result
@@ -33,8 +34,9 @@ from thresher.progress import Counter
 logger = logging.getLogger(__name__)
 
 
-def build_backend(config: LLMConfig) -> Backend:
-    """The backend a config names (imports only what that backend needs)."""
+def build_backend(config: LLMConfig, *, chunking: Chunking | None = None) -> Backend:
+    """The backend a config names (imports only what that backend needs); the embedded one encodes
+    through ``chunking`` when given."""
     if config.backend == "openai":
         from labeling.llm.openai_http import OpenAIBackend
 
@@ -42,7 +44,7 @@ def build_backend(config: LLMConfig) -> Backend:
     if config.backend == "embedded":
         from labeling.llm.embedded import EmbeddedBackend
 
-        return EmbeddedBackend(config)
+        return EmbeddedBackend(config, chunking=chunking)
     from labeling.llm.hf_local import TransformersBackend
 
     return TransformersBackend(config)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from labeling.apply.chunked import Chunking
 from labeling.llm.backend import Backend, Budget, LLMBackendError, Prefix, Request, Result
 from labeling.llm.config import EmbeddedBackendConfig
 from labeling.llm.prompt import PromptedLF
@@ -33,8 +34,9 @@ class EmbeddedBackend(Backend):
 
     kind = "embedded"
 
-    def __init__(self, config: EmbeddedBackendConfig) -> None:
+    def __init__(self, config: EmbeddedBackendConfig, *, chunking: Chunking | None = None) -> None:
         self.config = config
+        self.chunking = chunking
         self.model = config.encoder
         self._encoder = None
 
@@ -58,6 +60,10 @@ class EmbeddedBackend(Backend):
             from reweighting.features import SentenceEncoder, StaticEncoder
 
             self._encoder = SentenceEncoder() if self.config.encoder == "minilm" else StaticEncoder()
+            if self.chunking is not None:
+                from reweighting.features.chunked import ChunkedEncoder
+
+                self._encoder = ChunkedEncoder(self._encoder, self.chunking.map_chunks, self.chunking.rows)
         return self._encoder
 
     def estimate(self, request: Request) -> int:

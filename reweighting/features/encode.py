@@ -8,7 +8,9 @@ import duckdb
 import numpy as np
 from pydantic import Field, model_validator
 
+from labeling.apply.chunked import Chunking
 from reweighting.features.cache import cached_embeddings
+from reweighting.features.chunked import ChunkedEncoder
 from reweighting.features.numeric import numeric_features
 from reweighting.features.sentence import SentenceEncoder
 from reweighting.features.static import StaticEncoder
@@ -44,17 +46,17 @@ class FeatureConfig(StageConfig):
 
 def item_features(
     con: duckdb.DuckDBPyConnection, config: FeatureConfig, item_ids: list[str], texts: list[str], *,
-    progress: bool = False,
+    progress: bool = False, chunking: Chunking | None = None,
 ) -> np.ndarray:
     """The N x D feature matrix of the items, in ``item_ids`` order."""
     if config.encoder == "numeric":
         return numeric_features(con, item_ids, config.numeric_columns)
-    return features_with_outside(con, config, item_ids, texts, [], progress=progress)[0]
+    return features_with_outside(con, config, item_ids, texts, [], progress=progress, chunking=chunking)[0]
 
 
 def features_with_outside(
     con: duckdb.DuckDBPyConnection, config: FeatureConfig, item_ids: list[str], texts: list[str],
-    outside_texts: list[str], *, progress: bool = False,
+    outside_texts: list[str], *, progress: bool = False, chunking: Chunking | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Features of the items and of texts that are not items (e.g. a target file), in one space.
 
@@ -67,6 +69,8 @@ def features_with_outside(
         both = tfidf_features(list(texts) + list(outside_texts), config.tfidf)
         return both[: len(texts)], both[len(texts):]
     encoder = SentenceEncoder() if config.encoder == "minilm" else StaticEncoder(pca_dims=config.static_dims)
+    if chunking is not None:  # encoded elsewhere, chunk by chunk; cached here (one writer)
+        encoder = ChunkedEncoder(encoder, chunking.map_chunks, chunking.rows)
     inside = cached_embeddings(con, encoder, item_ids, texts, progress=progress)[0]
     if not outside_texts:
         return inside, np.zeros((0, inside.shape[1]), dtype=inside.dtype)

@@ -21,6 +21,7 @@ import pyarrow as pa
 from pydantic import Field, field_validator, model_validator
 from sklearn.linear_model import LogisticRegression
 
+from labeling.apply.chunked import Chunking
 from reweighting.features import FeatureConfig, features_with_outside
 from reweighting.items import labelled_items
 from reweighting.select.char_lm import LMColorFilter
@@ -156,17 +157,19 @@ def _pool(con: duckdb.DuckDBPyConnection, config: SelectConfig, label_run: str |
     return pool, dropped
 
 
-def _features(con, config: SelectConfig, pool: pa.Table, target: TargetSet, progress: bool):
+def _features(con, config: SelectConfig, pool: pa.Table, target: TargetSet, progress: bool,
+              chunking: Chunking | None = None):
     ids = pool.column("item_id").to_pylist() + (target.item_ids or [])
     texts = pool.column("text").to_pylist() + (target.texts if target.item_ids is not None else [])
     outside = [] if target.item_ids is not None else target.texts
-    inside, outer = features_with_outside(con, config.feature_config, ids, texts, outside, progress=progress)
+    inside, outer = features_with_outside(con, config.feature_config, ids, texts, outside, progress=progress,
+                                          chunking=chunking)
     n = pool.num_rows
     return inside[:n], (inside[n:] if target.item_ids is not None else outer)
 
 
 def _choose(con, config: SelectConfig, pool: pa.Table, target: TargetSet, count: int,
-            progress: bool) -> tuple[np.ndarray, np.ndarray | None, dict[str, float]]:
+            progress: bool, chunking: Chunking | None = None) -> tuple[np.ndarray, np.ndarray | None, dict[str, float]]:
     """(chosen pool indices, best first; per-item scores or None; KL figures for GIO)."""
     n = pool.num_rows
     cf = config.color_filter
@@ -178,7 +181,7 @@ def _choose(con, config: SelectConfig, pool: pa.Table, target: TargetSet, count:
                               random_state=config.random_state, progress=progress)
         model.fit(pool.column("text").to_pylist(), target.texts)
         return model.select(count, batch_size=cf.chunk_size), model.scores_, {}
-    X_pool, X_target = _features(con, config, pool, target, progress)
+    X_pool, X_target = _features(con, config, pool, target, progress, chunking)
     if config.method == "color_filter":
         missing = int((target.labels < 0).sum())
         if missing:
@@ -211,7 +214,7 @@ def _choose(con, config: SelectConfig, pool: pa.Table, target: TargetSet, count:
 def select(
     con: duckdb.DuckDBPyConnection, config: SelectConfig, *, classes: list[str], run_id: str,
     label_run: str | None, detect_run: str | None = None, detector: str = "confident_learning",
-    progress: bool = False,
+    progress: bool = False, chunking: Chunking | None = None,
 ) -> SelectSummary:
     """Choose ``config.budget`` pool items towards the target; write every pool item to ``selections``.
 
@@ -226,7 +229,7 @@ def select(
     if len(target) >= n and config.method == "color_filter":
         raise ValueError(f"The target set ({len(target)} items) must be smaller than the pool ({n} items).")
     started = time.perf_counter()
-    chosen, scores, kl = _choose(con, config, pool, target, count, progress)
+    chosen, scores, kl = _choose(con, config, pool, target, count, progress, chunking)
     seconds = time.perf_counter() - started
     rank = np.full(n, -1)
     rank[chosen] = np.arange(1, len(chosen) + 1)

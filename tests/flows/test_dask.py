@@ -49,3 +49,32 @@ def test_chunks_on_a_local_cluster_give_the_single_process_votes(tmp_path, share
     with get_client(sync_client=True) as client:
         chunks = client.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="thresher-chunk")))
     assert len([c for c in chunks if c.state and c.state.is_completed()]) >= 4  # 1,956 items in chunks of 500
+
+
+def test_embeddings_are_encoded_in_chunks_on_the_cluster(tmp_path, shared_data):
+    """detect with minilm-static features: the vectors and the flags equal the single-process run's."""
+    import numpy as np
+
+    from flows import detect_flow
+
+    text = CONFIG.format(data=shared_data / "wrench_youtube").replace(
+        "  model: {model: majority}\n", "  model: {model: majority}\ndetect:\n  features: {encoder: minilm-static}\n  n_folds: 3\n")
+    shutil.copy(YOUTUBE_EXAMPLE / "lfs.py", tmp_path / "lfs.py")
+    (tmp_path / "single.yaml").write_text(text)
+    (tmp_path / "dask.yaml").write_text("dask: {n_workers: 2, chunk_rows: 600}\n" + text)
+    results = {}
+    for name in ("single", "dask"):
+        db = str(tmp_path / f"{name}.duckdb")
+        ingest_flow(str(tmp_path / f"{name}.yaml"), db=db)
+        label_flow(str(tmp_path / f"{name}.yaml"), db=db)
+        detect_flow(str(tmp_path / f"{name}.yaml"), db=db)
+        con = connect(db, read_only=True)
+        vectors = con.execute("SELECT item_id, vector FROM embeddings ORDER BY item_id").fetchall()
+        flags = con.execute("SELECT item_id, is_issue, round(score, 6) FROM noise_scores ORDER BY item_id").fetchall()
+        con.close()
+        results[name] = (vectors, flags)
+    (single_vectors, single_flags), (dask_vectors, dask_flags) = results["single"], results["dask"]
+    assert [i for i, _ in single_vectors] == [i for i, _ in dask_vectors] and len(single_vectors) > 1000
+    np.testing.assert_allclose(np.array([v for _, v in dask_vectors]), np.array([v for _, v in single_vectors]),
+                               atol=1e-6)
+    assert dask_flags == single_flags
