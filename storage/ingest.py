@@ -435,13 +435,16 @@ def expand_paths(config: SourceConfig) -> list[Path]:
     return matches
 
 
-def parse_file(path: Path, config: SourceConfig, classes: list[str]) -> tuple[list[dict[str, Any]], list[Reject], SourceSummary]:
-    """Parse and validate one file without touching a database: its rows (one per item id), its
-    rejects with reasons, and the counts."""
+def iter_parsed(path: Path, config: SourceConfig, classes: list[str], summary: SourceSummary, rejects: list[Reject],
+                *, batch_rows: int = 50_000) -> Iterator[list[dict[str, Any]]]:
+    """Parse and validate one file, yielding its rows (one per item id) in batches of ``batch_rows``.
+
+    Rejects are appended to ``rejects`` and counts to ``summary`` as the file is read. Only an
+    (item id -> content hash, line) map is kept across batches, so memory stays bounded by the batch.
+    """
     fmt = config.resolved_format(path)
-    summary = SourceSummary(source=str(path))
-    good: dict[str, dict[str, Any]] = {}
-    rejects: list[Reject] = []
+    seen: dict[str, tuple[str, int]] = {}
+    batch: list[dict[str, Any]] = []
     for parsed in _READERS[fmt](path, config, summary):
         summary.rows += 1
         if isinstance(parsed, Reject):
@@ -451,15 +454,28 @@ def parse_file(path: Path, config: SourceConfig, classes: list[str]) -> tuple[li
         if isinstance(row, Reject):
             rejects.append(row)
             continue
-        previous = good.get(row["item_id"])
+        previous = seen.get(row["item_id"])
         if previous is not None:
-            same = previous["content_hash"] == row["content_hash"]
-            reason = "duplicate_row" if same else "conflicting_id"
-            detail = f"item id '{row['item_id']}' already seen at line {previous['source_line']}"
+            reason = "duplicate_row" if previous[0] == row["content_hash"] else "conflicting_id"
+            detail = f"item id '{row['item_id']}' already seen at line {previous[1]}"
             rejects.append(Reject(str(path), parsed.line, reason, detail, parsed.raw))
             continue
-        good[row["item_id"]] = row
-    return list(good.values()), rejects, summary
+        seen[row["item_id"]] = (row["content_hash"], row["source_line"])
+        batch.append(row)
+        if len(batch) >= batch_rows:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def parse_file(path: Path, config: SourceConfig, classes: list[str]) -> tuple[list[dict[str, Any]], list[Reject], SourceSummary]:
+    """Parse and validate one file without touching a database: its rows (one per item id), its
+    rejects with reasons, and the counts."""
+    summary = SourceSummary(source=str(path))
+    rejects: list[Reject] = []
+    rows = [row for batch in iter_parsed(path, config, classes, summary, rejects) for row in batch]
+    return rows, rejects, summary
 
 
 def read_source(config: SourceConfig, classes: list[str]) -> list[dict[str, Any]]:
@@ -480,13 +496,31 @@ def read_source(config: SourceConfig, classes: list[str]) -> list[dict[str, Any]
 
 
 def ingest_file(
-    con: duckdb.DuckDBPyConnection, path: Path, config: SourceConfig, classes: list[str]
+    con: duckdb.DuckDBPyConnection, path: Path, config: SourceConfig, classes: list[str], *,
+    batch_rows: int = 50_000,
 ) -> SourceSummary:
-    """Parse, validate and load one file; rejects go to ``rejects``. Idempotent.
+    """Parse, validate and load one file, ``batch_rows`` rows at a time; rejects go to ``rejects``.
 
-    The caller owns the transaction, so a failure leaves the database as it was.
+    Idempotent. The caller owns the transaction, so a failure leaves the database as it was.
     """
-    rows, rejects, summary = parse_file(path, config, classes)
+    summary = SourceSummary(source=str(path))
+    rejects: list[Reject] = []
+    for rows in iter_parsed(path, config, classes, summary, rejects, batch_rows=batch_rows):
+        _load_batch(con, path, rows, rejects, summary)
+        _store_source_votes(con, rows, config)
+    if rejects:
+        con.executemany(
+            "INSERT INTO rejects (source, line, reason, detail, raw) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            [(r.source, r.line, r.reason, r.detail, r.raw) for r in rejects],
+        )
+    summary.rejected = Counter(r.reason for r in rejects)
+    return summary
+
+
+def _load_batch(con: duckdb.DuckDBPyConnection, path: Path, rows: list[dict[str, Any]], rejects: list[Reject],
+                summary: SourceSummary) -> None:
+    """Insert one batch of a file's rows: new ids get the next item_seq; changed content is a reject."""
     good = {r["item_id"]: r for r in rows}
     batch = pa.table(
         {
@@ -511,7 +545,7 @@ def ingest_file(
         for item_id, line, other_source, other_line in conflicts:
             detail = f"item id '{item_id}' exists with different content (from {other_source}:{other_line})"
             rejects.append(Reject(str(path), line, "conflicting_id", detail, good[item_id].get("raw", "")))
-        summary.already_present = con.execute(
+        summary.already_present += con.execute(
             "SELECT count(*) FROM _ingest_batch b JOIN items i USING (item_id) "
             "WHERE i.content_hash = b.content_hash"
         ).fetchall()[0][0]
@@ -522,19 +556,9 @@ def ingest_file(
             "b.dataset, b.split, b.text, b.label, b.gold, b.extra::JSON, b.source, b.source_line, b.content_hash "
             "FROM _ingest_batch b ANTI JOIN items i USING (item_id)"
         ).fetchall()
-        summary.new_items = int(inserted[0][0]) if inserted else 0
+        summary.new_items += int(inserted[0][0]) if inserted else 0
     finally:
         con.unregister("_ingest_batch")
-
-    _store_source_votes(con, rows, config)
-    if rejects:
-        con.executemany(
-            "INSERT INTO rejects (source, line, reason, detail, raw) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT DO NOTHING",
-            [(r.source, r.line, r.reason, r.detail, r.raw) for r in rejects],
-        )
-    summary.rejected = Counter(r.reason for r in rejects)
-    return summary
 
 
 def _store_source_votes(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]], config: SourceConfig) -> None:

@@ -211,3 +211,26 @@ def test_wrench_lf_names(con, shared_data):
     assert {r[0] for r in con.execute("SELECT DISTINCT lf FROM source_votes").fetchall()} <= set(names)
     with pytest.raises(ValueError, match="name 2 LFs, but item"):
         ingest(con, _config(shared_data / "wrench_youtube" / "test.json", format="wrench", lf_names=names[:2]))
+
+
+def test_batched_loading_equals_one_batch(tmp_path, shared_data):
+    """Files are loaded in batches (bounded memory); batch boundaries change nothing, duplicates
+    across batches included."""
+    from storage.ingest import ingest_file
+    from storage.schema import connect
+
+    config = SourceConfig(path=str(shared_data / "youtube_spam_collection_uci" / "Youtube0[1-2]-*.csv"),
+                          dataset="youtube", columns={"text": "CONTENT", "gold": "CLASS", "id": "COMMENT_ID"})
+    tables = {}
+    for batch_rows in (7, 50_000):
+        con = connect(tmp_path / f"b{batch_rows}.duckdb")
+        summaries = [ingest_file(con, path, config, ["HAM", "SPAM"], batch_rows=batch_rows)
+                     for path in sorted((shared_data / "youtube_spam_collection_uci").glob("Youtube0[1-2]-*.csv"))]
+        tables[batch_rows] = (
+            con.execute("SELECT item_id, item_seq, content_hash, source_line FROM items ORDER BY item_seq").fetchall(),
+            con.execute("SELECT source, line, reason FROM rejects ORDER BY ALL").fetchall(),
+            [(s.rows, s.new_items, s.already_present, dict(s.rejected)) for s in summaries],
+        )
+        con.close()
+    assert tables[7] == tables[50_000]
+    assert len(tables[7][0]) > 600 and [seq for _, seq, _, _ in tables[7][0]] == list(range(1, len(tables[7][0]) + 1))
