@@ -27,25 +27,34 @@ from storage.repo import run_stage
 from thresher.config import PipelineConfig
 
 
-def database_state(db: str, upstream: tuple[str, ...]) -> dict[str, Any]:
-    """The snapshot of a stage's input data in ``db``: identity, items, upstream runs."""
+def _read(db: str, query: Callable[[Any], Any], default: Any) -> Any:
+    """``query(con)`` on a read-only connection to ``db``; ``default`` if it does not exist or cannot
+    be opened (locked, or an older schema that read-only cannot migrate)."""
     import duckdb
 
     from storage.schema import connect
 
     if not Path(db).exists():
-        return {"db": None}
+        return default
     try:
         con = connect(db, read_only=True)
-    except (duckdb.Error, RuntimeError) as exc:  # locked, or an older schema that read-only cannot migrate
-        return {"db": "unreadable", "reason": str(exc)}
+    except (duckdb.Error, RuntimeError):
+        return default
     try:
+        return query(con)
+    finally:
+        con.close()
+
+
+def database_state(db: str, upstream: tuple[str, ...]) -> dict[str, Any]:
+    """The snapshot of a stage's input data in ``db``: identity, items, upstream runs."""
+    def query(con) -> dict[str, Any]:
         created = con.execute("SELECT min(applied_at) FROM schema_version").fetchall()[0][0]
         items = con.execute("SELECT count(*), max(item_seq) FROM items").fetchall()[0]
         runs = dict(con.execute("SELECT stage, run_id FROM latest_runs").fetchall())
-    finally:
-        con.close()
-    return {"db": str(created), "items": list(items), "upstream": {s: runs.get(s) for s in upstream}}
+        return {"db": str(created), "items": list(items), "upstream": {s: runs.get(s) for s in upstream}}
+
+    return _read(db, query, {"db": None})
 
 
 def source_files(config: PipelineConfig) -> list[list[Any]]:
@@ -70,30 +79,10 @@ def _stage_task(stage: str, key: str, execute: Callable[[], dict]) -> dict:
 
 def _recorded_run(db: str, stage: str, key: str) -> dict[str, Any] | None:
     """The summary of a completed run of ``stage`` recorded with cache key ``key``, if any."""
-    from storage.schema import connect
-
-    if not Path(db).exists():
-        return None
-    con = connect(db, read_only=True)
-    try:
-        rows = con.execute("SELECT run_id, summary FROM runs WHERE stage = ? AND status = 'completed' "
-                           "AND summary->>'cache_key' = ? ORDER BY ended_at DESC LIMIT 1", [stage, key]).fetchall()
-    finally:
-        con.close()
+    rows = _read(db, lambda con: con.execute(
+        "SELECT run_id, summary FROM runs WHERE stage = ? AND status = 'completed' "
+        "AND summary->>'cache_key' = ? ORDER BY ended_at DESC LIMIT 1", [stage, key]).fetchall(), [])
     return {"run_id": rows[0][0], **json.loads(rows[0][1])} if rows else None
-
-
-def _completed(db: str, stage: str, run_id: str) -> bool:
-    from storage.schema import connect
-
-    if not Path(db).exists():
-        return False
-    con = connect(db, read_only=True)
-    try:
-        return bool(con.execute("SELECT count(*) FROM runs WHERE run_id = ? AND stage = ? AND status = 'completed'",
-                                [run_id, stage]).fetchall()[0][0])
-    finally:
-        con.close()
 
 
 def _publish(stage: str, summary: dict[str, Any], lf_table: list[dict] | None) -> None:
@@ -115,9 +104,9 @@ def run_stage_task(
 
     ``upstream=None`` leaves the database out of the key (ingest: the items are its own output; a
     new database is caught by the check that the reused run exists in it). The key is also stored
-    in the run's summary: a process killed after the stage committed but before Prefect persisted
-    its result finds the run there, and does not recompute it either. ``extra(run_id)`` adds
-    fields read back from the database (the LF table).
+    in the run's summary, and the task looks there first: a process killed after the stage
+    committed but before Prefect persisted its result does not recompute it. ``extra(run_id)``
+    adds fields read back from the database (the LF table).
     """
     logger = get_run_logger()
     key = None
@@ -131,22 +120,23 @@ def run_stage_task(
             record.summary["cache_key"] = key
 
     def execute() -> dict:
-        record = run_stage(config.db, keyed_work, run_id=run_id, stage=stage, config_hash=config_hash,
-                           flow_run_id=flow_run.id, snapshot=config.sql_snapshots)
-        return {"run_id": record.run_id, **record.summary, **(extra(record.run_id) if extra else {})}
+        # A run committed with this key is this task's result, even if Prefect never persisted it
+        # (the process died in between): reuse it rather than compute it again.
+        recorded = None if key is None or force else _recorded_run(config.db, stage, key)
+        if recorded is None:
+            record = run_stage(config.db, keyed_work, run_id=run_id, stage=stage, config_hash=config_hash,
+                               flow_run_id=flow_run.id, snapshot=config.sql_snapshots)
+            recorded = {"run_id": record.run_id, **record.summary}
+        return {**recorded, **(extra(recorded["run_id"]) if extra else {})}
 
     if key is None:
         summary = execute()
     else:
         stage_task = _stage_task.with_options(name=f"thresher-{stage}", retries=retries, retry_delay_seconds=5,
                                               refresh_cache=force)
-        recorded = None if force else _recorded_run(config.db, stage, key)
-        if recorded is not None:
-            summary = {**recorded, **(extra(recorded["run_id"]) if extra else {})}
-        else:
-            summary = stage_task(stage, key, execute)
-            if summary["run_id"] != run_id and not _completed(config.db, stage, summary["run_id"]):
-                summary = stage_task.with_options(refresh_cache=True)(stage, key, execute)  # its rows are gone
+        summary = stage_task(stage, key, execute)
+        if summary["run_id"] != run_id and _recorded_run(config.db, stage, key) is None:
+            summary = stage_task.with_options(refresh_cache=True)(stage, key, execute)  # its rows are gone
         if summary["run_id"] != run_id:
             logger.info("%s: inputs and config unchanged; reusing run %s (cached)", stage, summary["run_id"])
             summary = {**summary, "cached": True}
@@ -158,31 +148,13 @@ def run_stage_task(
 def stored_lf_table(db: str, run_id: str) -> list[dict[str, Any]]:
     """The LF summary of a label run, read back from the database."""
     from labeling.analysis import stored_lf_summary
-    from storage.schema import connect
 
-    con = connect(db, read_only=True)
-    try:
-        return stored_lf_summary(con, run_id)
-    finally:
-        con.close()
+    return _read(db, lambda con: stored_lf_summary(con, run_id), [])
 
 
 def unfinished_llm_work(db: str) -> bool:
     """Whether the latest label run left prompts failed or unsent (budget): then it is not reused."""
-    import duckdb
-
-    from storage.schema import connect
-
-    if not Path(db).exists():
-        return False
-    try:
-        con = connect(db, read_only=True)
-    except (duckdb.Error, RuntimeError):
-        return False
-    try:
-        row = con.execute("SELECT r.summary->'llm' FROM runs r JOIN latest_runs l USING (stage, run_id) "
-                          "WHERE stage = 'label'").fetchall()
-    finally:
-        con.close()
+    row = _read(db, lambda con: con.execute("SELECT r.summary->'llm' FROM runs r JOIN latest_runs l USING (stage, run_id) "
+                                            "WHERE stage = 'label'").fetchall(), [])
     llm = json.loads(row[0][0]) if row and row[0][0] else None
     return bool(llm) and (llm.get("failed", 0) > 0 or llm.get("budget_stopped") is not None)

@@ -290,23 +290,17 @@ def label(
 def _label_dry_run(config: Path, db: str | None) -> None:
     from labeling.apply.incremental import max_item_seq
     from labeling.llm.apply import build_backend, dry_run
-    from storage.schema import connect
-    from thresher.config import load_config
 
+    cfg, con = _open_read_only(config, db)
     try:
-        cfg = load_config(config, db=db)
         if cfg.labeling is None:
             raise ValueError(f"'{config}' has no 'labeling' section.")
         prompted = cfg.labeling.build_prompted_lfs()
         if not prompted:
             out.print("No prompted LFs in this config: a run sends no LLM prompts.")
             return
-        con = connect(cfg.db, read_only=True)
-    except (OSError, ValueError) as exc:
-        _fail(str(exc))
-    try:
         plan = dry_run(con, prompted, build_backend(cfg.labeling.llm), through_seq=max_item_seq(con))
-    except ValueError as exc:
+    except (OSError, ValueError) as exc:
         _fail(str(exc))
     finally:
         con.close()

@@ -10,12 +10,13 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
 import numpy as np
+
+from storage.repo import run_summary
 
 STAGES = ("ingest", "label", "detect", "reweight", "select", "export")
 
@@ -103,11 +104,6 @@ def stage_runs(con: duckdb.DuckDBPyConnection, run_id: str | None) -> dict[str, 
     return found
 
 
-def _summary(con: duckdb.DuckDBPyConnection, stage: str, run_id: str) -> dict[str, Any]:
-    row = con.execute("SELECT summary FROM runs WHERE stage = ? AND run_id = ?", [stage, run_id]).fetchall()
-    return json.loads(row[0][0]) if row and row[0][0] else {}
-
-
 def build_report(con: duckdb.DuckDBPyConnection, classes: list[str], *, run_id: str | None = None,
                  project: str = "thresher") -> Report:
     """Collect every completed stage's outputs into a :class:`Report`."""
@@ -135,7 +131,7 @@ def build_report(con: duckdb.DuckDBPyConnection, classes: list[str], *, run_id: 
     if "select" in runs:
         _select_section(con, report, runs["select"], classes)
     if "export" in runs:
-        summary = _summary(con, "export", runs["export"])
+        summary = run_summary(con, runs["export"], "export")
         report.add("Export", f"<p>{summary.get('rows', 0):,} rows in {summary.get('shards', 0)} shards at "
                              f"<code>{html.escape(str(summary.get('out_dir', '')))}</code>.</p>"
                    + _table(["excluded because", "items"], sorted(summary.get("excluded", {}).items())))
@@ -146,7 +142,7 @@ def _label_section(con: duckdb.DuckDBPyConnection, report: Report, run: str) -> 
     lfs = con.execute(
         "SELECT s.lf, l.kind, s.polarity, s.coverage, s.overlaps, s.conflicts, s.emp_accuracy, s.learned_accuracy "
         "FROM lf_summary s JOIN lfs l USING (run_id, lf) WHERE s.run_id = ? ORDER BY s.lf", [run]).fetchall()
-    summary = _summary(con, "label", run)
+    summary = run_summary(con, run, "label")
     accuracy = [(split, a.get("denoised"), a.get("majority_vote"), a.get("coverage"), a.get("n"))
                 for split, a in summary.get("accuracy", {}).items()]
     body = _table(["LF", "kind", "polarity", "coverage", "overlaps", "conflicts", "emp. accuracy", "LabelModel accuracy"], lfs)
@@ -186,7 +182,7 @@ def _balance_section(con: duckdb.DuckDBPyConnection, report: Report, classes: li
         columns["denoised"] = dict(con.execute("SELECT label, count(*) FROM labels WHERE run_id = ? AND covered "
                                                "GROUP BY label", [runs["label"]]).fetchall())
     if "export" in runs:
-        exported = _summary(con, "export", runs["export"]).get("label_distribution", {})
+        exported = run_summary(con, runs["export"], "export").get("label_distribution", {})
         columns["exported"] = {classes.index(k) if k in classes else int(k): v for k, v in exported.items()}
     columns = {k: v for k, v in columns.items() if v}
     if not columns:
@@ -253,7 +249,7 @@ def _weights_section(con: duckdb.DuckDBPyConnection, report: Report, runs: dict[
 
 
 def _select_section(con: duckdb.DuckDBPyConnection, report: Report, run: str, classes: list[str]) -> None:
-    summary = _summary(con, "select", run)
+    summary = run_summary(con, run, "select")
     by_dataset = con.execute(
         "SELECT i.dataset, count(*), count(*) FILTER (WHERE s.selected) FROM selections s JOIN items i USING (item_id) "
         "WHERE s.run_id = ? GROUP BY i.dataset ORDER BY i.dataset", [run]).fetchall()

@@ -51,7 +51,7 @@ def retry_after_seconds(value: str | None) -> float | None:
     try:
         return max(0.0, float(value))
     except ValueError:
-        pass
+        pass  # not a number of seconds: an HTTP date, then
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -132,10 +132,9 @@ class PromptedLF:
             raise ValueError(f"Prompted LF {self.name!r}: every answer abstains, so it can never vote.")
         self.fields = template_fields(self.template)
         self.embed_fields = template_fields(self.embed)
-        for lf_field in ("gold",):
-            if lf_field in self.fields or lf_field in self.embed_fields:
-                raise ValueError(f"Prompted LF {self.name!r}: gold labels are for evaluation only; "
-                                 "a template cannot use {gold}.")
+        if "gold" in self.fields or "gold" in self.embed_fields:
+            raise ValueError(f"Prompted LF {self.name!r}: gold labels are for evaluation only; "
+                             "a template cannot use {gold}.")
         self.verbaliser = Verbaliser(self.answers, self.synonyms)
         for i, example in enumerate(self.examples):
             if "answer" not in example:
