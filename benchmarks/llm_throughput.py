@@ -6,14 +6,17 @@ prompts (a fresh template per N, so nothing is cached) and the rate is compared 
 N / latency. Then the cached re-run: every prompt of a larger item set is answered once (latency 0),
 and the same labeling pass is timed again, now with zero calls. Items are generated from the real
 texts of the shared datasets with a numeric suffix (synthetic scale, real text). Client and server
-share the same 2 cores, so the server's CPU counts against the client here.
+share the same 2 cores, so the server's CPU counts against the client here. With ``--dask`` each
+level runs again with the prompts sent in chunks from a 2-worker Dask LocalCluster (the same total
+concurrency, shared by the chunks).
 
-    .venv/bin/python -m benchmarks.llm_throughput [--latency 0.05] [--requests 4000] [--cached-items 50000]
+    .venv/bin/python -m benchmarks.llm_throughput [--latency 0.05] [--requests 4000] [--cached-items 50000] [--dask]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -25,9 +28,12 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.labeling import insert_generated_items, real_texts
+from flows.dask import dask_map
+from labeling.apply.chunked import Chunking
 from labeling.config import LabelingConfig
 from labeling.llm.apply import apply_prompted_lfs, build_backend
 from storage.schema import connect
+from thresher.config import DaskConfig
 
 
 def start_server(latency: float) -> tuple[subprocess.Popen, str]:
@@ -44,10 +50,23 @@ def prompted(base_url: str, concurrency: int, tag: str) -> LabelingConfig:
                           llm={"backend": "openai", "base_url": base_url, "model": "bench", "concurrency": concurrency})
 
 
-def timed_pass(con, cfg: LabelingConfig, n_items: int) -> tuple[float, int]:
+def timed_pass(con, cfg: LabelingConfig, n_items: int, chunking: Chunking | None = None) -> tuple[float, int]:
     started = time.perf_counter()
-    run = apply_prompted_lfs(con, cfg.build_prompted_lfs(), build_backend(cfg.llm), through_seq=n_items, run_id="bench")
+    run = apply_prompted_lfs(con, cfg.build_prompted_lfs(), build_backend(cfg.llm), through_seq=n_items, run_id="bench",
+                             chunking=chunking)
     return time.perf_counter() - started, run.sent
+
+
+def throughput_rows(con, base_url: str, args: argparse.Namespace, mode: str,
+                    chunking: Chunking | None = None) -> list[list[str]]:
+    rows = []
+    for concurrency in args.concurrency:
+        cfg = prompted(base_url, concurrency, f"{mode.split()[0]}{concurrency}")
+        seconds, sent = timed_pass(con, cfg, args.requests, chunking)
+        ideal = concurrency / args.latency
+        rows.append([mode, str(concurrency), f"{sent:,}", f"{seconds:.2f}", f"{sent / seconds:,.0f}", f"{ideal:,.0f}",
+                     f"{sent / seconds / ideal:.1%}"])
+    return rows
 
 
 def main() -> None:
@@ -57,7 +76,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=4000, help="distinct prompts per concurrency level")
     parser.add_argument("--cached-items", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dask", action="store_true", help="also send in chunks from a 2-worker Dask LocalCluster")
     args = parser.parse_args()
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     console = Console(width=140)
     pool = real_texts()
     rng = np.random.default_rng(args.seed)
@@ -71,16 +93,17 @@ def main() -> None:
         insert_generated_items(con, texts, [f"bench:{i:09d}" for i in range(n)])
         server, base_url = start_server(args.latency)
         try:
-            for concurrency in args.concurrency:
-                seconds, sent = timed_pass(con, prompted(base_url, concurrency, f"n{concurrency}"), args.requests)
-                ideal = concurrency / args.latency
-                rows.append([str(concurrency), f"{sent:,}", f"{seconds:.2f}", f"{sent / seconds:,.0f}", f"{ideal:,.0f}",
-                             f"{sent / seconds / ideal:.1%}"])
+            rows += throughput_rows(con, base_url, args, "one process")
+            if args.dask:
+                with dask_map(DaskConfig(n_workers=2)) as (map_chunks, slots):
+                    chunking = Chunking(map_chunks, rows=args.requests, directory=Path(tmp), slots=slots)
+                    timed_pass(con, prompted(base_url, 8, "warmup"), 100, chunking)  # workers import thresher once
+                    rows += throughput_rows(con, base_url, args, "dask 2 workers", chunking)
         finally:
             server.kill()
         table = Table(title=f"Requests per second at {1000 * args.latency:.0f} ms server latency (whole labeling pass: "
                             "render, cache lookup, send, store, verbalise)")
-        for column in ("concurrency N", "prompts sent", "seconds", "requests/s", "ideal N/latency", "of ideal"):
+        for column in ("mode", "concurrency N", "prompts sent", "seconds", "requests/s", "ideal N/latency", "of ideal"):
             table.add_column(column)
         for row in rows:
             table.add_row(*row)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 from labeling.apply.chunked import Chunking
 from thresher.config import DaskConfig, PipelineConfig
@@ -21,14 +22,15 @@ from thresher.config import DaskConfig, PipelineConfig
 ENCODED = ("minilm", "minilm-static")  # feature encoders whose work is chunked (TF-IDF is fitted on all rows)
 
 
-@task(name="thresher-chunk")
+@task(name="thresher-chunk", cache_policy=NO_CACHE)  # the stage is cached; its chunks need not hash inputs
 def _chunk(function: Callable[..., Any], arguments: tuple) -> Any:
     return function(*arguments)
 
 
 @contextmanager
-def dask_map(config: DaskConfig) -> Iterator[Callable[[Callable[..., Any], Sequence[tuple]], list[Any]]]:
-    """A ``map_chunks(function, arguments)`` that runs each call as a Prefect task on the cluster."""
+def dask_map(config: DaskConfig) -> Iterator[tuple[Callable[[Callable[..., Any], Sequence[tuple]], list[Any]], int]]:
+    """A ``map_chunks(function, arguments)`` that runs each call as a Prefect task on the cluster, and
+    how many calls the cluster runs at once (its worker threads)."""
     from prefect_dask import DaskTaskRunner
 
     if config.address:
@@ -44,7 +46,7 @@ def dask_map(config: DaskConfig) -> Iterator[Callable[[Callable[..., Any], Seque
                        for args in arguments]
             return [future.result() for future in futures]
 
-        yield map_chunks
+        yield map_chunks, max(1, sum(runner.client.nthreads().values()))
 
 
 @contextmanager
@@ -54,5 +56,6 @@ def stage_chunking(config: PipelineConfig, *, needed: bool = True) -> Iterator[C
     if config.dask is None or not needed:
         yield None
         return
-    with dask_map(config.dask) as map_chunks:
-        yield Chunking(map_chunks, config.dask.chunk_rows, Path(config.dask.chunk_dir or Path(config.db).parent))
+    with dask_map(config.dask) as (map_chunks, slots):
+        yield Chunking(map_chunks, config.dask.chunk_rows, Path(config.dask.chunk_dir or Path(config.db).parent),
+                       slots=slots)

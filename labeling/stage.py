@@ -84,8 +84,8 @@ def label(
 ) -> LabelSummary:
     """Apply the LFs, fit the label model and write ``lfs``, ``votes``, ``lf_summary``, ``labels``.
 
-    With ``chunking`` the LFs are applied, and the embedded LLM backend encodes, chunk by chunk elsewhere
-    (see :mod:`labeling.apply.chunked`).
+    With ``chunking`` the LFs are applied, and prompted LFs answered (or, on the embedded backend,
+    encoded), chunk by chunk elsewhere (see :mod:`labeling.apply.chunked`, :mod:`labeling.llm.chunked`).
     """
     lfs = config.build_lfs()
     validate_sql_lfs(con, [lf for lf in lfs if lf.sql() is not None])
@@ -102,7 +102,7 @@ def label(
         backend.check()
         budget = Budget(config.llm.budget.max_calls, config.llm.budget.max_tokens)
         prompt_run = apply_prompted_lfs(con, prompted, backend, through_seq=through_seq, run_id=run_id,
-                                        budget=budget, progress=progress)
+                                        budget=budget, progress=progress, chunking=chunking)
         parts.append(prompt_run.votes)
         names += [lf.name for lf in prompted]
     if config.source_votes:

@@ -26,7 +26,8 @@ class ConfigError(ValueError):
 
 
 class DaskConfig(StageConfig):
-    """Where heavy work runs in chunks (LF application): a dask.distributed cluster via prefect-dask."""
+    """Where heavy work runs in chunks (LF application, embeddings, prompts): a dask.distributed cluster
+    via prefect-dask."""
 
     address: str | None = None  # a running scheduler, e.g. tcp://10.0.0.5:8786; None: a LocalCluster
     n_workers: int = Field(2, ge=1)  # LocalCluster only

@@ -30,11 +30,13 @@ MapChunks = Callable[[Callable[..., Any], Sequence[tuple]], list[Any]]
 
 @dataclass(frozen=True)
 class Chunking:
-    """Where heavy work runs: ``map_chunks`` over chunks of ``rows``; parts are written in ``directory``."""
+    """Where heavy work runs: ``map_chunks`` over chunks of ``rows``; parts are written in ``directory``;
+    ``slots`` chunks run at once."""
 
     map_chunks: MapChunks
     rows: int = 250_000
     directory: Path | None = None
+    slots: int = 1
 
 
 def vote_chunk(part: str, payload: bytes) -> tuple[pa.Table, FaultReport]:

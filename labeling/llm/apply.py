@@ -26,9 +26,10 @@ from labeling.apply.chunked import Chunking
 from labeling.apply.python import iter_rows
 from labeling.lf.base import ABSTAIN
 from labeling.llm.backend import Backend, Budget, Request, Result
+from labeling.llm.chunked import Spool, send_in_chunks, spool_directory
 from labeling.llm.config import LLMConfig
 from labeling.llm.prompt import PromptedLF
-from storage.repo import transaction
+from labeling.llm.store import answers_table, store_answers
 from thresher.progress import Counter
 
 logger = logging.getLogger(__name__)
@@ -93,43 +94,6 @@ def plan_prompts(
     return plan
 
 
-def _store(con: duckdb.DuckDBPyConnection, backend: Backend, run_id: str, results: list[Result],
-           requests: dict[str, Request]) -> None:
-    answered = [r for r in results if r.response is not None]
-    cache = pa.table({
-        "key": pa.array([r.key for r in answered], pa.string()),
-        "backend": pa.array([backend.kind] * len(answered), pa.string()),
-        "model": pa.array([backend.model] * len(answered), pa.string()),
-        "prompt": pa.array([backend.prompt_text(requests[r.key]) for r in answered], pa.string()),
-        "response": pa.array([r.response for r in answered], pa.string()),
-        "prompt_tokens": pa.array([r.prompt_tokens for r in answered], pa.int32()),
-        "completion_tokens": pa.array([r.completion_tokens for r in answered], pa.int32()),
-    })
-    calls = pa.table({
-        "run_id": pa.array([run_id] * len(results), pa.string()),
-        "key": pa.array([r.key for r in results], pa.string()),
-        "lf": pa.array([requests[r.key].lf for r in results], pa.string()),
-        "status": pa.array(["ok" if r.response is not None else "error" for r in results], pa.string()),
-        "attempts": pa.array([r.attempts for r in results], pa.int32()),
-        "http_status": pa.array([r.http_status for r in results], pa.int32()),
-        "latency_ms": pa.array([r.latency_ms for r in results], pa.float64()),
-        "prompt_tokens": pa.array([r.prompt_tokens for r in results], pa.int32()),
-        "completion_tokens": pa.array([r.completion_tokens for r in results], pa.int32()),
-        "error": pa.array([r.error for r in results], pa.string()),
-    })
-    with transaction(con):
-        con.register("_llm_answers", cache)
-        con.register("_llm_calls", calls)
-        try:
-            con.execute("INSERT OR IGNORE INTO llm_cache (key, backend, model, prompt, response, prompt_tokens, "
-                        "completion_tokens) SELECT * FROM _llm_answers")
-            con.execute("INSERT INTO llm_calls (run_id, key, lf, status, attempts, http_status, latency_ms, "
-                        "prompt_tokens, completion_tokens, error) SELECT * FROM _llm_calls")
-        finally:
-            con.unregister("_llm_answers")
-            con.unregister("_llm_calls")
-
-
 @dataclass
 class PromptRun:
     """What a prompted-LF pass did: votes, and counts for the summary."""
@@ -143,45 +107,64 @@ class PromptRun:
     tokens: int
     budget_stopped: str | None
     errors: list[str]  # the first few distinct errors
+    chunks: int = 0  # chunks the prompts were sent in elsewhere (0: sent from this process)
 
     def as_dict(self) -> dict[str, Any]:
         return {"prompts": self.prompts, "cached": self.cached, "sent": self.sent, "failed": self.failed,
-                "tokens": self.tokens, "budget_stopped": self.budget_stopped, "errors": self.errors, "lfs": self.lfs}
+                "tokens": self.tokens, "budget_stopped": self.budget_stopped, "errors": self.errors, "chunks": self.chunks,
+                "lfs": self.lfs}
 
 
 def apply_prompted_lfs(
     con: duckdb.DuckDBPyConnection, lfs: list[PromptedLF], backend: Backend, *, through_seq: int, run_id: str,
-    budget: Budget | None = None, progress: bool = False,
+    budget: Budget | None = None, progress: bool = False, chunking: Chunking | None = None,
 ) -> PromptRun:
-    """Vote with every prompted LF on the items up to ``through_seq`` (see the module docstring)."""
+    """Vote with every prompted LF on the items up to ``through_seq`` (see the module docstring).
+
+    With ``chunking``, the prompts are answered in chunks elsewhere (see :mod:`labeling.llm.chunked`);
+    the embedded backend instead encodes in chunks, which is where its work is.
+    """
     budget = budget or Budget()
+    spool = Spool(spool_directory(con, chunking.directory if chunking else None))
+    leftover = spool.store_new(con)  # answers a killed chunked run spooled but never stored
+    if leftover is not None:
+        logger.info("Stored %d answers spooled by an interrupted run", leftover.num_rows)
     plan = plan_prompts(con, lfs, backend, through_seq=through_seq)
     missing = plan.missing
     responses = dict(plan.cached)
     failed: dict[str, str] = {}
-    sent = 0
+    sent = chunks = 0
 
-    async def drive() -> None:
+    def arrived(keys: list[str], answers: list[str | None], errors: list[str | None], bar: Counter) -> None:
         nonlocal sent
+        for key, response, error in zip(keys, answers, errors):
+            if response is None:
+                failed[key] = error or "unknown error"
+            else:
+                responses[key] = response
+        sent += len(keys)
+        bar.advance(len(keys))
+
+    async def drive(bar: Counter) -> None:
         # Each group is stored in a worker thread while requests go on; the answers that arrive
         # meanwhile form the next group, so a crash loses at most the prompts in flight plus the
         # answers of one store (a few ms).
         writer = con.cursor()
-        with Counter(description=f"LLM prompts ({backend.kind})", total=len(missing), enabled=progress) as bar:
-            async for results in backend.stream(missing, budget):
-                await asyncio.to_thread(_store, writer, backend, run_id, results, plan.requests)
-                for result in results:
-                    if result.response is None:
-                        failed[result.key] = result.error or "unknown error"
-                    else:
-                        responses[result.key] = result.response
-                sent += len(results)
-                bar.advance(len(results))
+        async for results in backend.stream(missing, budget):
+            await asyncio.to_thread(store_answers, writer, answers_table(backend, run_id, results, plan.requests))
+            arrived([r.key for r in results], [r.response for r in results], [r.error for r in results], bar)
 
     if missing:
         logger.info("Prompted LFs: %d distinct prompts, %d cached, %d to send", len(plan.requests),
                     len(plan.cached), len(missing))
-        asyncio.run(drive())
+        with Counter(description=f"LLM prompts ({backend.kind})", total=len(missing), enabled=progress) as bar:
+            if chunking is not None and backend.kind != "embedded":
+                chunks = send_in_chunks(con, backend, missing, chunking=chunking, spool=spool, run_id=run_id, budget=budget,
+                               on_stored=lambda t: arrived(t.column("key").to_pylist(), t.column("response").to_pylist(),
+                                                           t.column("error").to_pylist(), bar))
+            else:
+                asyncio.run(drive(bar))
+    spool.clear()
 
     item_ids = np.array(plan.item_ids, dtype=object)
     columns: list[pa.Table] = []
@@ -219,7 +202,7 @@ def apply_prompted_lfs(
                        len(missing) - sent)
     return PromptRun(votes=votes_table.sort_by([("item_id", "ascending"), ("lf", "ascending")]), lfs=per_lf,
                      prompts=len(plan.requests), cached=len(plan.cached), sent=sent, failed=len(failed),
-                     tokens=tokens, budget_stopped=budget.stopped, errors=errors)
+                     tokens=tokens, budget_stopped=budget.stopped, errors=errors, chunks=chunks)
 
 
 def dry_run(

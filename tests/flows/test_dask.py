@@ -78,3 +78,45 @@ def test_embeddings_are_encoded_in_chunks_on_the_cluster(tmp_path, shared_data):
     np.testing.assert_allclose(np.array([v for _, v in dask_vectors]), np.array([v for _, v in single_vectors]),
                                atol=1e-6)
     assert dask_flags == single_flags
+
+
+def test_prompts_to_an_openai_server_are_answered_in_chunks_on_the_cluster(tmp_path, shared_data, monkeypatch):
+    """Workers read the API key from their own environment, send each distinct prompt once, share the
+    configured concurrency, and spool answers that only the driver stores; votes equal one process's."""
+    from thresher.testing.openai_server import OpenAIServer, yes_if
+
+    monkeypatch.setenv("THRESHER_DASK_TEST_KEY", "sk-dask-test")  # before the cluster's workers start
+    with OpenAIServer(yes_if("subscribe", "check"), latency=0.01) as server:
+        text = f"""
+classes: [HAM, SPAM]
+sources:
+  - {{path: "{shared_data}/wrench_youtube/test.json", dataset: youtube, format: wrench}}
+labeling:
+  lfs:
+    - {{kind: prompt, name: subscribe, template: "{{text}}\\n\\nAsks to subscribe?", answers: {{yes: SPAM, no: abstain}}}}
+    - {{kind: prompt, name: check, template: "{{text}}\\n\\nAsks to check something out?", answers: {{yes: SPAM, no: HAM}}}}
+  llm: {{backend: openai, base_url: "{server.base_url}", model: fake, api_key_env: THRESHER_DASK_TEST_KEY, concurrency: 8}}
+  model: {{model: majority}}
+"""
+        (tmp_path / "single.yaml").write_text(text)
+        (tmp_path / "dask.yaml").write_text("dask: {n_workers: 2, chunk_rows: 100}\n" + text)
+        votes, summaries, requests = {}, {}, {}
+        for name in ("single", "dask"):
+            server.reset()
+            db = str(tmp_path / f"{name}.duckdb")
+            ingest_flow(str(tmp_path / f"{name}.yaml"), db=db)
+            summaries[name] = label_flow(str(tmp_path / f"{name}.yaml"), db=db)
+            requests[name] = server.stats()
+            con = connect(db, read_only=True)
+            votes[name] = con.execute("SELECT item_id, lf, vote FROM votes ORDER BY ALL").fetchall()
+            calls = con.execute("SELECT count(*), count(DISTINCT key) FROM llm_calls").fetchall()[0]
+            con.close()
+            assert calls == (requests[name]["requests"],) * 2
+    distinct = summaries["single"]["llm"]["prompts"]
+    assert requests["dask"]["requests"] == summaries["dask"]["llm"]["sent"] == distinct and distinct > 300
+    assert (summaries["single"]["llm"]["chunks"], summaries["dask"]["llm"]["chunks"]) == (0, -(-distinct // 100))
+    assert requests["dask"]["repeated_prompts"] == 0 and requests["dask"]["peak_in_flight"] <= 8
+    assert server.authorization == {"Bearer sk-dask-test"}
+    assert votes["dask"] == votes["single"] and len(votes["single"]) > 250
+    assert summaries["dask"]["llm"]["lfs"] == summaries["single"]["llm"]["lfs"]
+    assert not list(tmp_path.glob("*.llm-spool"))

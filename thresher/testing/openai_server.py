@@ -47,6 +47,8 @@ class OpenAIServer:
         self.answered: Counter[str] = Counter()  # 200 answers fully written, per prompt
         self.statuses: Counter[str] = Counter()
         self.authorization: set[str] = set()
+        self.in_flight = 0
+        self.peak_in_flight = 0  # most requests being answered at once
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.AbstractServer | None = None
         self._thread: threading.Thread | None = None
@@ -60,7 +62,8 @@ class OpenAIServer:
         with self._lock:
             return {"requests": self.requests, "distinct_prompts": len(self.prompts),
                     "repeated_prompts": sum(1 for n in self.prompts.values() if n > 1),
-                    "answered": sum(self.answered.values()), "statuses": dict(self.statuses)}
+                    "answered": sum(self.answered.values()), "statuses": dict(self.statuses),
+                    "peak_in_flight": self.peak_in_flight}
 
     def reset(self) -> None:
         with self._lock:
@@ -68,6 +71,7 @@ class OpenAIServer:
             self.prompts.clear()
             self.answered.clear()
             self.statuses.clear()
+            self.peak_in_flight = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> "OpenAIServer":
@@ -148,6 +152,17 @@ class OpenAIServer:
             return True
         request = json.loads(body)
         prompt = request["messages"][-1]["content"] if chat else request["prompt"]
+        with self._lock:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            return await self._answer(request, chat, prompt, headers, writer)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    async def _answer(self, request: dict[str, Any], chat: bool, prompt: str, headers: dict[str, str],
+                      writer: asyncio.StreamWriter) -> bool:
         with self._lock:
             index = self.requests
             self.requests += 1
