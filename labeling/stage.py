@@ -12,6 +12,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from snorkel.utils import probs_to_preds
 
 from labeling.analysis import lf_summary
 from labeling.apply import validate_sql_lfs
@@ -19,6 +20,7 @@ from labeling.apply.chunked import Chunking
 from labeling.apply.incremental import cached_votes, max_item_seq, update_vote_cache
 from labeling.apply.duckdb import VOTES_SCHEMA
 from labeling.config import LabelingConfig
+from labeling.lf.base import ABSTAIN
 from labeling.llm.apply import PromptRun, apply_prompted_lfs, build_backend
 from labeling.llm.backend import Backend, Budget
 from labeling.llm.prompt import PromptedLF
@@ -63,6 +65,12 @@ class LabelSummary:
 
 def _source_votes(con: duckdb.DuckDBPyConnection) -> pa.Table:
     return con.sql("SELECT item_id, lf, vote FROM source_votes ORDER BY item_id, lf").to_arrow_table().cast(VOTES_SCHEMA)
+
+
+def _decided_accuracy(gold: np.ndarray, predicted: np.ndarray) -> float | None:
+    """Accuracy over the items with a prediction (not ``ABSTAIN``); None when there are none."""
+    decided = predicted != ABSTAIN
+    return float((predicted[decided] == gold[decided]).mean()) if decided.any() else None
 
 
 def label_version(config: LabelingConfig) -> str:
@@ -147,13 +155,20 @@ def label(
     covered = (L != -1).any(axis=1)
 
     accuracy: dict[str, dict[str, float]] = {}
-    mv_predicted = majority_proba(L, cardinality=K).argmax(axis=1)
+    mv_probs = majority_proba(L, cardinality=K)
+    mv_predicted = mv_probs.argmax(axis=1)
+    # Snorkel's LabelModel.score() default: ties (and uncovered items with a uniform prior) abstain
+    # and are left out, so its accuracy is over the items the model decides.
+    decided, mv_decided = probs_to_preds(probs, tie_break_policy="abstain"), probs_to_preds(mv_probs, tie_break_policy="abstain")
     for split in present:
         mask = (splits == split) & (gold >= 0)
         if mask.any():
             accuracy[split] = {
                 "denoised": score(gold[mask], predicted[mask], "accuracy"),
                 "majority_vote": score(gold[mask], mv_predicted[mask], "accuracy"),
+                "denoised_decided": _decided_accuracy(gold[mask], decided[mask]),
+                "majority_vote_decided": _decided_accuracy(gold[mask], mv_decided[mask]),
+                "decided": float((decided[mask] != ABSTAIN).mean()),
                 "coverage": float(covered[splits == split].mean()),
                 "n": int(mask.sum()),
             }

@@ -118,7 +118,8 @@ def _show_label(summary: dict) -> None:
     llm = summary.get("llm")
     if llm:
         out.print(f"  LLM prompts: {llm['prompts']} distinct, {llm['cached']} from the cache, {llm['sent']} sent, "
-                  f"{llm['failed']} failed, {llm['tokens']} tokens", highlight=False)
+                  f"{llm['failed']} failed, {llm['tokens']} tokens"
+                  + (f", in {llm['chunks']} chunks on the cluster" if llm.get("chunks") else ""), highlight=False)
         rows = [[lf, c["vote"], c["abstain_answer"], c["no_answer"], c["unmatched"], c["failed"], c["not_sent"]]
                 for lf, c in llm["lfs"].items()]
         out.print(_table("Prompted LFs: answers per item", ["lf", "vote", "abstain answer", "no answer",
@@ -139,10 +140,13 @@ def _show_label(summary: dict) -> None:
     if summary["accuracy"]:
         binary = any("denoised_f1" in acc for acc in summary["accuracy"].values())
         columns = ["split", "denoised acc", "majority acc"] + (["denoised F1", "majority F1"] if binary else [])
+        columns += ["denoised acc, decided", "decided", "coverage", "n gold"]
         rows = [[split, acc["denoised"], acc["majority_vote"]]
-                + ([acc["denoised_f1"], acc["majority_vote_f1"]] if binary else []) + [acc["coverage"], acc["n"]]
+                + ([acc["denoised_f1"], acc["majority_vote_f1"]] if binary else [])
+                + [acc.get("denoised_decided"), acc.get("decided"), acc["coverage"], acc["n"]]
                 for split, acc in summary["accuracy"].items()]
-        out.print(_table("Denoised labels against gold", columns + ["coverage", "n gold"], rows))
+        out.print(_table("Denoised labels against gold (acc: every item, ties to the first class; decided: "
+                         "Snorkel's score(), ties and uncovered left out)", columns, rows))
 
 
 def _show_lfs(records: list[dict]) -> None:

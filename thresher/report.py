@@ -143,8 +143,8 @@ def _label_section(con: duckdb.DuckDBPyConnection, report: Report, run: str) -> 
         "SELECT s.lf, l.kind, s.polarity, s.coverage, s.overlaps, s.conflicts, s.emp_accuracy, s.learned_accuracy "
         "FROM lf_summary s JOIN lfs l USING (run_id, lf) WHERE s.run_id = ? ORDER BY s.lf", [run]).fetchall()
     summary = run_summary(con, run, "label")
-    accuracy = [(split, a.get("denoised"), a.get("majority_vote"), a.get("coverage"), a.get("n"))
-                for split, a in summary.get("accuracy", {}).items()]
+    accuracy = [(split, a.get("denoised"), a.get("majority_vote"), a.get("denoised_decided"), a.get("decided"),
+                 a.get("coverage"), a.get("n")) for split, a in summary.get("accuracy", {}).items()]
     body = _table(["LF", "kind", "polarity", "coverage", "overlaps", "conflicts", "emp. accuracy", "LabelModel accuracy"], lfs)
     names = [r[0] for r in lfs]
     learned = [np.nan if r[7] is None else r[7] for r in lfs]
@@ -162,7 +162,8 @@ def _label_section(con: duckdb.DuckDBPyConnection, report: Report, run: str) -> 
     body += _figure(report, draw, height=3.6)
     if accuracy:
         body += "<h3>Denoised labels against gold</h3>" + _table(
-            ["split", "LabelModel", "majority vote", "coverage", "n gold"], accuracy)
+            ["split", "LabelModel", "majority vote", "LabelModel, decided items (Snorkel's score())", "decided",
+             "coverage", "n gold"], accuracy)
     llm = summary.get("llm")
     if llm:
         calls = con.execute("SELECT status, count(*), avg(latency_ms), sum(attempts - 1) FROM llm_calls "

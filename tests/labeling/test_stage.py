@@ -40,9 +40,9 @@ def test_label_model_matches_published_wrench_number(wrench_youtube):
 def test_thresher_label_model_is_snorkels(wrench_youtube, shared_data):
     """Same votes, same settings: thresher's numbers are Snorkel 0.10's LabelModel's, to the item.
 
-    The issue quotes 86.4 % for Snorkel's defaults; measured here Snorkel 0.10's defaults (100 epochs,
-    lr 0.01) give 83.6 % (84.0 % with random tie-breaking); 86.0-86.4 % needs 300-500 epochs, which
-    model selection on the gold valid split does not choose (valid prefers 100 epochs).
+    The issue quotes 86.4 % for Snorkel's defaults. Over all 250 test items Snorkel 0.10's defaults
+    (100 epochs, lr 0.01) give 83.6 % (84.0 % with random tie-breaking); Snorkel's own ``score()``,
+    whose default leaves out the items the model abstains on (ties, uncovered), gives 86.6 %.
     """
     import json
 
@@ -59,6 +59,11 @@ def test_thresher_label_model_is_snorkels(wrench_youtube, shared_data):
     summary = label(wrench_youtube, LabelingConfig(classes=["HAM", "SPAM"], source_votes=True,
                                                    model={"fit_splits": ["train"]}), run_id="ref")
     assert summary.accuracy["test"]["denoised"] == pytest.approx(expected)
+    # Snorkel's own LabelModel.score() (tie_break_policy="abstain": ties and uncovered items left out)
+    # is the issue's >= 86 % measure: 0.866 on the 232 of 250 test items the model decides.
+    snorkel_score = reference.score(L_test, y_test, tie_break_policy="abstain")["accuracy"]
+    assert summary.accuracy["test"]["denoised_decided"] == pytest.approx(snorkel_score)
+    assert summary.accuracy["test"]["denoised_decided"] >= 0.86 and summary.accuracy["test"]["decided"] < 1
     learned = [r[0] for r in wrench_youtube.execute(
         "SELECT learned_accuracy FROM lf_summary WHERE run_id = 'ref' ORDER BY lf").fetchall()]
     np.testing.assert_allclose(learned, np.clip(reference.get_weights(), 0, 1))
