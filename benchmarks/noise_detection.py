@@ -5,7 +5,9 @@ training part with noisy labels; their flags are scored against "noisy label != 
 recall, F1, AUROC of the scores). A logistic regression is then trained on all noisy training rows,
 on the rows each detector keeps, and on the gold labels (oracle), and scored on the test part. With
 ``--downstream lr-cv`` its C is chosen by 3-fold cross-validation on the labels it is trained with
-(never the test part), as a user tuning the final model would; the default is sklearn's C = 1.
+(never the test part), as a user tuning the final model would; the default is sklearn's C = 1. With
+``--kept-weights prior`` the kept rows are weighted so each label keeps its share of the training
+set, as cleanlab's ``CleanLearning.fit`` does after pruning.
 
 Text datasets get TF-IDF features (or MiniLM with --encoder minilm, or its static distillation with
 --encoder minilm-static); music genre uses its 124
@@ -132,24 +134,38 @@ def inject(kind: str, gold: np.ndarray, X, rng: np.random.Generator) -> np.ndarr
 CS = [0.1, 1.0, 10.0, 100.0]  # --downstream lr-cv: the C grid
 
 
-def test_accuracy(X_train, y_train, X_test, y_test, keep=None, downstream: str = "lr") -> float:
+def prior_weights(y: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Per kept row, (rows of its label) / (kept rows of its label): the kept rows keep the labels'
+    apparent priors, as cleanlab's CleanLearning.fit does with 1 / noise_matrix[k][k]."""
+    weights = np.zeros(len(y))
+    for k in np.unique(y[keep]):
+        weights[keep & (y == k)] = (y == k).sum() / (keep & (y == k)).sum()
+    return weights[keep]
+
+
+def test_accuracy(X_train, y_train, X_test, y_test, keep=None, downstream: str = "lr",
+                  kept_weights: str = "none") -> float:
+    weights = None if keep is None or kept_weights == "none" else prior_weights(y_train, keep)
     keep = np.ones(len(y_train), dtype=bool) if keep is None else keep
     if downstream == "lr-cv":
-        model = LogisticRegressionCV(Cs=CS, cv=3, max_iter=2000)
+        model = LogisticRegressionCV(Cs=CS, cv=3, max_iter=2000, scoring="accuracy", l1_ratios=(0.0,),
+                                     use_legacy_attributes=False)
     else:
         model = LogisticRegression(max_iter=2000)
-    model.fit(X_train[keep], y_train[keep])
+    model.fit(X_train[keep], y_train[keep], sample_weight=weights)
     return float((model.predict(X_test) == y_test).mean())
 
 
 def evaluate(name: str, noise: str, X, gold: np.ndarray, noisy: np.ndarray, seed: int,
-             lsa_mode: str = "global", downstream: str = "lr") -> list[dict]:
+             lsa_mode: str = "global", downstream: str = "lr", kept_weights: str = "none",
+             small_loss_threshold: float = 0.5) -> list[dict]:
     index = np.arange(len(gold))
     train, test = train_test_split(index, test_size=0.2, stratify=gold, random_state=seed)
     X_train, X_test = X[train], X[test]
     y_noisy, y_gold = noisy[train], gold[train]
     wrong = y_noisy != y_gold
-    config = DetectConfig(detectors=DETECTORS, random_state=seed, lsa_mode=lsa_mode)
+    config = DetectConfig(detectors=DETECTORS, random_state=seed, lsa_mode=lsa_mode,
+                          small_loss_threshold=small_loss_threshold)
     estimator = LogisticRegression(max_iter=2000)
     started = time.perf_counter()
     pred_probs = out_of_fold_proba(estimator, X_train, y_noisy, random_state=seed)
@@ -169,7 +185,7 @@ def evaluate(name: str, noise: str, X, gold: np.ndarray, noisy: np.ndarray, seed
                      "recall": tp / wrong.sum() if wrong.any() else float("nan"),
                      "f1": 2 * tp / (flagged.sum() + wrong.sum()) if (flagged.sum() + wrong.sum()) else float("nan"),
                      "auroc": float(roc_auc_score(wrong, 1 - result.scores)) if 0 < wrong.sum() < len(wrong) else float("nan"),
-                     "acc_kept": test_accuracy(X_train, y_noisy, X_test, gold[test], keep, downstream)
+                     "acc_kept": test_accuracy(X_train, y_noisy, X_test, gold[test], keep, downstream, kept_weights)
                      if len(np.unique(y_noisy[keep])) == len(np.unique(y_noisy)) else float("nan")})
     return rows
 
@@ -183,6 +199,10 @@ def main() -> None:
                         help="linear separation (and the hybrid): one hyperplane, or one per label")
     parser.add_argument("--downstream", choices=["lr", "lr-cv"], default="lr",
                         help="the classifier trained on noisy / kept / clean rows: C = 1, or C by 3-fold CV")
+    parser.add_argument("--kept-weights", choices=["none", "prior"], default="none",
+                        help="prior: weight the kept rows so each label keeps its share (cleanlab's CleanLearning)")
+    parser.add_argument("--small-loss-threshold", type=float, default=0.5,
+                        help="flag p_clean below this (0.5: DivideMix; 0.05: the LSA paper's p_noisy > 0.95)")
     parser.add_argument("--noises", nargs="+", default=["sym20", "sym40", "pair20", "inst20"],
                         help="injected noise kinds to run")
     parser.add_argument("--datasets", nargs="+", default=["youtube", "sms", "agnews", "trec", "music_genre", "rte"])
@@ -210,19 +230,23 @@ def main() -> None:
             X = featurise(texts)
             for noise in args.noises:
                 noisy = inject(noise, gold, X, np.random.default_rng(seed))
-                rows += evaluate(name, noise, X, gold, noisy, seed, args.lsa_mode, args.downstream)
+                rows += evaluate(name, noise, X, gold, noisy, seed, args.lsa_mode, args.downstream, args.kept_weights,
+                                 args.small_loss_threshold)
                 console.print(f"done {name} {noise} seed {seed}")
         if "music_genre" in args.datasets:
             X, gold, noisy = music()
-            rows += evaluate("music_genre", "crowd", X, gold, noisy, seed, args.lsa_mode, args.downstream)
+            rows += evaluate("music_genre", "crowd", X, gold, noisy, seed, args.lsa_mode, args.downstream, args.kept_weights,
+                                 args.small_loss_threshold)
         if "rte" in args.datasets:
             texts, gold, noisy = rte()
-            rows += evaluate("rte", "crowd", featurise(texts), gold, noisy, seed, args.lsa_mode, args.downstream)
+            rows += evaluate("rte", "crowd", featurise(texts), gold, noisy, seed, args.lsa_mode, args.downstream, args.kept_weights,
+                                 args.small_loss_threshold)
     if args.out:
         args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
     table = Table(title=f"Noise detection ({args.encoder} features, lsa_mode {args.lsa_mode}, downstream "
-                        f"{args.downstream}; mean over seeds {args.seeds})")
+                        f"{args.downstream}, kept weights {args.kept_weights}, small-loss threshold {args.small_loss_threshold}; "
+                        f"mean over seeds {args.seeds})")
     for column in ("dataset", "noise", "rate", "detector", "P", "R", "F1", "AUROC", "acc noisy", "acc kept", "acc clean"):
         table.add_column(column)
     keys = sorted({(r["dataset"], r["noise"], r["detector"]) for r in rows},
