@@ -138,8 +138,9 @@ def send_in_chunks(
     the number of chunks.
 
     The budget is shared out before the chunks start: at most ``max_calls`` prompts are sent, and
-    each chunk may spend ``max_tokens`` in proportion to its prompts (rounded up). A configured ``concurrency``
-    is shared by the chunks that run at once, so the server sees the same load as from one process.
+    each chunk may spend ``max_tokens`` in proportion to its prompts (rounded up). The configured
+    ``concurrency`` is shared by the chunks that run at once, so the server sees the same load as
+    from one process.
     """
     if budget.max_calls is not None and len(missing) > budget.max_calls:
         missing = missing[: budget.max_calls]
@@ -150,7 +151,8 @@ def send_in_chunks(
     chunks = [missing[start:start + size] for start in range(0, len(missing), size)]
     config = backend.config
     if isinstance(config, OpenAIBackendConfig):
-        config = config.model_copy(update={"concurrency": max(1, config.concurrency // len(chunks))})
+        running = min(chunking.slots, len(chunks))
+        config = config.model_copy(update={"concurrency": max(1, config.concurrency // running)})
     spool.directory.mkdir(parents=True, exist_ok=True)
     writer = con.cursor()
     stop = threading.Event()
