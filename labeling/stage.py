@@ -70,7 +70,7 @@ def _source_votes(con: duckdb.DuckDBPyConnection) -> pa.Table:
 def _decided_accuracy(gold: np.ndarray, predicted: np.ndarray) -> float | None:
     """Accuracy over the items with a prediction (not ``ABSTAIN``); None when there are none."""
     decided = predicted != ABSTAIN
-    return float((predicted[decided] == gold[decided]).mean()) if decided.any() else None
+    return score(gold[decided], predicted[decided], "accuracy") if decided.any() else None
 
 
 def label_version(config: LabelingConfig) -> str:

@@ -25,7 +25,7 @@ from labeling.apply.duckdb import VOTES_SCHEMA
 from labeling.apply.chunked import Chunking
 from labeling.apply.python import iter_rows
 from labeling.lf.base import ABSTAIN
-from labeling.llm.backend import Backend, Budget, Request, Result
+from labeling.llm.backend import Backend, Budget, Request
 from labeling.llm.chunked import Spool, send_in_chunks, spool_directory
 from labeling.llm.config import LLMConfig
 from labeling.llm.prompt import PromptedLF
@@ -121,8 +121,8 @@ def apply_prompted_lfs(
 ) -> PromptRun:
     """Vote with every prompted LF on the items up to ``through_seq`` (see the module docstring).
 
-    With ``chunking``, the prompts are answered in chunks elsewhere (see :mod:`labeling.llm.chunked`);
-    the embedded backend instead encodes in chunks, which is where its work is.
+    With ``chunking``, the prompts are answered in chunks elsewhere (see :mod:`labeling.llm.chunked`),
+    unless the backend chunks its own work (the embedded one encodes in chunks).
     """
     budget = budget or Budget()
     spool = Spool(spool_directory(con, chunking.directory if chunking else None))
@@ -135,15 +135,16 @@ def apply_prompted_lfs(
     failed: dict[str, str] = {}
     sent = chunks = 0
 
-    def arrived(keys: list[str], answers: list[str | None], errors: list[str | None], bar: Counter) -> None:
+    def arrived(answers: pa.Table, bar: Counter) -> None:
+        """Note a stored :func:`answers_table` (sent prompts) for the votes and the summary."""
         nonlocal sent
-        for key, response, error in zip(keys, answers, errors):
+        for key, response, error in zip(*(answers.column(c).to_pylist() for c in ("key", "response", "error"))):
             if response is None:
                 failed[key] = error or "unknown error"
             else:
                 responses[key] = response
-        sent += len(keys)
-        bar.advance(len(keys))
+        sent += answers.num_rows
+        bar.advance(answers.num_rows)
 
     async def drive(bar: Counter) -> None:
         # Each group is stored in a worker thread while requests go on; the answers that arrive
@@ -151,17 +152,17 @@ def apply_prompted_lfs(
         # answers of one store (a few ms).
         writer = con.cursor()
         async for results in backend.stream(missing, budget):
-            await asyncio.to_thread(store_answers, writer, answers_table(backend, run_id, results, plan.requests))
-            arrived([r.key for r in results], [r.response for r in results], [r.error for r in results], bar)
+            answers = answers_table(backend, run_id, results, plan.requests)
+            await asyncio.to_thread(store_answers, writer, answers)
+            arrived(answers, bar)
 
     if missing:
         logger.info("Prompted LFs: %d distinct prompts, %d cached, %d to send", len(plan.requests),
                     len(plan.cached), len(missing))
         with Counter(description=f"LLM prompts ({backend.kind})", total=len(missing), enabled=progress) as bar:
-            if chunking is not None and backend.kind != "embedded":
-                chunks = send_in_chunks(con, backend, missing, chunking=chunking, spool=spool, run_id=run_id, budget=budget,
-                               on_stored=lambda t: arrived(t.column("key").to_pylist(), t.column("response").to_pylist(),
-                                                           t.column("error").to_pylist(), bar))
+            if chunking is not None and backend.answers_in_chunks:
+                chunks = send_in_chunks(con, backend, missing, chunking=chunking, spool=spool, run_id=run_id,
+                                        budget=budget, on_stored=lambda answers: arrived(answers, bar))
             else:
                 asyncio.run(drive(bar))
     spool.clear()

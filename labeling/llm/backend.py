@@ -104,6 +104,7 @@ class Backend(ABC):
     kind: str
     model: str
     config: Any  # the backend's typed config: a worker rebuilds the backend from it (labeling.llm.chunked)
+    answers_in_chunks = True  # with a cluster, prompts are answered in chunks there; False: it chunks its own work
 
     def check(self) -> None:
         """Fail early, before any work, when the backend cannot be used (e.g. an unset API key)."""

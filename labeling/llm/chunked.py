@@ -2,8 +2,8 @@
 
 The driver splits the prompts a run must send into one chunk per cluster slot (at most
 ``chunk_rows`` each). A worker builds the backend from the config (reading the API key from its
-own environment: a key never travels with the task), answers its chunk, and writes each group of
-answers as it arrives to a Parquet part in the spool directory (written, then renamed: a part is
+own environment: a key never travels with the task), answers its chunk, and writes the answers
+every half second to a Parquet part in the spool directory (written, then renamed: a part is
 whole or absent). The driver alone writes the database: it stores new parts every half second
 while the chunks run, so answers reach ``llm_cache`` as they arrive, as in a single-process run.
 

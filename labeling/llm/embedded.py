@@ -33,6 +33,7 @@ class EmbeddedBackend(Backend):
     """Nearest answer statement in MiniLM space, abstaining below a cosine margin."""
 
     kind = "embedded"
+    answers_in_chunks = False  # its encoder runs in chunks on the cluster instead (see encoder())
 
     def __init__(self, config: EmbeddedBackendConfig, *, chunking: Chunking | None = None) -> None:
         self.config = config

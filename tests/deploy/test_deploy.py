@@ -35,6 +35,14 @@ def get_json(url: str):
         return json.loads(response.read())
 
 
+def _healthy(api: str) -> bool:
+    """Whether the server answers its health check (a refused connection means not yet)."""
+    try:
+        return get_json(f"{api}/health") is True
+    except OSError:
+        return False
+
+
 @pytest.fixture(scope="module")
 def prefect_server(tmp_path_factory):
     """A real Prefect server (its own home and SQLite database); about 16 s to start on 2 cores."""
@@ -48,12 +56,7 @@ def prefect_server(tmp_path_factory):
     server = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
                               env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 180
-    while True:
-        try:
-            if get_json(f"{api}/health") is True:
-                break
-        except OSError:
-            pass
+    while not _healthy(api):
         if server.poll() is not None or time.monotonic() > deadline:
             server.kill()
             pytest.fail(f"prefect server did not start: {(home / 'server.log').read_text()[-3000:]}")

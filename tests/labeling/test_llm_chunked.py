@@ -10,10 +10,9 @@ from __future__ import annotations
 import pytest
 
 from labeling.apply.chunked import Chunking
-from labeling.llm.apply import build_backend, plan_prompts
+from labeling.llm.apply import apply_prompted_lfs, build_backend, plan_prompts
 from labeling.llm.backend import Budget, LLMBackendError
 from labeling.llm.chunked import Spool, answer_chunk, spool_directory
-from labeling.llm.apply import apply_prompted_lfs
 from storage.schema import connect
 from tests.labeling.test_llm import SUBSCRIBE, config, distinct_texts, prompted_run, youtube_test  # noqa: F401
 
