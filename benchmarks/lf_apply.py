@@ -93,6 +93,9 @@ def main() -> None:
         con.execute("CREATE TABLE bench_items AS SELECT item_id, 'bench' AS dataset, NULL::VARCHAR AS split, "
                     "text, NULL::INTEGER AS label, '{}' AS extra FROM rows")
 
+        start = time.perf_counter()  # the first call in a process also loads the compiled literal scanner
+        apply_sql_lfs(con, THRESHER, items="bench_items")
+        first_s = time.perf_counter() - start
         start = time.perf_counter()
         votes = apply_sql_lfs(con, THRESHER, items="bench_items")
         thresher_s = time.perf_counter() - start
@@ -115,7 +118,8 @@ def main() -> None:
     per = 1e6 / (args.rows * len(THRESHER))
     table.add_row("Snorkel PandasLFApplier", f"{snorkel_s:.2f}", f"{snorkel_s * per:.2f}", "1.0x")
     table.add_row("thresher Python applier (same Snorkel LFs)", f"{python_s:.2f}", f"{python_s * per:.2f}", f"{snorkel_s / python_s:.1f}x")
-    table.add_row("thresher DuckDB (one pass)", f"{thresher_s:.2f}", f"{thresher_s * per:.2f}", f"{snorkel_s / thresher_s:.1f}x")
+    table.add_row("thresher DuckDB, first call in the process", f"{first_s:.2f}", f"{first_s * per:.2f}", f"{snorkel_s / first_s:.1f}x")
+    table.add_row("thresher DuckDB, next call", f"{thresher_s:.2f}", f"{thresher_s * per:.2f}", f"{snorkel_s / thresher_s:.1f}x")
     Console().print(table)
     print(f"label matrices of all three identical: {identical}; non-abstain votes: {(L_thresher != -1).sum():,}")
     if not identical:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+
 import duckdb
 import pyarrow as pa
 
 from labeling.lf.base import ABSTAIN, LabelingFunction
-from labeling.apply.gate import gated_expressions
+from labeling.apply.gate import gate_lfs
+from labeling.apply.literal_scan import LiteralScanner
 from labeling.lf.keyword import LOWER_TEXT_SQL
 from labeling.lf.sql import LF_VIEW_COLUMNS
 
@@ -43,7 +46,8 @@ def apply_sql_lfs(
     """Return the sparse votes (item_id, lf, vote; abstains left out) of ``lfs`` on ``items``.
 
     All LFs are compiled into one SELECT and unpivoted, so DuckDB reads the text once, and literal
-    gates (:mod:`labeling.apply.gate`) skip each LF's regex on rows it cannot match.
+    gates (:mod:`labeling.apply.gate`), found by one scan for up to 64 LFs, skip each LF's regex
+    on rows it cannot match.
     ``where`` restricts the items (e.g. only those not yet voted on).
     """
     for lf in lfs:
@@ -51,12 +55,17 @@ def apply_sql_lfs(
             raise ValueError(f"LF {lf.name!r} has no SQL form; apply it with apply_python_lfs.")
     if not lfs:
         return VOTES_SCHEMA.empty_table()
-    lowered, gated = gated_expressions(lfs)
-    expressions = [f'({expression})::INTEGER AS "{lf.name}"' for lf, expression in zip(lfs, gated)]
+    gates = gate_lfs(lfs)
+    expressions = [f'({expression})::INTEGER AS "{lf.name}"' for lf, expression in zip(lfs, gates.expressions)]
     names = ", ".join(f'"{lf.name}"' for lf in lfs)
-    view = lf_view(con, items, where, lowered)
-    query = (
-        f"SELECT item_id, lf, vote FROM (SELECT item_id, {', '.join(expressions)} FROM {view}) "
-        f"UNPIVOT (vote FOR lf IN ({names})) WHERE vote <> {ABSTAIN} ORDER BY item_id, lf"
-    )
-    return con.sql(query).to_arrow_table().cast(VOTES_SCHEMA)
+    with ExitStack() as stack:
+        functions = [stack.enter_context(LiteralScanner(batch).registered(con)) for batch in gates.mask_batches()]
+        view = lf_view(con, items, where, lowered=bool(functions))
+        if functions:
+            masks = ", ".join(f"{function}(_lt) AS _m{i}" for i, function in enumerate(functions))
+            view = f"(SELECT *, {masks} FROM {view})"
+        query = (
+            f"SELECT item_id, lf, vote FROM (SELECT item_id, {', '.join(expressions)} FROM {view}) "
+            f"UNPIVOT (vote FOR lf IN ({names})) WHERE vote <> {ABSTAIN} ORDER BY item_id, lf"
+        )
+        return con.sql(query).to_arrow_table().cast(VOTES_SCHEMA)

@@ -11,6 +11,7 @@ from collections import defaultdict
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from labeling.apply.chunked import Chunking, apply_in_chunks
 from labeling.apply.duckdb import VOTES_SCHEMA, apply_sql_lfs
@@ -60,10 +61,10 @@ def update_vote_cache(
                                                           n_jobs=n_jobs, progress=progress)
             votes = pa.concat_tables([apply_sql_lfs(con, sql_lfs, where=where), python_votes])
         faults.merge(group_faults)
-        version_of = {lf.name: versions[i] for i, lf in zip(indices, group)}
         votes = votes.cast(VOTES_SCHEMA)
+        position = pc.index_in(votes.column("lf"), value_set=pa.array([lf.name for lf in group], pa.string()))
         cache = pa.table({
-            "version": pa.array([version_of[name] for name in votes.column("lf").to_pylist()], pa.string()),
+            "version": pa.array([versions[i] for i in indices], pa.string()).take(position),
             "item_id": votes.column("item_id"), "vote": votes.column("vote"),
         })
         progress_rows = pa.table({"version": [versions[i] for i in indices], "lf": [lf.name for lf in group],
