@@ -64,9 +64,12 @@ def test_thresher_label_model_is_snorkels(wrench_youtube, shared_data):
     snorkel_score = reference.score(L_test, y_test, tie_break_policy="abstain")["accuracy"]
     assert summary.accuracy["test"]["denoised_decided"] == pytest.approx(snorkel_score)
     assert summary.accuracy["test"]["denoised_decided"] >= 0.86 and summary.accuracy["test"]["decided"] < 1
-    # Over all items 86 % is out of reach for any label model: 18 test items have no vote at all.
+    # Over all items 86 % is out of reach with Snorkel's decided hits: 18 test items have no vote at
+    # all, so any label model gives them one and the same label; the better one gets 10 of them.
     uncovered = (L_test == -1).all(axis=1)
-    assert uncovered.sum() == 18 and (round(snorkel_score * 232) + uncovered.sum()) / 250 < 0.86
+    best_constant = np.bincount(y_test[uncovered], minlength=2).max()
+    assert uncovered.sum() == 18 and best_constant == 10
+    assert (round(snorkel_score * 232) + best_constant) / 250 < 0.86
     learned = [r[0] for r in wrench_youtube.execute(
         "SELECT learned_accuracy FROM lf_summary WHERE run_id = 'ref' ORDER BY lf").fetchall()]
     np.testing.assert_allclose(learned, np.clip(reference.get_weights(), 0, 1))
