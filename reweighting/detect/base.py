@@ -37,3 +37,21 @@ def check_rows(X, values, name: str = "labels", *, dtype=None) -> np.ndarray:
     if values.ndim != 1 or X.shape[0] != values.shape[0]:
         raise ValueError(f"X has {X.shape[0]} rows but {name} has shape {values.shape}; they must match.")
     return values
+
+
+def spare_whole_labels(flags: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``flags`` with the flags of every label whose items are all flagged taken back.
+
+    A detector that flags every item of a label cannot tell that label's right items from its wrong
+    ones, and dropping them all would leave the label nothing to train on (cleanlab keeps
+    ``min_examples_per_class`` items for the same reason). Seen with small-loss on TREC's rare ABBR.
+
+    >>> spare_whole_labels(np.array([True, True, False, True]), np.array([2, 2, 0, 0])).tolist()
+    [False, False, False, True]
+    """
+    flags = flags.copy()
+    for label in np.unique(labels):
+        members = labels == label
+        if flags[members].all():
+            flags[members] = False
+    return flags

@@ -28,14 +28,15 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler, normalize
 from sklearn.utils.validation import check_is_fitted
 
-from reweighting.detect.base import DetectorResult, check_rows
+from reweighting.detect.base import DetectorResult, check_rows, spare_whole_labels
 
 
 class LinearSeparation(BaseEstimator):
     """Fit the separating hyperplane of ``noisy`` (a small-loss flag) in feature space ``X``.
 
     When ``noisy`` flags nothing or everything there is nothing to separate: the result then
-    repeats ``noisy`` and ``degenerate_`` says so. Scores are P(clean) under the hyperplane.
+    repeats ``noisy`` and ``degenerate_`` says so. Scores are P(clean) under the hyperplane. With
+    ``labels``, a label whose items would all be flagged gets none flagged.
     """
 
     def __init__(
@@ -53,14 +54,13 @@ class LinearSeparation(BaseEstimator):
         noisy = check_rows(X, noisy, "noisy", dtype=bool)
         if self.mode not in ("global", "per_class"):
             raise ValueError(f"mode must be 'global' or 'per_class'. Got {self.mode!r} instead.")
-        if self.mode == "per_class":
-            if labels is None:
-                raise ValueError("mode='per_class' fits one hyperplane per given label: pass labels to fit().")
-            labels = check_rows(X, labels)
+        if self.mode == "per_class" and labels is None:
+            raise ValueError("mode='per_class' fits one hyperplane per given label: pass labels to fit().")
+        labels = None if labels is None else check_rows(X, labels)
         self.degenerate_ = bool(noisy.all() or not noisy.any())
         if self.degenerate_:
             self.p_clean_ = np.where(noisy, 0.0, 1.0)
-            self.is_noisy_ = noisy.copy()
+            self.is_noisy_ = noisy.copy() if labels is None else spare_whole_labels(noisy, labels)
             return self
         features = normalize(X)
         features = StandardScaler(with_mean=not sp.issparse(features)).fit_transform(features)
@@ -71,6 +71,8 @@ class LinearSeparation(BaseEstimator):
         else:
             self.p_clean_ = self._per_class_p_clean(features, noisy, labels)
         self.is_noisy_ = self.p_clean_ < 0.5
+        if labels is not None:
+            self.is_noisy_ = spare_whole_labels(self.is_noisy_, labels)
         return self
 
     def _per_class_p_clean(self, features, noisy: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.mixture import GaussianMixture
 from sklearn.utils.validation import check_is_fitted
 
-from reweighting.detect.base import DetectorResult, check_rows
+from reweighting.detect.base import DetectorResult, check_rows, spare_whole_labels
 from reweighting.detect.confident_learning import out_of_fold_proba
 
 
@@ -56,7 +56,8 @@ class SmallLoss(BaseEstimator):
 
     ``rule="gmm"`` flags ``p_clean < threshold`` (0.5 as in DivideMix; PLS/LSA use a stricter
     0.05, i.e. p_noisy > 0.95); ``rule="fraction"`` flags the noise rate cleanlab estimates.
-    Scores are ``p_clean`` (lower = more likely mislabelled).
+    Scores are ``p_clean`` (lower = more likely mislabelled). A label whose items would all be
+    flagged gets none flagged (:func:`~reweighting.detect.base.spare_whole_labels`).
 
     Examples
     --------
@@ -106,4 +107,4 @@ class SmallLoss(BaseEstimator):
             flags = self.p_clean_ < self.threshold
         else:
             flags = fraction_flags(self.losses_, self.noise_rate())
-        return DetectorResult("small_loss", self.p_clean_, flags)
+        return DetectorResult("small_loss", self.p_clean_, spare_whole_labels(flags, self.labels_))

@@ -175,6 +175,27 @@ def test_degenerate_inputs_get_clear_errors_or_documented_results():
         ensemble([result])
 
 
+def test_no_detector_flags_every_item_of_a_label():
+    """A rare label whose items all look wrong to the loss model (TREC's ABBR did) keeps them all."""
+    from reweighting.detect import Hybrid, LinearSeparation, SmallLoss
+
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(-3, 1, (100, 2)), rng.normal(3, 1, (100, 2)), rng.normal(-3, 1, (8, 2))]
+    labels = np.r_[np.zeros(100, int), np.ones(100, int), np.full(8, 2)]  # label 2 sits inside label 0
+    labels[:6] = 1  # and a few real flips
+    probs = np.full((len(labels), 3), 0.01)
+    probs[np.arange(len(labels)), np.r_[np.zeros(100, int), np.ones(100, int), np.zeros(8, int)]] = 0.98
+    small = SmallLoss(threshold=0.5).fit(X, labels, pred_probs=probs)
+    assert (small.p_clean_[labels == 2] < 0.5).all()  # the losses alone would flag all of label 2
+    flags = small.result().is_issue
+    assert not flags[labels == 2].any() and flags[:6].all()
+    everything_in_2 = labels == 2
+    lsa = LinearSeparation(mode="per_class").fit(X, everything_in_2, labels)
+    assert not lsa.result().is_issue[labels == 2].any()
+    hybrid = Hybrid(lsa_mode="per_class", rounds=3, random_state=0).fit(X, labels, pred_probs=probs).result()
+    assert not hybrid.is_issue[labels == 2].any()
+
+
 def test_stage_errors_for_unusable_labels(con):
     ingest(con, IngestConfig(classes=["HAM", "SPAM"], sources=[SourceConfig(
         path=str(YOUTUBE_EXAMPLE / "data" / "Youtube01-*.csv"), dataset="youtube",
