@@ -86,6 +86,8 @@ class LiteralScanner:
         offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[texts.offset: texts.offset + len(texts) + 1]
         data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
         _scan(data, offsets, self.byte_class, self.delta, self.output, masks)
+        if texts.null_count:  # Arrow lets a null's slot hold bytes: never read them as text
+            masks[np.asarray(texts.is_null())] = 0
         return masks
 
     @contextmanager
