@@ -233,6 +233,8 @@ def main() -> None:
 
     text_sets: dict[str, Callable[[], tuple[list[str], np.ndarray]]] = {
         "youtube": youtube, "sms": sms, "agnews": lambda: agnews(args.agnews), "trec": trec}
+    options = {"lsa_mode": args.lsa_mode, "downstream": args.downstream, "kept_weights": args.kept_weights,
+               "small_loss_threshold": args.small_loss_threshold, "hybrid_rounds": args.hybrid_rounds}
     rows: list[dict] = []
     for seed in args.seeds:
         for name, load in text_sets.items():
@@ -242,17 +244,14 @@ def main() -> None:
             X = featurise(texts)
             for noise in args.noises:
                 noisy = inject(noise, gold, X, np.random.default_rng(seed))
-                rows += evaluate(name, noise, X, gold, noisy, seed, args.lsa_mode, args.downstream, args.kept_weights,
-                                 args.small_loss_threshold, args.hybrid_rounds)
+                rows += evaluate(name, noise, X, gold, noisy, seed, **options)
                 console.print(f"done {name} {noise} seed {seed}")
         if "music_genre" in args.datasets:
             X, gold, noisy = music()
-            rows += evaluate("music_genre", "crowd", X, gold, noisy, seed, args.lsa_mode, args.downstream, args.kept_weights,
-                                 args.small_loss_threshold, args.hybrid_rounds)
+            rows += evaluate("music_genre", "crowd", X, gold, noisy, seed, **options)
         if "rte" in args.datasets:
             texts, gold, noisy = rte()
-            rows += evaluate("rte", "crowd", featurise(texts), gold, noisy, seed, args.lsa_mode, args.downstream, args.kept_weights,
-                                 args.small_loss_threshold, args.hybrid_rounds)
+            rows += evaluate("rte", "crowd", featurise(texts), gold, noisy, seed, **options)
     if args.out:
         args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
 

@@ -60,19 +60,18 @@ class LinearSeparation(BaseEstimator):
         self.degenerate_ = bool(noisy.all() or not noisy.any())
         if self.degenerate_:
             self.p_clean_ = np.where(noisy, 0.0, 1.0)
-            self.is_noisy_ = noisy.copy() if labels is None else spare_whole_labels(noisy, labels)
-            return self
-        features = normalize(X)
-        features = StandardScaler(with_mean=not sp.issparse(features)).fit_transform(features)
-        if self.mode == "global":
-            model = LogisticRegression(C=np.inf, class_weight="balanced", max_iter=self.max_iter,  # unregularised
-                                       random_state=self.random_state).fit(features, noisy.astype(int))
-            self.p_clean_ = model.predict_proba(features)[:, list(model.classes_).index(0)]
+            flags = noisy
         else:
-            self.p_clean_ = self._per_class_p_clean(features, noisy, labels)
-        self.is_noisy_ = self.p_clean_ < 0.5
-        if labels is not None:
-            self.is_noisy_ = spare_whole_labels(self.is_noisy_, labels)
+            features = normalize(X)
+            features = StandardScaler(with_mean=not sp.issparse(features)).fit_transform(features)
+            if self.mode == "global":
+                model = LogisticRegression(C=np.inf, class_weight="balanced", max_iter=self.max_iter,  # unregularised
+                                           random_state=self.random_state).fit(features, noisy.astype(int))
+                self.p_clean_ = model.predict_proba(features)[:, list(model.classes_).index(0)]
+            else:
+                self.p_clean_ = self._per_class_p_clean(features, noisy, labels)
+            flags = self.p_clean_ < 0.5
+        self.is_noisy_ = flags.copy() if labels is None else spare_whole_labels(flags, labels)
         return self
 
     def _per_class_p_clean(self, features, noisy: np.ndarray, labels: np.ndarray) -> np.ndarray:
