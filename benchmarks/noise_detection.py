@@ -7,6 +7,8 @@ on the rows each detector keeps, and on the gold labels (acc clean), and scored 
 ``oracle_drop`` row keeps exactly the rows whose label is right, which bounds what dropping can recover. With
 ``--downstream lr-cv`` its C is chosen by 3-fold cross-validation on the labels it is trained with
 (never the test part), as a user tuning the final model would; the default is sklearn's C = 1. With
+``--downstream mlp`` it is a one-hidden-layer network (256 units, Adam, 200 epochs, no early stopping):
+like the deep models of the papers and the training worker, it fits the noisy labels it is given. With
 ``--kept-weights prior`` the kept rows are weighted so each label keeps its share of the training
 set, as cleanlab's ``CleanLearning.fit`` does after pruning.
 
@@ -26,6 +28,7 @@ import argparse
 import csv
 import json
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,8 +36,10 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 
 from reweighting.detect import DetectorResult, out_of_fold_proba
@@ -146,9 +151,15 @@ def prior_weights(y: np.ndarray, keep: np.ndarray) -> np.ndarray:
 
 
 def test_accuracy(X_train, y_train, X_test, y_test, keep=None, downstream: str = "lr",
-                  kept_weights: str = "none") -> float:
+                  kept_weights: str = "none", seed: int = 0) -> float:
     weights = None if keep is None or kept_weights == "none" else prior_weights(y_train, keep)
     keep = np.ones(len(y_train), dtype=bool) if keep is None else keep
+    if downstream == "mlp":
+        model = MLPClassifier(hidden_layer_sizes=(256,), max_iter=200, random_state=seed)
+        with warnings.catch_warnings():  # 200 epochs is the budget, not a failure to converge
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(X_train[keep], y_train[keep], sample_weight=weights)
+        return float((model.predict(X_test) == y_test).mean())
     if downstream == "lr-cv":
         model = LogisticRegressionCV(Cs=CS, cv=3, max_iter=2000, scoring="accuracy", l1_ratios=(0.0,),
                                      use_legacy_attributes=False)
@@ -174,8 +185,8 @@ def evaluate(name: str, noise: str, X, gold: np.ndarray, noisy: np.ndarray, seed
     results = run_detectors(X_train, y_noisy, pred_probs, config, estimator)
     seconds = time.perf_counter() - started
     base = {"dataset": name, "noise": noise, "seed": seed, "noise_rate": float(wrong.mean()),
-            "acc_noisy": test_accuracy(X_train, y_noisy, X_test, gold[test], downstream=downstream),
-            "acc_clean": test_accuracy(X_train, y_gold, X_test, gold[test], downstream=downstream),
+            "acc_noisy": test_accuracy(X_train, y_noisy, X_test, gold[test], downstream=downstream, seed=seed),
+            "acc_clean": test_accuracy(X_train, y_gold, X_test, gold[test], downstream=downstream, seed=seed),
             "seconds_all_detectors": seconds}
     rows = []
     # oracle_drop flags exactly the wrong labels: what dropping rows can recover at best.
@@ -189,7 +200,7 @@ def evaluate(name: str, noise: str, X, gold: np.ndarray, noisy: np.ndarray, seed
                      "recall": tp / wrong.sum() if wrong.any() else float("nan"),
                      "f1": 2 * tp / (flagged.sum() + wrong.sum()) if (flagged.sum() + wrong.sum()) else float("nan"),
                      "auroc": float(roc_auc_score(wrong, 1 - result.scores)) if 0 < wrong.sum() < len(wrong) else float("nan"),
-                     "acc_kept": test_accuracy(X_train, y_noisy, X_test, gold[test], keep, downstream, kept_weights)
+                     "acc_kept": test_accuracy(X_train, y_noisy, X_test, gold[test], keep, downstream, kept_weights, seed)
                      if len(np.unique(y_noisy[keep])) == len(np.unique(y_noisy)) else float("nan")})
     return rows
 
@@ -201,8 +212,9 @@ def main() -> None:
     parser.add_argument("--encoder", choices=["tfidf", "minilm", "minilm-static"], default="tfidf")
     parser.add_argument("--lsa-mode", choices=["global", "per_class"], default="global",
                         help="linear separation (and the hybrid): one hyperplane, or one per label")
-    parser.add_argument("--downstream", choices=["lr", "lr-cv"], default="lr",
-                        help="the classifier trained on noisy / kept / clean rows: C = 1, or C by 3-fold CV")
+    parser.add_argument("--downstream", choices=["lr", "lr-cv", "mlp"], default="lr",
+                        help="the classifier trained on noisy / kept / clean rows: logistic regression at C = 1, "
+                             "or with C by 3-fold CV, or a one-hidden-layer network that fits its labels")
     parser.add_argument("--kept-weights", choices=["none", "prior"], default="none",
                         help="prior: weight the kept rows so each label keeps its share (cleanlab's CleanLearning)")
     parser.add_argument("--small-loss-threshold", type=float, default=0.5,

@@ -36,6 +36,16 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def static(tmp_path_factory):
+    """The static MiniLM encoder, distilled once per test session into a temporary cache."""
+    from reweighting.features import StaticEncoder
+
+    model = StaticEncoder(directory=tmp_path_factory.mktemp("thresher-cache"))
+    model.setup()  # distils from the packaged MiniLM, offline (~15-30 s)
+    return model
+
+
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "thresher.duckdb"

@@ -56,13 +56,6 @@ def test_embeddings_are_computed_once_per_item(con, encoder):
     assert summary.n_checked == len(item_ids)
 
 
-@pytest.fixture(scope="module")
-def static(tmp_path_factory):
-    model = StaticEncoder(directory=tmp_path_factory.mktemp("thresher-cache"))
-    model.setup()  # distils from the packaged MiniLM, offline (~15 s)
-    return model
-
-
 def _youtube_texts(n: int) -> list[str]:
     with next((YOUTUBE_EXAMPLE / "data").glob("Youtube01-*.csv")).open(encoding="utf-8", newline="") as handle:
         return [r["CONTENT"] for r in csv.DictReader(handle)][:n]
