@@ -7,6 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from benchmarks import noise_detection as noisy_benchmark  # the benchmark's loaders and downstream model
+
 from reweighting.detect import ConfidentLearning, DetectorResult
 from reweighting.features import TfidfConfig, tfidf_features
 from reweighting.stage import DetectConfig, detect
@@ -95,23 +97,10 @@ def test_weights_stay_in_unit_interval_and_keep_length(quality, method):
     assert w.shape == q.shape and (w >= 0).all() and (w <= 1).all()
 
 
-def _youtube() -> tuple[list[str], np.ndarray]:
-    """The bundled YouTube comments (deduplicated by comment id, in id order) and their gold labels."""
-    import csv
-
-    rows = {}
-    for path in sorted((YOUTUBE_EXAMPLE / "data").glob("*.csv")):
-        with path.open(encoding="utf-8", newline="") as handle:
-            for r in csv.DictReader(handle):
-                rows[r["COMMENT_ID"]] = (r["CONTENT"], int(r["CLASS"]))
-    ids = sorted(rows)
-    return [rows[i][0] for i in ids], np.array([rows[i][1] for i in ids])
-
-
 @pytest.fixture(scope="module")
 def youtube_noisy():
     """TF-IDF of the bundled YouTube comments with 20 % symmetric label noise (seed 0)."""
-    texts, gold = _youtube()
+    texts, gold = noisy_benchmark.youtube()
     noisy, flipped = _flip(gold, 0.2, 2, np.random.default_rng(0))
     return tfidf_features(texts, TfidfConfig()), noisy, flipped
 
@@ -234,29 +223,19 @@ def test_stage_writes_every_detector_and_uses_one(con):
 def test_hybrid_kept_rows_close_most_of_the_noisy_to_clean_gap(static, lsa_mode, threshold):
     """A network that fits its labels, trained on the hybrid's kept rows, gets back most of what 20 %
     symmetric noise costs it (YouTube, static MiniLM; measured 0.91 global / 0.71 per class at seed 0)."""
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import train_test_split
-    from sklearn.neural_network import MLPClassifier
 
     from reweighting.detect import Hybrid
 
-    texts, gold = _youtube()
+    texts, gold = noisy_benchmark.youtube()
     X = static.encode(texts)
     noisy, _ = _flip(gold, 0.2, 2, np.random.default_rng(0))
     train, test = train_test_split(np.arange(len(gold)), test_size=0.2, stratify=gold, random_state=0)
     flags = Hybrid(lsa_mode=lsa_mode, threshold=threshold, random_state=0).fit(X[train], noisy[train]).result().is_issue
 
-    def accuracy(labels: np.ndarray, keep: np.ndarray) -> float:
-        model = MLPClassifier(hidden_layer_sizes=(256,), max_iter=200, random_state=0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(X[train][keep], labels[keep])
-        return float((model.predict(X[test]) == gold[test]).mean())
+    def accuracy(labels: np.ndarray, keep: np.ndarray | None = None) -> float:
+        return noisy_benchmark.test_accuracy(X[train], labels, X[test], gold[test], keep, downstream="mlp", seed=0)
 
-    everything = np.ones(len(train), dtype=bool)
-    on_noisy, on_clean = accuracy(noisy[train], everything), accuracy(gold[train], everything)
-    on_kept = accuracy(noisy[train], ~flags)
+    on_noisy, on_clean, on_kept = accuracy(noisy[train]), accuracy(gold[train]), accuracy(noisy[train], ~flags)
     assert on_clean - on_noisy > 0.03  # the network fits the noise: there is a gap to close
     assert (on_kept - on_noisy) / (on_clean - on_noisy) >= 0.5, (on_noisy, on_kept, on_clean)
