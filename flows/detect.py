@@ -5,13 +5,13 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.dask import ENCODED, stage_chunking
-from flows.stage import run_stage_task
+from flows.stage import HOOKS, run_stage_task
 from reweighting.stage import detect
 from storage.repo import latest_run, new_run_id
 from thresher.config import load_config
 
 
-@flow(name="thresher-detect")
+@flow(name="thresher-detect", **HOOKS)
 def detect_flow(config_path: str, db: str | None = None, run_id: str | None = None, progress: bool = False,
                 force: bool = False) -> dict:
     """Check the latest labels with confident learning; write noise scores and weights."""
@@ -24,4 +24,4 @@ def detect_flow(config_path: str, db: str | None = None, run_id: str | None = No
                                     progress=progress, chunking=chunking).as_dict()
 
     return run_stage_task(config, stage="detect", run_id=run_id or new_run_id(), config_hash=config.detect.fingerprint(),
-                          work=work, upstream=("label",), force=force)
+                          work=work, upstream=("label",), force=force, progress=progress)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.stage import run_stage_task
+from flows.stage import HOOKS, run_stage_task
 from storage.export import export
 from storage.repo import detector_in_use, input_run, latest_run, new_run_id
 from thresher.config import load_config
 
 
-@flow(name="thresher-export")
+@flow(name="thresher-export", **HOOKS)
 def export_flow(config_path: str, db: str | None = None, out_dir: str | None = None,
                 run_id: str | None = None, progress: bool = False, force: bool = False) -> dict:
     """Export the items kept by the latest detect run, with their labels and the chosen weights."""
@@ -30,4 +30,4 @@ def export_flow(config_path: str, db: str | None = None, out_dir: str | None = N
 
     # Never cached: the shards on disk may have been moved or deleted since; exporting is cheap.
     return run_stage_task(config, stage="export", run_id=run_id or new_run_id(), config_hash=config.export.fingerprint(),
-                          work=work, cache=False)
+                          work=work, cache=False, progress=progress)

@@ -10,11 +10,13 @@ from flows.ingest import ingest_flow
 from flows.label import label_flow
 from flows.reweight import reweight_flow
 from flows.select import select_flow
+from flows.artifacts import publish_pipeline
+from flows.stage import HOOKS
 from storage.repo import new_run_id
 from thresher.config import load_config
 
 
-@flow(name="thresher-pipeline")
+@flow(name="thresher-pipeline", **HOOKS)
 def pipeline_flow(config_path: str, db: str | None = None, out_dir: str | None = None,
                   run_id: str | None = None, progress: bool = False, force: bool = False) -> dict:
     """Ingest, label, detect, reweight and select (when configured) and export, in order, under one run id.
@@ -33,4 +35,5 @@ def pipeline_flow(config_path: str, db: str | None = None, out_dir: str | None =
     if config.select is not None:
         summaries["select"] = select_flow(config_path, db=db, run_id=run_id, progress=progress, force=force)
     summaries["export"] = export_flow(config_path, db=db, out_dir=out_dir, run_id=run_id, progress=progress)
+    publish_pipeline(summaries)
     return summaries

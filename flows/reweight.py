@@ -5,13 +5,13 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.dask import ENCODED, stage_chunking
-from flows.stage import run_stage_task
+from flows.stage import HOOKS, run_stage_task
 from reweighting.reweight import reweight
 from storage.repo import latest_run, new_run_id
 from thresher.config import load_config
 
 
-@flow(name="thresher-reweight")
+@flow(name="thresher-reweight", **HOOKS)
 def reweight_flow(config_path: str, db: str | None = None, run_id: str | None = None, progress: bool = False,
                   force: bool = False) -> dict:
     """Train on the latest labels with the configured weighting strategy; write the weights."""
@@ -27,4 +27,4 @@ def reweight_flow(config_path: str, db: str | None = None, run_id: str | None = 
                                       progress=progress, chunking=chunking).as_dict()
 
     return run_stage_task(config, stage="reweight", run_id=run_id or new_run_id(), config_hash=stage.fingerprint(),
-                          work=work, upstream=("label",), force=force)
+                          work=work, upstream=("label",), force=force, progress=progress)

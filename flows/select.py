@@ -7,13 +7,13 @@ import os
 from prefect import flow
 
 from flows.dask import ENCODED, stage_chunking
-from flows.stage import run_stage_task
+from flows.stage import HOOKS, run_stage_task
 from reweighting.select.stage import select
 from storage.repo import detector_in_use, latest_run, new_run_id
 from thresher.config import load_config
 
 
-@flow(name="thresher-select")
+@flow(name="thresher-select", **HOOKS)
 def select_flow(config_path: str, db: str | None = None, run_id: str | None = None, progress: bool = False,
                 force: bool = False) -> dict:
     """Select from the latest labelled items towards the configured target; write ``selections``."""
@@ -35,4 +35,4 @@ def select_flow(config_path: str, db: str | None = None, run_id: str | None = No
     target_file = stage.target.file.path if stage.target.file is not None else None
     inputs = {"target_file": [target_file, *os.stat(target_file)[6:9]] if target_file else None}
     return run_stage_task(config, stage="select", run_id=run_id or new_run_id(), config_hash=stage.fingerprint(),
-                          work=work, upstream=("label", "detect"), inputs=inputs, force=force)
+                          work=work, upstream=("label", "detect"), inputs=inputs, force=force, progress=progress)

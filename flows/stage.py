@@ -20,25 +20,28 @@ from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
+
+from flows.artifacts import publish_stage, run_line
 
 from storage.repo import run_stage
 from thresher.config import PipelineConfig
 
 
-def _read(db: str, query: Callable[[Any], Any], default: Any) -> Any:
+def _read(db: str, query: Callable[[Any], Any], default: Any, *, timeout: float | None = None) -> Any:
     """``query(con)`` on a read-only connection to ``db``; ``default`` if it does not exist or cannot
-    be opened (locked, or an older schema that read-only cannot migrate)."""
+    be opened (an older schema that read-only cannot migrate). A writer in another process is
+    waited for (up to ``timeout``), as a stage waits: its answer would change what is read."""
     import duckdb
 
-    from storage.schema import connect
+    from storage.lock import lock_timeout, wait_for
+    from storage.schema import SchemaVersionError, connect
 
     if not Path(db).exists():
         return default
     try:
-        con = connect(db, read_only=True)
-    except (duckdb.Error, RuntimeError):
+        con = wait_for(lambda: connect(db, read_only=True), db, timeout=lock_timeout(timeout), purpose="read")
+    except (duckdb.Error, SchemaVersionError):
         return default
     try:
         return query(con)
@@ -46,7 +49,7 @@ def _read(db: str, query: Callable[[Any], Any], default: Any) -> Any:
         con.close()
 
 
-def database_state(db: str, upstream: tuple[str, ...]) -> dict[str, Any]:
+def database_state(db: str, upstream: tuple[str, ...], *, timeout: float | None = None) -> dict[str, Any]:
     """The snapshot of a stage's input data in ``db``: identity, items, upstream runs."""
     def query(con) -> dict[str, Any]:
         created = con.execute("SELECT min(applied_at) FROM schema_version").fetchall()[0][0]
@@ -54,7 +57,7 @@ def database_state(db: str, upstream: tuple[str, ...]) -> dict[str, Any]:
         runs = dict(con.execute("SELECT stage, run_id FROM latest_runs").fetchall())
         return {"db": str(created), "items": list(items), "upstream": {s: runs.get(s) for s in upstream}}
 
-    return _read(db, query, {"db": None})
+    return _read(db, query, {"db": None}, timeout=timeout)
 
 
 def source_files(config: PipelineConfig) -> list[list[Any]]:
@@ -85,20 +88,15 @@ def _recorded_run(db: str, stage: str, key: str) -> dict[str, Any] | None:
     return {"run_id": rows[0][0], **json.loads(rows[0][1])} if rows else None
 
 
-def _publish(stage: str, summary: dict[str, Any], lf_table: list[dict] | None) -> None:
-    """The stage summary as Prefect artifacts, shown on the flow run's page in the UI."""
-    scalars = {k: v for k, v in summary.items() if isinstance(v, (str, int, float, bool)) or v is None}
-    rows = "\n".join(f"| {k} | {v} |" for k, v in scalars.items())
-    create_markdown_artifact(key=f"thresher-{stage}", markdown=f"# thresher {stage}\n\n| field | value |\n|---|---|\n{rows}\n",
-                             description=f"thresher {stage} summary")
-    if lf_table:
-        create_table_artifact(key="thresher-lf-summary", table=lf_table, description="LF summary of the label run")
+# Every flow's state hooks: the line `thresher deploy` prints per run.
+HOOKS = {"on_completion": [run_line], "on_failure": [run_line], "on_crashed": [run_line]}
 
 
 def run_stage_task(
     config: PipelineConfig, *, stage: str, run_id: str, config_hash: str, work: Callable,
     upstream: tuple[str, ...] | None = (), inputs: dict[str, Any] | None = None, cache: bool = True,
-    force: bool = False, retries: int = 0, extra: Callable[[str], dict[str, Any]] | None = None,
+    force: bool = False, retries: int = 0, retry_on: tuple[type[BaseException], ...] = (),
+    extra: Callable[[str], dict[str, Any]] | None = None, progress: bool = False,
 ) -> dict[str, Any]:
     """Run one stage as a cached Prefect task; return its summary (``cached: true`` when reused).
 
@@ -106,12 +104,13 @@ def run_stage_task(
     new database is caught by the check that the reused run exists in it). The key is also stored
     in the run's summary, and the task looks there first: a process killed after the stage
     committed but before Prefect persisted its result does not recompute it. ``extra(run_id)``
-    adds fields read back from the database (the LF table).
+    adds fields read back from the database (the LF table). ``retries`` retry the task only for the
+    exception classes in ``retry_on`` (known transient errors): a refused API key is not retried.
     """
     logger = get_run_logger()
     key = None
     if cache:
-        state = {} if upstream is None else database_state(config.db, upstream)
+        state = {} if upstream is None else database_state(config.db, upstream, timeout=config.db_lock_timeout)
         key = cache_key(stage, config_hash, {**state, **(inputs or {})})
 
     def keyed_work(con, record) -> None:
@@ -125,14 +124,19 @@ def run_stage_task(
         recorded = None if key is None or force else _recorded_run(config.db, stage, key)
         if recorded is None:
             record = run_stage(config.db, keyed_work, run_id=run_id, stage=stage, config_hash=config_hash,
-                               flow_run_id=flow_run.id, snapshot=config.sql_snapshots)
+                               flow_run_id=flow_run.id, snapshot=config.sql_snapshots,
+                               lock_timeout=config.db_lock_timeout, progress=progress)
             recorded = {"run_id": record.run_id, **record.summary}
         return {**recorded, **(extra(recorded["run_id"]) if extra else {})}
 
     if key is None:
         summary = execute()
     else:
-        stage_task = _stage_task.with_options(name=f"thresher-{stage}", retries=retries, retry_delay_seconds=5,
+        def transient(task: Any, task_run: Any, state: Any) -> bool:
+            return isinstance(state.data, retry_on)
+
+        stage_task = _stage_task.with_options(name=f"thresher-{stage}", retries=retries if retry_on else 0,
+                                              retry_delay_seconds=5, retry_condition_fn=transient,
                                               refresh_cache=force)
         summary = stage_task(stage, key, execute)
         if summary["run_id"] != run_id and _recorded_run(config.db, stage, key) is None:
@@ -140,7 +144,7 @@ def run_stage_task(
         if summary["run_id"] != run_id:
             logger.info("%s: inputs and config unchanged; reusing run %s (cached)", stage, summary["run_id"])
             summary = {**summary, "cached": True}
-    _publish(stage, summary, summary.get("lf_summary"))
+    publish_stage(stage, summary, summary.get("lf_summary"))
     logger.info("%s %s: %s", stage, summary["run_id"], {k: v for k, v in summary.items() if k != "lf_summary"})
     return summary
 

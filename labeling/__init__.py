@@ -1,7 +1,16 @@
 """Labeling: labeling functions, their application, Snorkel denoising and LF analysis."""
 
-from labeling.config import LabelingConfig
-from labeling.lf import ABSTAIN, KeywordLF, PythonLF, RegexLF, Row
-from labeling.stage import LabelSummary, label
+from thresher.lazy import lazy_exports
 
-__all__ = ["ABSTAIN", "KeywordLF", "RegexLF", "PythonLF", "Row", "LabelingConfig", "LabelSummary", "label"]
+_EXPORTS = {
+    "ABSTAIN": "labeling.lf",
+    "KeywordLF": "labeling.lf",
+    "RegexLF": "labeling.lf",
+    "PythonLF": "labeling.lf",
+    "Row": "labeling.lf",
+    "LabelingConfig": "labeling.config",
+    "LabelSummary": "labeling.stage",
+    "label": "labeling.stage",
+}
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

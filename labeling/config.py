@@ -219,40 +219,43 @@ class LabelingConfig(StageConfig):
 
     def _build(self) -> list[LabelingFunction | PromptedLF]:
         """Instantiate every configured LF; names must be unique."""
-        lfs: list[LabelingFunction | PromptedLF] = []
-        for spec in self.lfs:
-            if isinstance(spec, KeywordLFConfig):
-                lfs.append(KeywordLF(spec.name, terms=spec.terms, label=parse_class(spec.label, self.classes),
-                                     mode=spec.mode, case_sensitive=spec.case_sensitive,
-                                     word_boundary=spec.word_boundary))
-            elif isinstance(spec, RegexLFConfig):
-                lfs.append(RegexLF(spec.name, pattern=spec.pattern, label=parse_class(spec.label, self.classes),
-                                   case_sensitive=spec.case_sensitive))
-            elif isinstance(spec, SqlLFConfig):
-                lfs.append(SqlLF(spec.name, where=spec.where, label=parse_class(spec.label, self.classes)))
-            elif isinstance(spec, LookupLFConfig):
-                raw = spec.terms if spec.terms is not None else read_terms_file(spec.terms_file)
-                try:
-                    terms = {term: parse_class(value, self.classes) for term, value in raw.items()}
-                except ValueError as exc:
-                    raise ValueError(f"Lookup LF {spec.name!r}: {exc}") from None
-                lfs.append(LookupLF(spec.name, terms=terms, case_sensitive=spec.case_sensitive,
-                                    word_boundary=spec.word_boundary))
-            elif isinstance(spec, RuleFileLFConfig):
-                lfs.extend(load_rule_file(spec.path, classes=self.classes, label_map=spec.label_map,
-                                          case_sensitive=spec.case_sensitive, prefix=spec.prefix))
-            elif isinstance(spec, PromptLFConfig):
-                lfs.append(spec.build(self.classes))
-            else:
-                obj = load_python_object(spec.function)
-                if isinstance(obj, PromptedLF):
-                    if spec.name is not None and spec.name != obj.name:
-                        raise ValueError(f"{spec.function!r} is the prompted LF {obj.name!r}; rename it in Python.")
-                    lfs.append(obj)
-                else:
-                    lfs.append(PythonLF(obj, name=spec.name))
-        names = [lf.name for lf in lfs]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"LF names must be unique. These appear more than once: {duplicates}")
+        lfs = [lf for spec in self.lfs for lf in self.build_spec(spec)]
+        check_unique([lf.name for lf in lfs])
         return lfs
+
+    def build_spec(self, spec: LFConfig) -> list[LabelingFunction | PromptedLF]:
+        """The LFs of one entry of ``lfs`` (a rule file gives one per rule; Python entries import their file)."""
+        if isinstance(spec, KeywordLFConfig):
+            return [KeywordLF(spec.name, terms=spec.terms, label=parse_class(spec.label, self.classes),
+                              mode=spec.mode, case_sensitive=spec.case_sensitive, word_boundary=spec.word_boundary)]
+        if isinstance(spec, RegexLFConfig):
+            return [RegexLF(spec.name, pattern=spec.pattern, label=parse_class(spec.label, self.classes),
+                            case_sensitive=spec.case_sensitive)]
+        if isinstance(spec, SqlLFConfig):
+            return [SqlLF(spec.name, where=spec.where, label=parse_class(spec.label, self.classes))]
+        if isinstance(spec, LookupLFConfig):
+            raw = spec.terms if spec.terms is not None else read_terms_file(spec.terms_file)
+            try:
+                terms = {term: parse_class(value, self.classes) for term, value in raw.items()}
+            except ValueError as exc:
+                raise ValueError(f"Lookup LF {spec.name!r}: {exc}") from None
+            return [LookupLF(spec.name, terms=terms, case_sensitive=spec.case_sensitive,
+                             word_boundary=spec.word_boundary)]
+        if isinstance(spec, RuleFileLFConfig):
+            return list(load_rule_file(spec.path, classes=self.classes, label_map=spec.label_map,
+                                       case_sensitive=spec.case_sensitive, prefix=spec.prefix))
+        if isinstance(spec, PromptLFConfig):
+            return [spec.build(self.classes)]
+        obj = load_python_object(spec.function)
+        if isinstance(obj, PromptedLF):
+            if spec.name is not None and spec.name != obj.name:
+                raise ValueError(f"{spec.function!r} is the prompted LF {obj.name!r}; rename it in Python.")
+            return [obj]
+        return [PythonLF(obj, name=spec.name)]
+
+
+def check_unique(names: list[str]) -> None:
+    """LF names key votes and summaries: each must appear once."""
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"LF names must be unique. These appear more than once: {duplicates}")

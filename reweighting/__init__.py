@@ -1,8 +1,15 @@
 """Noise detection, per-item weights learned in training, and (later) selection over labelled items."""
 
-from reweighting.reweight import ReweightConfig, ReweightSummary, reweight
-from reweighting.stage import DetectConfig, DetectSummary, detect
-from reweighting.weights import compute_weights
+from thresher.lazy import lazy_exports
 
-__all__ = ["DetectConfig", "DetectSummary", "detect", "ReweightConfig", "ReweightSummary", "reweight",
-           "compute_weights"]
+_EXPORTS = {
+    "DetectConfig": "reweighting.stage",
+    "DetectSummary": "reweighting.stage",
+    "detect": "reweighting.stage",
+    "ReweightConfig": "reweighting.reweight",
+    "ReweightSummary": "reweighting.reweight",
+    "reweight": "reweighting.reweight",
+    "compute_weights": "reweighting.weights",
+}
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

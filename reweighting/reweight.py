@@ -10,21 +10,22 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
 import numpy as np
 from pydantic import Field
-from sklearn.metrics import roc_auc_score
 
-from labeling.apply.chunked import Chunking
 from reweighting.features import FeatureConfig, item_features
 from reweighting.items import labelled_arrays
-from reweighting.rescale import Reweighter, Strategy
-from reweighting.rescale.trainer import Optimizer
+from reweighting.rescale.base import Optimizer, Strategy
 from reweighting.weights import weight_rows
 from storage.repo import replace_run_rows, transaction
 from thresher.stageconfig import StageConfig
+
+if TYPE_CHECKING:  # heavy (torch, numba): imported where they run
+    from labeling.apply.chunked import Chunking
+    from reweighting.rescale import Reweighter
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ class ReweightConfig(StageConfig):
     random_state: int = 0
 
     def estimator(self, progress: bool = False) -> Reweighter:
+        from reweighting.rescale import Reweighter
+
         params = self.model_dump(exclude={"labels_from", "include_uncovered", "features"})
         return Reweighter(**params, progress=progress)
 
@@ -88,6 +91,8 @@ def _against_gold(weights: np.ndarray, flagged: np.ndarray, labels: np.ndarray, 
            "mean_weight_wrong": float(weights[wrong].mean()) if wrong.any() else float("nan"),
            "mean_weight_right": float(weights[has & ~wrong].mean()) if (has & ~wrong).any() else float("nan")}
     if 0 < wrong.sum() < has.sum():
+        from sklearn.metrics import roc_auc_score
+
         out["auroc"] = float(roc_auc_score(wrong[has], -weights[has]))
         tp = int((flagged & wrong).sum())
         out["flag_precision"] = tp / int((flagged & has).sum()) if (flagged & has).any() else float("nan")

@@ -4,23 +4,22 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 from pydantic import Field, model_validator
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
 
-from reweighting.detect import ConfidentLearning, DetectorResult, Hybrid, LinearSeparation, SmallLoss, ensemble
-from reweighting.detect.confident_learning import FilterBy, out_of_fold_proba
-from labeling.apply.chunked import Chunking
+from reweighting.detect.base import DetectorResult, FilterBy
 from reweighting.features import FeatureConfig, item_features
 from reweighting.items import labelled_arrays
 from reweighting.weights import WeightMethod, compute_weights, weight_rows
 from storage.repo import replace_run_rows, transaction
 from thresher.stageconfig import StageConfig
+
+if TYPE_CHECKING:
+    from labeling.apply.chunked import Chunking
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +85,8 @@ class DetectSummary:
 def run_detectors(X, labels: np.ndarray, pred_probs: np.ndarray, config: DetectConfig,
                   estimator) -> dict[str, DetectorResult]:
     """Run the configured detectors, sharing one set of out-of-fold probabilities."""
+    from reweighting.detect import ConfidentLearning, Hybrid, LinearSeparation, SmallLoss, ensemble
+
     results: dict[str, DetectorResult] = {}
     small: DetectorResult | None = None
     for name in config.detectors:
@@ -116,6 +117,8 @@ def _against_gold(result: DetectorResult, wrong: np.ndarray, has_gold: np.ndarra
     precision = tp / flagged.sum() if flagged.any() else float("nan")
     recall = tp / truth.sum() if truth.any() else float("nan")
     f1 = 2 * tp / (flagged.sum() + truth.sum()) if (flagged.sum() + truth.sum()) else float("nan")
+    from sklearn.metrics import roc_auc_score
+
     auroc = float(roc_auc_score(truth, 1 - result.scores[has_gold])) if 0 < truth.sum() < len(truth) else float("nan")
     return {"precision": float(precision), "recall": float(recall), "f1": float(f1), "auroc": auroc}
 
@@ -129,6 +132,10 @@ def detect(
                                               include_uncovered=config.include_uncovered, purpose="check")
     texts = items.column("text").to_pylist()
     X = item_features(con, config.features, item_ids, texts, progress=progress, chunking=chunking)
+    from sklearn.linear_model import LogisticRegression
+
+    from reweighting.detect.confident_learning import out_of_fold_proba
+
     estimator = LogisticRegression(C=config.C, max_iter=2000)
     pred_probs = out_of_fold_proba(estimator, X, labels, n_folds=config.n_folds, random_state=config.random_state,
                                    progress=progress)

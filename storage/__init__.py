@@ -1,11 +1,18 @@
 """Storage: the DuckDB project database (schema, ingest, run bookkeeping) and the shard export."""
 
-from storage.export import ExportConfig, export
-from storage.ingest import IngestConfig, SourceConfig, ingest
-from storage.repo import latest_run, new_run_id, run_stage
-from storage.schema import SCHEMA_VERSION, connect
+from thresher.lazy import lazy_exports
 
-__all__ = [
-    "SCHEMA_VERSION", "connect", "IngestConfig", "SourceConfig", "ingest", "ExportConfig", "export",
-    "latest_run", "new_run_id", "run_stage",
-]
+_EXPORTS = {
+    "SCHEMA_VERSION": "storage.schema",
+    "connect": "storage.schema",
+    "IngestConfig": "storage.ingest",
+    "SourceConfig": "storage.ingest",
+    "ingest": "storage.ingest",
+    "ExportConfig": "storage.export",
+    "export": "storage.export",
+    "latest_run": "storage.repo",
+    "new_run_id": "storage.repo",
+    "run_stage": "storage.repo",
+}
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -191,8 +191,8 @@ def export(
         raise ValueError(f"Nothing to export: all {table.num_rows} candidate items were excluded {Counter(excluded_reasons)}.")
 
     out_dir = Path(config.out_dir)
+    remove_stale_staging(out_dir)
     staging = out_dir.with_name(f".{out_dir.name}.tmp-{run_id}")
-    shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     shards = []
     starts = list(range(0, kept.num_rows, config.rows_per_shard))
@@ -243,6 +243,30 @@ def export(
                             manifest["label_distribution"])
     logger.info("Exported %d rows in %d shards to %s; excluded %s", summary.rows, summary.shards, out_dir, summary.excluded)
     return summary
+
+
+def remove_stale_staging(out_dir: Path) -> list[Path]:
+    """Remove the staging (``.<name>.tmp-<run>``) and swap (``.<name>.old-<run>``) directories that a
+    killed export of ``out_dir`` left; return them.
+
+    An export runs only in the process that holds the database's write lock, so any such
+    directory seen then belongs to an export that died before it published. One killed between the
+    two renames of the swap left no ``out_dir``: its previous export is put back first.
+    """
+    if not out_dir.exists():
+        previous = sorted((p for p in out_dir.parent.glob(f".{out_dir.name}.old-*") if _is_export(p)),
+                          key=lambda p: p.stat().st_mtime)
+        if previous:
+            os.replace(previous[-1], out_dir)
+            logger.warning("Restored the export %s that an interrupted export had moved aside", out_dir)
+    stale = sorted(p for pattern in (f".{out_dir.name}.tmp-*", f".{out_dir.name}.old-*")
+                   for p in out_dir.parent.glob(pattern) if p.is_dir())
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    if stale:
+        logger.warning("Removed %d directories left by an interrupted export: %s", len(stale),
+                       ", ".join(p.name for p in stale))
+    return stale
 
 
 def _is_export(path: Path) -> bool:

@@ -105,6 +105,7 @@ def stage_run(
     """
     if stage not in STAGES:
         raise ValueError(f"The 'stage' parameter must be one of {STAGES}. Got {stage!r} instead.")
+    mark_interrupted(con, by_run=run_id)
     con.execute(
         "INSERT OR REPLACE INTO runs (run_id, stage, config_hash, started_at, status, flow_run_id) "
         "VALUES (?, ?, ?, now(), 'running', ?)",
@@ -124,6 +125,24 @@ def stage_run(
         "WHERE run_id = ? AND stage = ?",
         [json.dumps(record.summary, default=str), record.input_run_id, run_id, stage],
     )
+
+
+def mark_interrupted(con: duckdb.DuckDBPyConnection, *, by_run: str) -> int:
+    """Mark every ``running`` row ``interrupted``; return how many there were.
+
+    Call it holding the write lock: DuckDB admits one writing process, and a stage runs only in
+    the process that holds it, so a ``running`` row seen then belongs to a process that died
+    (``kill -9``, a power cut) before it could record its end.
+    """
+    stale = con.execute("SELECT run_id, stage FROM runs WHERE status = 'running'").fetchall()
+    if stale:
+        con.execute(
+            "UPDATE runs SET status = 'interrupted', ended_at = now(), error = ? WHERE status = 'running'",
+            [f"interrupted: the process running it ended before the stage finished (found by run {by_run})"],
+        )
+        logger.warning("Marked %d stale running stage(s) interrupted: %s", len(stale),
+                       ", ".join(f"{stage} {run}" for run, stage in stale))
+    return len(stale)
 
 
 def input_run(con: duckdb.DuckDBPyConnection, run_id: str, stage: str) -> str:
@@ -170,23 +189,28 @@ def latest_run(con: duckdb.DuckDBPyConnection, stage: str) -> str:
 
 def run_stage(
     db: str, work: Callable[[duckdb.DuckDBPyConnection, StageRun], None], *, run_id: str, stage: str,
-    config_hash: str, flow_run_id: str | None = None, snapshot: bool = True,
+    config_hash: str, flow_run_id: str | None = None, snapshot: bool = True, lock_timeout: float | None = None,
+    progress: bool = False,
 ) -> StageRun:
     """Open the project database, run ``work(con, record)`` as one recorded stage, close it.
 
     With ``snapshot`` the tables the stage wrote are then copied to Parquet for readers that come
     while a later stage holds the database (see :mod:`storage.snapshot`), whether it succeeded or not.
 
-    ``work`` fills ``record.summary`` (and ``record.input_run_id``). The connection is closed at
-    the end so other processes can read the file between stages. On failure the locals of
+    ``work`` fills ``record.summary`` (and ``record.input_run_id``). If another process holds the
+    file (a reader's query), the stage waits for it up to ``lock_timeout`` seconds (see
+    :mod:`storage.lock`). The connection is closed at the end so other processes can read the file
+    between stages. On failure the locals of
     finished frames are cleared before re-raising: a kept exception (Prefect keeps failed states)
     must not keep the database connection alive.
     """
+    from storage.lock import wait_for
+    from storage.lock import lock_timeout as timeout_of
     from storage.schema import connect
-
     from storage.snapshot import write_snapshot
 
-    con = connect(db)
+    con = wait_for(lambda: connect(db), db, timeout=timeout_of(lock_timeout), purpose=f"run the {stage} stage",
+                   progress=progress)
     try:
         with stage_run(con, run_id=run_id, stage=stage, config_hash=config_hash, flow_run_id=flow_run_id) as record:
             work(con, record)

@@ -38,10 +38,23 @@ ForceOpt = typer.Option(False, "--force", help="Recompute even if the config and
                         "last completed run (which is otherwise reused).")
 
 
-def _quiet_prefect() -> None:
-    """Keep Prefect's own logs to warnings unless the user asked for more."""
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+_options = {"debug": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        import thresher
+
+        out.print(f"thresher {thresher.__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    debug: bool = typer.Option(False, "--debug", help="Show Prefect's logs and full tracebacks on errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    _options["debug"] = debug
 
 
 def _open_read_only(config: Path, db: str | None):
@@ -56,25 +69,49 @@ def _open_read_only(config: Path, db: str | None):
         _fail(str(exc))
 
 
+def _check_config(config: Path, *, db: str | None = None, out_dir: str | None = None):
+    """The checked config (see :mod:`thresher.check`), or its problems as the one error and exit 1."""
+    from thresher.check import check_config
+
+    try:
+        return check_config(config, db=db, out_dir=out_dir)
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+
+
 def _fail(message: str) -> None:
     err.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code=1)
 
 
 def _run(flow_name: str, **kwargs: Any) -> dict:
-    _quiet_prefect()
+    from thresher import prefect_setup
+
+    prefect_setup.configure(debug=_options["debug"])
+    _check_config(Path(kwargs["config_path"]), db=kwargs.get("db"))  # before any heavy import or flow
+    try:
+        url = prefect_setup.api_url()
+        if url:
+            prefect_setup.check_api(url)
+    except ConnectionError as exc:
+        _fail(str(exc))
     import flows
     from labeling.apply import LFFaultError
     from labeling.llm.backend import LLMBackendError
-
-    from thresher.config import load_config
+    from storage.lock import DatabaseLockedError
 
     try:
-        load_config(kwargs["config_path"])  # a bad config fails here, with file, line and field, before any flow
         summary = getattr(flows, flow_name)(**kwargs)
-    except (OSError, LookupError, ValueError, LFFaultError, LLMBackendError) as exc:
+    except (OSError, LookupError, ValueError, LFFaultError, LLMBackendError, DatabaseLockedError) as exc:
+        if _options["debug"]:
+            raise
         _fail(str(exc))
         raise  # unreachable: _fail exits
+    except Exception as exc:  # anything else: still one line, the traceback with --debug
+        if _options["debug"]:
+            raise
+        _fail(prefect_setup.explain(exc) or f"{type(exc).__name__}: {exc} (run with --debug for the traceback)")
+        raise
     stages = ({k: v for k, v in summary.items() if isinstance(v, dict)} if flow_name == "pipeline_flow"
               else {flow_name.removesuffix("_flow"): summary})
     for name, stage in stages.items():
@@ -245,24 +282,28 @@ def deploy(
     The command keeps running: it is the worker that executes the scheduled runs (and runs started
     with `prefect deployment run` or from the UI). Stop it with Ctrl-C; the schedule is paused.
     """
-    import flows
-    from prefect.settings import PREFECT_API_URL
-    from prefect.types.entrypoint import EntrypointType
+    from thresher import prefect_setup
 
-    from thresher.config import load_config
-
-    _quiet_prefect()
+    prefect_setup.configure(debug=_options["debug"])
     if stage not in STAGE_FLOWS:
         _fail(f"--stage must be one of {', '.join(STAGE_FLOWS)}. Got {stage!r}.")
     if cron and interval:
         _fail("Give --cron or --interval, not both.")
-    if not PREFECT_API_URL.value():
+    cfg = _check_config(config, db=db, out_dir=out_dir).config
+    url = prefect_setup.api_url()
+    if not url:
         _fail("thresher deploy registers with a Prefect server: start one (`prefect server start`) and set "
               "PREFECT_API_URL, e.g. export PREFECT_API_URL=http://127.0.0.1:4200/api")
     try:
-        cfg = load_config(config, db=db, out_dir=out_dir)
-    except (OSError, ValueError) as exc:
+        prefect_setup.check_api(url)
+    except ConnectionError as exc:
         _fail(str(exc))
+    import flows
+    from flows.artifacts import RUN_LINES
+    from prefect.types.entrypoint import EntrypointType
+
+    os.environ[RUN_LINES] = "1"  # each run this process executes prints one line here
+
     parameters: dict[str, Any] = {"config_path": str(config.resolve()), "db": cfg.db}
     if stage in ("pipeline", "export"):
         parameters["out_dir"] = cfg.export.out_dir
@@ -270,6 +311,26 @@ def deploy(
     flow.serve(name=name or cfg.project, cron=cron, interval=interval, parameters=parameters,
                description=f"thresher {stage} of {config.resolve()}", tags=["thresher", stage],
                entrypoint_type=EntrypointType.MODULE_PATH)
+
+
+@app.command()
+def check(config: Path = ConfigArg, db: str = DbOpt, out_dir: str = OutOpt) -> None:
+    """Validate the config without running anything: schema, sources and their columns, every LF.
+
+    Every command runs this check first, so a mistake is reported in about a second, with the file,
+    line and field, before any stage starts.
+    """
+    import time
+
+    start = time.perf_counter()
+    report = _check_config(config, db=db, out_dir=out_dir)
+    cfg = report.config
+    stages = ["ingest"] + (["label"] if cfg.labeling else []) + ["detect"] + (["reweight"] if cfg.reweight else []) \
+        + (["select"] if cfg.select else []) + ["export"]
+    files = sum(report.files.values())
+    out.print(f"[bold green]ok[/]: {config} ({time.perf_counter() - start:.2f} s): {len(cfg.sources)} source(s) "
+              f"matching {files} file(s), columns found; {len(report.lfs)} LFs; stages {' -> '.join(stages)}; "
+              f"database {cfg.db}", highlight=False)
 
 
 @app.command()
@@ -395,38 +456,45 @@ def sql(
     db: Path = typer.Option(Path("thresher.duckdb"), "--db", help="Database file to query."),
     format: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
 ) -> None:
-    """Query the database read-only (statements that would modify it fail).
+    """Query the database read-only: only statements that read are run.
 
-    While a pipeline is writing the database (DuckDB then admits no other reader), the query is
-    answered from the Parquet snapshots of the stages completed so far, with a note on stderr.
+    SELECT (with WITH, VALUES, SHOW, DESCRIBE, SUMMARIZE) and EXPLAIN run; anything else (ATTACH,
+    COPY, SET, INSTALL, DELETE, ...) is refused before the query starts, and file and network
+    access are off. While a pipeline is writing the database (DuckDB then admits no other reader),
+    the query is answered from the Parquet snapshots of the stages completed so far, with a note
+    on stderr. The connection is closed as soon as the answer is read, so a waiting stage goes on.
     """
     import duckdb
 
+    from storage.lock import is_lock_conflict
     from storage.schema import SchemaVersionError, connect
-    from storage.snapshot import open_snapshot
+    from storage.snapshot import open_snapshot, snapshot_dir
+    from storage.sql import ReadOnlySQLError, lock_down, read_statements, run_read_only
 
+    try:
+        read_statements(query)  # refused before the database is even opened
+    except ReadOnlySQLError as exc:
+        _fail(str(exc))
+    allowed: list[Path] = []
     try:
         con = connect(db, read_only=True)
     except (FileNotFoundError, SchemaVersionError) as exc:
         _fail(str(exc))
     except duckdb.IOException as exc:
+        if not is_lock_conflict(exc):
+            _fail(f"Cannot open '{db}' read-only: {exc}")
         try:
             con, manifest = open_snapshot(db)
         except (FileNotFoundError, RuntimeError) as missing:
             _fail(f"Cannot open '{db}' read-only ({exc}), and there is no snapshot to read instead: {missing}")
+        allowed = [snapshot_dir(db)]
         err.print(f"[yellow]note:[/] '{db}' is being written by a running stage; answering from the snapshot of "
                   f"the completed stages (as of {manifest['written_at']}).", highlight=False)
     try:
-        relation = con.sql(query)
-        if relation is None:
-            _fail("The query returned no result set (only SELECT-like queries are answered).")
-        columns = relation.columns
-        rows = relation.fetchall()
+        lock_down(con, allowed_directories=allowed)
+        columns, rows = run_read_only(con, query)
     except duckdb.Error as exc:
-        message = str(exc)
-        if "read-only" in message.lower():
-            message = f"The database is opened read-only by `thresher sql`; it cannot be modified. ({exc})"
-        _fail(message)
+        _fail(str(exc))
     finally:
         con.close()
     if format is Format.csv:

@@ -43,6 +43,9 @@ class PipelineConfig(StageConfig):
     db: str = "thresher.duckdb"
     dask: DaskConfig | None = None  # None: everything in this process
     sql_snapshots: bool = True  # after each stage, copy what it wrote to Parquet for `thresher sql` during runs
+    # How long a stage waits for a database that another process holds (a reader's query) before it
+    # fails; THRESHER_DB_LOCK_TIMEOUT overrides it.
+    db_lock_timeout: float = Field(600.0, ge=0)
     classes: list[str] = Field(min_length=2)
     labels_from: Literal["denoised", "given"] = "denoised"
     sources: list[SourceConfig] = Field(min_length=1)

@@ -1,10 +1,15 @@
 """Noise detectors: each scores every item in [0, 1] (lower = more likely mislabelled) and flags issues."""
 
-from reweighting.detect.base import DetectorResult
-from reweighting.detect.confident_learning import ConfidentLearning, out_of_fold_proba
-from reweighting.detect.hybrid import Hybrid, ensemble
-from reweighting.detect.linear_separation import LinearSeparation
-from reweighting.detect.small_loss import SmallLoss
+from thresher.lazy import lazy_exports
 
-__all__ = ["DetectorResult", "ConfidentLearning", "SmallLoss", "LinearSeparation", "Hybrid", "ensemble",
-           "out_of_fold_proba"]
+_EXPORTS = {
+    "DetectorResult": "reweighting.detect.base",
+    "ConfidentLearning": "reweighting.detect.confident_learning",
+    "SmallLoss": "reweighting.detect.small_loss",
+    "LinearSeparation": "reweighting.detect.linear_separation",
+    "Hybrid": "reweighting.detect.hybrid",
+    "ensemble": "reweighting.detect.hybrid",
+    "out_of_fold_proba": "reweighting.detect.confident_learning",
+}
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

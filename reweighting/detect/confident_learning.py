@@ -15,7 +15,6 @@ from sklearn.utils.validation import check_is_fitted
 from reweighting.detect.base import DetectorResult, check_rows
 from thresher.progress import track
 
-FilterBy = Literal["prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given"]
 
 
 def out_of_fold_proba(

@@ -1,13 +1,20 @@
 """Item features for detectors and selection: TF-IDF, MiniLM (full or static), numeric columns."""
 
-from reweighting.features.cache import cached_embeddings
-from reweighting.features.encode import EncoderName, FeatureConfig, features_with_outside, item_features
-from reweighting.features.numeric import numeric_features
-from reweighting.features.sentence import MINILM, SentenceEncoder
-from reweighting.features.static import MINILM_STATIC, StaticEncoder
-from reweighting.features.tfidf import TfidfConfig, tfidf_features
+from thresher.lazy import lazy_exports
 
-__all__ = [
-    "EncoderName", "FeatureConfig", "item_features", "features_with_outside", "TfidfConfig", "tfidf_features", "SentenceEncoder", "MINILM",
-    "StaticEncoder", "MINILM_STATIC", "numeric_features", "cached_embeddings",
-]
+_EXPORTS = {
+    "EncoderName": "reweighting.features.encode",
+    "FeatureConfig": "reweighting.features.encode",
+    "item_features": "reweighting.features.encode",
+    "features_with_outside": "reweighting.features.encode",
+    "TfidfConfig": "reweighting.features.tfidf",
+    "tfidf_features": "reweighting.features.tfidf",
+    "SentenceEncoder": "reweighting.features.sentence",
+    "MINILM": "reweighting.features.sentence",
+    "StaticEncoder": "reweighting.features.static",
+    "MINILM_STATIC": "reweighting.features.static",
+    "numeric_features": "reweighting.features.numeric",
+    "cached_embeddings": "reweighting.features.cache",
+}
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

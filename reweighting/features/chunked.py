@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from labeling.apply.chunked import MapChunks
 from reweighting.features.cache import Encoder
+
+if TYPE_CHECKING:
+    from labeling.apply.chunked import MapChunks
 
 
 def encode_chunk(encoder: Encoder, texts: list[str]) -> np.ndarray:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import duckdb
 import numpy as np
 from pydantic import Field, model_validator
 
-from labeling.apply.chunked import Chunking
 from reweighting.features.cache import cached_embeddings
 from reweighting.features.chunked import ChunkedEncoder
 from reweighting.features.numeric import numeric_features
@@ -16,6 +15,9 @@ from reweighting.features.sentence import SentenceEncoder
 from reweighting.features.static import StaticEncoder
 from reweighting.features.tfidf import TfidfConfig, tfidf_features
 from thresher.stageconfig import StageConfig
+
+if TYPE_CHECKING:
+    from labeling.apply.chunked import Chunking
 
 EncoderName = Literal["tfidf", "minilm", "minilm-static", "numeric"]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import duckdb
 import numpy as np
 import pyarrow as pa
-from sklearn.preprocessing import StandardScaler
 
 
 def numeric_features(con: duckdb.DuckDBPyConnection, item_ids: list[str], columns: list[str]) -> np.ndarray:
@@ -34,4 +33,6 @@ def numeric_features(con: duckdb.DuckDBPyConnection, item_ids: list[str], column
         raise ValueError(
             f"Column {columns[col]!r} is missing or not numeric for {int(bad[:, col].sum())} items "
             f"(e.g. item {rows[row][1]!r}); numeric_columns must name numeric source columns.")
+    from sklearn.preprocessing import StandardScaler
+
     return StandardScaler().fit_transform(X)

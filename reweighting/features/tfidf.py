@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import scipy.sparse as sp
 from pydantic import Field
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from thresher.stageconfig import StageConfig
 
@@ -22,6 +21,8 @@ def tfidf_features(texts: list[str], config: TfidfConfig) -> sp.csr_matrix:
     """Fit TF-IDF on ``texts`` and return the N x F sparse feature matrix."""
     if not texts:
         raise ValueError("Cannot compute features of zero texts.")
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
     vectorizer = TfidfVectorizer(
         max_features=config.max_features, ngram_range=(1, config.ngram_max),
         min_df=config.min_df, sublinear_tf=config.sublinear_tf, strip_accents="unicode",

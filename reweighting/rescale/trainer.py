@@ -32,15 +32,13 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
+from reweighting.rescale.base import STRATEGIES, Optimizer, Strategy  # noqa: F401 (re-exported)
 from reweighting.rescale.loss_rules import loss_rule_weights
 from reweighting.rescale.memory import N_STAT_FEATURES, PassStats, StatsMemory
 from reweighting.rescale.rescaler import Rescaler
 from reweighting.weights import FLAG_BELOW
 from thresher.progress import track
 
-Strategy = Literal["uniform", "storm", "linupper", "quadratic", "extremes"]
-STRATEGIES: tuple[str, ...] = Strategy.__args__
-Optimizer = Literal["adam", "adam_reset"]
 
 _BETAS = (0.9, 0.999)
 _ADAM_EPS = 1e-8

@@ -1,7 +1,13 @@
 """Data selection towards a target set: CoLoR-Filter (labelled and language-model modes) and GIO."""
 
-from reweighting.select.char_lm import LMColorFilter
-from reweighting.select.color_filter import ColorFilter, budget_count
-from reweighting.select.gio import GIO, knn_kl
+from thresher.lazy import lazy_exports
 
-__all__ = ["ColorFilter", "LMColorFilter", "GIO", "budget_count", "knn_kl"]
+_EXPORTS = {
+    "ColorFilter": "reweighting.select.color_filter",
+    "LMColorFilter": "reweighting.select.char_lm",
+    "GIO": "reweighting.select.gio",
+    "budget_count": "reweighting.select.color_filter",
+    "knn_kl": "reweighting.select.gio",
+}
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

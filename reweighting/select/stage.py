@@ -13,23 +13,21 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 from pydantic import Field, field_validator, model_validator
-from sklearn.linear_model import LogisticRegression
 
-from labeling.apply.chunked import Chunking
 from reweighting.features import FeatureConfig, features_with_outside
 from reweighting.items import labelled_items
-from reweighting.select.char_lm import LMColorFilter
-from reweighting.select.color_filter import ColorFilter, budget_count
-from reweighting.select.gio import GIO, knn_kl
 from reweighting.select.target import TargetConfig, TargetSet, load_target
 from storage.repo import replace_run_rows, transaction
 from thresher.stageconfig import StageConfig
+
+if TYPE_CHECKING:
+    from labeling.apply.chunked import Chunking
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +169,12 @@ def _features(con, config: SelectConfig, pool: pa.Table, target: TargetSet, prog
 def _choose(con, config: SelectConfig, pool: pa.Table, target: TargetSet, count: int,
             progress: bool, chunking: Chunking | None = None) -> tuple[np.ndarray, np.ndarray | None, dict[str, float]]:
     """(chosen pool indices, best first; per-item scores or None; KL figures for GIO)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from reweighting.select.char_lm import LMColorFilter
+    from reweighting.select.color_filter import ColorFilter
+    from reweighting.select.gio import GIO, knn_kl
+
     n = pool.num_rows
     cf = config.color_filter
     if config.method == "random":
@@ -225,6 +229,8 @@ def select(
     issues = (detect_run, detector) if detect_run is not None and config.drop_label_issues else None
     pool, n_dropped = _pool(con, config, label_run, target, issues)
     n = pool.num_rows
+    from reweighting.select.color_filter import budget_count
+
     count = budget_count(config.budget, n)
     if len(target) >= n and config.method == "color_filter":
         raise ValueError(f"The target set ({len(target)} items) must be smaller than the pool ({n} items).")

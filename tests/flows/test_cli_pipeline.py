@@ -6,6 +6,9 @@ import csv
 import io
 import json
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -130,6 +133,60 @@ def test_a_failed_stage_leaves_earlier_stages_intact(project, tmp_path):
     status = sql(project, "select status, error from runs where stage = 'export' order by started_at desc limit 1", "json")
     latest = json.loads(status.stdout)[0]
     assert latest["status"] == "failed" and "FileExistsError" in latest["error"]
+
+
+def hold(db: Path, seconds: float, *, read_only: bool) -> subprocess.Popen:
+    """Another process that holds ``db`` (a reader's long query, or a writer) for ``seconds``."""
+    code = ("import duckdb, sys, time; c = duckdb.connect(sys.argv[1], read_only=sys.argv[3] == '1'); "
+            "c.sql('select count(*) from items').fetchall(); print('held', flush=True); time.sleep(float(sys.argv[2]))")
+    process = subprocess.Popen([sys.executable, "-c", code, str(db), str(seconds), "1" if read_only else "0"],
+                               stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "held"
+    return process
+
+
+def test_a_long_reader_makes_a_stage_wait_not_fail(project):
+    reader = hold(project / "thresher.duckdb", 8, read_only=True)
+    try:
+        start = time.monotonic()
+        result = invoke("export", project / "thresher.yaml", "--no-progress")
+        waited = time.monotonic() - start
+        assert result.exit_code == 0, result.output
+        assert "export:" in result.stdout and waited > 5  # it waited for the reader to finish
+        assert reader.wait(30) == 0  # and the reader finished its query undisturbed
+    finally:
+        reader.kill()
+    latest = json.loads(sql(project, "select status from runs where stage = 'export' order by started_at desc limit 1",
+                            "json").stdout)
+    assert latest == [{"status": "completed"}]
+
+
+def test_a_lock_held_past_the_timeout_is_one_clear_error(project, monkeypatch):
+    monkeypatch.setenv("THRESHER_DB_LOCK_TIMEOUT", "2")
+    writer = hold(project / "thresher.duckdb", 120, read_only=False)
+    try:
+        result = invoke("export", project / "thresher.yaml", "--no-progress")
+    finally:
+        writer.kill()
+        writer.wait()
+    assert result.exit_code == 1, result.output
+    assert result.stderr.count("error:") == 1 and "Traceback" not in result.output, result.output
+    assert f"PID {writer.pid}" in result.stderr and "waited 2 s" in result.stderr, result.stderr
+
+
+def test_a_killed_stage_is_marked_interrupted_and_its_staging_removed(project):
+    con = connect(project / "thresher.duckdb")
+    con.execute("INSERT INTO runs (run_id, stage, config_hash, started_at, status) "
+                "VALUES ('killed-run', 'export', 'x', now(), 'running')")
+    con.close()
+    staging = project / ".export.tmp-killed-run"
+    staging.mkdir()
+    (staging / "shard-00000.parquet").write_bytes(b"half a shard")
+    result = invoke("export", project / "thresher.yaml", "--no-progress")
+    assert result.exit_code == 0, result.output
+    row = json.loads(sql(project, "select status, error from runs where run_id = 'killed-run'", "json").stdout)[0]
+    assert row["status"] == "interrupted" and "ended before the stage finished" in row["error"]
+    assert not staging.exists() and (project / "export" / "manifest.json").exists()
 
 
 def test_invalid_config_names_the_field(tmp_path):

@@ -85,6 +85,7 @@ def test_kill_9_at_several_points_then_rerun(tmp_path, shared_data):
     labels = con.execute("SELECT count(*), count(DISTINCT item_id) FROM labels WHERE run_id = ?", [label_run]).fetchall()[0]
     cache = con.execute("SELECT count(*), count(DISTINCT key) FROM llm_cache").fetchall()[0]
     distinct_texts = con.execute("SELECT count(DISTINCT text) FROM items").fetchall()[0][0]
+    statuses = dict(con.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall())
     export = con.execute("SELECT rows FROM exports WHERE run_id = (SELECT run_id FROM latest_runs WHERE stage = 'export')").fetchall()[0][0]
     con.close()
     assert items == (250, 250)
@@ -92,5 +93,7 @@ def test_kill_9_at_several_points_then_rerun(tmp_path, shared_data):
     assert cache == (distinct_texts, distinct_texts)
     assert completed["ingest"] == 1 and completed["label"] == 1  # never recomputed after completing
     assert completed["export"] == 1 and export > 0
+    # The stages the kills cut short say so; none stays 'running' forever.
+    assert "running" not in statuses and statuses["interrupted"] >= 1, statuses
     manifest = json.loads((tmp_path / "export" / "manifest.json").read_text())
     assert manifest["rows"] == export
