@@ -53,7 +53,7 @@ def headline(stage: str, summary: dict[str, Any]) -> dict[str, Any]:
         figures = {}
     if s.get("cached"):
         figures["reused run"] = s.get("run_id")
-    return {k: _round(v) for k, v in figures.items() if v is not None}
+    return {k: _round(v) for k, v in figures.items() if v is not None and v == v}  # NaN: no gold to say
 
 
 def stage_markdown(stage: str, summary: dict[str, Any]) -> str:
@@ -92,7 +92,8 @@ def publish_pipeline(summaries: dict[str, Any]) -> None:
     create_markdown_artifact(key="thresher-pipeline", markdown=pipeline_markdown(summaries),
                              description="thresher pipeline run: each stage's headline figures")
     get_run_logger().info("pipeline %s: %s", summaries.get("run_id"), "; ".join(
-        f"{stage} {headline(stage, s)}" for stage, s in summaries.items() if isinstance(s, dict)))
+        f"{stage} " + ", ".join(f"{k} {v}" for k, v in headline(stage, s).items())
+        for stage, s in summaries.items() if isinstance(s, dict)))
 
 
 def run_line(flow: Any, flow_run: Any, state: Any) -> None:
@@ -109,7 +110,8 @@ def run_line(flow: Any, flow_run: Any, state: Any) -> None:
         if isinstance(result, dict):
             stage = flow.name.removeprefix("thresher-")
             stages = {k: v for k, v in result.items() if isinstance(v, dict)} if stage == "pipeline" else {stage: result}
-            detail = "; ".join(f"{name} {headline(name, s)}" for name, s in stages.items())
+            detail = "; ".join(f"{name} " + ", ".join(f"{k} {v}" for k, v in headline(name, s).items())
+                               for name, s in stages.items())
     else:
         detail = (state.message or "").splitlines()[0] if state.message else ""
     print(f"thresher deploy: {when} {flow.name} run '{flow_run.name}' {state.name}"

@@ -78,14 +78,17 @@ def sample_columns(path: Path, fmt: str, config: SourceConfig) -> set[str]:
     return names
 
 
-def mapping_problems(config: SourceConfig, path: Path, found: set[str]) -> list[str]:
-    """What the source's column mapping names that the file does not have, one message each."""
+def missing_columns(config: SourceConfig, path: Path, found: set[str]) -> list[tuple[str, str]]:
+    """The (role, column) pairs of the source's mapping that the file does not have."""
     fmt = config.resolved_format(path)
     columns = config.columns
     text = "data.text" if fmt == "wrench" and columns.text == "text" else columns.text
     gold = "label" if fmt == "wrench" and columns.gold is None and columns.label is None else columns.gold
     wanted = [("text", text), ("label", columns.label), ("gold", gold), ("id", columns.id), ("split", columns.split)]
+    return [(role, name) for role, name in wanted if name is not None and name not in found]
+
+
+def listing(found: set[str], limit: int = 40) -> str:
+    """Column names for an error message, sorted, the first ``limit`` of them."""
     shown = sorted(found)
-    listing = ", ".join(shown[:40]) + (f", ... ({len(shown)} in all)" if len(shown) > 40 else "")
-    return [f"source '{config.path}': the {role} column '{name}' is not in '{path.name}'; its columns are: "
-            f"{listing or '(none)'}" for role, name in wanted if name is not None and name not in found]
+    return (", ".join(shown[:limit]) + (f", ... ({len(shown)} in all)" if len(shown) > limit else "")) or "(none)"

@@ -38,7 +38,7 @@ def _sampled(files: list[Path]) -> list[Path]:
 
 
 def _check_sources(config: PipelineConfig, report: CheckReport) -> None:
-    from storage.columns import mapping_problems, sample_columns
+    from storage.columns import listing, missing_columns, sample_columns
     from storage.ingest import expand_paths
 
     for source in config.sources:
@@ -48,14 +48,21 @@ def _check_sources(config: PipelineConfig, report: CheckReport) -> None:
             report.problems.append(str(exc))
             continue
         report.files[source.path] = len(files)
-        for path in _sampled(files):
+        missing: dict[tuple[str, str], list[tuple[Path, set[str]]]] = {}
+        sampled = _sampled(files)
+        for path in sampled:
             try:
-                fmt = source.resolved_format(path)
-                found = sample_columns(path, fmt, source)
+                found = sample_columns(path, source.resolved_format(path), source)
             except (OSError, ValueError) as exc:
                 report.problems.append(f"source '{source.path}': cannot read '{path}': {exc}")
                 continue
-            report.problems += mapping_problems(source, path, found)
+            for pair in missing_columns(source, path, found):
+                missing.setdefault(pair, []).append((path, found))
+        for (role, name), where in missing.items():
+            path, found = where[0]
+            files_text = f"'{path.name}'" if len(where) == 1 else f"{len(where)} of the {len(sampled)} files sampled"
+            report.problems.append(f"source '{source.path}': the {role} column '{name}' is not in {files_text}; "
+                                   f"the columns of '{path.name}' are: {listing(found)}")
 
 
 def _defined_names(tree: ast.Module) -> dict[str, str]:

@@ -1,13 +1,16 @@
-"""`thresher deploy` against a real `prefect server start` on 127.0.0.1: register, trigger, complete.
+"""`thresher deploy` against a real `prefect server start` on 127.0.0.1: register, schedule, complete.
 
 This is the path the README shows: start a server, `thresher deploy CONFIG --interval ...` (which
-serves the deployment), `prefect deployment run ... --watch`, then the outputs are in DuckDB.
+serves the deployment); the server's scheduler itself creates a run, the serving process executes
+it, and its stages land in DuckDB, its logs and summary artifact on the server; then
+`prefect deployment run ... --watch` starts one by hand.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -35,6 +38,13 @@ def get_json(url: str):
         return json.loads(response.read())
 
 
+def post_json(url: str, body: dict):
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
 def _healthy(api: str) -> bool:
     """Whether the server answers its health check (a refused connection means not yet)."""
     try:
@@ -49,8 +59,9 @@ def prefect_server(tmp_path_factory):
     home = tmp_path_factory.mktemp("prefect-server")
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
+    # The scheduler looks for deployments to schedule every 5 s instead of every 60 s.
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_LOGGING_LEVEL": "WARNING"}
+           "PREFECT_LOGGING_LEVEL": "WARNING", "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5"}
     env.pop("PREFECT_API_URL", None)
     log = (home / "server.log").open("w")
     server = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
@@ -70,7 +81,7 @@ def prefect_server(tmp_path_factory):
     log.close()
 
 
-def test_deploy_serves_a_scheduled_deployment_whose_run_completes(prefect_server, tmp_path, shared_data):
+def test_the_scheduler_creates_a_run_that_completes_with_logs_and_artifacts(prefect_server, tmp_path, shared_data):
     config = tmp_path / "thresher.yaml"
     config.write_text(f"""
 project: deploy-test
@@ -83,24 +94,36 @@ labeling:
 detect: {{n_folds: 3}}
 """)
     env = {**os.environ, "PREFECT_API_URL": prefect_server, "PREFECT_HOME": str(tmp_path / "client-home"),
-           "PREFECT_LOGGING_LEVEL": "WARNING"}
-    log = (tmp_path / "serve.log").open("w")
-    serving = subprocess.Popen([str(BIN / "thresher"), "deploy", str(config), "--interval", "3600", "--name", "nightly"],
+           "PREFECT_RUNNER_POLL_FREQUENCY": "2"}
+    env.pop("PREFECT_LOGGING_LEVEL", None)
+    log_path = tmp_path / "serve.log"
+    log = log_path.open("w")
+    serving = subprocess.Popen([str(BIN / "thresher"), "deploy", str(config), "--interval", "30", "--name", "nightly"],
                                env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 180
         deployment = None
         while deployment is None:
-            request = urllib.request.Request(f"{prefect_server}/deployments/filter", data=b"{}", method="POST",
-                                             headers={"Content-Type": "application/json"})
-            with urllib.request.urlopen(request, timeout=10) as response:
-                found = [d for d in json.loads(response.read()) if d["name"] == "nightly"]
+            found = [d for d in post_json(f"{prefect_server}/deployments/filter", {}) if d["name"] == "nightly"]
             deployment = found[0] if found else None
-            assert serving.poll() is None, (tmp_path / "serve.log").read_text()
-            assert time.monotonic() < deadline, "the deployment was not registered within 120 s"
+            assert serving.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, "the deployment was not registered within 180 s"
             time.sleep(0.5)
-        assert [s["schedule"]["interval"] for s in deployment["schedules"]] == [3600.0]
+        assert [s["schedule"]["interval"] for s in deployment["schedules"]] == [30.0]
         assert deployment["parameters"]["config_path"] == str(config)
+
+        # Nobody triggers it: the server's scheduler creates the run, `thresher deploy` executes it.
+        deadline = time.monotonic() + 600
+        scheduled = None
+        while scheduled is None:
+            runs = post_json(f"{prefect_server}/flow_runs/filter",
+                             {"flow_runs": {"deployment_id": {"any_": [deployment["id"]]}}})
+            assert not [r for r in runs if r["state_type"] in ("FAILED", "CRASHED")], (runs, log_path.read_text())
+            done = [r for r in runs if r["auto_scheduled"] and r["state_type"] == "COMPLETED"]
+            scheduled = done[0] if done else None
+            assert serving.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, f"no scheduled run completed within 600 s: {runs}\n{log_path.read_text()}"
+            time.sleep(1)
 
         triggered = subprocess.run([str(BIN / "prefect"), "deployment", "run", "thresher-pipeline/nightly", "--watch",
                                     "--watch-timeout", "300"], env=env, cwd=REPO, capture_output=True, text=True,
@@ -112,9 +135,30 @@ detect: {{n_folds: 3}}
         serving.wait(60)
         log.close()
 
+    # The parent run carries the pipeline's summary artifact, with rounded numbers.
+    artifacts = post_json(f"{prefect_server}/artifacts/filter", {"artifacts": {"key": {"any_": ["thresher-pipeline"]},
+                                                                               "flow_run_id": {"any_": [scheduled["id"]]}}})
+    assert len(artifacts) == 1, artifacts
+    markdown = artifacts[0]["data"]
+    run_id = markdown.split("pipeline run ", 1)[1].split()[0]
+    assert "accuracy on test (denoised)" in markdown and "issue precision (gold)" in markdown, markdown
+    numbers = [float(x) for x in re.findall(r"\| (\d+\.\d+) \|", markdown)]
+    assert numbers and all(len(repr(x).split(".")[1]) <= 3 for x in numbers), markdown
+    # Each stage's INFO summary reached the server's logs of the runs.
+    logs = post_json(f"{prefect_server}/logs/filter", {"limit": 200})
+    messages = " ".join(entry["message"] for entry in logs)
+    for stage in ("ingest", "label", "detect", "export"):
+        assert f"{stage} {run_id}:" in messages, (stage, messages[-3000:])
+    assert any(entry["flow_run_id"] == scheduled["id"] and f"pipeline {run_id}" in entry["message"] for entry in logs)
+    # The serving terminal printed one line for each run it executed.
+    lines = [line for line in log_path.read_text().splitlines() if line.startswith("thresher deploy: ")]
+    assert any(f"'{scheduled['name']}' Completed" in line for line in lines), log_path.read_text()
+    assert "Traceback" not in log_path.read_text()
+
     con = connect(tmp_path / "thresher.duckdb", read_only=True)
-    runs = con.execute("SELECT stage, status, flow_run_id FROM runs ORDER BY started_at").fetchall()
-    labels = con.execute("SELECT count(*) FROM labels").fetchall()[0][0]
+    runs = con.execute("SELECT stage, status, flow_run_id FROM runs WHERE run_id = ? ORDER BY started_at",
+                       [run_id]).fetchall()
+    labels = con.execute("SELECT count(*) FROM labels WHERE run_id = ?", [run_id]).fetchall()[0][0]
     con.close()
     assert [(stage, status) for stage, status, _ in runs] == [
         ("ingest", "completed"), ("label", "completed"), ("detect", "completed"), ("export", "completed")]

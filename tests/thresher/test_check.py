@@ -1,0 +1,104 @@
+"""`thresher check`: every config mistake found up front, all at once, without heavy imports."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.conftest import REPO, YOUTUBE_EXAMPLE
+from thresher.check import check_config
+from thresher.cli import app
+from thresher.config import ConfigError
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def example(tmp_path: Path) -> Path:
+    shutil.copytree(YOUTUBE_EXAMPLE, tmp_path / "youtube")
+    return tmp_path / "youtube" / "thresher.yaml"
+
+
+def edit(config: Path, old: str, new: str) -> None:
+    text = config.read_text()
+    assert old in text, old
+    config.write_text(text.replace(old, new, 1))
+
+
+def test_the_bundled_example_checks_clean(example: Path):
+    report = check_config(example)
+    assert report.files == {str(example.parent / "data/Youtube0[1-4]-*.csv"): 4,
+                            str(example.parent / "data/Youtube05-*.csv"): 1}
+    assert len(report.lfs) == 14 and "short_comment" in report.lfs
+    result = runner.invoke(app, ["check", str(example)])
+    assert result.exit_code == 0 and "ok:" in result.output and "14 LFs" in result.output, result.output
+
+
+def test_every_mistake_is_listed_at_once(example: Path):
+    edit(example, "columns: {text: CONTENT, gold: CLASS, id: COMMENT_ID}", "columns: {text: CONTENTS, gold: KLASS, id: COMMENT_ID}")
+    edit(example, r"pattern: 'https?://|www\.|\.com\b'", "pattern: 'https?://(|www'")
+    edit(example, "name: please, label: SPAM", "name: song, label: SPAM")
+    edit(example, "function: lfs.py:shouting", "function: lfs.py:shoutin")
+    edit(example, "- {kind: python, function: lfs.py:short_comment}",
+         "- {kind: python, function: lfs.py:short_comment}\n"
+         "    - {kind: sql, name: bad_sql, label: SPAM, where: \"lenght(text) > 3\"}\n"
+         "    - {kind: python, function: missing.py:f}")
+    with pytest.raises(ConfigError) as caught:
+        check_config(example)
+    message = str(caught.value)
+    assert "7 problem(s)" in message, message
+    assert ("the text column 'CONTENTS' is not in 4 of the 4 files sampled; the columns of 'Youtube01-Psy.csv' are: "
+            "AUTHOR, CLASS, COMMENT_ID, CONTENT, DATE") in message
+    assert "the gold column 'KLASS'" in message
+    assert "LF 'link'" in message and "not a valid regex" in message
+    assert "'bad_sql'" in message and "lenght" in message
+    assert "These appear more than once: ['song']" in message
+    assert "defines no 'shoutin'; it defines: " in message and "'shouting'" in message
+    assert "missing.py' does not exist" in message
+
+
+def test_a_source_that_matches_nothing_or_has_no_such_column(tmp_path: Path):
+    data = tmp_path / "rows.jsonl"
+    data.write_text(json.dumps({"id": "a", "body": {"text": "hello"}, "y": "HAM"}) + "\n")
+    config = tmp_path / "thresher.yaml"
+    config.write_text(f"""
+classes: [HAM, SPAM]
+labels_from: given
+sources:
+  - {{path: "{data}", dataset: d, columns: {{text: body.text, label: y, id: id}}}}
+  - {{path: "{tmp_path}/nothing-*.csv", dataset: e}}
+""")
+    with pytest.raises(ConfigError) as caught:
+        check_config(config)
+    assert "1 problem(s)" in str(caught.value) and "matches no file" in str(caught.value)
+    config.write_text(config.read_text().replace(f'  - {{path: "{tmp_path}/nothing-*.csv", dataset: e}}\n', ""))
+    assert check_config(config).files == {str(data): 1}  # nested 'body.text' is found
+    config.write_text(config.read_text().replace("text: body.text", "text: body.txt"))
+    with pytest.raises(ConfigError, match=r"the text column 'body.txt' is not in 'rows.jsonl'; the columns of 'rows.jsonl' are: "
+                                          r"body, body.text, id, y"):
+        check_config(config)
+
+
+def test_check_runs_before_any_heavy_import(example: Path):
+    """The check (and so every command's start) imports neither torch nor scikit-learn nor Prefect."""
+    code = ("import sys; from thresher.check import check_config; check_config(sys.argv[1]); "
+            "print([m for m in ('torch', 'sklearn', 'prefect', 'cleanlab', 'snorkel') if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", code, str(example)], capture_output=True, text=True, cwd=REPO,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_bad_config_fails_a_run_with_one_line_before_any_stage(example: Path):
+    edit(example, "function: lfs.py:shouting", "function: lfs.py:shoutin")
+    done = subprocess.run([str(Path(sys.executable).parent / "thresher"), "run", str(example)], capture_output=True,
+                          text=True, cwd=REPO, timeout=300)
+    assert done.returncode == 1
+    assert done.stderr.count("error:") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "shoutin" in done.stderr and not (example.parent / "thresher.duckdb").exists()  # no stage ran
