@@ -29,6 +29,22 @@ def never_fork():
     assert len(_FORKS) == before, "the code under test forked the process (os.fork / a 'fork' multiprocessing pool)"
 
 
+def minimal_config(directory: Path, shared_data: Path, extra: str = "") -> Path:
+    """A small pipeline config: WRENCH YouTube test split (250 items), its weak labels, majority vote,
+    3-fold detect, plus ``extra`` YAML; written to ``directory/thresher.yaml``."""
+    path = directory / "thresher.yaml"
+    path.write_text(f"""
+classes: [HAM, SPAM]
+sources:
+  - {{path: "{shared_data / 'wrench_youtube'}/test.json", dataset: youtube, format: wrench}}
+labeling:
+  source_votes: true
+  model: {{model: majority}}
+detect: {{n_folds: 3}}
+{extra}""")
+    return path
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not (SHARED_DATA / "README.md").is_file():

@@ -58,15 +58,31 @@ def _main(
 
 
 def _open_read_only(config: Path, db: str | None):
-    """The loaded config and a read-only connection to its database, or a clear error and exit."""
-    from storage.schema import connect
+    """The loaded config and a read-only connection to its database, or a clear error and exit.
+
+    While a stage writes the database, the connection reads its snapshots instead (with a note)."""
+    import duckdb
+
+    from storage.lock import is_lock_conflict
+    from storage.schema import SchemaVersionError, connect
+    from storage.snapshot import open_snapshot
     from thresher.config import load_config
 
     try:
         cfg = load_config(config, db=db)
         return cfg, connect(cfg.db, read_only=True)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, SchemaVersionError) as exc:
         _fail(str(exc))
+    except duckdb.IOException as exc:
+        if not is_lock_conflict(exc):
+            _fail(f"Cannot open '{cfg.db}' read-only: {exc}")
+        try:
+            con, manifest = open_snapshot(cfg.db)
+        except (FileNotFoundError, RuntimeError) as missing:
+            _fail(f"'{cfg.db}' is being written by a running stage, and there is no snapshot to read: {missing}")
+        err.print(f"[yellow]note:[/] '{cfg.db}' is being written by a running stage; reading the snapshot of the "
+                  f"completed stages (as of {manifest['written_at']}).", highlight=False)
+        return cfg, con
 
 
 def _check_config(config: Path, *, db: str | None = None, out_dir: str | None = None):

@@ -3,6 +3,7 @@
 Prefect's loggers stay at INFO, so every stage summary reaches the flow run's logs on the server
 (the UI's Logs tab); only Prefect's console handler is raised to CRITICAL, so a failed run prints
 thresher's one ``error:`` line instead of Prefect's repeated tracebacks (``--debug`` shows them).
+thresher's own warnings still print, as ``warning: ...`` lines.
 The temporary server that Prefect starts when no ``PREFECT_API_URL`` is set gets 10 minutes to
 come up instead of Prefect's 20 s, which a busy 2-core laptop can exceed. Every value is a
 default: a variable the user set wins.
@@ -11,7 +12,9 @@ default: a variable the user set wins.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import sys
 import urllib.error
 import urllib.request
 
@@ -29,8 +32,29 @@ def configure(*, debug: bool = False) -> None:
     if debug:
         os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "DEBUG"
         os.environ["PREFECT_LOGGING_LEVEL"] = "DEBUG"
-    else:
-        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+        return
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+    # thresher's own warnings (a lock waited for, an interrupted run tidied) still reach the terminal.
+    handler = _Stderr()
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("warning: %(message)s"))
+    for name in OWN_LOGGERS.split(","):
+        logger = logging.getLogger(name)
+        if not any(getattr(h, "_thresher", False) for h in logger.handlers):
+            handler._thresher = True  # type: ignore[attr-defined]
+            logger.addHandler(handler)
+
+
+class _Stderr(logging.StreamHandler):
+    """A handler writing to whatever ``sys.stderr`` is when a record comes (a test may swap it)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
 
 
 def api_url() -> str | None:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from storage.schema import connect
-from tests.conftest import REPO
+from tests.conftest import REPO, minimal_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.prefect]
 BIN = Path(sys.executable).parent
@@ -82,17 +82,7 @@ def prefect_server(tmp_path_factory):
 
 
 def test_the_scheduler_creates_a_run_that_completes_with_logs_and_artifacts(prefect_server, tmp_path, shared_data):
-    config = tmp_path / "thresher.yaml"
-    config.write_text(f"""
-project: deploy-test
-classes: [HAM, SPAM]
-sources:
-  - {{path: "{shared_data / 'wrench_youtube'}/test.json", dataset: youtube, format: wrench}}
-labeling:
-  source_votes: true
-  model: {{model: majority}}
-detect: {{n_folds: 3}}
-""")
+    config = minimal_config(tmp_path, shared_data, "project: deploy-test\n")
     env = {**os.environ, "PREFECT_API_URL": prefect_server, "PREFECT_HOME": str(tmp_path / "client-home"),
            "PREFECT_RUNNER_POLL_FREQUENCY": "2"}
     env.pop("PREFECT_LOGGING_LEVEL", None)
@@ -141,7 +131,7 @@ detect: {{n_folds: 3}}
     assert len(artifacts) == 1, artifacts
     markdown = artifacts[0]["data"]
     run_id = markdown.split("pipeline run ", 1)[1].split()[0]
-    assert "accuracy on test (denoised)" in markdown and "issue precision (gold)" in markdown, markdown
+    assert "accuracy on test (denoised)" in markdown and "accuracy of kept labels (gold)" in markdown, markdown
     numbers = [float(x) for x in re.findall(r"\| (\d+\.\d+) \|", markdown)]
     assert numbers and all(len(repr(x).split(".")[1]) <= 3 for x in numbers), markdown
     # Each stage's INFO summary reached the server's logs of the runs.

@@ -13,7 +13,7 @@ import pytest
 from flows import ingest_flow, label_flow
 from labeling.llm.backend import LLMBackendError
 from storage.schema import connect
-from tests.conftest import REPO
+from tests.conftest import REPO, minimal_config
 from tests.labeling.test_llm import write_prompted_config
 from thresher.testing.openai_server import OpenAIServer
 
@@ -24,20 +24,6 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]  # closed again when the block ends: nothing listens there
-
-
-def minimal_config(directory: Path, shared_data: Path, extra: str = "") -> Path:
-    path = directory / "thresher.yaml"
-    path.write_text(f"""
-classes: [HAM, SPAM]
-sources:
-  - {{path: "{shared_data / 'wrench_youtube'}/test.json", dataset: youtube, format: wrench}}
-labeling:
-  source_votes: true
-  model: {{model: majority}}
-detect: {{n_folds: 3}}
-{extra}""")
-    return path
 
 
 def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:

@@ -353,7 +353,7 @@ def test_kill_9_midway_then_rerun_repeats_no_answered_prompt(tmp_path, shared_da
     con.close()
     assert cache == (distinct, distinct)
     assert labels == (n_items, n_items)  # every item labelled once
-    assert status == {"killed": "running", "finished": "completed"}
+    assert status == {"killed": "interrupted", "finished": "completed"}  # the next run tidied the killed one
 
 
 def test_transformers_backend_runs_a_local_causal_lm(youtube_test, tmp_path):
