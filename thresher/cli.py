@@ -96,7 +96,7 @@ def _check_config(config: Path, *, db: str | None = None, out_dir: str | None = 
 
 
 def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)  # one line, not cut at 80
     raise typer.Exit(code=1)
 
 
@@ -104,7 +104,7 @@ def _run(flow_name: str, **kwargs: Any) -> dict:
     from thresher import prefect_setup
 
     prefect_setup.configure(debug=_options["debug"])
-    _check_config(Path(kwargs["config_path"]), db=kwargs.get("db"))  # before any heavy import or flow
+    _check_config(Path(kwargs["config_path"]), db=kwargs.get("db"), out_dir=kwargs.get("out_dir"))  # before any flow
     try:
         url = prefect_setup.api_url()
         if url:
