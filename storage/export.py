@@ -226,6 +226,8 @@ def export(
         "excluded": dict(Counter(excluded_reasons)),
         "shards": shards,
     }
+    for shard in shards:
+        shard_file(staging, shard["path"])  # what the loader will accept
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     _publish(staging, out_dir, run_id)
 
@@ -243,6 +245,33 @@ def export(
                             manifest["label_distribution"])
     logger.info("Exported %d rows in %d shards to %s; excluded %s", summary.rows, summary.shards, out_dir, summary.excluded)
     return summary
+
+
+class UnsafeShardPath(ValueError):
+    """A manifest names a shard outside its export directory (absolute, ``..``, or through a symlink)."""
+
+
+def shard_file(root: str | Path, name: str) -> Path:
+    """The shard ``name`` of the export at ``root``, refusing any path that leaves ``root``.
+
+    A manifest is data, and whoever can edit it can also set the checksum: so a shard path must be
+    relative, without ``..``, and resolve (symlinks followed) to a file inside the export directory.
+
+    >>> shard_file("/data/export", "shard-00000.parquet").name
+    'shard-00000.parquet'
+    >>> shard_file("/data/export", "../../etc/x.parquet")
+    Traceback (most recent call last):
+    ...
+    storage.export.UnsafeShardPath: The manifest's shard path '../../etc/x.parquet' leaves the export directory '/data/export'; shard paths must be relative names inside it.
+    """
+    base = Path(root)
+    path = Path(name)
+    inside = (not path.is_absolute() and ".." not in path.parts and name.strip() != ""
+              and "\0" not in name and (base / path).resolve().is_relative_to(base.resolve()))
+    if not inside:
+        raise UnsafeShardPath(f"The manifest's shard path {name!r} leaves the export directory '{base}'; "
+                              "shard paths must be relative names inside it.")
+    return base / path
 
 
 def remove_stale_staging(out_dir: Path) -> list[Path]:

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from storage.export import FORMAT, MANIFEST, sha256_file
+from storage.export import FORMAT, MANIFEST, sha256_file, shard_file
 
 
 class ShardIntegrityError(RuntimeError):
@@ -32,6 +32,8 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     if manifest.get("format") != FORMAT:
         raise ValueError(f"'{path}' is not a thresher manifest (format {manifest.get('format')!r}).")
     manifest["_root"] = str(path.parent)
+    for shard in manifest.get("shards", []):
+        shard_file(path.parent, str(shard.get("path", "")))  # refuses absolute and escaping paths
     return manifest
 
 
@@ -67,7 +69,7 @@ class ShardedParquetDataset(IterableDataset):
         return self.stop - self.start
 
     def _shard_path(self, shard: dict[str, Any]) -> Path:
-        path = Path(self.manifest["_root"]) / shard["path"]
+        path = shard_file(self.manifest["_root"], shard["path"])
         if not path.is_file():
             raise ShardIntegrityError(f"Shard '{path}' listed in the manifest is missing.")
         if self.verify:

@@ -37,6 +37,9 @@ class OpenAIBackendConfig(StageConfig):
     max_retries: int = Field(4, ge=0, le=20)
     backoff: float = Field(0.5, ge=0)  # first retry delay in seconds; doubles each retry, with jitter
     max_backoff: float = Field(30.0, ge=0)
+    # A server's Retry-After longer than this ends that prompt's attempts (failed, asked next run): one
+    # prompt then takes at most (max_retries + 1) * timeout + max_retries * max(max_backoff, max_retry_after).
+    max_retry_after: float = Field(60.0, ge=0)
     budget: BudgetConfig = BudgetConfig()
 
     @model_validator(mode="after")

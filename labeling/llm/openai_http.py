@@ -1,7 +1,8 @@
 """OpenAI-compatible HTTP backend: chat or text completions, async with a concurrency limit.
 
 Retries are bounded, with exponential backoff and full jitter, for timeouts, dropped connections,
-429 (``Retry-After`` is honoured), 5xx and unreadable bodies. 401/403/404 mean the whole run would
+429 (``Retry-After`` is honoured up to ``max_retry_after``; a longer wait fails that prompt for this
+run), 5xx and unreadable bodies. 401/403/404 mean the whole run would
 fail the same way, so they stop it at once (:class:`LLMBackendError`); other 4xx fail that prompt.
 """
 
@@ -155,6 +156,10 @@ class OpenAIBackend(Backend):
             except _Retry as retry:
                 status, error = retry.status, str(retry)
                 if attempt > self.config.max_retries:
+                    break
+                if retry.retry_after is not None and retry.retry_after > self.config.max_retry_after:
+                    error = (f"{retry}: the server asked to wait {retry.retry_after:.0f} s, more than "
+                             f"max_retry_after={self.config.max_retry_after:g} s; given up for this run")
                     break
                 await asyncio.sleep(self._delay(attempt, retry.retry_after))
                 continue

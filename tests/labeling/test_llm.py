@@ -387,6 +387,22 @@ def test_retry_after_is_honoured(youtube_test, server):
     assert len(waited) == 1 and waited[0][0] == 2 and waited[0][1] >= 1000  # Retry-After beats max_backoff
 
 
+@pytest.mark.parametrize("retry_after", ["100000", "Fri, 31 Dec 2100 23:59:59 GMT"])
+def test_a_huge_retry_after_fails_the_prompt_instead_of_hanging(youtube_test, server, retry_after):
+    import time
+
+    server.fault = lambda i, prompt: f"429:{retry_after}" if i < 3 else None
+    start = time.monotonic()
+    run = prompted_run(youtube_test, config(server, max_retry_after=5))
+    assert time.monotonic() - start < 60  # not 100,000 s
+    failed = youtube_test.execute("SELECT attempts, http_status, error FROM llm_calls WHERE status = 'error'").fetchall()
+    assert run.failed == 3 and len(failed) == 3
+    assert all(a == 1 and s == 429 and "more than max_retry_after=5 s" in e for a, s, e in failed), failed
+    # Recorded as failed, so the next run asks them again and they are answered.
+    again = prompted_run(youtube_test, config(server, max_retry_after=5), run_id="r2")
+    assert again.sent == 3 and again.failed == 0
+
+
 def test_prompted_lfs_defined_in_python(youtube_test, server, tmp_path):
     (tmp_path / "prompts.py").write_text(
         "from labeling.llm.prompt import PromptedLF\n"

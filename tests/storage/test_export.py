@@ -123,6 +123,27 @@ def test_corrupted_or_missing_shard_is_detected(pipeline_db, tmp_path):
         _ids(ShardedParquetDataset(tmp_path / "out"))
 
 
+def test_the_loader_refuses_shard_paths_outside_the_export(pipeline_db, tmp_path):
+    """An edited manifest (with matching checksums) cannot make the loader read another file."""
+    import os
+    import shutil
+
+    from storage.export import UnsafeShardPath, sha256_file
+
+    manifest = _export(pipeline_db, tmp_path / "out", rows_per_shard=97)
+    outside = tmp_path / "elsewhere" / "x.parquet"
+    outside.parent.mkdir()
+    shutil.copy(tmp_path / "out" / manifest["shards"][0]["path"], outside)
+    (tmp_path / "out" / "link.parquet").symlink_to(outside)
+    for path in ["../elsewhere/x.parquet", str(outside), "link.parquet", "sub/../../elsewhere/x.parquet", ""]:
+        edited = {**manifest, "shards": [{**manifest["shards"][0], "path": path, "sha256": sha256_file(outside)},
+                                         *manifest["shards"][1:]]}
+        (tmp_path / "out" / "manifest.json").write_text(json.dumps(edited))
+        with pytest.raises(UnsafeShardPath, match="leaves the export directory"):
+            ShardedParquetDataset(tmp_path / "out")
+    os.unlink(tmp_path / "out" / "link.parquet")
+
+
 def test_shards_are_byte_identical_across_exports(pipeline_db, tmp_path):
     first = _export(pipeline_db, tmp_path / "a", rows_per_shard=200)
     second = _export(pipeline_db, tmp_path / "b", rows_per_shard=200)
