@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import logging
+import re
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -33,6 +34,8 @@ Format = Literal["csv", "jsonl", "parquet", "wrench"]
 RejectReason = Literal[
     "unparseable",  # the line/record is not valid CSV/JSON, or has the wrong number of fields
     "invalid_utf8",  # the bytes are not UTF-8
+    "invalid_unicode",  # a string holds a lone surrogate (a JSON "\\ud800" escape: half an emoji)
+    "control_character",  # a field (or column name) holds a NUL character
     "missing_text",  # no text column, or it is empty
     "wrong_type",  # a mapped column has a value of the wrong type (or an unknown class)
     "oversize_field",  # a field is larger than max_field_bytes
@@ -184,8 +187,41 @@ class IngestSummary:
 
 
 def _escape_bytes(text: str) -> str:
-    """Make text decoded with surrogateescape storable, showing bad bytes as ``\\xNN``."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    """Make text decoded with surrogateescape storable, showing bad bytes as ``\\xNN`` (and any other
+    lone surrogate as ``\\udNNN``)."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+_UNSTORABLE = re.compile("[\ud800-\udfff\x00]")
+
+
+def _unicode_problem(value: Any, name: str) -> tuple[str, str] | None:
+    """(reason, detail) if a string in ``value`` (keys included, nested JSON too) holds a lone
+    surrogate or a NUL; None if every string can be stored as it is."""
+    if isinstance(value, str):
+        match = _UNSTORABLE.search(value)
+        if match is None:
+            return None
+        char = match.group()
+        if char == "\x00":
+            return "control_character", f"field '{name}' holds a NUL character at position {match.start()}"
+        return "invalid_unicode", (f"field '{name}' holds a lone surrogate {char.encode('unicode_escape').decode()} "
+                                   f"at position {match.start()} (half of a character)")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            problem = _unicode_problem(key, f"{name}.{key!r} (a key)" if name else f"{key!r} (a column name)")
+            problem = problem or _unicode_problem(item, f"{name}.{key}" if name else str(key))
+            if problem:
+                return problem
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            problem = _unicode_problem(item, f"{name}[{index}]")
+            if problem:
+                return problem
+    return None
 
 
 def _has_bad_utf8(text: str) -> bool:
@@ -204,6 +240,13 @@ def _read_text(path: Path) -> str:
 
 
 def _iter_csv(path: Path, config: SourceConfig, summary: SourceSummary) -> Iterator[_Raw | Reject]:
+    """CSV rows; a row that fails to parse costs only its own line when it ran over several.
+
+    An unterminated quote makes the parser read on across lines. So when a record that spans
+    several physical lines fails (a CSV error, or the wrong number of fields), only its first
+    line is rejected and parsing resumes at the next line. A quote that a later line happens to
+    close into a record with the right number of fields cannot be told from a multi-line field.
+    """
     text = _read_text(path)
     lines = io.StringIO(text, newline="").readlines()
     consumed: list[str] = []
@@ -217,21 +260,39 @@ def _iter_csv(path: Path, config: SourceConfig, summary: SourceSummary) -> Itera
             consumed.append(line)
             yield line
 
+    def reader() -> Iterator[list[str]]:
+        return csv.reader(feed(), delimiter=config.delimiter, strict=True)
+
     csv.field_size_limit(sys.maxsize)
-    reader = csv.reader(feed(), delimiter=config.delimiter, strict=True)
+    records = reader()
     header: list[str] | None = None
     while True:
         start = position + 1
         consumed.clear()
+        error: str | None = None
         try:
-            record = next(reader)
+            record = next(records)
         except StopIteration:
             return
         except csv.Error as exc:
-            yield Reject(str(path), start, "unparseable", f"CSV error: {exc}", _escape_bytes("".join(consumed)))
-            continue
+            error, record = f"CSV error: {exc}", []
         raw = "".join(consumed)
+        if header is not None and error is None and record and len(record) != len(header):
+            error = f"expected {len(header)} fields as in the header, got {len(record)}"
+        if error is not None and len(consumed) > 1 and header is not None:
+            # Resynchronise: reject the first line alone and parse again from the next one.
+            position = start
+            records = reader()
+            yield Reject(str(path), start, "unparseable", f"{error} (a quote left open? this row spanned lines "
+                         f"{start}-{start + len(consumed) - 1}; parsing resumed at line {start + 1})",
+                         _escape_bytes(lines[start - 1]))
+            continue
+        if error is not None and header is not None:
+            yield Reject(str(path), start, "unparseable", error, _escape_bytes(raw))
+            continue
         if header is None:
+            if error is not None:
+                raise ValueError(f"The header of '{path}' cannot be parsed: {error}")
             header = record
             if any(_has_bad_utf8(h) for h in header):
                 raise ValueError(f"The header of '{path}' is not valid UTF-8: {_escape_bytes(raw)!r}")
@@ -241,10 +302,6 @@ def _iter_csv(path: Path, config: SourceConfig, summary: SourceSummary) -> Itera
             continue
         if any(_has_bad_utf8(value) for value in record):
             yield Reject(str(path), start, "invalid_utf8", "a field is not valid UTF-8", _escape_bytes(raw))
-            continue
-        if len(record) != len(header):
-            detail = f"expected {len(header)} fields as in the header, got {len(record)}"
-            yield Reject(str(path), start, "unparseable", detail, raw)
             continue
         yield _Raw(start, {name: (value if value != "" else None) for name, value in zip(header, record)}, raw)
 
@@ -358,6 +415,9 @@ def _validate(
 ) -> dict[str, Any] | Reject:
     columns = config.columns
     source = str(path)
+    problem = _unicode_problem(row.fields, "")
+    if problem is not None:
+        return Reject(source, row.line, problem[0], problem[1], _escape_bytes(row.raw))
     for name, value in row.fields.items():
         size = len(value.encode("utf-8", "surrogateescape")) if isinstance(value, str) else 0
         if size > config.max_field_bytes:
@@ -450,7 +510,11 @@ def iter_parsed(path: Path, config: SourceConfig, classes: list[str], summary: S
         if isinstance(parsed, Reject):
             rejects.append(parsed)
             continue
-        row = _validate(parsed, path, fmt, config, classes)
+        try:
+            row = _validate(parsed, path, fmt, config, classes)
+        except Exception as exc:  # no input row may fail its file: it is a reject with the reason
+            detail = f"thresher could not process this row ({type(exc).__name__}: {exc})"
+            row = Reject(str(path), parsed.line, "unparseable", _escape_bytes(detail), _escape_bytes(parsed.raw))
         if isinstance(row, Reject):
             rejects.append(row)
             continue

@@ -79,6 +79,45 @@ MALFORMED_JSONL = (
 )
 
 
+def test_an_unclosed_quote_costs_only_its_own_line(con, tmp_path):
+    path = tmp_path / "quote.csv"
+    rows = [f"q{i},good row {i},HAM" for i in range(1, 8)]
+    path.write_text("id,text,label\n" + "\n".join(rows) + '\nq8,"never closed quote,HAM\nq9,after it,SPAM\n'
+                    'q10,"a real\nmulti-line field",HAM\nq11,"another open quote,HAM\nq12,last,SPAM\n')
+    summary = ingest(con, _config(path, columns={"id": "id", "text": "text", "label": "label"}))
+    assert _rejects(con) == [(9, "unparseable"), (13, "unparseable")]
+    detail, raw = con.execute("SELECT detail, raw FROM rejects WHERE line = 9").fetchall()[0]
+    assert raw == 'q8,"never closed quote,HAM\n' and "parsing resumed at line 10" in detail
+    texts = dict(con.execute("SELECT item_id, text FROM items").fetchall())
+    assert texts == {**{f"t:q{i}": f"good row {i}" for i in range(1, 8)}, "t:q9": "after it",
+                     "t:q10": "a real\nmulti-line field", "t:q12": "last"}
+    assert summary.rows == len(texts) + 2
+
+
+def test_lone_surrogates_and_nul_reject_their_row_not_the_file(con, tmp_path):
+    """The issue's repro: half an emoji in any field of one JSONL row."""
+    path = tmp_path / "s.jsonl"
+    path.write_text('{"id":"s1","text":"ok","label":"HAM"}\n'
+                    '{"id":"s2","text":"x","label":"HAM","note":"\\udc80"}\n'
+                    '{"id":"s3","text":"half \\ud83d emoji","label":"SPAM"}\n'
+                    '{"id":"\\ud800","text":"bad id","label":"SPAM"}\n'
+                    '{"id":"s5","text":"nul\\u0000byte","label":"HAM"}\n'
+                    '{"id":"s6","text":"fine \\ud83d\\ude00 emoji","label":"SPAM","\\udc80key":1}\n'
+                    '{"id":"s7","text":"last good","label":"SPAM","nested":{"deep":["ok","\\udfff"]}}\n'
+                    '{"id":"s8","text":"fine \\ud83d\\ude00 emoji","label":"SPAM"}\n')
+    summary = ingest(con, _config(path, columns={"id": "id", "text": "text", "label": "label"}))
+    assert _rejects(con) == [(2, "invalid_unicode"), (3, "invalid_unicode"), (4, "invalid_unicode"),
+                             (5, "control_character"), (6, "invalid_unicode"), (7, "invalid_unicode")]
+    details = dict(con.execute("SELECT line, detail FROM rejects").fetchall())
+    assert "field 'note' holds a lone surrogate \\udc80" in details[2]
+    assert "field 'nested.deep[1]'" in details[7] and "NUL" in details[5] and "column name" in details[6]
+    assert sorted(con.execute("SELECT item_id, text FROM items").fetchall()) == [
+        ("t:s1", "ok"), ("t:s8", "fine \U0001F600 emoji")]
+    assert summary.rows == 8 and sum(summary.rejected.values()) == 6
+    raw = con.execute("SELECT raw FROM rejects WHERE line = 2").fetchall()[0][0]
+    assert "\\udc80" in raw  # the original row, as written
+
+
 def test_malformed_jsonl_rows_are_quarantined_with_reasons(con, tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_bytes(MALFORMED_JSONL)
