@@ -12,6 +12,7 @@ import asyncio
 import email.utils
 import json
 import random
+import re
 import ssl
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -23,6 +24,7 @@ from labeling.llm.backend import Backend, Budget, LLMBackendError, Prefix, Reque
 from labeling.llm.config import OpenAIBackendConfig
 from labeling.llm.prompt import PromptedLF
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 FATAL_STATUS = {401: "the API key was refused", 403: "access is forbidden", 404: "the endpoint or model does not exist"}
 
 
@@ -144,7 +146,12 @@ class OpenAIBackend(Backend):
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise _Retry(f"malformed response ({type(exc).__name__}): {text[:120]!r}", status) from None
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-        return answer or "", status, usage
+        answer = "" if answer is None else answer
+        if not isinstance(answer, str):
+            raise _Retry(f"malformed response (content is {type(answer).__name__}): {text[:120]!r}", status)
+        # A JSON "\ud83d" escape with no partner (half an emoji) cannot be stored: it becomes U+FFFD,
+        # as undecodable bytes do.
+        return _LONE_SURROGATE.sub("\ufffd", answer), status, usage
 
     async def _call(self, session: aiohttp.ClientSession, request: Request) -> Result:
         started = time.perf_counter()

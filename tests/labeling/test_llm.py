@@ -421,3 +421,13 @@ def test_prompted_lfs_defined_in_python(youtube_test, server, tmp_path):
         "SELECT item_id FROM votes WHERE run_id = 'py' AND lf = ?", [lf]).fetchall()} for lf in kinds}
     assert voted["asks_to_subscribe"] == voted["kw_subscribe"] and len(voted["kw_subscribe"]) > 10
     assert summary.llm["sent"] == len(distinct_texts(youtube_test))
+
+
+@pytest.mark.parametrize("reply", ["Yes \ud83d", "\udc80", "Yes\x00", "\ud83d\ude00 yes"])
+def test_hostile_answers_are_stored_and_counted_not_fatal(youtube_test, server, reply):
+    """Half an emoji, a lone surrogate or a NUL in a reply: the run completes and nothing is lost."""
+    server.answer = lambda prompt: reply
+    run = prompted_run(youtube_test, config(server))
+    assert run.failed == 0 and run.sent == len(distinct_texts(youtube_test))
+    stored = youtube_test.execute("SELECT count(*) FROM llm_cache").fetchall()[0][0]
+    assert stored == run.sent
