@@ -82,12 +82,12 @@ def write(fmt: str, path: Path, n: int, seed: int = 0) -> dict[str, int]:
                         fields[2] = "MAYBE"
                     elif kind == "oversize":
                         fields[1] = "x" * (MAX_BYTES + 1)
+                    elif kind == "utf8":
+                        fields[1] = "caf\udce9 " + text  # the byte 0xE9 alone: latin-1, not UTF-8
                     buffer.seek(0)
                     buffer.truncate()
                     writer.writerow(fields)
-                    data = buffer.getvalue().encode()
-                    if kind == "utf8":
-                        data = data.replace(f"r{i},".encode(), f"r{i},\xff".encode("latin-1"), 1)
+                    data = buffer.getvalue().encode("utf-8", "surrogateescape")
             else:
                 obj = {"id": f"r{i}", "text": text, "label": label}
                 if kind == "nul":
