@@ -75,20 +75,22 @@ def test_a_temporary_server_that_does_not_start_in_time_is_one_line(tmp_path, sh
 
 
 @pytest.mark.slow
-def test_a_failing_stage_prints_one_error_line_and_debug_shows_the_traceback(tmp_path, shared_data):
-    foreign = tmp_path / "not-an-export"
-    foreign.mkdir()
-    (foreign / "precious.txt").write_text("keep me")
-    config = minimal_config(tmp_path, shared_data, f'export: {{out_dir: "{foreign}"}}\n')
-    done = subprocess.run([THRESHER, "run", str(config), "--no-progress"], capture_output=True, text=True, cwd=REPO,
-                          env=cli_env(tmp_path), timeout=600)
+def test_a_failing_stage_prints_one_error_line_and_debug_shows_the_traceback(tmp_path):
+    data = tmp_path / "rows.csv"
+    data.write_bytes(b"id,text,note\xff\n1,hello,x\n")  # a header that is not UTF-8 fails the whole file
+    config = tmp_path / "thresher.yaml"
+    config.write_text(f'classes: [HAM, SPAM]\nlabels_from: given\nsources:\n  - {{path: "{data}", dataset: d, '
+                      'columns: {id: id, text: text}}\n')
+    env = cli_env(tmp_path)
+    done = subprocess.run([THRESHER, "ingest", str(config), "--no-progress"], capture_output=True, text=True,
+                          cwd=REPO, env=env, timeout=600)
     assert done.returncode == 1, done.stdout + done.stderr
     assert done.stderr.count("error:") == 1 and "Traceback" not in done.stderr, done.stderr
-    assert "not a thresher export" in done.stderr and (foreign / "precious.txt").read_text() == "keep me"
+    assert "is not valid UTF-8" in done.stderr
     con = connect(tmp_path / "thresher.duckdb", read_only=True)
-    statuses = con.execute("SELECT stage, status FROM runs ORDER BY started_at").fetchall()
+    statuses = con.execute("SELECT stage, status FROM runs").fetchall()
     con.close()
-    assert statuses == [("ingest", "completed"), ("label", "completed"), ("detect", "completed"), ("export", "failed")]
-    debug = subprocess.run([THRESHER, "--debug", "export", str(config), "--no-progress"], capture_output=True,
-                           text=True, cwd=REPO, env=cli_env(tmp_path), timeout=600)
-    assert debug.returncode == 1 and "Traceback" in debug.stderr and "FileExistsError" in debug.stderr
+    assert statuses == [("ingest", "failed")]
+    debug = subprocess.run([THRESHER, "--debug", "ingest", str(config), "--no-progress"], capture_output=True,
+                           text=True, cwd=REPO, env=env, timeout=600)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr and "ValueError" in debug.stderr

@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -197,29 +198,12 @@ def check(fmt: str, rows: list[Row], directory: Path) -> None:
     assert labels == expected
 
 
-FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+FUZZ = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                         HealthCheck.too_slow])
 
 
+@pytest.mark.parametrize("fmt", sorted(WRITERS))
 @FUZZ
-@given(rows=rows_strategy("csv"))
-def test_fuzz_csv(tmp_path_factory, rows):
-    check("csv", rows, tmp_path_factory.mktemp("csv"))
-
-
-@FUZZ
-@given(rows=rows_strategy("jsonl"))
-def test_fuzz_jsonl(tmp_path_factory, rows):
-    check("jsonl", rows, tmp_path_factory.mktemp("jsonl"))
-
-
-@FUZZ
-@given(rows=rows_strategy("parquet"))
-def test_fuzz_parquet(tmp_path_factory, rows):
-    check("parquet", rows, tmp_path_factory.mktemp("parquet"))
-
-
-@FUZZ
-@given(rows=rows_strategy("wrench"))
-def test_fuzz_wrench(tmp_path_factory, rows):
-    check("wrench", rows, tmp_path_factory.mktemp("wrench"))
+@given(data=st.data())
+def test_fuzz_every_reader(tmp_path_factory, fmt, data):
+    check(fmt, data.draw(rows_strategy(fmt), label="rows"), tmp_path_factory.mktemp(fmt))
