@@ -53,6 +53,7 @@ def sample_columns(path: Path, fmt: str, config: SourceConfig) -> set[str]:
                     break
         return names
     if fmt == "parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
         schema = pq.read_schema(path)
@@ -61,11 +62,9 @@ def sample_columns(path: Path, fmt: str, config: SourceConfig) -> set[str]:
         def walk(fields, prefix: str) -> None:
             for field in fields:
                 names.add(prefix + field.name)
-                if hasattr(field.type, "num_fields") and field.type.num_fields and hasattr(field.type, "field"):
-                    try:
-                        walk([field.type.field(i) for i in range(field.type.num_fields)], f"{prefix}{field.name}.")
-                    except (TypeError, KeyError):
-                        pass  # a list's child, not a struct's fields
+                if pa.types.is_struct(field.type):  # nested fields are addressed with dots
+                    walk([field.type.field(i) for i in range(field.type.num_fields)], f"{prefix}{field.name}.")
+
         walk(schema, "")
         return names
     data = json.loads(path.read_bytes().decode("utf-8-sig", "replace"))  # wrench: one JSON object

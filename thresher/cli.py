@@ -57,32 +57,42 @@ def _main(
     _options["debug"] = debug
 
 
-def _open_read_only(config: Path, db: str | None):
-    """The loaded config and a read-only connection to its database, or a clear error and exit.
+def _reader(db: str | Path):
+    """A read-only connection to ``db`` and whether it reads the snapshots, or a clear error and exit.
 
-    While a stage writes the database, the connection reads its snapshots instead (with a note)."""
+    While a stage writes the database (DuckDB then admits no reader), the connection reads the
+    Parquet snapshots of the completed stages instead, with a note on stderr."""
     import duckdb
 
     from storage.lock import is_lock_conflict
     from storage.schema import SchemaVersionError, connect
     from storage.snapshot import open_snapshot
+
+    try:
+        return connect(db, read_only=True), False
+    except (OSError, SchemaVersionError) as exc:
+        _fail(str(exc))
+    except duckdb.IOException as exc:
+        if not is_lock_conflict(exc):
+            _fail(f"Cannot open '{db}' read-only: {exc}")
+        try:
+            con, manifest = open_snapshot(db)
+        except (FileNotFoundError, RuntimeError) as missing:
+            _fail(f"'{db}' is being written by a running stage, and there is no snapshot to read instead: {missing}")
+        err.print(f"[yellow]note:[/] '{db}' is being written by a running stage; answering from the snapshot of the "
+                  f"completed stages (as of {manifest['written_at']}).", highlight=False)
+        return con, True
+
+
+def _open_read_only(config: Path, db: str | None):
+    """The loaded config and a read-only connection to its database (see :func:`_reader`)."""
     from thresher.config import load_config
 
     try:
         cfg = load_config(config, db=db)
-        return cfg, connect(cfg.db, read_only=True)
-    except (OSError, ValueError, SchemaVersionError) as exc:
+    except (OSError, ValueError) as exc:
         _fail(str(exc))
-    except duckdb.IOException as exc:
-        if not is_lock_conflict(exc):
-            _fail(f"Cannot open '{cfg.db}' read-only: {exc}")
-        try:
-            con, manifest = open_snapshot(cfg.db)
-        except (FileNotFoundError, RuntimeError) as missing:
-            _fail(f"'{cfg.db}' is being written by a running stage, and there is no snapshot to read: {missing}")
-        err.print(f"[yellow]note:[/] '{cfg.db}' is being written by a running stage; reading the snapshot of the "
-                  f"completed stages (as of {manifest['written_at']}).", highlight=False)
-        return cfg, con
+    return cfg, _reader(cfg.db)[0]
 
 
 def _check_config(config: Path, *, db: str | None = None, out_dir: str | None = None):
@@ -482,30 +492,15 @@ def sql(
     """
     import duckdb
 
-    from storage.lock import is_lock_conflict
-    from storage.schema import SchemaVersionError, connect
-    from storage.snapshot import open_snapshot, snapshot_dir
+    from storage.snapshot import snapshot_dir
     from storage.sql import ReadOnlySQLError, lock_down, read_statements, run_read_only
 
     try:
         read_statements(query)  # refused before the database is even opened
     except ReadOnlySQLError as exc:
         _fail(str(exc))
-    allowed: list[Path] = []
-    try:
-        con = connect(db, read_only=True)
-    except (FileNotFoundError, SchemaVersionError) as exc:
-        _fail(str(exc))
-    except duckdb.IOException as exc:
-        if not is_lock_conflict(exc):
-            _fail(f"Cannot open '{db}' read-only: {exc}")
-        try:
-            con, manifest = open_snapshot(db)
-        except (FileNotFoundError, RuntimeError) as missing:
-            _fail(f"Cannot open '{db}' read-only ({exc}), and there is no snapshot to read instead: {missing}")
-        allowed = [snapshot_dir(db)]
-        err.print(f"[yellow]note:[/] '{db}' is being written by a running stage; answering from the snapshot of "
-                  f"the completed stages (as of {manifest['written_at']}).", highlight=False)
+    con, from_snapshot = _reader(db)
+    allowed = [snapshot_dir(db)] if from_snapshot else []
     try:
         lock_down(con, allowed_directories=allowed)
         columns, rows = run_read_only(con, query)

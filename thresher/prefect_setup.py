@@ -45,16 +45,14 @@ def configure(*, debug: bool = False) -> None:
             logger.addHandler(handler)
 
 
-class _Stderr(logging.StreamHandler):
+class _Stderr(logging.Handler):
     """A handler writing to whatever ``sys.stderr`` is when a record comes (a test may swap it)."""
 
-    @property
-    def stream(self):  # type: ignore[override]
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value) -> None:
-        pass
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:
+            self.handleError(record)
 
 
 def api_url() -> str | None:
