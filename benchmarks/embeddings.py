@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.noise_detection import agnews, evaluate, inject, sms, trec, youtube
-from reweighting.features import SentenceEncoder, StaticEncoder, TfidfConfig, tfidf_features
+from thresher.features import SentenceEncoder, StaticEncoder, TfidfConfig, tfidf_features
 
 
 def rate(encode, texts: list[str]) -> tuple[np.ndarray, float]:

@@ -114,8 +114,8 @@ def write(fmt: str, path: Path, n: int, seed: int = 0) -> dict[str, int]:
 
 def run_one(fmt: str, rows: int) -> dict:
     """In this process: write, ingest, check; the measurements as a dict."""
-    from storage.ingest import IngestConfig, SourceConfig, ingest
-    from storage.schema import connect
+    from thresher.storage.ingest import IngestConfig, SourceConfig, ingest
+    from thresher.storage.schema import connect
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"hostile.{fmt}"

@@ -30,13 +30,13 @@ from rich.table import Table
 from snorkel.labeling import LabelingFunction, PandasLFApplier
 from snorkel.labeling.model import LabelModel
 
-from labeling.apply.incremental import cached_votes, update_vote_cache
-from labeling.config import DenoiseConfig
-from labeling.lf import KeywordLF, RegexLF
-from labeling.lf.keyword import terms_pattern
-from labeling.matrix import vote_matrix
-from labeling.model import denoise, quiet_snorkel
-from storage.schema import connect
+from thresher.labeling.apply.incremental import cached_votes, update_vote_cache
+from thresher.labeling.config import DenoiseConfig
+from thresher.labeling.lf import KeywordLF, RegexLF
+from thresher.labeling.lf.keyword import terms_pattern
+from thresher.labeling.matrix import vote_matrix
+from thresher.labeling.model import denoise, quiet_snorkel
+from thresher.storage.schema import connect
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

@@ -21,11 +21,11 @@ from rich.console import Console
 from rich.table import Table
 from snorkel.labeling import PandasLFApplier, labeling_function
 
-from labeling.apply import apply_python_lfs, apply_sql_lfs
-from labeling.lf import KeywordLF, PythonLF, RegexLF
-from labeling.matrix import vote_matrix
-from storage.ingest import IngestConfig, SourceConfig, ingest
-from storage.schema import connect
+from thresher.labeling.apply import apply_python_lfs, apply_sql_lfs
+from thresher.labeling.lf import KeywordLF, PythonLF, RegexLF
+from thresher.labeling.matrix import vote_matrix
+from thresher.storage.ingest import IngestConfig, SourceConfig, ingest
+from thresher.storage.schema import connect
 
 ROOT = Path(__file__).resolve().parents[1]
 HAM, SPAM, ABSTAIN = 0, 1, -1

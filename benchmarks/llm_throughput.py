@@ -28,12 +28,13 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.labeling import insert_generated_items, real_texts
-from flows.dask import dask_map
-from labeling.apply.chunked import Chunking
-from labeling.config import LabelingConfig
-from labeling.llm.apply import apply_prompted_lfs, build_backend
-from storage.schema import connect
-from thresher.config import DaskConfig
+from thresher.flows.dask import dask_map
+from thresher.core.chunking import Chunking
+from thresher.labeling.config import LabelingConfig
+from thresher.labeling.llm.apply import apply_prompted_lfs
+from thresher.labeling.llm.factory import build_backend
+from thresher.storage.schema import connect
+from thresher.pipeline.config import DaskConfig
 
 
 def start_server(latency: float) -> tuple[subprocess.Popen, str]:

@@ -31,8 +31,8 @@ from rich.table import Table
 from sklearn.metrics import f1_score, roc_auc_score
 
 from benchmarks.noise_detection import SHARED, sms
-from reweighting.features import TfidfConfig, tfidf_features
-from reweighting.rescale import Reweighter
+from thresher.features import TfidfConfig, tfidf_features
+from thresher.reweighting.rescale import Reweighter
 
 NOISE = [0.0, 0.1, 0.2, 0.3, 0.4]
 # Without the _reset suffix: Adam's moments carried across steps (textbook Adam).

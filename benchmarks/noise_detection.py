@@ -42,9 +42,9 @@ from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 
-from reweighting.detect import DetectorResult, out_of_fold_proba
-from reweighting.features import SentenceEncoder, StaticEncoder, TfidfConfig, tfidf_features
-from reweighting.stage import DetectConfig, run_detectors
+from thresher.reweighting.detect import DetectorResult, out_of_fold_proba
+from thresher.features import SentenceEncoder, StaticEncoder, TfidfConfig, tfidf_features
+from thresher.reweighting.detect.stage import DetectConfig, run_detectors
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -177,8 +177,11 @@ def evaluate(name: str, noise: str, X, gold: np.ndarray, noisy: np.ndarray, seed
     X_train, X_test = X[train], X[test]
     y_noisy, y_gold = noisy[train], gold[train]
     wrong = y_noisy != y_gold
-    config = DetectConfig(detectors=DETECTORS, random_state=seed, lsa_mode=lsa_mode,
-                          small_loss_threshold=small_loss_threshold, hybrid_rounds=hybrid_rounds)
+    settings = {"confident_learning": {}, "small_loss": {"threshold": small_loss_threshold},
+                "linear_separation": {"mode": lsa_mode, "small_loss_threshold": small_loss_threshold},
+                "hybrid": {"rounds": hybrid_rounds, "threshold": small_loss_threshold, "lsa_mode": lsa_mode},
+                "ensemble": {}}
+    config = DetectConfig(detectors={name: settings[name] for name in DETECTORS}, random_state=seed)
     estimator = LogisticRegression(max_iter=2000)
     started = time.perf_counter()
     pred_probs = out_of_fold_proba(estimator, X_train, y_noisy, random_state=seed)

@@ -96,8 +96,8 @@ def main() -> None:
                        "detectors": ["confident_learning", "small_loss"]},
             "export": {"out_dir": str(work / "export"), "rows_per_shard": 100_000},
         }
-        from flows import pipeline_flow
-        from storage.schema import connect
+        from thresher.flows import pipeline_flow
+        from thresher.storage.schema import connect
 
         results = {}
         for mode in ("single process", "dask LocalCluster (2 workers)") if args.dask else ("single process",):

@@ -27,10 +27,10 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from labeling.config import LabelingConfig
-from labeling.stage import label
-from storage.ingest import IngestConfig, SourceConfig, ingest
-from storage.schema import connect
+from thresher.labeling.config import LabelingConfig
+from thresher.labeling.stage import label
+from thresher.storage.ingest import IngestConfig, SourceConfig, ingest
+from thresher.storage.schema import connect
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

@@ -33,8 +33,8 @@ from rich.table import Table
 from sklearn.linear_model import LogisticRegression
 
 from benchmarks.noise_detection import SHARED, sms, trec
-from reweighting.features import StaticEncoder, TfidfConfig, tfidf_features
-from reweighting.select import GIO, ColorFilter, LMColorFilter
+from thresher.features import StaticEncoder, TfidfConfig, tfidf_features
+from thresher.reweighting.select import GIO, ColorFilter, LMColorFilter
 
 DOMAINS = {"agnews": 4, "imdb": 2, "sms": 2, "trec": 6}
 BUDGETS = [0.05, 0.1, 0.2]

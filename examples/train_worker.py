@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from storage.loader import ShardedParquetDataset, collate_rows, read_manifest
+from thresher.storage.loader import ShardedParquetDataset, collate_rows, read_manifest
 
 BUCKETS = 1 << 18
 TOKEN = re.compile(r"[a-z0-9']+")
@@ -47,7 +47,7 @@ class BagOfWords(nn.Module):
 
 
 def evaluate(model: nn.Module, db: str, split: str, device: torch.device) -> tuple[float, int]:
-    from storage.schema import connect
+    from thresher.storage.schema import connect
 
     con = connect(db, read_only=True)
     try:

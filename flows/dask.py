@@ -15,11 +15,10 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from labeling.apply.chunked import Chunking
-from thresher.config import DaskConfig, PipelineConfig
+from thresher.core.chunking import Chunking
+from thresher.pipeline.config import DaskConfig, PipelineConfig
 
 
-ENCODED = ("minilm", "minilm-static")  # feature encoders whose work is chunked (TF-IDF is fitted on all rows)
 
 
 @task(name="thresher-chunk", cache_policy=NO_CACHE)  # the stage is cached; its chunks need not hash inputs
@@ -50,7 +49,7 @@ def dask_map(config: DaskConfig) -> Iterator[tuple[Callable[[Callable[..., Any],
 
 
 @contextmanager
-def stage_chunking(config: PipelineConfig, *, needed: bool = True) -> Iterator[Chunking | None]:
+def stage_chunking(config: PipelineConfig, needed: bool = True) -> Iterator[Chunking | None]:
     """The ``chunking`` a stage gets: None without a ``dask`` section (or when the stage has nothing
     to chunk, so no cluster is started for it)."""
     if config.dask is None or not needed:

@@ -1,164 +1,71 @@
-"""What every stage flow shares: a Prefect task cached on the stage's inputs, artifacts, logging.
+"""One generic Prefect flow per stage, made from the stage registry: it runs the stage as a Prefect task.
 
-A stage runs as one Prefect task whose cache key hashes the stage's config hash and a snapshot of
-its input data: the database's identity (when its schema was created), the items (count and last
-``item_seq``) and the latest completed run of each upstream stage; ingest hashes its source files'
-paths, sizes and modification times. Never a connection object. The task's result (the stage
-summary) is persisted by Prefect, so an unchanged stage is not recomputed: the flow returns the
-earlier summary, and downstream stages keep reading that run's rows. If those rows are gone (a
-deleted database), the cache is refreshed and the stage runs. ``force=True`` always runs it.
+The stage's own work, its cache check and its run record are :func:`thresher.pipeline.runner.run_stage`;
+this module adds only what Prefect gives: the task (retried on the stage's transient errors), the
+summary artifacts, the log line, the Dask cluster for chunked work and the ``thresher deploy`` line.
+A flow takes the validated config (``config``) from a parent flow or the CLI, or reads ``config_path``.
 """
 
 from __future__ import annotations
 
-import glob
-import hashlib
-import json
-import os
-from collections.abc import Callable
-from pathlib import Path
+from functools import partial
 from typing import Any
 
-from prefect import get_run_logger, task
+from prefect import Flow, flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from flows.artifacts import publish_stage, run_line
-
-from storage.repo import run_stage
-from thresher.config import PipelineConfig
-
-
-def _read(db: str, query: Callable[[Any], Any], default: Any, *, timeout: float | None = None) -> Any:
-    """``query(con)`` on a read-only connection to ``db``; ``default`` if it does not exist or cannot
-    be opened (an older schema that read-only cannot migrate). A writer in another process is
-    waited for (up to ``timeout``), as a stage waits: its answer would change what is read."""
-    import duckdb
-
-    from storage.lock import lock_timeout, wait_for
-    from storage.schema import SchemaVersionError, connect
-
-    if not Path(db).exists():
-        return default
-    try:
-        con = wait_for(lambda: connect(db, read_only=True), db, timeout=lock_timeout(timeout), purpose="read")
-    except (duckdb.Error, SchemaVersionError):
-        return default
-    try:
-        return query(con)
-    finally:
-        con.close()
-
-
-def database_state(db: str, upstream: tuple[str, ...], *, timeout: float | None = None) -> dict[str, Any]:
-    """The snapshot of a stage's input data in ``db``: identity, items, upstream runs."""
-    def query(con) -> dict[str, Any]:
-        created = con.execute("SELECT min(applied_at) FROM schema_version").fetchall()[0][0]
-        items = con.execute("SELECT count(*), max(item_seq) FROM items").fetchall()[0]
-        runs = dict(con.execute("SELECT stage, run_id FROM latest_runs").fetchall())
-        return {"db": str(created), "items": list(items), "upstream": {s: runs.get(s) for s in upstream}}
-
-    return _read(db, query, {"db": None}, timeout=timeout)
-
-
-def source_files(config: PipelineConfig) -> list[list[Any]]:
-    """(path, size, mtime_ns) of every file the sources match: ingest's input snapshot."""
-    files = []
-    for source in config.sources:
-        for path in sorted(glob.glob(source.path)):
-            stat = os.stat(path)
-            files.append([path, stat.st_size, stat.st_mtime_ns])
-    return files
-
-
-def cache_key(stage: str, config_hash: str, inputs: dict[str, Any]) -> str:
-    text = json.dumps({"stage": stage, "config": config_hash, "inputs": inputs}, sort_keys=True, default=str)
-    return f"thresher-{stage}-" + hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-@task(name="thresher-stage", cache_key_fn=lambda context, parameters: parameters["key"], persist_result=True)
-def _stage_task(stage: str, key: str, execute: Callable[[], dict]) -> dict:
-    return execute()
-
-
-def _recorded_run(db: str, stage: str, key: str) -> dict[str, Any] | None:
-    """The summary of a completed run of ``stage`` recorded with cache key ``key``, if any."""
-    rows = _read(db, lambda con: con.execute(
-        "SELECT run_id, summary FROM runs WHERE stage = ? AND status = 'completed' "
-        "AND summary->>'cache_key' = ? ORDER BY ended_at DESC LIMIT 1", [stage, key]).fetchall(), [])
-    return {"run_id": rows[0][0], **json.loads(rows[0][1])} if rows else None
-
+from thresher.core.stages import NAMES, stage_spec
+from thresher.flows.artifacts import publish_stage, run_line
+from thresher.flows.dask import stage_chunking
+from thresher.pipeline.config import PipelineConfig, load_config
+from thresher.pipeline.runner import run_stage
+from thresher.storage.repo import new_run_id
 
 # Every flow's state hooks: the line `thresher deploy` prints per run.
 HOOKS = {"on_completion": [run_line], "on_failure": [run_line], "on_crashed": [run_line]}
 
 
-def run_stage_task(
-    config: PipelineConfig, *, stage: str, run_id: str, config_hash: str, work: Callable,
-    upstream: tuple[str, ...] | None = (), inputs: dict[str, Any] | None = None, cache: bool = True,
-    force: bool = False, retries: int = 0, retry_on: tuple[type[BaseException], ...] = (),
-    extra: Callable[[str], dict[str, Any]] | None = None, progress: bool = False,
-) -> dict[str, Any]:
-    """Run one stage as a cached Prefect task; return its summary (``cached: true`` when reused).
+@task(name="thresher-stage", cache_policy=NO_CACHE)  # reuse is decided by the run records (pipeline/runner.py)
+def _stage_task(config: PipelineConfig, name: str, run_id: str, progress: bool, force: bool) -> dict:
+    return run_stage(config, name, run_id=run_id, progress=progress, force=force, flow_run_id=flow_run.id,
+                     chunking=partial(stage_chunking, config))
 
-    ``upstream=None`` leaves the database out of the key (ingest: the items are its own output; a
-    new database is caught by the check that the reused run exists in it). The key is also stored
-    in the run's summary, and the task looks there first: a process killed after the stage
-    committed but before Prefect persisted its result does not recompute it. ``extra(run_id)``
-    adds fields read back from the database (the LF table). ``retries`` retry the task only for the
-    exception classes in ``retry_on`` (known transient errors): a refused API key is not retried.
-    """
+
+def run_stage_task(config: PipelineConfig, name: str, *, run_id: str, progress: bool = False,
+                   force: bool = False) -> dict[str, Any]:
+    """Run one stage as a Prefect task in the current flow; publish and log its summary."""
+    code = stage_spec(name).load()
+    retries = code.retries(config.stage_config(name)) if code.transient else 0
+
+    def transient(task: Any, task_run: Any, state: Any) -> bool:
+        return isinstance(state.data, code.transient)
+
+    stage_task = _stage_task.with_options(name=f"thresher-{name}", retries=retries, retry_delay_seconds=5,
+                                          retry_condition_fn=transient)
+    summary = stage_task(config, name, run_id, progress, force)
     logger = get_run_logger()
-    key = None
-    if cache:
-        state = {} if upstream is None else database_state(config.db, upstream, timeout=config.db_lock_timeout)
-        key = cache_key(stage, config_hash, {**state, **(inputs or {})})
-
-    def keyed_work(con, record) -> None:
-        work(con, record)
-        if key is not None:
-            record.summary["cache_key"] = key
-
-    def execute() -> dict:
-        # A run committed with this key is this task's result, even if Prefect never persisted it
-        # (the process died in between): reuse it rather than compute it again.
-        recorded = None if key is None or force else _recorded_run(config.db, stage, key)
-        if recorded is None:
-            record = run_stage(config.db, keyed_work, run_id=run_id, stage=stage, config_hash=config_hash,
-                               flow_run_id=flow_run.id, snapshot=config.sql_snapshots,
-                               lock_timeout=config.db_lock_timeout, progress=progress)
-            recorded = {"run_id": record.run_id, **record.summary}
-        return {**recorded, **(extra(recorded["run_id"]) if extra else {})}
-
-    if key is None:
-        summary = execute()
-    else:
-        def transient(task: Any, task_run: Any, state: Any) -> bool:
-            return isinstance(state.data, retry_on)
-
-        stage_task = _stage_task.with_options(name=f"thresher-{stage}", retries=retries if retry_on else 0,
-                                              retry_delay_seconds=5, retry_condition_fn=transient,
-                                              refresh_cache=force)
-        summary = stage_task(stage, key, execute)
-        if summary["run_id"] != run_id and _recorded_run(config.db, stage, key) is None:
-            summary = stage_task.with_options(refresh_cache=True)(stage, key, execute)  # its rows are gone
-        if summary["run_id"] != run_id:
-            logger.info("%s: inputs and config unchanged; reusing run %s (cached)", stage, summary["run_id"])
-            summary = {**summary, "cached": True}
-    publish_stage(stage, summary, summary.get("lf_summary"))
-    logger.info("%s %s: %s", stage, summary["run_id"], {k: v for k, v in summary.items() if k != "lf_summary"})
+    if summary.get("cached"):
+        logger.info("%s: inputs and config unchanged; reusing run %s (cached)", name, summary["run_id"])
+    publish_stage(name, summary, summary.get("lf_summary"))
+    logger.info("%s %s: %s", name, summary["run_id"], {k: v for k, v in summary.items() if k != "lf_summary"})
     return summary
 
 
-def stored_lf_table(db: str, run_id: str) -> list[dict[str, Any]]:
-    """The LF summary of a label run, read back from the database."""
-    from labeling.analysis import stored_lf_summary
+def _stage_flow(name: str) -> Flow:
+    def stage_flow(config_path: str | None = None, db: str | None = None, out_dir: str | None = None,
+                   run_id: str | None = None, progress: bool = False, force: bool = False,
+                   config: PipelineConfig | None = None) -> dict:
+        config = config if config is not None else load_config(config_path, db=db, out_dir=out_dir)
+        if config.stage_config(name) is None:
+            raise ValueError(f"'{config_path or 'the config'}' has no '{stage_spec(name).section}' section.")
+        return run_stage_task(config, name, run_id=run_id or new_run_id(), progress=progress, force=force)
 
-    return _read(db, lambda con: stored_lf_summary(con, run_id), [])
+    # Prefect serves a flow by its module path: each must be a module attribute under its own name.
+    stage_flow.__name__ = stage_flow.__qualname__ = f"{name}_flow"
+    stage_flow.__doc__ = f"Run the {name} stage of the pipeline config (see ``thresher {name} --help``)."
+    return flow(name=f"thresher-{name}", **HOOKS)(stage_flow)
 
 
-def unfinished_llm_work(db: str) -> bool:
-    """Whether the latest label run left prompts failed or unsent (budget): then it is not reused."""
-    row = _read(db, lambda con: con.execute("SELECT r.summary->'llm' FROM runs r JOIN latest_runs l USING (stage, run_id) "
-                                            "WHERE stage = 'label'").fetchall(), [])
-    llm = json.loads(row[0][0]) if row and row[0][0] else None
-    return bool(llm) and (llm.get("failed", 0) > 0 or llm.get("budget_stopped") is not None)
+STAGE_FLOWS: dict[str, Flow] = {name: _stage_flow(name) for name in NAMES}
+ingest_flow, label_flow, detect_flow, reweight_flow, select_flow, export_flow = (STAGE_FLOWS[n] for n in NAMES)

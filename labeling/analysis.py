@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from snorkel.labeling import LFAnalysis
 
-from labeling.model import quiet_snorkel
+from thresher.labeling.model import quiet_snorkel
 
 
 def lf_summary(L: np.ndarray, lf_names: list[str], gold: np.ndarray | None = None) -> pd.DataFrame:

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from labeling.lf import (
+from thresher.labeling.lf import (
     KeywordLF, LabelingFunction, LookupLF, PythonLF, RegexLF, SqlLF, load_python_object, load_rule_file,
     read_terms_file,
 )
-from labeling.llm.config import EmbeddedBackendConfig, LLMConfig
-from labeling.llm.prompt import PromptedLF
-from storage.ingest import parse_class
-from thresher.stageconfig import StageConfig
+from thresher.labeling.llm.config import EmbeddedBackendConfig, LLMConfig
+from thresher.labeling.llm.prompt import PromptedLF
+from thresher.core.classes import parse_class
+from thresher.core.config import StageConfig
 
 
 class KeywordLFConfig(StageConfig):
@@ -179,6 +179,8 @@ class LabelingConfig(StageConfig):
     n_jobs: int | None = Field(None, ge=1)  # Python LF processes; None: all cores if serial work > 20 s
     llm: LLMConfig | None = None  # the backend prompted LFs ask
     model: DenoiseConfig = DenoiseConfig()
+    # The LFs each entry of ``lfs`` built, kept with this config object: one run builds each LF once.
+    _built: dict[int, list[LabelingFunction | PromptedLF]] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _check(self) -> "LabelingConfig":
@@ -193,10 +195,10 @@ class LabelingConfig(StageConfig):
         if prompted and self.llm is None:
             raise ValueError(f"Prompted LFs {[lf.name for lf in prompted]} need an 'llm' backend section "
                              "(backend: openai | embedded | transformers).")
-        for lf in prompted:
-            built = lf.build(self.classes)
+        for spec in prompted:
+            built = self.build_spec(spec)[0]
             if isinstance(self.llm, EmbeddedBackendConfig) and built.statements is None:
-                raise ValueError(f"Prompted LF {lf.name!r} needs 'statements' (one sentence per answer): the embedded "
+                raise ValueError(f"Prompted LF {spec.name!r} needs 'statements' (one sentence per answer): the embedded "
                                  "backend answers by comparing the item with them.")
         for lf in self.lfs:
             if isinstance(lf, (KeywordLFConfig, RegexLFConfig, SqlLFConfig)):
@@ -224,7 +226,13 @@ class LabelingConfig(StageConfig):
         return lfs
 
     def build_spec(self, spec: LFConfig) -> list[LabelingFunction | PromptedLF]:
-        """The LFs of one entry of ``lfs`` (a rule file gives one per rule; Python entries import their file)."""
+        """The LFs of one entry of ``lfs`` (a rule file gives one per rule; Python entries import their file),
+        built on the first call and kept with this config."""
+        if id(spec) not in self._built:
+            self._built[id(spec)] = self._build_spec(spec)
+        return self._built[id(spec)]
+
+    def _build_spec(self, spec: LFConfig) -> list[LabelingFunction | PromptedLF]:
         if isinstance(spec, KeywordLFConfig):
             return [KeywordLF(spec.name, terms=spec.terms, label=parse_class(spec.label, self.classes),
                               mode=spec.mode, case_sensitive=spec.case_sensitive, word_boundary=spec.word_boundary)]

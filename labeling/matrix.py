@@ -1,4 +1,4 @@
-"""The N x M label matrix L built from sparse (item_id, lf, vote) rows."""
+"""Votes: the sparse (item_id, lf, vote) rows every applier returns, and the N x M label matrix L built from them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from labeling.lf.base import ABSTAIN
+from thresher.labeling.lf.base import ABSTAIN
+
+# What every applier returns and the vote cache stores: one row per (item, LF) that did not abstain.
+VOTES_SCHEMA = pa.schema([("item_id", pa.string()), ("lf", pa.string()), ("vote", pa.int32())])
 
 
 def vote_matrix(votes: pa.Table, item_ids: list[str], lf_names: list[str]) -> np.ndarray:

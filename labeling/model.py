@@ -13,8 +13,8 @@ import numpy as np
 from sklearn.metrics import f1_score
 from snorkel.labeling.model import LabelModel, MajorityLabelVoter
 
-from labeling.config import DenoiseConfig
-from labeling.lf.base import ABSTAIN
+from thresher.labeling.config import DenoiseConfig
+from thresher.labeling.lf.base import ABSTAIN
 
 
 @contextmanager

@@ -2,31 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 from snorkel.utils import probs_to_preds
 
-from labeling.analysis import lf_summary
-from labeling.apply import validate_sql_lfs
-from labeling.apply.chunked import Chunking
-from labeling.apply.incremental import cached_votes, max_item_seq, update_vote_cache
-from labeling.apply.duckdb import VOTES_SCHEMA
-from labeling.config import LabelingConfig
-from labeling.lf.base import ABSTAIN
-from labeling.llm.apply import PromptRun, apply_prompted_lfs, build_backend
-from labeling.llm.backend import Backend, Budget
-from labeling.llm.prompt import PromptedLF
-from labeling.matrix import vote_matrix
-from labeling.model import denoise, entropy, majority_proba, score
-from storage.repo import replace_run_rows, transaction
+from thresher.labeling.analysis import lf_summary
+from thresher.labeling.apply import validate_sql_lfs
+from thresher.core.chunking import Chunking
+from thresher.labeling.apply.incremental import cached_votes, max_item_seq, update_vote_cache
+from thresher.labeling.matrix import VOTES_SCHEMA
+from thresher.labeling.config import LabelingConfig
+from thresher.labeling.lf.base import ABSTAIN
+from thresher.labeling.llm.apply import PromptRun, apply_prompted_lfs
+from thresher.labeling.llm.factory import build_backend
+from thresher.labeling.llm.backend import Backend, Budget
+from thresher.labeling.llm.prompt import PromptedLF
+from thresher.labeling.matrix import vote_matrix
+from thresher.labeling.model import denoise, entropy, majority_proba, score
+from thresher.core.stages import Stage, StageContext
+from thresher.storage.repo import replace_run_rows, transaction
+from thresher.storage.state import latest_summary, read_only
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +98,7 @@ def label(
     """Apply the LFs, fit the label model and write ``lfs``, ``votes``, ``lf_summary``, ``labels``.
 
     With ``chunking`` the LFs are applied, and prompted LFs answered (or, on the embedded backend,
-    encoded), chunk by chunk elsewhere (see :mod:`labeling.apply.chunked`, :mod:`labeling.llm.chunked`).
+    encoded), chunk by chunk elsewhere (see :mod:`thresher.labeling.apply.chunked`, :mod:`thresher.labeling.llm.chunked`).
     """
     lfs = config.build_lfs()
     validate_sql_lfs(con, [lf for lf in lfs if lf.sql() is not None])
@@ -218,3 +223,32 @@ def label(
     logger.info("Labeled %d items with %d LFs; coverage %.3f; accuracy %s",
                 summary.n_items, summary.n_lfs, summary.coverage, accuracy)
     return summary
+
+
+class LabelStage(Stage):
+    """Registry entry of the label stage: its cache keys on every LF's version, and a run that left
+    prompts failed or unsent (budget) is not reused, so they are asked again."""
+
+    # What a task-level retry can fix: the network, not a refused key or a missing model (LLMBackendError).
+    transient = (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError)
+
+    def run(self, con: duckdb.DuckDBPyConnection, context: StageContext) -> LabelSummary:
+        return label(con, context.config, run_id=context.run_id, progress=context.progress, chunking=context.chunking)
+
+    def version(self, config: LabelingConfig) -> str:
+        return label_version(config)
+
+    def must_rerun(self, db: str) -> bool:
+        llm = (latest_summary(db, "label") or {}).get("llm")
+        return bool(llm) and (llm.get("failed", 0) > 0 or llm.get("budget_stopped") is not None)
+
+    def uses_cluster(self, config: LabelingConfig) -> bool:
+        return True
+
+    def retries(self, config: LabelingConfig) -> int:
+        return 1 if config.llm is not None and config.llm.backend == "openai" else 0
+
+    def extra(self, db: str, run_id: str) -> dict[str, Any]:
+        from thresher.labeling.analysis import stored_lf_summary
+
+        return {"lf_summary": read_only(db, lambda con: stored_lf_summary(con, run_id), [])}

@@ -9,6 +9,13 @@ import numpy as np
 import pyarrow as pa
 
 
+def label_input(con: duckdb.DuckDBPyConnection, labels_from: Literal["denoised", "given"]) -> str | None:
+    """The label run whose labels a stage reads: the latest one for denoised labels, None for given ones."""
+    from thresher.storage.repo import latest_run
+
+    return latest_run(con, "label") if labels_from == "denoised" else None
+
+
 def labelled_items(
     con: duckdb.DuckDBPyConnection, labels_from: Literal["denoised", "given"], label_run: str | None,
     *, include_uncovered: bool = False,

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from storage.ingest import SourceConfig
+from thresher.storage.ingest import SourceConfig
 
 SAMPLE_ROWS = 50
 _CSV_SAMPLE_BYTES = 1 << 20

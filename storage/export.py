@@ -25,9 +25,11 @@ import pyarrow.parquet as pq
 from pydantic import Field
 
 import thresher
-from storage.repo import replace_run_rows, transaction
-from thresher.progress import track
-from thresher.stageconfig import StageConfig
+from thresher.storage.repo import replace_run_rows, transaction
+from thresher.core.progress import track
+from thresher.core.config import StageConfig
+from thresher.core.stages import Stage, StageContext
+from thresher.storage.repo import detector_in_use, input_run, latest_run
 
 logger = logging.getLogger(__name__)
 
@@ -262,7 +264,7 @@ def shard_file(root: str | Path, name: str) -> Path:
     >>> shard_file("/data/export", "../../etc/x.parquet")
     Traceback (most recent call last):
     ...
-    storage.export.UnsafeShardPath: The manifest's shard path '../../etc/x.parquet' leaves the export directory '/data/export'; shard paths must be relative names inside it.
+    thresher.storage.export.UnsafeShardPath: The manifest's shard path '../../etc/x.parquet' leaves the export directory '/data/export'; shard paths must be relative names inside it.
     """
     base = Path(root)
     path = Path(name)
@@ -324,3 +326,18 @@ def _publish(staging: Path, out_dir: Path, run_id: str) -> None:
         os.replace(out_dir, old)
     os.replace(staging, out_dir)
     shutil.rmtree(old, ignore_errors=True)
+
+
+class ExportStage(Stage):
+    """Registry entry of the export stage: reads the latest detect run, its labels, the weights and the selection."""
+
+    def run(self, con: duckdb.DuckDBPyConnection, context: StageContext) -> ExportSummary:
+        config: ExportConfig = context.config
+        context.input_run_id = detect_run = latest_run(con, "detect")
+        label_run = input_run(con, detect_run, "detect") if config.labels_from == "denoised" else None
+        weight_stage = config.weights_from or "detect"
+        weight_run = detect_run if weight_stage == "detect" else latest_run(con, "reweight")
+        select_run = latest_run(con, "select") if config.selected_only else None
+        return export(con, config, classes=context.classes, run_id=context.run_id, label_run=label_run,
+                      detect_run=detect_run, detector=detector_in_use(con, detect_run), weight_run=weight_run,
+                      weight_stage=weight_stage, select_run=select_run, progress=context.progress)

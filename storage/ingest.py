@@ -26,7 +26,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field
 
-from thresher.stageconfig import StageConfig
+from thresher.core.classes import parse_class
+from thresher.core.config import StageConfig
+from thresher.core.stages import Stage, StageContext, file_state
 
 logger = logging.getLogger(__name__)
 
@@ -380,31 +382,6 @@ def _lookup(fields: dict[str, Any], name: str) -> tuple[bool, Any]:
     return False, None
 
 
-def parse_class(value: Any, classes: list[str]) -> int | None:
-    """Map a raw label value (class id, numeric string or class name) to a class id.
-
-    Returns None for a missing value and raises ValueError for anything else unknown.
-    """
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise ValueError(f"a label cannot be a boolean ({value!r})")
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, str):
-        stripped = value.strip()
-        lowered = [c.lower() for c in classes]
-        if stripped.lower() in lowered:
-            return lowered.index(stripped.lower())
-        if stripped.lstrip("-").isdigit():
-            value = int(stripped)
-    if isinstance(value, int):
-        if 0 <= value < len(classes):
-            return value
-        raise ValueError(f"class id {value} is outside 0..{len(classes) - 1}")
-    raise ValueError(f"{value!r} is neither a class id nor one of the classes {classes}")
-
-
 def _content_hash(text: str, label: int | None, gold: int | None, extra: str) -> str:
     payload = json.dumps([text, label, gold, extra], ensure_ascii=False)
     return hashlib.sha256(payload.encode()).hexdigest()
@@ -653,7 +630,7 @@ def _store_source_votes(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any
 
 def ingest(con: duckdb.DuckDBPyConnection, config: IngestConfig, *, progress: bool = False) -> IngestSummary:
     """Ingest every configured source in one transaction and return the counts."""
-    from thresher.progress import track
+    from thresher.core.progress import track
 
     paths = [(path, source) for source in config.sources for path in expand_paths(source)]
     summaries = []
@@ -672,3 +649,13 @@ def ingest(con: duckdb.DuckDBPyConnection, config: IngestConfig, *, progress: bo
         dict(summary.rejected),
     )
     return summary
+
+
+class IngestStage(Stage):
+    """Registry entry of the ingest stage: its cache also keys on the source files (path, size, mtime)."""
+
+    def run(self, con: duckdb.DuckDBPyConnection, context: StageContext) -> IngestSummary:
+        return ingest(con, context.config, progress=context.progress)
+
+    def cache_inputs(self, config: IngestConfig) -> dict[str, Any]:
+        return {"files": [file_state(path) for source in config.sources for path in expand_paths(source)]}

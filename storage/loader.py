@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from storage.export import FORMAT, MANIFEST, sha256_file, shard_file
+from thresher.storage.export import FORMAT, MANIFEST, sha256_file, shard_file
 
 
 class ShardIntegrityError(RuntimeError):

@@ -195,19 +195,19 @@ def run_stage(
     """Open the project database, run ``work(con, record)`` as one recorded stage, close it.
 
     With ``snapshot`` the tables the stage wrote are then copied to Parquet for readers that come
-    while a later stage holds the database (see :mod:`storage.snapshot`), whether it succeeded or not.
+    while a later stage holds the database (see :mod:`thresher.storage.snapshot`), whether it succeeded or not.
 
     ``work`` fills ``record.summary`` (and ``record.input_run_id``). If another process holds the
     file (a reader's query), the stage waits for it up to ``lock_timeout`` seconds (see
-    :mod:`storage.lock`). The connection is closed at the end so other processes can read the file
+    :mod:`thresher.storage.lock`). The connection is closed at the end so other processes can read the file
     between stages. On failure the locals of
     finished frames are cleared before re-raising: a kept exception (Prefect keeps failed states)
     must not keep the database connection alive.
     """
-    from storage.lock import wait_for
-    from storage.lock import lock_timeout as timeout_of
-    from storage.schema import connect
-    from storage.snapshot import write_snapshot
+    from thresher.storage.lock import wait_for
+    from thresher.storage.lock import lock_timeout as timeout_of
+    from thresher.storage.schema import connect
+    from thresher.storage.snapshot import write_snapshot
 
     con = wait_for(lambda: connect(db), db, timeout=timeout_of(lock_timeout), purpose=f"run the {stage} stage",
                    progress=progress)

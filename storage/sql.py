@@ -45,7 +45,7 @@ def read_statements(query: str) -> list[Any]:
     >>> read_statements("select 1; delete from items")
     Traceback (most recent call last):
     ...
-    storage.sql.ReadOnlySQLError: thresher sql is read-only: only statements that read are run (SELECT, WITH, SHOW, DESCRIBE, SUMMARIZE, EXPLAIN); statement 2 is DELETE: delete from items
+    thresher.storage.sql.ReadOnlySQLError: thresher sql is read-only: only statements that read are run (SELECT, WITH, SHOW, DESCRIBE, SUMMARIZE, EXPLAIN); statement 2 is DELETE: delete from items
     """
     try:
         statements = duckdb.extract_statements(query)

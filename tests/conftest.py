@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from storage.schema import connect
+from thresher.storage.schema import connect
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("THRESHER_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -55,7 +55,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def static(tmp_path_factory):
     """The static MiniLM encoder, distilled once per test session into a temporary cache."""
-    from reweighting.features import StaticEncoder
+    from thresher.features import StaticEncoder
 
     model = StaticEncoder(directory=tmp_path_factory.mktemp("thresher-cache"))
     model.setup()  # distils from the packaged MiniLM, offline (~15-30 s)

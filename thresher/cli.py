@@ -64,9 +64,9 @@ def _reader(db: str | Path):
     Parquet snapshots of the completed stages instead, with a note on stderr."""
     import duckdb
 
-    from storage.lock import is_lock_conflict
-    from storage.schema import SchemaVersionError, connect
-    from storage.snapshot import open_snapshot
+    from thresher.storage.lock import is_lock_conflict
+    from thresher.storage.schema import SchemaVersionError, connect
+    from thresher.storage.snapshot import open_snapshot
 
     try:
         return connect(db, read_only=True), False
@@ -86,7 +86,7 @@ def _reader(db: str | Path):
 
 def _open_read_only(config: Path, db: str | None):
     """The loaded config and a read-only connection to its database (see :func:`_reader`)."""
-    from thresher.config import load_config
+    from thresher.pipeline.config import load_config
 
     try:
         cfg = load_config(config, db=db)
@@ -96,8 +96,8 @@ def _open_read_only(config: Path, db: str | None):
 
 
 def _check_config(config: Path, *, db: str | None = None, out_dir: str | None = None):
-    """The checked config (see :mod:`thresher.check`), or its problems as the one error and exit 1."""
-    from thresher.check import check_config
+    """The checked config (see :mod:`thresher.pipeline.check`), or its problems as the one error and exit 1."""
+    from thresher.pipeline.check import check_config
 
     try:
         return check_config(config, db=db, out_dir=out_dir)
@@ -110,24 +110,29 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=1)
 
 
-def _run(flow_name: str, **kwargs: Any) -> dict:
+def _run(stage: str, config: Path, *, db: str | None = None, out_dir: str | None = None, progress: bool = True,
+         force: bool = False) -> dict:
+    """Run the pipeline (``stage="pipeline"``) or one stage through its Prefect flow; return the summary.
+
+    The config is read and checked once, here, and the validated config is what the flows run."""
     from thresher import prefect_setup
 
     prefect_setup.configure(debug=_options["debug"])
-    _check_config(Path(kwargs["config_path"]), db=kwargs.get("db"), out_dir=kwargs.get("out_dir"))  # before any flow
+    cfg = _check_config(config, db=db, out_dir=out_dir).config  # before any flow
     try:
         url = prefect_setup.api_url()
         if url:
             prefect_setup.check_api(url)
     except ConnectionError as exc:
         _fail(str(exc))
-    import flows
-    from labeling.apply import LFFaultError
-    from labeling.llm.backend import LLMBackendError
-    from storage.lock import DatabaseLockedError
+    from thresher import flows
+    from thresher.labeling.apply import LFFaultError
+    from thresher.labeling.llm.backend import LLMBackendError
+    from thresher.storage.lock import DatabaseLockedError
 
+    flow = flows.pipeline_flow if stage == "pipeline" else flows.STAGE_FLOWS[stage]
     try:
-        summary = getattr(flows, flow_name)(**kwargs)
+        summary = flow(config_path=str(config), config=cfg, progress=progress, force=force)
     except (OSError, LookupError, ValueError, LFFaultError, LLMBackendError, DatabaseLockedError) as exc:
         if _options["debug"]:
             raise
@@ -138,8 +143,7 @@ def _run(flow_name: str, **kwargs: Any) -> dict:
             raise
         _fail(prefect_setup.explain(exc) or f"{type(exc).__name__}: {exc} (run with --debug for the traceback)")
         raise
-    stages = ({k: v for k, v in summary.items() if isinstance(v, dict)} if flow_name == "pipeline_flow"
-              else {flow_name.removesuffix("_flow"): summary})
+    stages = ({k: v for k, v in summary.items() if isinstance(v, dict)} if stage == "pipeline" else {stage: summary})
     for name, stage in stages.items():
         if stage.get("cached"):
             out.print(f"[dim]{name}: config and inputs unchanged since run {stage['run_id']}, reused "
@@ -279,20 +283,17 @@ def _show_export(summary: dict) -> None:
 def run(config: Path = ConfigArg, db: str = DbOpt, out_dir: str = OutOpt, progress: bool = ProgressOpt,
         force: bool = ForceOpt) -> None:
     """Run the whole pipeline: ingest, label, detect, reweight and select (when configured), export."""
-    summary = _run("pipeline_flow", config_path=str(config), db=db, out_dir=out_dir, progress=progress, force=force)
+    from thresher.core.stages import NAMES
+
+    summary = _run("pipeline", config, db=db, out_dir=out_dir, progress=progress, force=force)
     out.print(f"[bold]run {summary['run_id']}[/]")
-    _show_ingest(summary["ingest"])
-    if "label" in summary:
-        _show_label(summary["label"])
-    _show_detect(summary["detect"])
-    if "reweight" in summary:
-        _show_reweight(summary["reweight"])
-    if "select" in summary:
-        _show_select(summary["select"])
-    _show_export(summary["export"])
+    for name in NAMES:
+        if name in summary:
+            SHOW[name](summary[name])
 
 
-STAGE_FLOWS = ("pipeline", "ingest", "label", "detect", "reweight", "select", "export")
+SHOW = {"ingest": _show_ingest, "label": _show_label, "detect": _show_detect, "reweight": _show_reweight,
+        "select": _show_select, "export": _show_export}  # one per stage of the registry (a test checks)
 
 
 @app.command()
@@ -300,7 +301,8 @@ def deploy(
     config: Path = ConfigArg, db: str = DbOpt, out_dir: str = OutOpt,
     cron: str = typer.Option(None, "--cron", help='Cron schedule, e.g. "0 3 * * *" (daily at 03:00, server time zone).'),
     interval: float = typer.Option(None, "--interval", min=1, help="Run every this many seconds."),
-    stage: str = typer.Option("pipeline", "--stage", help=f"What to deploy: {' | '.join(STAGE_FLOWS)}."),
+    stage: str = typer.Option("pipeline", "--stage", help="What to deploy: pipeline, or one stage (ingest, label, "
+                              "detect, reweight, select, export)."),
     name: str = typer.Option(None, "--name", help="Deployment name (default: the config's project)."),
 ) -> None:
     """Register the pipeline (or one stage) as a deployment on the Prefect server at PREFECT_API_URL, and serve it.
@@ -311,8 +313,10 @@ def deploy(
     from thresher import prefect_setup
 
     prefect_setup.configure(debug=_options["debug"])
-    if stage not in STAGE_FLOWS:
-        _fail(f"--stage must be one of {', '.join(STAGE_FLOWS)}. Got {stage!r}.")
+    from thresher.core.stages import NAMES
+
+    if stage != "pipeline" and stage not in NAMES:
+        _fail(f"--stage must be one of {', '.join(('pipeline',) + NAMES)}. Got {stage!r}.")
     if cron and interval:
         _fail("Give --cron or --interval, not both.")
     cfg = _check_config(config, db=db, out_dir=out_dir).config
@@ -324,8 +328,8 @@ def deploy(
         prefect_setup.check_api(url)
     except ConnectionError as exc:
         _fail(str(exc))
-    import flows
-    from flows.artifacts import RUN_LINES
+    from thresher import flows
+    from thresher.flows.artifacts import RUN_LINES
     from prefect.types.entrypoint import EntrypointType
 
     os.environ[RUN_LINES] = "1"  # each run this process executes prints one line here
@@ -333,7 +337,7 @@ def deploy(
     parameters: dict[str, Any] = {"config_path": str(config.resolve()), "db": cfg.db}
     if stage in ("pipeline", "export"):
         parameters["out_dir"] = cfg.export.out_dir
-    flow = getattr(flows, f"{stage}_flow")
+    flow = flows.pipeline_flow if stage == "pipeline" else flows.STAGE_FLOWS[stage]
     flow.serve(name=name or cfg.project, cron=cron, interval=interval, parameters=parameters,
                description=f"thresher {stage} of {config.resolve()}", tags=["thresher", stage],
                entrypoint_type=EntrypointType.MODULE_PATH)
@@ -351,8 +355,7 @@ def check(config: Path = ConfigArg, db: str = DbOpt, out_dir: str = OutOpt) -> N
     start = time.perf_counter()
     report = _check_config(config, db=db, out_dir=out_dir)
     cfg = report.config
-    stages = ["ingest"] + (["label"] if cfg.labeling else []) + ["detect"] + (["reweight"] if cfg.reweight else []) \
-        + (["select"] if cfg.select else []) + ["export"]
+    stages = cfg.stages()
     files = sum(report.files.values())
     out.print(f"[bold green]ok[/]: {config} ({time.perf_counter() - start:.2f} s): {len(cfg.sources)} source(s) "
               f"matching {files} file(s), columns found; {len(report.lfs)} LFs; stages {' -> '.join(stages)}; "
@@ -362,7 +365,7 @@ def check(config: Path = ConfigArg, db: str = DbOpt, out_dir: str = OutOpt) -> N
 @app.command()
 def ingest(config: Path = ConfigArg, db: str = DbOpt, progress: bool = ProgressOpt, force: bool = ForceOpt) -> None:
     """Load the configured sources into the database; bad rows go to the rejects table."""
-    _show_ingest(_run("ingest_flow", config_path=str(config), db=db, progress=progress, force=force))
+    _show_ingest(_run("ingest", config, db=db, progress=progress, force=force))
 
 
 @app.command()
@@ -375,12 +378,13 @@ def label(
     if dry_run:
         _label_dry_run(config, db)
         return
-    _show_label(_run("label_flow", config_path=str(config), db=db, progress=progress, force=force))
+    _show_label(_run("label", config, db=db, progress=progress, force=force))
 
 
 def _label_dry_run(config: Path, db: str | None) -> None:
-    from labeling.apply.incremental import max_item_seq
-    from labeling.llm.apply import build_backend, dry_run
+    from thresher.labeling.apply.incremental import max_item_seq
+    from thresher.labeling.llm.apply import dry_run
+    from thresher.labeling.llm.factory import build_backend
 
     cfg, con = _open_read_only(config, db)
     try:
@@ -407,32 +411,32 @@ def _label_dry_run(config: Path, db: str | None) -> None:
 @app.command()
 def detect(config: Path = ConfigArg, db: str = DbOpt, progress: bool = ProgressOpt, force: bool = ForceOpt) -> None:
     """Find label issues (cleanlab confident learning) and compute per-item weights."""
-    _show_detect(_run("detect_flow", config_path=str(config), db=db, progress=progress, force=force))
+    _show_detect(_run("detect", config, db=db, progress=progress, force=force))
 
 
 @app.command()
 def reweight(config: Path = ConfigArg, db: str = DbOpt, progress: bool = ProgressOpt, force: bool = ForceOpt) -> None:
     """Learn per-item loss weights while training (STORM, loss rules or uniform); see 'reweight' in the config."""
-    _show_reweight(_run("reweight_flow", config_path=str(config), db=db, progress=progress, force=force))
+    _show_reweight(_run("reweight", config, db=db, progress=progress, force=force))
 
 
 @app.command()
 def select(config: Path = ConfigArg, db: str = DbOpt, progress: bool = ProgressOpt, force: bool = ForceOpt) -> None:
     """Choose the training subset that serves a target set (CoLoR-Filter, GIO or random); see 'select' in the config."""
-    _show_select(_run("select_flow", config_path=str(config), db=db, progress=progress, force=force))
+    _show_select(_run("select", config, db=db, progress=progress, force=force))
 
 
 @app.command()
 def export(config: Path = ConfigArg, db: str = DbOpt, out_dir: str = OutOpt, progress: bool = ProgressOpt) -> None:
     """Write the curated set as Parquet shards with a manifest for training workers."""
-    _show_export(_run("export_flow", config_path=str(config), db=db, out_dir=out_dir, progress=progress))
+    _show_export(_run("export", config, db=db, out_dir=out_dir, progress=progress))
 
 
 @app.command()
 def lfs(config: Path = ConfigArg, db: str = DbOpt) -> None:
     """Show the LF summary of the latest label run: coverage, overlaps, conflicts, accuracies."""
-    from labeling.analysis import stored_lf_summary
-    from storage.repo import latest_run
+    from thresher.labeling.analysis import stored_lf_summary
+    from thresher.storage.repo import latest_run
 
     _, con = _open_read_only(config, db)
     try:
@@ -492,8 +496,8 @@ def sql(
     """
     import duckdb
 
-    from storage.snapshot import snapshot_dir
-    from storage.sql import ReadOnlySQLError, lock_down, read_statements, run_read_only
+    from thresher.storage.snapshot import snapshot_dir
+    from thresher.storage.sql import ReadOnlySQLError, lock_down, read_statements, run_read_only
 
     try:
         read_statements(query)  # refused before the database is even opened

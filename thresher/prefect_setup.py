@@ -21,7 +21,7 @@ import urllib.request
 EPHEMERAL_STARTUP_TIMEOUT = "600"  # seconds; measured 167-175 s with CPU-bound jobs beside it on 2 cores
 HEALTH_TIMEOUT = 60.0  # seconds a running server may take to answer its health check
 # thresher's own library loggers, sent to the flow run's logs on the server beside Prefect's.
-OWN_LOGGERS = "storage,labeling,reweighting,flows,thresher"
+OWN_LOGGERS = "thresher"  # every module logs under thresher.*
 
 
 def configure(*, debug: bool = False) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from storage.repo import run_summary
+from thresher.storage.repo import run_summary
 
 STAGES = ("ingest", "label", "detect", "reweight", "select", "export")
 

@@ -28,8 +28,8 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.selection import load
-from reweighting.features import StaticEncoder
-from reweighting.select import GIO, knn_kl
+from thresher.features import StaticEncoder
+from thresher.reweighting.select import GIO, knn_kl
 
 
 def main() -> None:

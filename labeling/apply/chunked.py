@@ -10,7 +10,6 @@ same, and the chunks only split the rows.
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,24 +19,11 @@ import cloudpickle
 import duckdb
 import pyarrow as pa
 
-from labeling.apply.duckdb import VOTES_SCHEMA, apply_sql_lfs
-from labeling.apply.python import LF_COLUMNS, FaultReport, apply_python_lfs, check_fault_rate, pickle_lfs
-from labeling.lf.base import LabelingFunction
-
-# map_chunks(function, arguments) -> results: runs function(*args) for each args, anywhere.
-MapChunks = Callable[[Callable[..., Any], Sequence[tuple]], list[Any]]
-
-
-@dataclass(frozen=True)
-class Chunking:
-    """Where heavy work runs: ``map_chunks`` over chunks of ``rows``; parts are written in ``directory``;
-    ``slots`` chunks run at once."""
-
-    map_chunks: MapChunks
-    rows: int = 250_000
-    directory: Path | None = None
-    slots: int = 1
-
+from thresher.labeling.matrix import VOTES_SCHEMA
+from thresher.labeling.apply.duckdb import apply_sql_lfs
+from thresher.labeling.apply.python import LF_COLUMNS, FaultReport, apply_python_lfs, check_fault_rate, pickle_lfs
+from thresher.core.chunking import MapChunks
+from thresher.labeling.lf.base import LabelingFunction
 
 def vote_chunk(part: str, payload: bytes) -> tuple[pa.Table, FaultReport]:
     """On a worker: the votes of the pickled LFs on the items in one Parquet part."""

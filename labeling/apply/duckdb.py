@@ -7,13 +7,14 @@ from contextlib import ExitStack
 import duckdb
 import pyarrow as pa
 
-from labeling.lf.base import ABSTAIN, LabelingFunction
-from labeling.apply.gate import gate_lfs
-from labeling.apply.literal_scan import LiteralScanner
-from labeling.lf.keyword import LOWER_TEXT_SQL
-from labeling.lf.sql import LF_VIEW_COLUMNS
+from thresher.labeling.matrix import VOTES_SCHEMA
 
-VOTES_SCHEMA = pa.schema([("item_id", pa.string()), ("lf", pa.string()), ("vote", pa.int32())])
+from thresher.labeling.lf.base import ABSTAIN, LabelingFunction
+from thresher.labeling.apply.gate import gate_lfs
+from thresher.labeling.apply.literal_scan import LiteralScanner
+from thresher.labeling.lf.keyword import LOWER_TEXT_SQL
+from thresher.labeling.lf.sql import LF_VIEW_COLUMNS
+
 
 
 def lf_view(con: duckdb.DuckDBPyConnection, items: str = "items", where: str | None = None,
@@ -46,7 +47,7 @@ def apply_sql_lfs(
     """Return the sparse votes (item_id, lf, vote; abstains left out) of ``lfs`` on ``items``.
 
     All LFs are compiled into one SELECT and unpivoted, so DuckDB reads the text once, and literal
-    gates (:mod:`labeling.apply.gate`), found by one scan for up to 64 LFs, skip each LF's regex
+    gates (:mod:`thresher.labeling.apply.gate`), found by one scan for up to 64 LFs, skip each LF's regex
     on rows it cannot match.
     ``where`` restricts the items (e.g. only those not yet voted on).
     """

@@ -13,11 +13,13 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from labeling.apply.chunked import Chunking, apply_in_chunks
-from labeling.apply.duckdb import VOTES_SCHEMA, apply_sql_lfs
-from labeling.apply.python import FaultReport, apply_python_lfs
-from labeling.lf.base import LabelingFunction
-from storage.repo import transaction
+from thresher.core.chunking import Chunking
+from thresher.labeling.apply.chunked import apply_in_chunks
+from thresher.labeling.matrix import VOTES_SCHEMA
+from thresher.labeling.apply.duckdb import apply_sql_lfs
+from thresher.labeling.apply.python import FaultReport, apply_python_lfs
+from thresher.labeling.lf.base import LabelingFunction
+from thresher.storage.repo import transaction
 
 logger = logging.getLogger(__name__)
 

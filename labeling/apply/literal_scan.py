@@ -1,6 +1,6 @@
 """One pass over the text finds the literals of up to 64 LFs at once (an Aho-Corasick automaton).
 
-The literal gates of :mod:`labeling.apply.gate` need, per row and LF, whether the lower-cased
+The literal gates of :mod:`thresher.labeling.apply.gate` need, per row and LF, whether the lower-cased
 text contains any of the LF's literals. One ``contains()`` per literal is one full scan of the
 text per literal (about 40 scans for 20 LFs, 1.9 s on 1M rows). An Aho-Corasick automaton reads
 each byte once and reports every literal that ends there, overlapping ones included, so a single

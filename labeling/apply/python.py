@@ -19,9 +19,9 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from labeling.apply.duckdb import VOTES_SCHEMA
-from labeling.lf.base import ABSTAIN, LabelingFunction, Row
-from thresher.progress import track
+from thresher.labeling.matrix import VOTES_SCHEMA
+from thresher.labeling.lf.base import ABSTAIN, LabelingFunction, Row
+from thresher.core.progress import track
 
 logger = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ import json
 import re
 from typing import Literal
 
-from labeling.lf.base import ABSTAIN, LabelingFunction, Row
-from labeling.lf.regex import re2_search, sql_string
+from thresher.labeling.lf.base import ABSTAIN, LabelingFunction, Row
+from thresher.labeling.lf.regex import re2_search, sql_string
 
 # A term's neighbours must not be ASCII word characters (RE2's notion of a word boundary).
 _WORD = "0-9A-Za-z_"

@@ -6,9 +6,9 @@ import csv
 import json
 from pathlib import Path
 
-from labeling.lf.base import ABSTAIN, LabelingFunction, Row
-from labeling.lf.keyword import ascii_literals, terms_pattern
-from labeling.lf.regex import re2_search, sql_string
+from thresher.labeling.lf.base import ABSTAIN, LabelingFunction, Row
+from thresher.labeling.lf.keyword import ascii_literals, terms_pattern
+from thresher.labeling.lf.regex import re2_search, sql_string
 
 
 class LookupLF(LabelingFunction):

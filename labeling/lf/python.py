@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from labeling.lf.base import LabelingFunction, Row
+from thresher.labeling.lf.base import LabelingFunction, Row
 
 
 def _source_of(obj: Any) -> str:

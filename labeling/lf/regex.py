@@ -14,8 +14,8 @@ from functools import lru_cache
 
 import duckdb
 
-from labeling.lf.base import ABSTAIN, LabelingFunction, Row
-from labeling.lf.literals import required_literals
+from thresher.labeling.lf.base import ABSTAIN, LabelingFunction, Row
+from thresher.labeling.lf.literals import required_literals
 
 _local = threading.local()
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from labeling.lf.regex import RegexLF
-from storage.ingest import parse_class
+from thresher.labeling.lf.regex import RegexLF
+from thresher.core.classes import parse_class
 
 
 def load_rule_file(

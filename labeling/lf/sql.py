@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from labeling.lf.base import ABSTAIN, LabelingFunction, Row
-from labeling.lf.regex import _engine
+from thresher.labeling.lf.base import ABSTAIN, LabelingFunction, Row
+from thresher.labeling.lf.regex import _engine
 
 # What SQL LFs may read: never the gold label.
 LF_VIEW_COLUMNS = ("item_id", "dataset", "split", "text", "label", "extra")

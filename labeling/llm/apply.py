@@ -21,34 +21,18 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from labeling.apply.duckdb import VOTES_SCHEMA
-from labeling.apply.chunked import Chunking
-from labeling.apply.python import iter_rows
-from labeling.lf.base import ABSTAIN
-from labeling.llm.backend import Backend, Budget, Request
-from labeling.llm.chunked import Spool, send_in_chunks, spool_directory
-from labeling.llm.config import LLMConfig
-from labeling.llm.prompt import PromptedLF
-from labeling.llm.store import answers_table, store_answers
-from thresher.progress import Counter
+from thresher.labeling.matrix import VOTES_SCHEMA
+from thresher.core.chunking import Chunking
+from thresher.labeling.apply.python import iter_rows
+from thresher.labeling.lf.base import ABSTAIN
+from thresher.labeling.llm.backend import Backend, Budget, Request
+from thresher.labeling.llm.chunked import Spool, send_in_chunks, spool_directory
+from thresher.labeling.llm.config import LLMConfig
+from thresher.labeling.llm.prompt import PromptedLF
+from thresher.labeling.llm.store import answers_table, store_answers
+from thresher.core.progress import ProgressCounter
 
 logger = logging.getLogger(__name__)
-
-
-def build_backend(config: LLMConfig, *, chunking: Chunking | None = None) -> Backend:
-    """The backend a config names (imports only what that backend needs); the embedded one encodes
-    through ``chunking`` when given."""
-    if config.backend == "openai":
-        from labeling.llm.openai_http import OpenAIBackend
-
-        return OpenAIBackend(config)
-    if config.backend == "embedded":
-        from labeling.llm.embedded import EmbeddedBackend
-
-        return EmbeddedBackend(config, chunking=chunking)
-    from labeling.llm.hf_local import TransformersBackend
-
-    return TransformersBackend(config)
 
 
 @dataclass
@@ -121,7 +105,7 @@ def apply_prompted_lfs(
 ) -> PromptRun:
     """Vote with every prompted LF on the items up to ``through_seq`` (see the module docstring).
 
-    With ``chunking``, the prompts are answered in chunks elsewhere (see :mod:`labeling.llm.chunked`),
+    With ``chunking``, the prompts are answered in chunks elsewhere (see :mod:`thresher.labeling.llm.chunked`),
     unless the backend chunks its own work (the embedded one encodes in chunks).
     """
     budget = budget or Budget()
@@ -135,7 +119,7 @@ def apply_prompted_lfs(
     failed: dict[str, str] = {}
     sent = chunks = 0
 
-    def arrived(answers: pa.Table, bar: Counter) -> None:
+    def arrived(answers: pa.Table, bar: ProgressCounter) -> None:
         """Note a stored :func:`answers_table` (sent prompts) for the votes and the summary."""
         nonlocal sent
         for key, response, error in zip(*(answers.column(c).to_pylist() for c in ("key", "response", "error"))):
@@ -146,7 +130,7 @@ def apply_prompted_lfs(
         sent += answers.num_rows
         bar.advance(answers.num_rows)
 
-    async def drive(bar: Counter) -> None:
+    async def drive(bar: ProgressCounter) -> None:
         # Each group is stored in a worker thread while requests go on; the answers that arrive
         # meanwhile form the next group, so a crash loses at most the prompts in flight plus the
         # answers of one store (a few ms).
@@ -159,7 +143,7 @@ def apply_prompted_lfs(
     if missing:
         logger.info("Prompted LFs: %d distinct prompts, %d cached, %d to send", len(plan.requests),
                     len(plan.cached), len(missing))
-        with Counter(description=f"LLM prompts ({backend.kind})", total=len(missing), enabled=progress) as bar:
+        with ProgressCounter(description=f"LLM prompts ({backend.kind})", total=len(missing), enabled=progress) as bar:
             if chunking is not None and backend.answers_in_chunks:
                 chunks = send_in_chunks(con, backend, missing, chunking=chunking, spool=spool, run_id=run_id,
                                         budget=budget, on_stored=lambda answers: arrived(answers, bar))

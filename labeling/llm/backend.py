@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from labeling.llm.prompt import PromptedLF
+from thresher.labeling.llm.prompt import PromptedLF
 
 
 class LLMBackendError(RuntimeError):

@@ -28,10 +28,10 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from labeling.apply.chunked import Chunking
-from labeling.llm.backend import Backend, Budget, LLMBackendError, Request, Result
-from labeling.llm.config import LLMConfig, OpenAIBackendConfig
-from labeling.llm.store import answers_table, store_answers
+from thresher.core.chunking import Chunking
+from thresher.labeling.llm.backend import Backend, Budget, LLMBackendError, Request, Result
+from thresher.labeling.llm.config import LLMConfig, OpenAIBackendConfig
+from thresher.labeling.llm.store import answers_table, store_answers
 
 SPOOL_SUFFIX = ".llm-spool"
 POLL_SECONDS = 0.5
@@ -86,7 +86,7 @@ def answer_chunk(config: LLMConfig, requests: Sequence[Request], spool: str, nam
                  max_tokens: int | None) -> ChunkOutcome:
     """On a worker: answer ``requests``, spooling the answers as ``<name>-<n>.parquet`` parts, one per
     ``POLL_SECONDS`` (so a worker that dies loses at most that much of its answers)."""
-    from labeling.llm.apply import build_backend
+    from thresher.labeling.llm.factory import build_backend
 
     directory = Path(spool)
     earlier = sorted(directory.glob(f"{name}-*.parquet"))  # an earlier attempt at this chunk, if Dask re-ran it

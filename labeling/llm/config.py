@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from thresher.stageconfig import StageConfig
+from thresher.core.config import StageConfig
 
 
 class BudgetConfig(StageConfig):
@@ -59,7 +59,7 @@ class OpenAIBackendConfig(StageConfig):
 
 
 class EmbeddedBackendConfig(StageConfig):
-    """The offline default: no server, no generation; see :mod:`labeling.llm.embedded`."""
+    """The offline default: no server, no generation; see :mod:`thresher.labeling.llm.embedded`."""
 
     backend: Literal["embedded"]
     encoder: Literal["minilm", "minilm-static"] = "minilm"

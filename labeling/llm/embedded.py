@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from labeling.apply.chunked import Chunking
-from labeling.llm.backend import Backend, Budget, LLMBackendError, Prefix, Request, Result
-from labeling.llm.config import EmbeddedBackendConfig
-from labeling.llm.prompt import PromptedLF
+from thresher.core.chunking import Chunking
+from thresher.labeling.llm.backend import Backend, Budget, LLMBackendError, Prefix, Request, Result
+from thresher.labeling.llm.config import EmbeddedBackendConfig
+from thresher.labeling.llm.prompt import PromptedLF
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
@@ -58,11 +58,11 @@ class EmbeddedBackend(Backend):
 
     def encoder(self):
         if self._encoder is None:
-            from reweighting.features import SentenceEncoder, StaticEncoder
+            from thresher.features import SentenceEncoder, StaticEncoder
 
             self._encoder = SentenceEncoder() if self.config.encoder == "minilm" else StaticEncoder()
             if self.chunking is not None:
-                from reweighting.features.chunked import ChunkedEncoder
+                from thresher.features.chunked import ChunkedEncoder
 
                 self._encoder = ChunkedEncoder(self._encoder, self.chunking.map_chunks, self.chunking.rows)
         return self._encoder

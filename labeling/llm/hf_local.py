@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from labeling.llm.backend import Backend, Budget, LLMBackendError, Prefix, Request, Result
-from labeling.llm.config import TransformersBackendConfig
-from labeling.llm.prompt import PromptedLF
+from thresher.labeling.llm.backend import Backend, Budget, LLMBackendError, Prefix, Request, Result
+from thresher.labeling.llm.config import TransformersBackendConfig
+from thresher.labeling.llm.prompt import PromptedLF
 
 
 class TransformersBackend(Backend):

@@ -20,9 +20,9 @@ from typing import Any
 
 import aiohttp
 
-from labeling.llm.backend import Backend, Budget, LLMBackendError, Prefix, Request, Result, estimate_tokens
-from labeling.llm.config import OpenAIBackendConfig
-from labeling.llm.prompt import PromptedLF
+from thresher.labeling.llm.backend import Backend, Budget, LLMBackendError, Prefix, Request, Result, estimate_tokens
+from thresher.labeling.llm.config import OpenAIBackendConfig
+from thresher.labeling.llm.prompt import PromptedLF
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 FATAL_STATUS = {401: "the API key was refused", 403: "access is forbidden", 404: "the endpoint or model does not exist"}

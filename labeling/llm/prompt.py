@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from labeling.lf.base import ABSTAIN
+from thresher.labeling.lf.base import ABSTAIN
 
 # Built-in synonyms for the two most common answers; a prompt's own synonyms are added to these.
 DEFAULT_SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -110,7 +110,7 @@ class PromptedLF:
     ``label`` and every extra source column); gold labels are never available. ``examples`` are
     few-shot items: field values plus the expected ``answer``. ``statements`` give, per answer, a
     sentence the embedded backend compares the item's ``embed`` rendering with (see
-    :mod:`labeling.llm.embedded`); generative backends ignore them.
+    :mod:`thresher.labeling.llm.embedded`); generative backends ignore them.
     """
 
     name: str

@@ -5,8 +5,8 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
-from labeling.llm.backend import Backend, Request, Result
-from storage.repo import transaction
+from thresher.labeling.llm.backend import Backend, Request, Result
+from thresher.storage.repo import transaction
 
 ANSWERS_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("key", pa.string()), ("lf", pa.string()), ("backend", pa.string()),

@@ -1,15 +1,18 @@
 """Noise detectors: each scores every item in [0, 1] (lower = more likely mislabelled) and flags issues."""
 
-from thresher.lazy import lazy_exports
+from thresher.core.lazy import lazy_exports
 
 _EXPORTS = {
-    "DetectorResult": "reweighting.detect.base",
-    "ConfidentLearning": "reweighting.detect.confident_learning",
-    "SmallLoss": "reweighting.detect.small_loss",
-    "LinearSeparation": "reweighting.detect.linear_separation",
-    "Hybrid": "reweighting.detect.hybrid",
-    "ensemble": "reweighting.detect.hybrid",
-    "out_of_fold_proba": "reweighting.detect.confident_learning",
+    "DetectorResult": "thresher.reweighting.detect.base",
+    "ConfidentLearning": "thresher.reweighting.detect.confident_learning",
+    "SmallLoss": "thresher.reweighting.detect.small_loss",
+    "LinearSeparation": "thresher.reweighting.detect.linear_separation",
+    "Hybrid": "thresher.reweighting.detect.hybrid",
+    "Ensemble": "thresher.reweighting.detect.ensemble",
+    "combine_votes": "thresher.reweighting.detect.ensemble",
+    "Detector": "thresher.reweighting.detect.base",
+    "DETECTORS": "thresher.reweighting.detect.registry",
+    "out_of_fold_proba": "thresher.reweighting.detect.confident_learning",
 }
 __all__ = list(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

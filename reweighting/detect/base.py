@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -33,6 +33,20 @@ class DetectorResult:
         return {"n": int(len(self.scores)), "n_issues": int(self.is_issue.sum()),
                 "issue_rate": float(self.is_issue.mean()) if len(self.scores) else 0.0,
                 "mean_score": float(self.scores.mean()) if len(self.scores) else float("nan")}
+
+
+class Detector(Protocol):
+    """What every noise detector is: an estimator fitted on the features ``X`` (n x d) and the given
+    ``labels`` (n class ids), optionally with out-of-fold ``pred_probs`` (n x K) it would otherwise
+    compute, whose ``result()`` scores every item (lower = more likely mislabelled) and flags issues.
+
+    A detector is registered with its settings in :mod:`thresher.reweighting.detect.registry`;
+    ``tests/reweighting/test_detector_contract.py`` checks every registered one.
+    """
+
+    def fit(self, X: Any, labels: np.ndarray, *, pred_probs: np.ndarray | None = None) -> "Detector": ...
+
+    def result(self) -> DetectorResult: ...
 
 
 def check_rows(X, values, name: str = "labels", *, dtype=None) -> np.ndarray:

@@ -12,8 +12,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 
-from reweighting.detect.base import DetectorResult, check_rows
-from thresher.progress import track
+from thresher.reweighting.detect.base import DetectorResult, check_rows
+from thresher.core.progress import track
 
 
 

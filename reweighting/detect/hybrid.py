@@ -14,10 +14,10 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
-from reweighting.detect.base import DetectorResult, check_rows
-from reweighting.detect.confident_learning import out_of_fold_proba
-from reweighting.detect.linear_separation import LinearSeparation
-from reweighting.detect.small_loss import SmallLoss
+from thresher.reweighting.detect.base import DetectorResult, check_rows
+from thresher.reweighting.detect.confident_learning import out_of_fold_proba
+from thresher.reweighting.detect.linear_separation import LinearSeparation
+from thresher.reweighting.detect.small_loss import SmallLoss
 
 
 def kept_proba(clf: ClassifierMixin, X, labels: np.ndarray, kept: np.ndarray, *, n_folds: int,
@@ -70,7 +70,7 @@ class Hybrid(BaseEstimator):
             small = SmallLoss(threshold=self.threshold, random_state=self.random_state).fit(X, labels, pred_probs=probs).result()
             if round_index % 2 == 0:
                 current = LinearSeparation(mode=self.lsa_mode, random_state=self.random_state).fit(
-                    X, small.is_issue, labels).result()
+                    X, labels, noisy=small.is_issue).result()
             else:
                 current = small
             kept = ~current.is_issue
@@ -81,14 +81,3 @@ class Hybrid(BaseEstimator):
     def result(self) -> DetectorResult:
         check_is_fitted(self, "scores_")
         return DetectorResult("hybrid", self.scores_, self.is_issue_)
-
-
-def ensemble(results: list[DetectorResult], *, min_votes: int = 2) -> DetectorResult:
-    """Flag items that at least ``min_votes`` detectors flag; score = the mean of their scores."""
-    if len(results) < 2:
-        raise ValueError(f"An ensemble needs at least 2 detectors. Got {[r.name for r in results]}.")
-    if not 1 <= min_votes <= len(results):
-        raise ValueError(f"min_votes must be in 1..{len(results)}. Got {min_votes} instead.")
-    votes = np.sum([r.is_issue for r in results], axis=0)
-    scores = np.mean([r.scores for r in results], axis=0)
-    return DetectorResult("ensemble", scores, votes >= min_votes)

@@ -28,7 +28,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler, normalize
 from sklearn.utils.validation import check_is_fitted
 
-from reweighting.detect.base import DetectorResult, check_rows, spare_whole_labels
+from thresher.reweighting.detect.base import DetectorResult, check_rows, spare_whole_labels
 
 
 class LinearSeparation(BaseEstimator):
@@ -41,22 +41,30 @@ class LinearSeparation(BaseEstimator):
 
     def __init__(
         self, *, mode: Literal["global", "per_class"] = "global", C: float = 1.0, n_folds: int = 5,
-        max_iter: int = 1000, random_state: int | None = 0,
+        max_iter: int = 1000, small_loss_rule: Literal["gmm", "fraction"] = "gmm", small_loss_threshold: float = 0.5,
+        random_state: int | None = 0,
     ) -> None:
         self.mode = mode
+        self.small_loss_rule = small_loss_rule
+        self.small_loss_threshold = small_loss_threshold
         self.C = C
         self.n_folds = n_folds
         self.max_iter = max_iter
         self.random_state = random_state
 
-    def fit(self, X, noisy, labels=None) -> "LinearSeparation":
-        """Fit on the small-loss flags ``noisy``; ``per_class`` mode also needs the given ``labels``."""
-        noisy = check_rows(X, noisy, "noisy", dtype=bool)
+    def fit(self, X, labels, *, pred_probs: np.ndarray | None = None, noisy: np.ndarray | None = None
+            ) -> "LinearSeparation":
+        """Separate the small-loss flags ``noisy`` of the given ``labels`` (computed from ``pred_probs``,
+        or out of fold, with the ``small_loss_*`` settings when not given)."""
+        labels = check_rows(X, labels)
         if self.mode not in ("global", "per_class"):
             raise ValueError(f"mode must be 'global' or 'per_class'. Got {self.mode!r} instead.")
-        if self.mode == "per_class" and labels is None:
-            raise ValueError("mode='per_class' fits one hyperplane per given label: pass labels to fit().")
-        labels = None if labels is None else check_rows(X, labels)
+        if noisy is None:
+            from thresher.reweighting.detect.small_loss import SmallLoss
+
+            noisy = SmallLoss(rule=self.small_loss_rule, threshold=self.small_loss_threshold, n_folds=self.n_folds,
+                              random_state=self.random_state).fit(X, labels, pred_probs=pred_probs).result().is_issue
+        noisy = check_rows(X, noisy, "noisy", dtype=bool)
         self.degenerate_ = bool(noisy.all() or not noisy.any())
         if self.degenerate_:
             self.p_clean_ = np.where(noisy, 0.0, 1.0)
@@ -71,7 +79,7 @@ class LinearSeparation(BaseEstimator):
             else:
                 self.p_clean_ = self._per_class_p_clean(features, noisy, labels)
             flags = self.p_clean_ < 0.5
-        self.is_noisy_ = flags.copy() if labels is None else spare_whole_labels(flags, labels)
+        self.is_noisy_ = spare_whole_labels(flags, labels)
         return self
 
     def _per_class_p_clean(self, features, noisy: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -18,8 +18,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.mixture import GaussianMixture
 from sklearn.utils.validation import check_is_fitted
 
-from reweighting.detect.base import DetectorResult, check_rows, spare_whole_labels
-from reweighting.detect.confident_learning import out_of_fold_proba
+from thresher.reweighting.detect.base import DetectorResult, check_rows, spare_whole_labels
+from thresher.reweighting.detect.confident_learning import out_of_fold_proba
 
 
 def item_losses(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from reweighting.rescale.gaussian import EPS, gaussian_kl, gaussian_overlap
+from thresher.reweighting.rescale.gaussian import EPS, gaussian_kl, gaussian_overlap
 
 N_STAT_FEATURES = 18  # the rescaler also gets the agreement flag: 19 in all
 _CATEGORIES = 3

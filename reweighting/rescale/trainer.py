@@ -5,7 +5,7 @@ sample's statistics to a weight in (0, 1); a differentiable Adam step on the wei
 the virtual parameters; a meta batch drawn uniformly from the same noisy training set is scored
 with them, its loss rescaled by the same rescaler; the rescaler learns from that meta loss
 through both paths, and the model keeps the virtual step. No clean data is used.
-``linupper`` / ``quadratic`` / ``extremes`` are the rules of :mod:`reweighting.rescale.loss_rules`;
+``linupper`` / ``quadratic`` / ``extremes`` are the rules of :mod:`thresher.reweighting.rescale.loss_rules`;
 ``uniform`` is plain training, the baseline.
 
 The model's optimizer is a functional Adam, so the inner step is differentiable. By default
@@ -32,12 +32,12 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from reweighting.rescale.base import STRATEGIES, Optimizer, Strategy  # noqa: F401 (re-exported)
-from reweighting.rescale.loss_rules import loss_rule_weights
-from reweighting.rescale.memory import N_STAT_FEATURES, PassStats, StatsMemory
-from reweighting.rescale.rescaler import Rescaler
-from reweighting.weights import FLAG_BELOW
-from thresher.progress import track
+from thresher.reweighting.rescale.base import STRATEGIES, Optimizer, Strategy  # noqa: F401 (re-exported)
+from thresher.reweighting.rescale.loss_rules import loss_rule_weights
+from thresher.reweighting.rescale.memory import N_STAT_FEATURES, PassStats, StatsMemory
+from thresher.reweighting.rescale.rescaler import Rescaler
+from thresher.reweighting.weights import FLAG_BELOW
+from thresher.core.progress import track
 
 
 _BETAS = (0.9, 0.999)

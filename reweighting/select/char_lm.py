@@ -18,8 +18,8 @@ from sklearn.base import BaseEstimator
 from torch import nn
 from torch.nn import functional as F
 
-from reweighting.select.color_filter import ScoreSelector
-from thresher.progress import track
+from thresher.reweighting.select.color_filter import ScoreSelector
+from thresher.core.progress import track
 
 BOS = 256  # also the padding id: it is never a target
 VOCAB = 257

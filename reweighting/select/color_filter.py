@@ -17,8 +17,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
 
-from reweighting.detect.base import check_rows
-from thresher.progress import track
+from thresher.reweighting.detect.base import check_rows
+from thresher.core.progress import track
 
 
 def _nll(model: ClassifierMixin, X, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -27,7 +27,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.cluster import KMeans
 
-from thresher.progress import track
+from thresher.core.progress import track
 
 _EPS = 1e-8
 _MIN_SQ = 1e-10  # squared distances are clipped here, as in the package

@@ -20,14 +20,16 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field, field_validator, model_validator
 
-from reweighting.features import FeatureConfig, features_with_outside
-from reweighting.items import labelled_items
-from reweighting.select.target import TargetConfig, TargetSet, load_target
-from storage.repo import replace_run_rows, transaction
-from thresher.stageconfig import StageConfig
+from thresher.features import FeatureConfig, features_with_outside
+from thresher.reweighting.items import labelled_items
+from thresher.reweighting.select.target import TargetConfig, TargetSet, load_target
+from thresher.storage.repo import replace_run_rows, transaction
+from thresher.core.config import StageConfig
+from thresher.core.stages import Stage, StageContext, file_state
+from thresher.storage.repo import detector_in_use, latest_run
 
 if TYPE_CHECKING:
-    from labeling.apply.chunked import Chunking
+    from thresher.core.chunking import Chunking
 
 logger = logging.getLogger(__name__)
 
@@ -171,9 +173,9 @@ def _choose(con, config: SelectConfig, pool: pa.Table, target: TargetSet, count:
     """(chosen pool indices, best first; per-item scores or None; KL figures for GIO)."""
     from sklearn.linear_model import LogisticRegression
 
-    from reweighting.select.char_lm import LMColorFilter
-    from reweighting.select.color_filter import ColorFilter
-    from reweighting.select.gio import GIO, knn_kl
+    from thresher.reweighting.select.char_lm import LMColorFilter
+    from thresher.reweighting.select.color_filter import ColorFilter
+    from thresher.reweighting.select.gio import GIO, knn_kl
 
     n = pool.num_rows
     cf = config.color_filter
@@ -229,7 +231,7 @@ def select(
     issues = (detect_run, detector) if detect_run is not None and config.drop_label_issues else None
     pool, n_dropped = _pool(con, config, label_run, target, issues)
     n = pool.num_rows
-    from reweighting.select.color_filter import budget_count
+    from thresher.reweighting.select.color_filter import budget_count
 
     count = budget_count(config.budget, n)
     if len(target) >= n and config.method == "color_filter":
@@ -273,3 +275,22 @@ def _against_gold(labels: np.ndarray, gold: np.ndarray, chosen: np.ndarray) -> d
     if len(sel):
         out["selected_error_rate"] = float((labels[sel] != gold[sel]).mean())
     return out
+
+
+class SelectStage(Stage):
+    """Registry entry of the select stage: its cache also keys on the target file."""
+
+    def run(self, con: duckdb.DuckDBPyConnection, context: StageContext) -> SelectSummary:
+        config: SelectConfig = context.config
+        needs_label_run = config.labels_from == "denoised" or config.target.labels == "denoised"
+        context.input_run_id = latest_run(con, "label") if needs_label_run else None
+        detect_run = latest_run(con, "detect") if config.drop_label_issues else None
+        detector = detector_in_use(con, detect_run) if detect_run else ""
+        return select(con, config, classes=context.classes, run_id=context.run_id, label_run=context.input_run_id,
+                      detect_run=detect_run, detector=detector, progress=context.progress, chunking=context.chunking)
+
+    def cache_inputs(self, config: SelectConfig) -> dict[str, Any]:
+        return {"target_file": file_state(config.target.file.path) if config.target.file is not None else None}
+
+    def uses_cluster(self, config: SelectConfig) -> bool:
+        return config.feature_config.chunked

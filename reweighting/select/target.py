@@ -13,8 +13,8 @@ import duckdb
 import numpy as np
 from pydantic import model_validator
 
-from storage.ingest import SourceConfig, read_source
-from thresher.stageconfig import StageConfig
+from thresher.storage.ingest import SourceConfig, read_source
+from thresher.core.config import StageConfig
 
 
 class TargetConfig(StageConfig):

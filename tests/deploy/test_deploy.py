@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from storage.schema import connect
+from thresher.storage.schema import connect
 from tests.conftest import REPO, minimal_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.prefect]

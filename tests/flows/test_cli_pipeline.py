@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from storage.schema import connect
+from thresher.storage.schema import connect
 from tests.conftest import YOUTUBE_EXAMPLE
 from thresher.cli import app
 
@@ -97,7 +97,7 @@ def test_single_stages_rerun_idempotently(project):
     assert sql(project, "select count(*) from rejects").stdout.splitlines()[1] == "3"
 
 
-def test_unchanged_stages_are_reused_from_the_prefect_cache(project):
+def test_unchanged_stages_are_reused(project):
     before = sql(project, "select count(*) from runs").stdout
     result = invoke("run", project / "thresher.yaml", "--no-progress")
     assert result.exit_code == 0, result.output
@@ -119,6 +119,37 @@ def test_unchanged_stages_are_reused_from_the_prefect_cache(project):
         config.write_text(config.read_text().replace("path: data/Youtube0[1-46]-*.csv", "path: data/Youtube0[1-4]-*.csv"))
         extra.unlink()
     assert before != sql(project, "select count(*) from runs").stdout
+
+
+def test_one_run_reads_its_config_once_and_builds_each_lf_once(project, monkeypatch):
+    """The CLI checks the config, then the parent flow and every stage subflow run that same object."""
+    import thresher.flows.pipeline
+    import thresher.flows.stage
+    import thresher.pipeline.check
+    from thresher.labeling.config import LabelingConfig
+    from thresher.pipeline.config import load_config
+
+    reads: list[str] = []
+    builds: list[str] = []
+
+    def counted_load(path, **kwargs):
+        reads.append(str(path))
+        return load_config(path, **kwargs)
+
+    real_build = LabelingConfig._build_spec
+
+    def counted_build(self, spec):
+        builds.append(getattr(spec, "name", None) or getattr(spec, "path", None) or spec.function)
+        return real_build(self, spec)
+
+    for module in (thresher.pipeline.check, thresher.flows.stage, thresher.flows.pipeline):
+        monkeypatch.setattr(module, "load_config", counted_load)
+    monkeypatch.setattr(LabelingConfig, "_build_spec", counted_build)
+    result = invoke("run", project / "thresher.yaml", "--no-progress", "--force")
+    assert result.exit_code == 0, result.output
+    assert reads == [str(project / "thresher.yaml")]
+    n_specs = len(load_config(project / "thresher.yaml").labeling.lfs)
+    assert len(builds) == n_specs and len(set(builds)) == n_specs, builds
 
 
 def test_a_failed_stage_leaves_earlier_stages_intact(project, tmp_path):

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from storage.schema import connect
-from storage.snapshot import snapshot_dir
+from thresher.storage.schema import connect
+from thresher.storage.snapshot import snapshot_dir
 from tests.conftest import REPO
 from tests.labeling.test_llm import write_prompted_config
 from thresher.testing.openai_server import OpenAIServer, yes_if

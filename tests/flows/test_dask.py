@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from flows import ingest_flow, label_flow
-from storage.schema import connect
+from thresher.flows import ingest_flow, label_flow
+from thresher.storage.schema import connect
 from tests.conftest import YOUTUBE_EXAMPLE
 
 pytestmark = [pytest.mark.slow, pytest.mark.prefect]
@@ -55,7 +55,7 @@ def test_embeddings_are_encoded_in_chunks_on_the_cluster(tmp_path, shared_data):
     """detect with minilm-static features: the vectors and the flags equal the single-process run's."""
     import numpy as np
 
-    from flows import detect_flow
+    from thresher.flows import detect_flow
 
     text = CONFIG.format(data=shared_data / "wrench_youtube").replace(
         "  model: {model: majority}\n", "  model: {model: majority}\ndetect:\n  features: {encoder: minilm-static}\n  n_folds: 3\n")

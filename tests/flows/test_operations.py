@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from flows import ingest_flow, label_flow
-from labeling.llm.backend import LLMBackendError
-from storage.schema import connect
+from thresher.flows import ingest_flow, label_flow
+from thresher.labeling.llm.backend import LLMBackendError
+from thresher.storage.schema import connect
 from tests.conftest import REPO, minimal_config
 from tests.labeling.test_llm import write_prompted_config
 from thresher.testing.openai_server import OpenAIServer

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from labeling.config import LabelingConfig
-from labeling.stage import label
-from storage.ingest import IngestConfig, SourceConfig, ingest
-from storage.schema import connect
+from thresher.labeling.config import LabelingConfig
+from thresher.labeling.stage import label
+from thresher.storage.ingest import IngestConfig, SourceConfig, ingest
+from thresher.storage.schema import connect
 from tests.conftest import YOUTUBE_EXAMPLE
 
 CLASSES = ["HAM", "SPAM"]

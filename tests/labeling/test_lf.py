@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from snorkel.labeling import LFApplier, labeling_function
 
-from labeling.apply import LFFaultError, apply_python_lfs, apply_sql_lfs, validate_sql_lfs
-from labeling.lf import ABSTAIN, KeywordLF, LookupLF, PythonLF, RegexLF, Row, SqlLF, load_python_lf, load_rule_file
-from labeling.matrix import vote_matrix
-from storage.ingest import IngestConfig, SourceConfig, ingest
+from thresher.labeling.apply import LFFaultError, apply_python_lfs, apply_sql_lfs, validate_sql_lfs
+from thresher.labeling.lf import ABSTAIN, KeywordLF, LookupLF, PythonLF, RegexLF, Row, SqlLF, load_python_lf, load_rule_file
+from thresher.labeling.matrix import vote_matrix
+from thresher.storage.ingest import IngestConfig, SourceConfig, ingest
 from tests.conftest import YOUTUBE_EXAMPLE
 
 HAM, SPAM = 0, 1
@@ -170,8 +170,8 @@ def test_worker_processes_give_the_same_votes(youtube):
 
 
 def test_patterns_re2_cannot_run_fall_back_to_python_re(youtube):
-    from labeling.config import LabelingConfig
-    from labeling.stage import label
+    from thresher.labeling.config import LabelingConfig
+    from thresher.labeling.stage import label
 
     lf = RegexLF("repeated_char", pattern=r"(\w)\1{4}", label=SPAM)  # back-reference
     assert not lf.uses_re2 and lf.sql() is None
@@ -221,8 +221,8 @@ def test_lookup_conflicts_abstain():
 
 
 def test_bad_lfs_are_rejected_before_any_work(youtube, tmp_path):
-    from labeling.config import LabelingConfig
-    from labeling.stage import label
+    from thresher.labeling.config import LabelingConfig
+    from thresher.labeling.stage import label
 
     with pytest.raises(ValueError, match="'broken_re'.*not a valid regex"):
         LabelingConfig(classes=["HAM", "SPAM"], lfs=[{"kind": "regex", "name": "broken_re", "label": "SPAM", "pattern": "(open"}]).build_lfs()
@@ -237,7 +237,7 @@ def test_bad_lfs_are_rejected_before_any_work(youtube, tmp_path):
 
 
 def test_lookup_terms_file_from_config(youtube, tmp_path):
-    from labeling.config import LabelingConfig
+    from thresher.labeling.config import LabelingConfig
 
     terms = tmp_path / "terms.csv"
     terms.write_text("term,label\nsubscribe,SPAM\nmy channel,SPAM\nlove this song,HAM\n")
@@ -270,7 +270,7 @@ def test_gates_never_drop_a_match_of_lfs_applied_together(texts):
 
 
 def test_required_literals():
-    from labeling.lf.literals import required_literals
+    from thresher.labeling.lf.literals import required_literals
 
     assert required_literals(r"(?i)\bwin(ner|ning)?\b") == ["win"]
     assert required_literals(r"call\s+(now|today)|\bcall 0\d") == ["call", "call 0"]

@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labeling.apply import apply_sql_lfs
-from labeling.apply.gate import gate_lfs
-from labeling.apply.literal_scan import MAX_GROUPS, LiteralScanner
-from labeling.lf import KeywordLF, RegexLF, Row
-from labeling.matrix import vote_matrix
+from thresher.labeling.apply import apply_sql_lfs
+from thresher.labeling.apply.gate import gate_lfs
+from thresher.labeling.apply.literal_scan import MAX_GROUPS, LiteralScanner
+from thresher.labeling.lf import KeywordLF, RegexLF, Row
+from thresher.labeling.matrix import vote_matrix
 
 PIECES = st.sampled_from(["a", "b", "ab", "ba", "aab", "\u00e9", "\u017f", "k", " ", "\u212a", "xyz"])
 LITERALS = st.lists(PIECES, min_size=1, max_size=3).map("".join)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from labeling.config import LabelingConfig
-from labeling.llm.apply import apply_prompted_lfs, build_backend, dry_run
-from labeling.llm.backend import Budget, LLMBackendError
-from labeling.stage import label
-from storage.ingest import IngestConfig, SourceConfig, ingest
+from thresher.labeling.config import LabelingConfig
+from thresher.labeling.llm.apply import apply_prompted_lfs, dry_run
+from thresher.labeling.llm.factory import build_backend
+from thresher.labeling.llm.backend import Budget, LLMBackendError
+from thresher.labeling.stage import label
+from thresher.storage.ingest import IngestConfig, SourceConfig, ingest
 from thresher.testing.openai_server import OpenAIServer, yes_if
 
 CLASSES = ["HAM", "SPAM"]
@@ -243,7 +244,7 @@ def test_yaml_yes_no_keys_are_read_as_words():
 def test_cli_dry_run_prints_the_counts(tmp_path, server, shared_data):
     from typer.testing import CliRunner
 
-    from storage.schema import connect
+    from thresher.storage.schema import connect
     from thresher.cli import app
 
     (tmp_path / "thresher.yaml").write_text(f"""
@@ -259,7 +260,7 @@ labeling:
       answers: {{yes: SPAM, no: abstain}}
 """)
     con = connect(tmp_path / "thresher.duckdb")
-    from thresher.config import load_config
+    from thresher.pipeline.config import load_config
 
     ingest(con, load_config(tmp_path / "thresher.yaml").ingest_config())
     distinct = len(distinct_texts(con))
@@ -294,9 +295,9 @@ labeling:
 
 LABEL_IN_SUBPROCESS = """
 import sys
-from labeling.stage import label, label_version
-from storage.repo import run_stage
-from thresher.config import load_config
+from thresher.labeling.stage import label, label_version
+from thresher.storage.repo import run_stage
+from thresher.pipeline.config import load_config
 
 cfg = load_config(sys.argv[1])
 run_stage(cfg.db, lambda con, record: label(con, cfg.labeling, run_id=record.run_id), run_id=sys.argv[2],
@@ -313,9 +314,9 @@ def test_kill_9_midway_then_rerun_repeats_no_answered_prompt(tmp_path, shared_da
     import sys
     import time
 
-    from storage.schema import connect
+    from thresher.storage.schema import connect
     from tests.conftest import REPO
-    from thresher.config import load_config
+    from thresher.pipeline.config import load_config
 
     concurrency = 4
     with OpenAIServer(yes_if("subscribe"), latency=0.02) as server:
@@ -362,7 +363,7 @@ def test_transformers_backend_runs_a_local_causal_lm(youtube_test, tmp_path):
     unmatched, but every prompt is generated, cached and never generated again."""
     from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
-    from reweighting.features.sentence import offline_minilm_path
+    from thresher.features.sentence import offline_minilm_path
 
     tokenizer = AutoTokenizer.from_pretrained(offline_minilm_path(), local_files_only=True)
     GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_layer=1, n_head=2, n_embd=32, n_positions=512)

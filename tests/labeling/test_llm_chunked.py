@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import pytest
 
-from labeling.apply.chunked import Chunking
-from labeling.llm.apply import apply_prompted_lfs, build_backend, plan_prompts
-from labeling.llm.backend import Budget, LLMBackendError
-from labeling.llm.chunked import Spool, answer_chunk, spool_directory
-from storage.schema import connect
+from thresher.core.chunking import Chunking
+from thresher.labeling.llm.apply import apply_prompted_lfs, plan_prompts
+from thresher.labeling.llm.factory import build_backend
+from thresher.labeling.llm.backend import Budget, LLMBackendError
+from thresher.labeling.llm.chunked import Spool, answer_chunk, spool_directory
+from thresher.storage.schema import connect
 from tests.labeling.test_llm import SUBSCRIBE, config, distinct_texts, prompted_run, youtube_test  # noqa: F401
 
 SONG = {**SUBSCRIBE, "name": "mentions_song", "template": "{text}\n\nIs this comment about the song?"}
@@ -38,7 +39,7 @@ def server():
 
 
 def test_chunks_send_each_prompt_once_and_vote_like_one_process(youtube_test, server, tmp_path, shared_data):
-    from storage.ingest import IngestConfig, SourceConfig, ingest
+    from thresher.storage.ingest import IngestConfig, SourceConfig, ingest
 
     cfg = config(server, SUBSCRIBE, SONG)
     run = chunked_run(youtube_test, cfg, slots=3)

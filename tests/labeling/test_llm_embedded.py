@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from benchmarks.prompted_lfs import PROMPTS, prompts
-from labeling.config import LabelingConfig
-from labeling.stage import label
-from storage.ingest import IngestConfig, SourceConfig, ingest
+from thresher.labeling.config import LabelingConfig
+from thresher.labeling.stage import label
+from thresher.storage.ingest import IngestConfig, SourceConfig, ingest
 
 pytestmark = pytest.mark.slow
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from labeling.apply import apply_sql_lfs
-from labeling.config import LabelingConfig
-from labeling.lf import load_rule_file
-from labeling.matrix import vote_matrix
-from labeling.stage import label
-from storage.ingest import IngestConfig, SourceConfig, ingest
+from thresher.labeling.apply import apply_sql_lfs
+from thresher.labeling.config import LabelingConfig
+from thresher.labeling.lf import load_rule_file
+from thresher.labeling.matrix import vote_matrix
+from thresher.labeling.stage import label
+from thresher.storage.ingest import IngestConfig, SourceConfig, ingest
 
 pytestmark = pytest.mark.slow
 SMS_CLASSES = ["ham", "spam"]

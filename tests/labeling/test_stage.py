@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from snorkel.labeling import LFAnalysis
 
-from labeling.config import LabelingConfig
-from labeling.stage import label
-from storage.ingest import IngestConfig, SourceConfig, ingest
+from thresher.labeling.config import LabelingConfig
+from thresher.labeling.stage import label
+from thresher.storage.ingest import IngestConfig, SourceConfig, ingest
 
 # WRENCH (Zhang et al. 2021), Table of label-model results, youtube test accuracy of
 # Snorkel's label model (MeTaL): 84.0. The issue asks for "within 3 points".

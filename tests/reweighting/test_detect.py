@@ -9,11 +9,11 @@ from hypothesis import strategies as st
 
 from benchmarks import noise_detection as noisy_benchmark  # the benchmark's loaders and downstream model
 
-from reweighting.detect import ConfidentLearning, DetectorResult
-from reweighting.features import TfidfConfig, tfidf_features
-from reweighting.stage import DetectConfig, detect
-from reweighting.weights import compute_weights
-from storage.ingest import IngestConfig, SourceConfig, ingest
+from thresher.reweighting.detect import ConfidentLearning, DetectorResult
+from thresher.features import TfidfConfig, tfidf_features
+from thresher.reweighting.detect.stage import DetectConfig, detect
+from thresher.reweighting.weights import compute_weights
+from thresher.storage.ingest import IngestConfig, SourceConfig, ingest
 from tests.conftest import YOUTUBE_EXAMPLE
 
 
@@ -110,8 +110,8 @@ def detected(youtube_noisy):
     """Every detector run twice on the same data (for the determinism check)."""
     from sklearn.linear_model import LogisticRegression
 
-    from reweighting.detect import out_of_fold_proba
-    from reweighting.stage import DetectConfig, run_detectors
+    from thresher.reweighting.detect import out_of_fold_proba
+    from thresher.reweighting.detect.stage import DetectConfig, run_detectors
 
     X, noisy, _ = youtube_noisy
     config = DetectConfig(detectors=["confident_learning", "small_loss", "linear_separation", "hybrid", "ensemble"])
@@ -136,7 +136,7 @@ def test_detectors_on_real_text_with_injected_noise(youtube_noisy, detected, nam
 
 def test_small_loss_fraction_rule_flags_cleanlabs_noise_rate(youtube_noisy):
     X, noisy, flipped = youtube_noisy
-    from reweighting.detect import SmallLoss
+    from thresher.reweighting.detect import SmallLoss
 
     detector = SmallLoss(rule="fraction", random_state=0).fit(X, noisy)
     rate = detector.noise_rate()
@@ -145,7 +145,7 @@ def test_small_loss_fraction_rule_flags_cleanlabs_noise_rate(youtube_noisy):
 
 
 def test_degenerate_inputs_get_clear_errors_or_documented_results():
-    from reweighting.detect import LinearSeparation, SmallLoss, ensemble
+    from thresher.reweighting.detect import LinearSeparation, SmallLoss, combine_votes
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 3))
@@ -156,21 +156,21 @@ def test_degenerate_inputs_get_clear_errors_or_documented_results():
     with pytest.raises(ValueError, match="at least n_folds"):
         ConfidentLearning().fit(X[:1], np.array([0]))
     # Nothing (or everything) flagged by small-loss: linear separation has nothing to separate.
-    flat = LinearSeparation().fit(X, np.zeros(40, bool), np.r_[np.zeros(20, int), np.ones(20, int)])
+    flat = LinearSeparation().fit(X, np.r_[np.zeros(20, int), np.ones(20, int)], noisy=np.zeros(40, bool))
     assert flat.degenerate_ and not flat.result().is_issue.any()
     # Constant losses: every item is clean with certainty.
     probs = np.full((40, 2), 0.5)
     result = SmallLoss().fit(X, np.r_[np.zeros(20, int), np.ones(20, int)], pred_probs=probs).result()
     assert (result.scores == 1).all() and not result.is_issue.any()
-    with pytest.raises(ValueError, match="pass labels to fit"):
-        LinearSeparation(mode="per_class").fit(X, np.r_[np.zeros(20, bool), np.ones(20, bool)])
+    with pytest.raises(ValueError, match="they must match"):
+        LinearSeparation(mode="per_class").fit(X, np.zeros(39, int), noisy=np.r_[np.zeros(20, bool), np.ones(20, bool)])
     with pytest.raises(ValueError, match="at least 2 detectors"):
-        ensemble([result])
+        combine_votes([result])
 
 
 def test_no_detector_flags_every_item_of_a_label():
     """A rare label whose items all look wrong to the loss model (TREC's ABBR did) keeps them all."""
-    from reweighting.detect import Hybrid, LinearSeparation, SmallLoss
+    from thresher.reweighting.detect import Hybrid, LinearSeparation, SmallLoss
 
     rng = np.random.default_rng(0)
     X = np.r_[rng.normal(-3, 1, (100, 2)), rng.normal(3, 1, (100, 2)), rng.normal(-3, 1, (8, 2))]
@@ -183,7 +183,7 @@ def test_no_detector_flags_every_item_of_a_label():
     flags = small.result().is_issue
     assert not flags[labels == 2].any() and flags[:6].all()
     everything_in_2 = labels == 2
-    lsa = LinearSeparation(mode="per_class").fit(X, everything_in_2, labels)
+    lsa = LinearSeparation(mode="per_class").fit(X, labels, noisy=everything_in_2)
     assert not lsa.result().is_issue[labels == 2].any()
     hybrid = Hybrid(lsa_mode="per_class", rounds=3, random_state=0).fit(X, labels, pred_probs=probs).result()
     assert not hybrid.is_issue[labels == 2].any()
@@ -225,7 +225,7 @@ def test_hybrid_kept_rows_close_most_of_the_noisy_to_clean_gap(static, lsa_mode,
     symmetric noise costs it (YouTube, static MiniLM; measured 0.91 global / 0.71 per class at seed 0)."""
     from sklearn.model_selection import train_test_split
 
-    from reweighting.detect import Hybrid
+    from thresher.reweighting.detect import Hybrid
 
     texts, gold = noisy_benchmark.youtube()
     X = static.encode(texts)

@@ -7,9 +7,9 @@ import pytest
 
 import csv
 
-from reweighting.features import FeatureConfig, SentenceEncoder, StaticEncoder, cached_embeddings, item_features
-from reweighting.stage import DetectConfig, detect
-from storage.ingest import IngestConfig, SourceConfig, ingest
+from thresher.features import FeatureConfig, SentenceEncoder, StaticEncoder, cached_embeddings, item_features
+from thresher.reweighting.detect.stage import DetectConfig, detect
+from thresher.storage.ingest import IngestConfig, SourceConfig, ingest
 from tests.conftest import YOUTUBE_EXAMPLE
 
 
@@ -134,7 +134,7 @@ def test_numeric_columns_must_be_numeric(con, music_csv):
 def test_per_class_linear_separation_sees_label_flips_in_embeddings(static):
     from sklearn.linear_model import LogisticRegression
 
-    from reweighting.detect import LinearSeparation, SmallLoss, out_of_fold_proba
+    from thresher.reweighting.detect import LinearSeparation, SmallLoss, out_of_fold_proba
 
     rows = {}
     for path in sorted((YOUTUBE_EXAMPLE / "data").glob("*.csv")):
@@ -150,7 +150,7 @@ def test_per_class_linear_separation_sees_label_flips_in_embeddings(static):
     small = SmallLoss().fit(X, noisy, pred_probs=probs).result().is_issue
 
     def f1(mode: str) -> float:
-        flagged = LinearSeparation(mode=mode).fit(X, small, noisy).result().is_issue
+        flagged = LinearSeparation(mode=mode).fit(X, noisy, noisy=small).result().is_issue
         return 2 * (flagged & wrong).sum() / (flagged.sum() + wrong.sum())
 
     # Measured (seeds 0-2): per_class 0.83, global 0.42 -- a flipped comment looks like its true class.

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from reweighting.features import TfidfConfig, tfidf_features
-from reweighting.rescale import Reweighter, loss_rule_weights, shape_losses
-from reweighting.rescale.gaussian import gaussian_kl, gaussian_overlap
-from reweighting.rescale.memory import PassStats, StatsMemory
+from thresher.features import TfidfConfig, tfidf_features
+from thresher.reweighting.rescale import Reweighter, loss_rule_weights, shape_losses
+from thresher.reweighting.rescale.gaussian import gaussian_kl, gaussian_overlap
+from thresher.reweighting.rescale.memory import PassStats, StatsMemory
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 
@@ -113,7 +113,7 @@ def test_rescaler_learns_through_both_paths():
     loss, stats = est._passes(params, rows, yb)
     w = est._weigh(memory, loss, stats, yb)
     grads = dict(zip(params, torch.autograd.grad((loss * w).sum(), list(params.values()), create_graph=True)))
-    from reweighting.rescale.trainer import _adam
+    from thresher.reweighting.rescale.trainer import _adam
     virtual, _ = _adam(params, grads, state, 1, est.lr)
     meta_rows, ym = X[16:32], torch.from_numpy(y[16:32])
     meta_loss, meta_stats = est._passes(virtual, meta_rows, ym)

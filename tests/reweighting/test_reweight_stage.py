@@ -9,13 +9,13 @@ import duckdb
 import numpy as np
 import pytest
 
-from reweighting.reweight import ReweightConfig, reweight
-from reweighting.stage import DetectConfig, detect
-from storage.export import ExportConfig, export
-from storage.ingest import IngestConfig, SourceConfig, ingest
-from storage.schema import MIGRATIONS, SCHEMA_VERSION, connect
+from thresher.reweighting.rescale.stage import ReweightConfig, reweight
+from thresher.reweighting.detect.stage import DetectConfig, detect
+from thresher.storage.export import ExportConfig, export
+from thresher.storage.ingest import IngestConfig, SourceConfig, ingest
+from thresher.storage.schema import MIGRATIONS, SCHEMA_VERSION, connect
 from tests.conftest import YOUTUBE_EXAMPLE
-from thresher.config import ConfigError, load_config
+from thresher.pipeline.config import ConfigError, load_config
 
 
 def _ingest_noisy(con, rate: float = 0.3) -> None:

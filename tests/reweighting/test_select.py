@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from reweighting.features import TfidfConfig, tfidf_features
-from reweighting.select import GIO, ColorFilter, budget_count, knn_kl
+from thresher.features import TfidfConfig, tfidf_features
+from thresher.reweighting.select import GIO, ColorFilter, budget_count, knn_kl
 from tests.conftest import SHARED_DATA
 
 
@@ -140,7 +140,7 @@ def test_gio_errors():
 def test_closed_form_gradient_matches_autograd():
     import torch
 
-    from reweighting.select.gio import kl_gradient
+    from thresher.reweighting.select.gio import kl_gradient
 
     target, pool, _ = _two_gaussians()
     x, w = torch.tensor(target), torch.tensor(pool[:30])

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from reweighting.select.stage import SelectConfig, select
-from storage.export import ExportConfig, export
-from storage.ingest import IngestConfig, SourceConfig, ingest
-from storage.schema import connect
+from thresher.reweighting.select.stage import SelectConfig, select
+from thresher.storage.export import ExportConfig, export
+from thresher.storage.ingest import IngestConfig, SourceConfig, ingest
+from thresher.storage.schema import connect
 from tests.conftest import SHARED_DATA, YOUTUBE_EXAMPLE
 
 CLASSES = ["HAM", "SPAM"]
@@ -101,7 +101,7 @@ def test_class_balance_follows_the_target(con):
 
 @pytest.mark.slow
 def test_leaving_out_label_issues_cleans_the_selection(con):
-    from reweighting.stage import DetectConfig, detect
+    from thresher.reweighting.detect.stage import DetectConfig, detect
 
     detect(con, DetectConfig(labels_from="given"), run_id="d", label_run=None)
     summary = select(con, _config(budget=0.1), classes=CLASSES, run_id="clean", label_run=None, detect_run="d")
@@ -162,7 +162,7 @@ def test_gio_and_random(con):
 
 @pytest.mark.slow
 def test_export_keeps_only_the_selection(con, tmp_path):
-    from reweighting.stage import DetectConfig, detect
+    from thresher.reweighting.detect.stage import DetectConfig, detect
 
     chosen = select(con, _config(budget=300), classes=CLASSES, run_id="x", label_run=None)
     detect(con, DetectConfig(labels_from="given"), run_id="x", label_run=None)

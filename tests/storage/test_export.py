@@ -10,13 +10,13 @@ import pyarrow.parquet as pq
 import pytest
 from torch.utils.data import DataLoader
 
-from labeling.config import LabelingConfig
-from labeling.stage import label
-from reweighting.stage import DetectConfig, detect
-from storage.export import ExportConfig, export, sha256_file
-from storage.ingest import IngestConfig, SourceConfig, ingest
-from storage.loader import ShardedParquetDataset, ShardIntegrityError, collate_rows
-from storage.schema import connect
+from thresher.labeling.config import LabelingConfig
+from thresher.labeling.stage import label
+from thresher.reweighting.detect.stage import DetectConfig, detect
+from thresher.storage.export import ExportConfig, export, sha256_file
+from thresher.storage.ingest import IngestConfig, SourceConfig, ingest
+from thresher.storage.loader import ShardedParquetDataset, ShardIntegrityError, collate_rows
+from thresher.storage.schema import connect
 from tests.conftest import YOUTUBE_EXAMPLE
 
 CLASSES = ["HAM", "SPAM"]
@@ -128,7 +128,7 @@ def test_the_loader_refuses_shard_paths_outside_the_export(pipeline_db, tmp_path
     import os
     import shutil
 
-    from storage.export import UnsafeShardPath, sha256_file
+    from thresher.storage.export import UnsafeShardPath, sha256_file
 
     manifest = _export(pipeline_db, tmp_path / "out", rows_per_shard=97)
     outside = tmp_path / "elsewhere" / "x.parquet"

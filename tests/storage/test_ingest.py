@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from storage.ingest import IngestConfig, SourceConfig, ingest
+from thresher.storage.ingest import IngestConfig, SourceConfig, ingest
 
 CLASSES = ["HAM", "SPAM"]
 
@@ -255,8 +255,8 @@ def test_wrench_lf_names(con, shared_data):
 def test_batched_loading_equals_one_batch(tmp_path, shared_data):
     """Files are loaded in batches (bounded memory); batch boundaries change nothing, duplicates
     across batches included."""
-    from storage.ingest import ingest_file
-    from storage.schema import connect
+    from thresher.storage.ingest import ingest_file
+    from thresher.storage.schema import connect
 
     config = SourceConfig(path=str(shared_data / "youtube_spam_collection_uci" / "Youtube0[1-2]-*.csv"),
                           dataset="youtube", columns={"text": "CONTENT", "gold": "CLASS", "id": "COMMENT_ID"})

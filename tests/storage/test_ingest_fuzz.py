@@ -21,8 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from storage.ingest import IngestConfig, SourceConfig, ingest
-from storage.schema import migrate
+from thresher.storage.ingest import IngestConfig, SourceConfig, ingest
+from thresher.storage.schema import migrate
 
 CLASSES = ["HAM", "SPAM"]
 MAX_BYTES = 200

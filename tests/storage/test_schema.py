@@ -1,7 +1,7 @@
 import duckdb
 import pytest
 
-from storage.schema import SCHEMA_VERSION, SchemaVersionError, connect, schema_version
+from thresher.storage.schema import SCHEMA_VERSION, SchemaVersionError, connect, schema_version
 
 
 def test_new_database_has_every_table(db_path):

@@ -9,14 +9,14 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from storage.repo import run_stage
-from storage.ingest import ingest
-from storage.schema import connect
-from storage.snapshot import open_snapshot, snapshot_dir
+from thresher.storage.repo import run_stage
+from thresher.storage.ingest import ingest
+from thresher.storage.schema import connect
+from thresher.storage.snapshot import open_snapshot, snapshot_dir
 from tests.conftest import REPO
 from tests.labeling.test_llm import LABEL_IN_SUBPROCESS, write_prompted_config
 from thresher.cli import app
-from thresher.config import load_config
+from thresher.pipeline.config import load_config
 from thresher.testing.openai_server import OpenAIServer, yes_if
 
 
@@ -65,7 +65,7 @@ labeling: {{source_votes: true}}
 """
     (tmp_path / "t.yaml").write_text(cfg_text)
     cfg = load_config(tmp_path / "t.yaml")
-    from labeling.stage import label
+    from thresher.labeling.stage import label
 
     run_stage(cfg.db, lambda con, record: ingest(con, cfg.ingest_config()), run_id="a", stage="ingest", config_hash="x")
     run_stage(cfg.db, lambda con, record: label(con, cfg.labeling, run_id="a"), run_id="a", stage="label", config_hash="y")

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from storage.repo import run_stage
-from storage.schema import connect
-from storage.snapshot import snapshot_dir
-from storage.sql import ReadOnlySQLError, read_statements
+from thresher.storage.repo import run_stage
+from thresher.storage.schema import connect
+from thresher.storage.snapshot import snapshot_dir
+from thresher.storage.sql import ReadOnlySQLError, read_statements
 from thresher.cli import app
 
 runner = CliRunner()

@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import REPO, YOUTUBE_EXAMPLE
-from thresher.check import check_config
+from thresher.pipeline.check import check_config
 from thresher.cli import app
-from thresher.config import ConfigError
+from thresher.pipeline.config import ConfigError
 
 runner = CliRunner()
 
@@ -87,7 +87,7 @@ sources:
 
 def test_check_runs_before_any_heavy_import(example: Path):
     """The check (and so every command's start) imports neither torch nor scikit-learn nor Prefect."""
-    code = ("import sys; from thresher.check import check_config; check_config(sys.argv[1]); "
+    code = ("import sys; from thresher.pipeline.check import check_config; check_config(sys.argv[1]); "
             "print([m for m in ('torch', 'sklearn', 'prefect', 'cleanlab', 'snorkel') if m in sys.modules])")
     done = subprocess.run([sys.executable, "-c", code, str(example)], capture_output=True, text=True, cwd=REPO,
                           timeout=300)

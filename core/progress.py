@@ -20,13 +20,13 @@ def track(
         return
     if total is None and hasattr(items, "__len__"):
         total = len(items)  # type: ignore[arg-type]
-    with Counter(description=description, total=total) as bar:
+    with ProgressCounter(description=description, total=total) as bar:
         for item in items:
             yield item
             bar.advance()
 
 
-class Counter:
+class ProgressCounter:
     """A progress bar advanced by hand, for work that arrives in groups (e.g. async answers)."""
 
     def __init__(self, *, description: str, total: int | None, enabled: bool = True) -> None:
@@ -36,7 +36,7 @@ class Counter:
             self._bar = Progress(*columns, console=Console(stderr=True), transient=False)
             self._task = self._bar.add_task(description, total=total)
 
-    def __enter__(self) -> "Counter":
+    def __enter__(self) -> "ProgressCounter":
         if self._bar is not None:
             self._bar.start()
         return self

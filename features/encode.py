@@ -8,16 +8,16 @@ import duckdb
 import numpy as np
 from pydantic import Field, model_validator
 
-from reweighting.features.cache import cached_embeddings
-from reweighting.features.chunked import ChunkedEncoder
-from reweighting.features.numeric import numeric_features
-from reweighting.features.sentence import SentenceEncoder
-from reweighting.features.static import StaticEncoder
-from reweighting.features.tfidf import TfidfConfig, tfidf_features
-from thresher.stageconfig import StageConfig
+from thresher.features.cache import cached_embeddings
+from thresher.features.chunked import ChunkedEncoder
+from thresher.features.numeric import numeric_features
+from thresher.features.sentence import SentenceEncoder
+from thresher.features.static import StaticEncoder
+from thresher.features.tfidf import TfidfConfig, tfidf_features
+from thresher.core.config import StageConfig
 
 if TYPE_CHECKING:
-    from labeling.apply.chunked import Chunking
+    from thresher.core.chunking import Chunking
 
 EncoderName = Literal["tfidf", "minilm", "minilm-static", "numeric"]
 
@@ -36,6 +36,11 @@ class FeatureConfig(StageConfig):
     tfidf: TfidfConfig = TfidfConfig()
     static_dims: int = Field(256, ge=2, le=384)
     numeric_columns: list[str] = Field(default_factory=list)
+
+    @property
+    def chunked(self) -> bool:
+        """Whether the encoding runs in chunks on a cluster (embeddings; TF-IDF is fitted on all rows)."""
+        return self.encoder in ("minilm", "minilm-static")
 
     @model_validator(mode="after")
     def _check(self) -> "FeatureConfig":

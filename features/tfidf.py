@@ -5,7 +5,7 @@ from __future__ import annotations
 import scipy.sparse as sp
 from pydantic import Field
 
-from thresher.stageconfig import StageConfig
+from thresher.core.config import StageConfig
 
 
 class TfidfConfig(StageConfig):

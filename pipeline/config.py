@@ -12,13 +12,14 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from labeling.config import LabelingConfig
-from reweighting.reweight import ReweightConfig
-from reweighting.select.stage import SelectConfig
-from reweighting.stage import DetectConfig
-from storage.export import ExportConfig
-from storage.ingest import IngestConfig, SourceConfig
-from thresher.stageconfig import StageConfig
+from thresher.labeling.config import LabelingConfig
+from thresher.reweighting.rescale.stage import ReweightConfig
+from thresher.reweighting.select.stage import SelectConfig
+from thresher.reweighting.detect.stage import DetectConfig
+from thresher.storage.export import ExportConfig
+from thresher.storage.ingest import IngestConfig, SourceConfig
+from thresher.core.config import StageConfig
+from thresher.core.stages import STAGES, stage_spec
 
 
 class ConfigError(ValueError):
@@ -90,6 +91,15 @@ class PipelineConfig(StageConfig):
 
     def ingest_config(self) -> IngestConfig:
         return IngestConfig(sources=self.sources, classes=self.classes)
+
+    def stage_config(self, name: str) -> StageConfig | None:
+        """The config of stage ``name`` (see :mod:`thresher.core.stages`); None when its section is absent."""
+        spec = stage_spec(name)
+        return self.ingest_config() if spec.section == "sources" else getattr(self, spec.section)
+
+    def stages(self) -> list[str]:
+        """The stages a run of this config executes, in order: every stage whose section is present."""
+        return [spec.name for spec in STAGES if self.stage_config(spec.name) is not None]
 
 
 def _resolve(value: str, base: Path) -> str:

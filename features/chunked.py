@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from reweighting.features.cache import Encoder
+from thresher.features.cache import Encoder
 
 if TYPE_CHECKING:
-    from labeling.apply.chunked import MapChunks
+    from thresher.core.chunking import MapChunks
 
 
 def encode_chunk(encoder: Encoder, texts: list[str]) -> np.ndarray:

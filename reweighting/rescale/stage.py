@@ -16,16 +16,17 @@ import duckdb
 import numpy as np
 from pydantic import Field
 
-from reweighting.features import FeatureConfig, item_features
-from reweighting.items import labelled_arrays
-from reweighting.rescale.base import Optimizer, Strategy
-from reweighting.weights import weight_rows
-from storage.repo import replace_run_rows, transaction
-from thresher.stageconfig import StageConfig
+from thresher.features import FeatureConfig, item_features
+from thresher.reweighting.items import label_input, labelled_arrays
+from thresher.reweighting.rescale.base import Optimizer, Strategy
+from thresher.reweighting.weights import weight_rows
+from thresher.storage.repo import replace_run_rows, transaction
+from thresher.core.config import StageConfig
+from thresher.core.stages import Stage, StageContext
 
 if TYPE_CHECKING:  # heavy (torch, numba): imported where they run
-    from labeling.apply.chunked import Chunking
-    from reweighting.rescale import Reweighter
+    from thresher.core.chunking import Chunking
+    from thresher.reweighting.rescale import Reweighter
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class ReweightConfig(StageConfig):
     random_state: int = 0
 
     def estimator(self, progress: bool = False) -> Reweighter:
-        from reweighting.rescale import Reweighter
+        from thresher.reweighting.rescale import Reweighter
 
         params = self.model_dump(exclude={"labels_from", "include_uncovered", "features"})
         return Reweighter(**params, progress=progress)
@@ -122,3 +123,16 @@ def reweight(
     logger.info("Weighed %d items with %s in %.1f s: %d below 0.5; %s", summary.n_items, config.strategy,
                 seconds, summary.n_flagged, summary.gold)
     return summary
+
+
+class ReweightStage(Stage):
+    """Registry entry of the reweight stage: trains on the labels of the latest label run (or the given ones)."""
+
+    def run(self, con: duckdb.DuckDBPyConnection, context: StageContext) -> ReweightSummary:
+        config: ReweightConfig = context.config
+        context.input_run_id = label_input(con, config.labels_from)
+        return reweight(con, config, run_id=context.run_id, label_run=context.input_run_id,
+                        progress=context.progress, chunking=context.chunking)
+
+    def uses_cluster(self, config: ReweightConfig) -> bool:
+        return config.features.chunked

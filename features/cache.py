@@ -9,7 +9,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from storage.repo import transaction
+from thresher.storage.repo import transaction
 
 logger = logging.getLogger(__name__)
 

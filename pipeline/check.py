@@ -1,6 +1,6 @@
 """``thresher check``: the whole config validated in about a second, before any heavy import or flow.
 
-Beyond the schema (:func:`thresher.config.load_config`) it checks what would otherwise fail only
+Beyond the schema (:func:`thresher.pipeline.config.load_config`) it checks what would otherwise fail only
 when a stage reaches it: each source matches files whose columns hold the mapped text, label,
 gold, id and split columns (read from a sample of rows); every LF builds (regexes compile, lookup
 and rule files read), SQL LFs and regexes compile in DuckDB against the items' columns, Python LF
@@ -15,7 +15,7 @@ import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from thresher.config import ConfigError, PipelineConfig, load_config
+from thresher.pipeline.config import ConfigError, PipelineConfig, load_config
 
 MAX_FILES_SAMPLED = 5  # per source: the first and last files of a large glob, and a few between
 
@@ -38,8 +38,8 @@ def _sampled(files: list[Path]) -> list[Path]:
 
 
 def _check_sources(config: PipelineConfig, report: CheckReport) -> None:
-    from storage.columns import listing, missing_columns, sample_columns
-    from storage.ingest import expand_paths
+    from thresher.storage.columns import listing, missing_columns, sample_columns
+    from thresher.storage.ingest import expand_paths
 
     for source in config.sources:
         try:
@@ -123,10 +123,10 @@ def python_lf_problem(function: str) -> tuple[str | None, str | None]:
 def _check_lfs(config: PipelineConfig, report: CheckReport) -> None:
     import duckdb
 
-    from labeling.apply.duckdb import validate_sql_lfs
-    from labeling.config import PythonLFConfig
-    from labeling.lf import LabelingFunction
-    from storage.schema import migrate
+    from thresher.labeling.apply.duckdb import validate_sql_lfs
+    from thresher.labeling.config import PythonLFConfig
+    from thresher.labeling.lf import LabelingFunction
+    from thresher.storage.schema import migrate
 
     labeling = config.labeling
     assert labeling is not None

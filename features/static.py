@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reweighting.features.sentence import offline_minilm_path
+from thresher.features.sentence import offline_minilm_path
 
 logger = logging.getLogger(__name__)
 

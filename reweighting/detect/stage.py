@@ -9,29 +9,37 @@ from typing import TYPE_CHECKING, Any, Literal
 import duckdb
 import numpy as np
 import pyarrow as pa
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from reweighting.detect.base import DetectorResult, FilterBy
-from reweighting.features import FeatureConfig, item_features
-from reweighting.items import labelled_arrays
-from reweighting.weights import WeightMethod, compute_weights, weight_rows
-from storage.repo import replace_run_rows, transaction
-from thresher.stageconfig import StageConfig
+from thresher.reweighting.detect.base import DetectorResult
+from thresher.reweighting.detect.registry import DETECTORS, DetectorName, Shared, build_detectors
+from thresher.features import FeatureConfig, item_features
+from thresher.reweighting.items import label_input, labelled_arrays
+from thresher.reweighting.weights import WeightMethod, compute_weights, weight_rows
+from thresher.storage.repo import replace_run_rows, transaction
+from thresher.core.config import StageConfig
+from thresher.core.stages import Stage, StageContext
 
 if TYPE_CHECKING:
-    from labeling.apply.chunked import Chunking
+    from thresher.core.chunking import Chunking
 
 logger = logging.getLogger(__name__)
 
 
-DetectorName = Literal["confident_learning", "small_loss", "linear_separation", "hybrid", "ensemble"]
+# Flat settings of earlier versions and where they live now.
+MOVED = {"filter_by": "confident_learning.filter_by", "small_loss_rule": "small_loss.rule",
+         "small_loss_threshold": "small_loss.threshold (and linear_separation.small_loss_threshold, hybrid.threshold)",
+         "lsa_mode": "linear_separation.mode (and hybrid.lsa_mode)", "hybrid_rounds": "hybrid.rounds",
+         "ensemble_min_votes": "ensemble.min_votes"}
 
 
 class DetectConfig(StageConfig):
     """Which labels are checked, by which detectors, with what features, and how weights are made.
 
-    Every detector in ``detectors`` writes its scores and flags to ``noise_scores``; the one named by
-    ``use`` (default: the first) drives the weights and what the export leaves out.
+    Every detector in ``detectors`` (a name, or a mapping of names to their settings; see
+    :mod:`thresher.reweighting.detect.registry`) writes its scores and flags to ``noise_scores``; the
+    one named by ``use`` (default: the first) drives the weights and what the export leaves out.
+    ``n_folds``, ``C`` and ``random_state`` make the out-of-fold probabilities every detector shares.
     """
 
     labels_from: Literal["denoised", "given"] = "denoised"
@@ -39,21 +47,37 @@ class DetectConfig(StageConfig):
     features: FeatureConfig = FeatureConfig()
     n_folds: int = Field(5, ge=2, le=50)
     C: float = Field(1.0, gt=0)
-    detectors: list[DetectorName] = Field(default_factory=lambda: ["confident_learning"], min_length=1)
+    detectors: dict[DetectorName, Any] = Field(default_factory=lambda: {"confident_learning": {}}, min_length=1,
+                                               validate_default=True)
     use: DetectorName | None = None
-    filter_by: FilterBy = "prune_by_noise_rate"  # confident learning
-    small_loss_rule: Literal["gmm", "fraction"] = "gmm"
-    small_loss_threshold: float = Field(0.5, gt=0, lt=1)  # flag p_clean below this (DivideMix: 0.5)
-    lsa_mode: Literal["global", "per_class"] = "global"  # per_class: cross-fitted, one per label (see README)
-    hybrid_rounds: int = Field(4, ge=1, le=20)
-    ensemble_min_votes: int = Field(2, ge=1)
     weight: WeightMethod = "label_quality"  # label_quality: the score of the detector in use
     random_state: int = 0
 
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, data: Any) -> Any:
+        moved = {key: where for key, where in MOVED.items() if isinstance(data, dict) and key in data}
+        if moved:
+            raise ValueError("Each detector's settings are nested under its name in 'detectors' now: "
+                             + "; ".join(f"{key} -> detectors.{where}" for key, where in moved.items()))
+        return data
+
+    @field_validator("detectors", mode="before")
+    @classmethod
+    def _named(cls, value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            if len(set(value)) != len(value):
+                raise ValueError(f"detectors lists a detector twice: {list(value)}")
+            return {name: {} for name in value}
+        return value
+
+    @field_validator("detectors", mode="after")
+    @classmethod
+    def _settings(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return {name: DETECTORS[name].model_validate(settings or {}) for name, settings in value.items()}
+
     @model_validator(mode="after")
     def _check(self) -> "DetectConfig":
-        if len(set(self.detectors)) != len(self.detectors):
-            raise ValueError(f"detectors lists a detector twice: {self.detectors}")
         if self.use is not None and self.use not in self.detectors:
             raise ValueError(f"use={self.use!r} is not among detectors {self.detectors}.")
         if "ensemble" in self.detectors and len(self.detectors) < 3:
@@ -62,7 +86,7 @@ class DetectConfig(StageConfig):
 
     @property
     def detector_in_use(self) -> str:
-        return self.use or self.detectors[0]
+        return self.use or next(iter(self.detectors))
 
 
 @dataclass
@@ -85,29 +109,9 @@ class DetectSummary:
 def run_detectors(X, labels: np.ndarray, pred_probs: np.ndarray, config: DetectConfig,
                   estimator) -> dict[str, DetectorResult]:
     """Run the configured detectors, sharing one set of out-of-fold probabilities."""
-    from reweighting.detect import ConfidentLearning, Hybrid, LinearSeparation, SmallLoss, ensemble
-
-    results: dict[str, DetectorResult] = {}
-    small: DetectorResult | None = None
-    for name in config.detectors:
-        if name == "confident_learning":
-            results[name] = ConfidentLearning(filter_by=config.filter_by).fit(X, labels, pred_probs=pred_probs).result()
-        elif name in ("small_loss", "linear_separation"):
-            if small is None:
-                small = SmallLoss(rule=config.small_loss_rule, threshold=config.small_loss_threshold,
-                                  random_state=config.random_state).fit(X, labels, pred_probs=pred_probs).result()
-            if name == "small_loss":
-                results[name] = small
-            else:
-                results[name] = LinearSeparation(mode=config.lsa_mode, random_state=config.random_state).fit(
-                    X, small.is_issue, labels).result()
-        elif name == "hybrid":
-            results[name] = Hybrid(estimator=estimator, n_folds=config.n_folds, rounds=config.hybrid_rounds,
-                                   threshold=config.small_loss_threshold, lsa_mode=config.lsa_mode,
-                                   random_state=config.random_state).fit(X, labels, pred_probs=pred_probs).result()
-    if "ensemble" in config.detectors:
-        results["ensemble"] = ensemble(list(results.values()), min_votes=config.ensemble_min_votes)
-    return results
+    shared = Shared(estimator=estimator, n_folds=config.n_folds, random_state=config.random_state)
+    return {name: detector.fit(X, labels, pred_probs=pred_probs).result()
+            for name, detector in build_detectors(config.detectors, shared).items()}
 
 
 def _against_gold(result: DetectorResult, wrong: np.ndarray, has_gold: np.ndarray) -> dict[str, float]:
@@ -134,7 +138,7 @@ def detect(
     X = item_features(con, config.features, item_ids, texts, progress=progress, chunking=chunking)
     from sklearn.linear_model import LogisticRegression
 
-    from reweighting.detect.confident_learning import out_of_fold_proba
+    from thresher.reweighting.detect.confident_learning import out_of_fold_proba
 
     estimator = LogisticRegression(C=config.C, max_iter=2000)
     pred_probs = out_of_fold_proba(estimator, X, labels, n_folds=config.n_folds, random_state=config.random_state,
@@ -171,3 +175,16 @@ def detect(
     summary = DetectSummary(run_id, label_run, n, int(result.is_issue.sum()), quality, config.detector_in_use, per_detector)
     logger.info("Checked %d labels: %d issues; %s", n, summary.n_issues, quality)
     return summary
+
+
+class DetectStage(Stage):
+    """Registry entry of the detect stage: checks the labels of the latest label run (or the given ones)."""
+
+    def run(self, con: duckdb.DuckDBPyConnection, context: StageContext) -> DetectSummary:
+        config: DetectConfig = context.config
+        context.input_run_id = label_input(con, config.labels_from)
+        return detect(con, config, run_id=context.run_id, label_run=context.input_run_id,
+                      progress=context.progress, chunking=context.chunking)
+
+    def uses_cluster(self, config: DetectConfig) -> bool:
+        return config.features.chunked

@@ -1,0 +1,30 @@
+"""Class labels as users write them (ids, numeric strings, names) mapped to class ids."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def parse_class(value: Any, classes: list[str]) -> int | None:
+    """Map a raw label value (class id, numeric string or class name) to a class id.
+
+    Returns None for a missing value and raises ValueError for anything else unknown.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"a label cannot be a boolean ({value!r})")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str):
+        stripped = value.strip()
+        lowered = [c.lower() for c in classes]
+        if stripped.lower() in lowered:
+            return lowered.index(stripped.lower())
+        if stripped.lstrip("-").isdigit():
+            value = int(stripped)
+    if isinstance(value, int):
+        if 0 <= value < len(classes):
+            return value
+        raise ValueError(f"class id {value} is outside 0..{len(classes) - 1}")
+    raise ValueError(f"{value!r} is neither a class id nor one of the classes {classes}")

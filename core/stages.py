@@ -1,0 +1,127 @@
+"""The stage registry: the one list of stages, in order, that the CLI, the report, the run bookkeeping,
+the flows and the Python API read.
+
+A record names the stage, the section of the pipeline config that configures it, the upstream
+stages whose latest runs it reads, and where its code is: a :class:`Stage` subclass in the stage's
+own package, imported only when the stage runs (so this module imports no stage). Adding a stage is
+one line here and one ``Stage`` subclass.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from thresher.core.chunking import Chunking
+
+
+class Summary(Protocol):
+    """What a stage returns: its figures as JSON-able values (stored in ``runs.summary``)."""
+
+    def as_dict(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class StageContext:
+    """What a stage's ``run`` gets besides the database: its own config section and the shared settings.
+
+    The stage sets ``input_run_id`` to the upstream run it read (recorded in ``runs.input_run_id``).
+    """
+
+    run_id: str
+    config: Any  # the stage's section of the pipeline config (a StageConfig)
+    classes: list[str]
+    progress: bool = False
+    chunking: Chunking | None = None
+    input_run_id: str | None = None
+
+
+class Stage:
+    """A stage's code: ``run`` does the work; the other methods tell the runner how to cache and where to run it.
+
+    The defaults suit a stage whose output depends only on its config and its upstream runs.
+    """
+
+    transient: tuple[type[BaseException], ...] = ()  # errors worth retrying (the network), see ``retries``
+
+    def run(self, con: duckdb.DuckDBPyConnection, context: StageContext) -> Summary:
+        raise NotImplementedError
+
+    def version(self, config: Any) -> str:
+        """What keys the cache besides the inputs: the config's fingerprint (label adds its LFs' versions)."""
+        return config.fingerprint()
+
+    def cache_inputs(self, config: Any) -> dict[str, Any]:
+        """Inputs outside the database that a run depends on (files: path, size, mtime)."""
+        return {}
+
+    def must_rerun(self, db: str) -> bool:
+        """Whether the last run left work undone, so an unchanged config must still run again."""
+        return False
+
+    def uses_cluster(self, config: Any) -> bool:
+        """Whether the stage has work to chunk on a Dask cluster (a cluster is started only then)."""
+        return False
+
+    def retries(self, config: Any) -> int:
+        """How many times the Prefect task retries on a ``transient`` error."""
+        return 0
+
+    def extra(self, db: str, run_id: str) -> dict[str, Any]:
+        """Fields read back from the database into the returned summary (the LF table)."""
+        return {}
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One stage of the pipeline: its name, config section, upstream stages and code (``module:Class``)."""
+
+    name: str
+    section: str  # the PipelineConfig field that configures it
+    upstream: tuple[str, ...] | None  # None: its cache key leaves the database out (ingest writes the items)
+    code: str
+    optional: bool  # runs only when its section is in the config
+    cached: bool = True  # an unchanged stage (config and inputs) is reused instead of recomputed
+    summary: str = field(default="")  # the summary class, ``module:Class``
+
+    def load(self) -> Stage:
+        module, _, name = self.code.partition(":")
+        return getattr(importlib.import_module(module), name)()
+
+
+STAGES: tuple[StageSpec, ...] = (
+    StageSpec("ingest", "sources", None, "thresher.storage.ingest:IngestStage", optional=False,
+              summary="thresher.storage.ingest:IngestSummary"),
+    StageSpec("label", "labeling", (), "thresher.labeling.stage:LabelStage", optional=True,
+              summary="thresher.labeling.stage:LabelSummary"),
+    StageSpec("detect", "detect", ("label",), "thresher.reweighting.detect.stage:DetectStage", optional=False,
+              summary="thresher.reweighting.detect.stage:DetectSummary"),
+    StageSpec("reweight", "reweight", ("label",), "thresher.reweighting.rescale.stage:ReweightStage", optional=True,
+              summary="thresher.reweighting.rescale.stage:ReweightSummary"),
+    StageSpec("select", "select", ("label", "detect"), "thresher.reweighting.select.stage:SelectStage", optional=True,
+              summary="thresher.reweighting.select.stage:SelectSummary"),
+    # Never cached: the shards on disk may have been moved or deleted since; exporting is cheap.
+    StageSpec("export", "export", (), "thresher.storage.export:ExportStage", optional=False, cached=False,
+              summary="thresher.storage.export:ExportSummary"),
+)
+NAMES: tuple[str, ...] = tuple(spec.name for spec in STAGES)
+
+
+def file_state(path: str | Path) -> list[Any]:
+    """(path, size, mtime in ns) of an input file: what a stage's cache key holds for it."""
+    stat = os.stat(path)
+    return [str(path), stat.st_size, stat.st_mtime_ns]
+
+
+def stage_spec(name: str) -> StageSpec:
+    """The registry record of stage ``name``."""
+    for spec in STAGES:
+        if spec.name == name:
+            return spec
+    raise ValueError(f"The 'stage' parameter must be one of {NAMES}. Got {name!r} instead.")
