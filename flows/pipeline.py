@@ -1,7 +1,5 @@
 """Prefect flow: the whole pipeline, each configured stage a subflow sharing one run id."""
 
-from __future__ import annotations
-
 from prefect import flow
 
 from thresher.core.stages import stage_spec

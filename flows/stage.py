@@ -6,7 +6,6 @@ summary artifacts, the log line, the Dask cluster for chunked work and the ``thr
 A flow takes the validated config (``config``) from a parent flow or the CLI, or reads ``config_path``.
 """
 
-from __future__ import annotations
 
 from functools import partial
 from typing import Any

@@ -64,7 +64,7 @@ def main() -> None:
         np.savez(Path(tmp) / "in.npz", target=target, pool=pool)
         for v_init in args.v_init:
             started = time.perf_counter()
-            mine = GIO(v_init=v_init, stop="never", max_points=args.points, random_state=args.seed).fit(target, pool)
+            mine = GIO(v_init=v_init, stop="never", max_points=args.points, random_state=args.seed).fit(pool, None, target, None)
             my_seconds = time.perf_counter() - started
             out = Path(tmp) / f"{v_init}.json"
             env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "JAX_PLATFORMS": "cpu"}

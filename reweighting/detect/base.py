@@ -52,8 +52,9 @@ class Detector(Protocol):
 def check_rows(X, values, name: str = "labels", *, dtype=None) -> np.ndarray:
     """``values`` as a 1-D array with one entry per row of ``X``; a clear error otherwise."""
     values = np.asarray(values, dtype=dtype)
-    if values.ndim != 1 or X.shape[0] != values.shape[0]:
-        raise ValueError(f"X has {X.shape[0]} rows but {name} has shape {values.shape}; they must match.")
+    rows = X.shape[0] if hasattr(X, "shape") else len(X)
+    if values.ndim != 1 or rows != values.shape[0]:
+        raise ValueError(f"X has {rows} rows but {name} has shape {values.shape}; they must match.")
     return values
 
 

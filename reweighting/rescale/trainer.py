@@ -37,6 +37,7 @@ from thresher.reweighting.rescale.loss_rules import loss_rule_weights
 from thresher.reweighting.rescale.memory import N_STAT_FEATURES, PassStats, StatsMemory
 from thresher.reweighting.rescale.rescaler import Rescaler
 from thresher.reweighting.weights import FLAG_BELOW
+from thresher.core.seeding import seeded_init
 from thresher.core.progress import track
 
 
@@ -274,14 +275,15 @@ class Reweighter(ClassifierMixin, BaseEstimator):
 
     def _setup(self, X, n_classes: int) -> None:
         """Seed, and build the classifier (and the rescaler for STORM) with their initial weights."""
-        torch.manual_seed(self.random_state)
         self._gen = torch.Generator().manual_seed(self.random_state)
         self.classes_ = np.arange(n_classes)
         self.n_features_in_ = X.shape[1]
-        self.model_ = _classifier(X.shape[1], n_classes, self.hidden)
+        with seeded_init(self.random_state):
+            self.model_ = _classifier(X.shape[1], n_classes, self.hidden)
+            if self.strategy == "storm":
+                n_feats = (N_STAT_FEATURES if self.rescaler_features == "all" else 1) + 1  # + agreement flag
+                self.rescaler_ = Rescaler(n_feats, n_classes if self.class_separation else 1)
         if self.strategy == "storm":
-            n_feats = (N_STAT_FEATURES if self.rescaler_features == "all" else 1) + 1  # + agreement flag
-            self.rescaler_ = Rescaler(n_feats, n_classes if self.class_separation else 1)
             self.rescaler_.train()
 
     def _init_params(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:

@@ -1,4 +1,4 @@
-"""Data selection towards a target set: CoLoR-Filter (labelled and language-model modes) and GIO."""
+"""Data selection towards a target set: CoLoR-Filter (labelled and language-model modes), GIO and random."""
 
 from thresher.core.lazy import lazy_exports
 
@@ -6,6 +6,9 @@ _EXPORTS = {
     "ColorFilter": "thresher.reweighting.select.color_filter",
     "LMColorFilter": "thresher.reweighting.select.char_lm",
     "GIO": "thresher.reweighting.select.gio",
+    "RandomSelection": "thresher.reweighting.select.uniform",
+    "Selector": "thresher.reweighting.select.base",
+    "SELECTORS": "thresher.reweighting.select.registry",
     "budget_count": "thresher.reweighting.select.color_filter",
     "knn_kl": "thresher.reweighting.select.gio",
 }

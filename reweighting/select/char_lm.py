@@ -19,6 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from thresher.reweighting.select.color_filter import ScoreSelector
+from thresher.core.seeding import seeded_init
 from thresher.core.progress import track
 
 BOS = 256  # also the padding id: it is never a target
@@ -93,7 +94,7 @@ def _check_texts(texts, name: str) -> list[str]:
 class LMColorFilter(ScoreSelector, BaseEstimator):
     """Score unlabelled pool texts by how much a target set lowers their language-model loss.
 
-    After ``fit(pool_texts, target_texts)``: ``scores_`` (prior minus conditional mean NLL per
+    After ``fit(pool_texts, None, target_texts, None)`` (labels are not read): ``scores_`` (prior minus conditional mean NLL per
     byte, higher = more like the target), ``prior_loss_`` and ``conditional_loss_``.
     ``select(budget)`` returns pool indices, globally or batch-wise like :class:`ColorFilter`.
     """
@@ -113,7 +114,7 @@ class LMColorFilter(ScoreSelector, BaseEstimator):
         self.random_state = random_state
         self.progress = progress
 
-    def fit(self, pool_texts, target_texts) -> "LMColorFilter":
+    def fit(self, pool_texts, y_pool, target_texts, y_target) -> "LMColorFilter":
         """Cross-fit the prior LMs on the pool, fine-tune each on the target, score every pool text."""
         pool, target = _check_texts(pool_texts, "pool_texts"), _check_texts(target_texts, "target_texts")
         if len(target) >= len(pool):
@@ -122,23 +123,23 @@ class LMColorFilter(ScoreSelector, BaseEstimator):
             raise ValueError(f"n_folds must be between 2 and the pool size. Got {self.n_folds} instead.")
         if min(self.prior_epochs, self.finetune_epochs, self.max_len, self.batch_size, self.width, self.layers) < 1:
             raise ValueError("epochs, max_len, batch_size, width and layers must all be >= 1.")
-        torch.manual_seed(self.random_state)
         generator = torch.Generator().manual_seed(self.random_state)
         X, Y = encode_bytes(pool, self.max_len)
         Xt, Yt = encode_bytes(target, self.max_len)
         folds = np.random.default_rng(self.random_state).permutation(len(pool)) % self.n_folds
         prior_loss, cond_loss = np.zeros(len(pool)), np.zeros(len(pool))
-        for fold in track(range(self.n_folds), description="CoLoR-Filter LM folds", enabled=self.progress):
-            train = torch.from_numpy(np.flatnonzero(folds != fold))
-            held = torch.from_numpy(np.flatnonzero(folds == fold))
-            prior = ByteConvLM(self.width, self.layers)
-            _train(prior, X[train], Y[train], epochs=self.prior_epochs, lr=self.lr, batch_size=self.batch_size,
-                   generator=generator)
-            cond = copy.deepcopy(prior)
-            _train(cond, Xt, Yt, epochs=self.finetune_epochs, lr=self.finetune_lr, batch_size=self.batch_size,
-                   generator=generator)
-            prior_loss[held.numpy()] = mean_token_nll(prior, X[held], Y[held])
-            cond_loss[held.numpy()] = mean_token_nll(cond, X[held], Y[held])
+        with seeded_init(self.random_state):  # the LMs' initial weights, in fold order
+            for fold in track(range(self.n_folds), description="CoLoR-Filter LM folds", enabled=self.progress):
+                train = torch.from_numpy(np.flatnonzero(folds != fold))
+                held = torch.from_numpy(np.flatnonzero(folds == fold))
+                prior = ByteConvLM(self.width, self.layers)
+                _train(prior, X[train], Y[train], epochs=self.prior_epochs, lr=self.lr, batch_size=self.batch_size,
+                       generator=generator)
+                cond = copy.deepcopy(prior)
+                _train(cond, Xt, Yt, epochs=self.finetune_epochs, lr=self.finetune_lr, batch_size=self.batch_size,
+                       generator=generator)
+                prior_loss[held.numpy()] = mean_token_nll(prior, X[held], Y[held])
+                cond_loss[held.numpy()] = mean_token_nll(cond, X[held], Y[held])
         self.prior_loss_, self.conditional_loss_ = prior_loss, cond_loss
         self.scores_ = prior_loss - cond_loss
         return self

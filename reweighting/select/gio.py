@@ -26,6 +26,7 @@ from typing import Literal
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.cluster import KMeans
+from sklearn.utils.validation import check_is_fitted
 
 from thresher.core.progress import track
 
@@ -88,7 +89,7 @@ def knn_kl(target, selected, k: int = 5) -> float:
 class GIO(BaseEstimator):
     """Greedy KL-minimising selection of pool rows towards a target set, in embedding space.
 
-    After ``fit(target, pool)``: ``selected_`` (pool row indices in the order chosen),
+    After ``fit(X_pool, None, X_target, None)`` (labels are not read): ``selected_`` (pool row indices in the order chosen),
     ``kl_path_`` (the KL after each accepted point, on centroids when quantised), ``kl_start_``
     and ``stopped_by`` (``"increase"``, ``"max_points"`` or ``"pool_exhausted"``).
 
@@ -123,10 +124,11 @@ class GIO(BaseEstimator):
         if self.n_clusters is not None and self.n_clusters < 2:
             raise ValueError(f"n_clusters must be >= 2 or None. Got {self.n_clusters} instead.")
 
-    def fit(self, target, pool) -> "GIO":
-        """Select pool rows (``pool``: N x d) that bring the selection close to ``target`` (n x d)."""
+    def fit(self, X_pool, y_pool, X_target, y_target) -> "GIO":
+        """Select pool rows (``X_pool``: N x d) that bring the selection close to ``X_target`` (n x d)."""
         self._check_params()
-        x, g = _as_array(target, "target"), _as_array(pool, "pool")
+        x, g = _as_array(X_target, "target"), _as_array(X_pool, "pool")
+        self.n_pool_ = len(g)
         if x.shape[1] != g.shape[1]:
             raise ValueError(f"target and pool differ in dimension: {x.shape[1]} vs {g.shape[1]}.")
         rng = np.random.default_rng(self.random_state)
@@ -187,3 +189,10 @@ class GIO(BaseEstimator):
                 if chosen else np.zeros(0, dtype=np.int64)
         self.centroids_chosen_ = np.array(chosen, dtype=np.int64) if labels is not None else None
         return self
+
+    def select(self, budget: int | float) -> np.ndarray:
+        """The first ``budget`` pool rows chosen (fewer when the search stopped earlier)."""
+        from thresher.reweighting.select.color_filter import budget_count
+
+        check_is_fitted(self, "selected_")
+        return self.selected_[:budget_count(budget, self.n_pool_)]

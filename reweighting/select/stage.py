@@ -22,6 +22,7 @@ from pydantic import Field, field_validator, model_validator
 
 from thresher.features import FeatureConfig, features_with_outside
 from thresher.reweighting.items import labelled_items
+from thresher.reweighting.select.registry import ColorFilterConfig, GIOConfig, Method, RandomConfig, Settings
 from thresher.reweighting.select.target import TargetConfig, TargetSet, load_target
 from thresher.storage.repo import replace_run_rows, transaction
 from thresher.core.config import StageConfig
@@ -32,47 +33,6 @@ if TYPE_CHECKING:
     from thresher.core.chunking import Chunking
 
 logger = logging.getLogger(__name__)
-
-Method = Literal["color_filter", "gio", "random"]
-
-
-class ColorFilterConfig(StageConfig):
-    """CoLoR-Filter's models. ``labelled``: logistic regression on the features, the prior
-    cross-fitted over ``n_folds``; ``lm``: byte-level causal-convolution LMs on the texts.
-    ``chunk_size``: batch-wise selection (each random chunk keeps its share); None: global."""
-
-    mode: Literal["labelled", "lm"] = "labelled"
-    n_folds: int = Field(5, ge=2, le=50)
-    C: float = Field(1.0, gt=0)
-    target_weight: float | Literal["balanced"] = "balanced"
-    require_agreement: bool = True  # rank items whose label the conditional model disputes last
-    balance: Literal["none", "target"] = "none"  # target: each class keeps the target's share of the budget
-    chunk_size: int | None = Field(None, ge=1)
-    lm_width: int = Field(64, ge=8, le=1024)
-    lm_layers: int = Field(4, ge=1, le=12)
-    lm_max_len: int = Field(256, ge=8, le=4096)
-    lm_prior_epochs: int = Field(2, ge=1, le=100)
-    lm_finetune_epochs: int = Field(5, ge=1, le=100)
-
-    @model_validator(mode="after")
-    def _check(self) -> "ColorFilterConfig":
-        if self.mode == "lm" and self.balance != "none":
-            raise ValueError("balance: target needs labels; the lm mode reads only texts.")
-        return self
-
-
-class GIOConfig(StageConfig):
-    """GIO's k-NN estimate and greedy search. ``stop: budget`` selects exactly the budget;
-    ``increase`` stops earlier when the KL rises (the paper's rule), the budget then a cap.
-    ``n_clusters``: run on k-means centroids of the pool and expand the chosen ones."""
-
-    k: int = Field(5, ge=1, le=100)
-    n_clusters: int | None = Field(None, ge=2)
-    v_init: Literal["mean", "jump", "prev_opt"] = "jump"
-    stop: Literal["budget", "increase"] = "budget"
-    grad_steps: int = Field(50, ge=0, le=10_000)
-    lr: float = Field(0.01, gt=0)
-
 
 class SelectConfig(StageConfig):
     """What to select from (the labelled items, optionally of some splits), towards which target,
@@ -88,8 +48,10 @@ class SelectConfig(StageConfig):
     drop_label_issues: bool = True
     pool_splits: list[str] | None = None  # None: every split
     features: FeatureConfig | None = None  # None: tfidf for CoLoR-Filter, minilm-static for GIO
+    # Each method's settings, under its name (see reweighting/select/registry.py); ``method`` picks one.
     color_filter: ColorFilterConfig = ColorFilterConfig()
     gio: GIOConfig = GIOConfig()
+    random: RandomConfig = RandomConfig()
     random_state: int = 0
 
     @field_validator("budget")
@@ -98,6 +60,11 @@ class SelectConfig(StageConfig):
         if value <= 0 or (isinstance(value, float) and value > 1 and not value.is_integer()):
             raise ValueError(f"budget must be a count >= 1 or a fraction in (0, 1]. Got {value!r}.")
         return int(value) if isinstance(value, float) and value > 1 else value
+
+    @property
+    def settings(self) -> Settings:
+        """The settings of the chosen ``method``."""
+        return getattr(self, self.method)
 
     @property
     def feature_config(self) -> FeatureConfig:
@@ -169,52 +136,20 @@ def _features(con, config: SelectConfig, pool: pa.Table, target: TargetSet, prog
 
 
 def _choose(con, config: SelectConfig, pool: pa.Table, target: TargetSet, count: int,
-            progress: bool, chunking: Chunking | None = None) -> tuple[np.ndarray, np.ndarray | None, dict[str, float]]:
-    """(chosen pool indices, best first; per-item scores or None; KL figures for GIO)."""
-    from sklearn.linear_model import LogisticRegression
-
-    from thresher.reweighting.select.char_lm import LMColorFilter
-    from thresher.reweighting.select.color_filter import ColorFilter
-    from thresher.reweighting.select.gio import GIO, knn_kl
-
-    n = pool.num_rows
-    cf = config.color_filter
-    if config.method == "random":
-        return np.random.default_rng(config.random_state).permutation(n)[:count], None, {}
-    if config.method == "color_filter" and cf.mode == "lm":
-        model = LMColorFilter(n_folds=cf.n_folds, width=cf.lm_width, layers=cf.lm_layers, max_len=cf.lm_max_len,
-                              prior_epochs=cf.lm_prior_epochs, finetune_epochs=cf.lm_finetune_epochs,
-                              random_state=config.random_state, progress=progress)
-        model.fit(pool.column("text").to_pylist(), target.texts)
-        return model.select(count, batch_size=cf.chunk_size), model.scores_, {}
-    X_pool, X_target = _features(con, config, pool, target, progress, chunking)
-    if config.method == "color_filter":
-        missing = int((target.labels < 0).sum())
-        if missing:
-            raise ValueError(f"{missing} of the {len(target)} target items have no label (target.labels="
-                             f"{config.target.labels!r}); labelled CoLoR-Filter needs them all. Label the target, "
-                             f"choose another target.labels, or use color_filter.mode: lm.")
-        model = ColorFilter(LogisticRegression(C=cf.C, max_iter=2000), n_folds=cf.n_folds, target_weight=cf.target_weight,
-                            require_agreement=cf.require_agreement, random_state=config.random_state, progress=progress)
-        labels = pool.column("label").to_numpy().astype(np.int64)
-        model.fit(X_pool, labels, X_target, target.labels)
-        shares = np.bincount(target.labels, minlength=max(labels.max(), target.labels.max()) + 1) if cf.balance == "target" else None
-        return model.select(count, batch_size=cf.chunk_size, labels=labels, class_shares=shares), model.scores_, {}
-    g = config.gio
-    if hasattr(X_pool, "toarray"):
-        raise ValueError("GIO needs dense embeddings: set select.features.encoder to minilm or minilm-static.")
-    X_pool, X_target = np.asarray(X_pool, dtype=np.float64), np.asarray(X_target, dtype=np.float64)
-    clustered = g.n_clusters is not None and g.n_clusters < n
-    model = GIO(k=g.k, max_points=g.n_clusters if clustered else count, grad_steps=g.grad_steps, lr=g.lr,
-                v_init=g.v_init, stop="never" if g.stop == "budget" else "increase", n_clusters=g.n_clusters,
-                random_state=config.random_state, progress=progress).fit(X_target, X_pool)
-    chosen = model.selected_[:count]
-    rng = np.random.default_rng(config.random_state)
-    random = rng.permutation(n)[: len(chosen)]
-    kl = {"selected": knn_kl(X_target, X_pool[chosen], k=g.k) if len(chosen) else float("nan"),
-          "random_same_size": knn_kl(X_target, X_pool[random], k=g.k) if len(chosen) else float("nan"),
-          "stopped_by": model.stopped_by}
-    return chosen, None, kl
+            progress: bool, chunking: Chunking | None = None) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
+    """(chosen pool indices, best first; per-item scores or None; the method's own figures)."""
+    settings = config.settings
+    labels = pool.column("label").to_numpy().astype(np.int64)
+    settings.check_target(target.labels, config.target.labels)
+    if settings.reads == "texts":
+        X_pool, X_target = pool.column("text").to_pylist(), list(target.texts)
+    else:
+        X_pool, X_target = settings.prepare(*_features(con, config, pool, target, progress, chunking))
+    model = settings.build(random_state=config.random_state, count=count, n_pool=pool.num_rows, progress=progress)
+    model.fit(X_pool, labels, X_target, target.labels)
+    chosen = settings.choose(model, count, labels, target.labels)
+    return chosen, getattr(model, "scores_", None), settings.figures(model, chosen, X_pool, X_target,
+                                                                     random_state=config.random_state)
 
 
 def select(

@@ -129,6 +129,7 @@ def test_one_run_reads_its_config_once_and_builds_each_lf_once(project, monkeypa
     from thresher.labeling.config import LabelingConfig
     from thresher.pipeline.config import load_config
 
+    n_specs = len(load_config(project / "thresher.yaml").labeling.lfs)
     reads: list[str] = []
     builds: list[str] = []
 
@@ -148,7 +149,6 @@ def test_one_run_reads_its_config_once_and_builds_each_lf_once(project, monkeypa
     result = invoke("run", project / "thresher.yaml", "--no-progress", "--force")
     assert result.exit_code == 0, result.output
     assert reads == [str(project / "thresher.yaml")]
-    n_specs = len(load_config(project / "thresher.yaml").labeling.lfs)
     assert len(builds) == n_specs and len(set(builds)) == n_specs, builds
 
 

@@ -406,7 +406,7 @@ def test_a_huge_retry_after_fails_the_prompt_instead_of_hanging(youtube_test, se
 
 def test_prompted_lfs_defined_in_python(youtube_test, server, tmp_path):
     (tmp_path / "prompts.py").write_text(
-        "from labeling.llm.prompt import PromptedLF\n"
+        "from thresher.labeling.llm.prompt import PromptedLF\n"
         "asks_to_subscribe = PromptedLF('asks_to_subscribe', template='{text}\\n\\nDoes it ask to subscribe?',\n"
         "                               answers={'yes': 1, 'no': None}, synonyms={'yes': ['sure thing']})\n")
     cfg = LabelingConfig(classes=CLASSES, llm=llm(server), model={"model": "majority"},

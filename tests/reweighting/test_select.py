@@ -104,7 +104,7 @@ def test_knn_kl_matches_its_definition_and_ranks_distributions():
 
 def test_gio_selects_where_the_target_is_and_the_kl_falls():
     target, pool, near = _two_gaussians()
-    gio = GIO(random_state=0).fit(target, pool)
+    gio = GIO(random_state=0).fit(pool, None, target, None)
     chosen = gio.selected_
     assert 5 <= len(chosen) < len(pool) and gio.stopped_by == "increase"
     assert near[chosen].mean() > 0.95
@@ -114,13 +114,13 @@ def test_gio_selects_where_the_target_is_and_the_kl_falls():
     start = rng.uniform(-1, 1, (20, 2))
     start /= np.linalg.norm(start, axis=1, keepdims=True)
     assert gio.kl_path_[-1] == pytest.approx(knn_kl(target, np.vstack([start, pool[chosen]])), rel=1e-9)
-    again = GIO(random_state=0).fit(target, pool)
+    again = GIO(random_state=0).fit(pool, None, target, None)
     np.testing.assert_array_equal(again.selected_, chosen)
 
 
 def test_gio_on_kmeans_centroids_expands_clusters():
     target, pool, near = _two_gaussians(1)
-    gio = GIO(n_clusters=40, v_init="jump", stop="never", max_points=10, random_state=0).fit(target, pool)
+    gio = GIO(n_clusters=40, v_init="jump", stop="never", max_points=10, random_state=0).fit(pool, None, target, None)
     assert len(gio.centroids_chosen_) == 10 and len(gio.selected_) > 10
     assert near[gio.selected_].mean() > 0.95
 
@@ -128,13 +128,13 @@ def test_gio_on_kmeans_centroids_expands_clusters():
 def test_gio_errors():
     target, pool, _ = _two_gaussians()
     with pytest.raises(ValueError, match="target must be a non-empty"):
-        GIO().fit(target[:0], pool)
+        GIO().fit(pool, None, target[:0], None)
     with pytest.raises(ValueError, match="differ in dimension"):
-        GIO().fit(target, pool[:, :1])
+        GIO().fit(pool[:, :1], None, target, None)
     with pytest.raises(ValueError, match="more than k=5 rows"):
-        GIO().fit(target[:5], pool)
+        GIO().fit(pool, None, target[:5], None)
     with pytest.raises(ValueError, match="max_points"):
-        GIO(max_points=0).fit(target, pool)
+        GIO(max_points=0).fit(pool, None, target, None)
 
 
 def test_closed_form_gradient_matches_autograd():
