@@ -107,52 +107,79 @@ def _resolve(value: str, base: Path) -> str:
     return str(path if path.is_absolute() else base / path)
 
 
+def _resolve_paths(data: dict[str, Any], base: Path, *, db: str | None, out_dir: str | None) -> dict[str, Any]:
+    """``data`` with every relative path in it made relative to ``base``; ``db``/``out_dir`` override."""
+    data = dict(data)
+    data["db"] = db if db is not None else _resolve(data.get("db", "thresher.duckdb"), base)
+    sources = [dict(s) if isinstance(s, dict) else s for s in data.get("sources") or []]
+    for source in sources:
+        if isinstance(source, dict) and isinstance(source.get("path"), str):
+            source["path"] = _resolve(source["path"], base)
+    if "sources" in data:
+        data["sources"] = sources
+    if isinstance(data.get("labeling"), dict):
+        labeling = data["labeling"] = dict(data["labeling"])
+        lfs = labeling["lfs"] = [dict(lf) if isinstance(lf, dict) else lf for lf in labeling.get("lfs") or []]
+        for lf in lfs:
+            if isinstance(lf, dict) and isinstance(lf.get("function"), str):
+                target, sep, attr = lf["function"].rpartition(":")
+                if sep and target.endswith(".py"):
+                    lf["function"] = f"{_resolve(target, base)}:{attr}"
+            for key in ("path", "terms_file"):  # rule_file and lookup LFs
+                if isinstance(lf, dict) and isinstance(lf.get(key), str):
+                    lf[key] = _resolve(lf[key], base)
+        llm = labeling.get("llm")
+        if isinstance(llm, dict) and isinstance(llm.get("model_path"), str):
+            labeling["llm"] = {**llm, "model_path": _resolve(llm["model_path"], base)}
+    select = data.get("select")
+    target_file = ((select or {}).get("target") or {}).get("file") if isinstance(select, dict) else None
+    if isinstance(target_file, dict) and isinstance(target_file.get("path"), str):
+        data["select"] = {**select, "target": {**select["target"], "file": {
+            **target_file, "path": _resolve(target_file["path"], base)}}}
+    export = dict(data.get("export") or {})
+    export["out_dir"] = out_dir if out_dir is not None else _resolve(export.get("out_dir", "export"), base)
+    data["export"] = export
+    return data
+
+
+def config_from_dict(data: dict[str, Any], *, base_dir: str | Path = ".", db: str | None = None,
+                     out_dir: str | None = None) -> PipelineConfig:
+    """A pipeline config from the mapping a YAML file would hold; relative paths are relative to ``base_dir``."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"A pipeline config must be a mapping, got {type(data).__name__}.")
+    try:
+        return PipelineConfig.model_validate(_resolve_paths(data, Path(base_dir).resolve(), db=db, out_dir=out_dir))
+    except ValidationError as exc:
+        raise ConfigError("The pipeline config is invalid:\n" + "\n".join(_errors(exc, None))) from None
+
+
+def _errors(exc: ValidationError, text: str | None) -> list[str]:
+    lines = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"]) or "(top level)"
+        line = yaml_line(text, error["loc"]) if text is not None else None
+        at = f"line {line}, " if line else ""
+        given = f" (got {error['input']!r})" if not isinstance(error.get("input"), (dict, list)) else ""
+        lines.append(f"  {at}{where}: {error['msg']}{given}")
+    return lines
+
+
 def load_config(path: str | Path, *, db: str | None = None, out_dir: str | None = None) -> PipelineConfig:
     """Read a pipeline YAML file; ``db`` and ``out_dir`` override the file (relative to the cwd)."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text()
+        data = yaml.safe_load(text)
     except FileNotFoundError:
         raise ConfigError(f"Config file '{path}' does not exist.") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"Config file '{path}' is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"Config file '{path}' must be a YAML mapping, got {type(data).__name__}.")
-    base = path.resolve().parent
-    data = dict(data)
-    data["db"] = db if db is not None else _resolve(data.get("db", "thresher.duckdb"), base)
-    for source in data.get("sources") or []:
-        if isinstance(source, dict) and isinstance(source.get("path"), str):
-            source["path"] = _resolve(source["path"], base)
-    for lf in (data.get("labeling") or {}).get("lfs") or []:
-        if isinstance(lf, dict) and isinstance(lf.get("function"), str):
-            target, sep, attr = lf["function"].rpartition(":")
-            if sep and target.endswith(".py"):
-                lf["function"] = f"{_resolve(target, base)}:{attr}"
-        for key in ("path", "terms_file"):  # rule_file and lookup LFs
-            if isinstance(lf, dict) and isinstance(lf.get(key), str):
-                lf[key] = _resolve(lf[key], base)
-    llm = (data.get("labeling") or {}).get("llm")
-    if isinstance(llm, dict) and isinstance(llm.get("model_path"), str):
-        llm["model_path"] = _resolve(llm["model_path"], base)
-    target_file = ((data.get("select") or {}).get("target") or {}).get("file")
-    if isinstance(target_file, dict) and isinstance(target_file.get("path"), str):
-        target_file["path"] = _resolve(target_file["path"], base)
-    export = dict(data.get("export") or {})
-    export["out_dir"] = out_dir if out_dir is not None else _resolve(export.get("out_dir", "export"), base)
-    data["export"] = export
     try:
-        return PipelineConfig.model_validate(data)
+        return PipelineConfig.model_validate(_resolve_paths(data, path.resolve().parent, db=db, out_dir=out_dir))
     except ValidationError as exc:
-        text = path.read_text()
-        lines = [f"Config file '{path}' is invalid:"]
-        for error in exc.errors():
-            where = ".".join(str(p) for p in error["loc"]) or "(top level)"
-            line = yaml_line(text, error["loc"])
-            at = f"line {line}, " if line else ""
-            given = f" (got {error['input']!r})" if not isinstance(error.get("input"), (dict, list)) else ""
-            lines.append(f"  {at}{where}: {error['msg']}{given}")
-        raise ConfigError("\n".join(lines)) from None
+        raise ConfigError("\n".join([f"Config file '{path}' is invalid:", *_errors(exc, text)])) from None
 
 
 def yaml_line(text: str, loc: tuple) -> int | None:

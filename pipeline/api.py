@@ -1,0 +1,185 @@
+"""The Python API: run the pipeline, or one stage, from a notebook, and get the results as DataFrames::
+
+    import thresher
+
+    pipe = thresher.Pipeline({"classes": ["HAM", "SPAM"], "labeling": {"lfs": [...]}},
+                             data=frame, columns={"text": "CONTENT", "gold": "CLASS"})
+    result = pipe.run()
+    result.labels.head()       # item_id, text, label, label_name, probs, confidence, ...
+
+It runs the same stages as ``thresher run`` (the stage registry, :func:`thresher.pipeline.runner.run_stage`)
+in this process, without Prefect, and records every run in the project database as the CLI does,
+so ``thresher sql``, ``thresher report`` and a later CLI run see it. Unchanged stages are reused.
+A DataFrame or Arrow table given as ``data`` is written once (named by its content hash) as a
+Parquet file beside the database and ingested as one more source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from thresher.core.stages import NAMES
+from thresher.pipeline.config import PipelineConfig, config_from_dict, load_config
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+
+@dataclass
+class RunResult:
+    """One pipeline run: its id, each stage's summary, and the outputs as DataFrames (read when first used)."""
+
+    run_id: str
+    summaries: dict[str, dict[str, Any]]
+    pipeline: Pipeline = field(repr=False)
+
+    @property
+    def labels(self) -> pd.DataFrame:
+        return self.pipeline.labels()
+
+    @property
+    def noise_scores(self) -> pd.DataFrame:
+        return self.pipeline.noise_scores()
+
+    @property
+    def weights(self) -> pd.DataFrame:
+        return self.pipeline.weights()
+
+    @property
+    def selection(self) -> pd.DataFrame:
+        return self.pipeline.selection()
+
+
+class Pipeline:
+    """A pipeline config and its project database, driven from Python.
+
+    ``config``: a :class:`~thresher.pipeline.config.PipelineConfig`, a dict shaped like the YAML file
+    (relative paths relative to ``base_dir``), or the path of a YAML file. ``data``: rows to ingest
+    besides the config's sources (a pandas DataFrame or an Arrow table), mapped by ``columns`` (as a
+    source's ``columns``), as ``dataset`` and ``split``.
+    """
+
+    def __init__(self, config: PipelineConfig | dict[str, Any] | str | Path, *, data: Any = None,
+                 columns: dict[str, Any] | None = None, dataset: str = "data", split: str | None = None,
+                 db: str | None = None, out_dir: str | None = None, base_dir: str | Path = ".") -> None:
+        if isinstance(config, (str, Path)):
+            config = load_config(config, db=db, out_dir=out_dir)
+        elif isinstance(config, dict):
+            config = config_from_dict(self._with_data(config, data, columns, dataset, split, base_dir, db),
+                                      base_dir=base_dir, db=db, out_dir=out_dir)
+            data = None
+        elif not isinstance(config, PipelineConfig):
+            raise TypeError(f"The 'config' parameter of Pipeline must be a PipelineConfig, a dict or a path. "
+                            f"Got {type(config).__name__} instead.")
+        if data is not None:
+            source = self._data_source(data, columns, dataset, split, Path(config.db).parent)
+            config = PipelineConfig.model_validate({**config.model_dump(), "sources": [
+                *[s.model_dump() for s in config.sources], source]})
+        self.config = config
+
+    @staticmethod
+    def _with_data(config: dict[str, Any], data: Any, columns: dict[str, Any] | None, dataset: str,
+                   split: str | None, base_dir: str | Path, db: str | None) -> dict[str, Any]:
+        if data is None:
+            return config
+        database = Path(db if db is not None else Path(base_dir) / config.get("db", "thresher.duckdb"))
+        source = Pipeline._data_source(data, columns, dataset, split, database.resolve().parent)
+        return {**config, "sources": [*(config.get("sources") or []), source]}
+
+    @staticmethod
+    def _data_source(data: Any, columns: dict[str, Any] | None, dataset: str, split: str | None,
+                     directory: Path) -> dict[str, Any]:
+        """Write ``data`` as Parquet under ``directory``/inputs (once per content) and name it as a source."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not isinstance(data, pa.Table):
+            try:
+                data = pa.Table.from_pandas(data, preserve_index=False)
+            except Exception as exc:
+                raise TypeError(f"The 'data' parameter of Pipeline must be a pandas DataFrame or an Arrow table. "
+                                f"Got {type(data).__name__} instead ({exc}).") from None
+        sink = pa.BufferOutputStream()
+        pq.write_table(data, sink)
+        payload = sink.getvalue().to_pybytes()
+        path = directory / "inputs" / f"{dataset}-{hashlib.sha256(payload).hexdigest()[:16]}.parquet"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.with_suffix(".tmp").write_bytes(payload)
+            path.with_suffix(".tmp").replace(path)
+        source: dict[str, Any] = {"path": str(path), "format": "parquet", "dataset": dataset,
+                                  "columns": columns or {}}
+        if split is not None:
+            source["split"] = split
+        return source
+
+    def run(self, *, force: bool = False, progress: bool = False) -> RunResult:
+        """Every configured stage, in order, under one run id (unchanged stages reused unless ``force``)."""
+        from thresher.storage.repo import new_run_id
+
+        run_id = new_run_id()
+        summaries = {name: self.run_stage(name, run_id=run_id, force=force, progress=progress)
+                     for name in self.config.stages()}
+        return RunResult(run_id, summaries, self)
+
+    def run_stage(self, name: str, *, run_id: str | None = None, force: bool = False,
+                  progress: bool = False) -> dict[str, Any]:
+        """Run one stage (``ingest``, ``label``, ...) on the latest outputs of the ones before it; its summary."""
+        from thresher.pipeline.runner import run_stage
+        from thresher.storage.repo import new_run_id
+
+        if name not in NAMES:
+            raise ValueError(f"The 'name' parameter of run_stage must be one of {NAMES}. Got {name!r} instead.")
+        return run_stage(self.config, name, run_id=run_id or new_run_id(), force=force, progress=progress)
+
+    def sql(self, query: str) -> pd.DataFrame:
+        """A read-only query on the project database, as a DataFrame (statements that write are refused)."""
+        from thresher.storage.schema import connect
+        from thresher.storage.sql import lock_down, read_statements, run_read_only
+
+        import pandas as pd
+
+        read_statements(query)
+        con = connect(self.config.db, read_only=True)
+        try:
+            lock_down(con, allowed_directories=[])
+            columns, rows = run_read_only(con, query)
+        finally:
+            con.close()
+        return pd.DataFrame(rows, columns=columns)
+
+    def _latest(self, stage: str, query: str) -> pd.DataFrame:
+        from thresher.storage.repo import latest_run
+        from thresher.storage.schema import connect
+
+        con = connect(self.config.db, read_only=True)
+        try:
+            return con.execute(query, [latest_run(con, stage)]).df()
+        finally:
+            con.close()
+
+    def labels(self) -> pd.DataFrame:
+        """The latest denoised labels: item, text, label id and name, class probabilities, confidence."""
+        names = ", ".join(f"'{c}'" for c in self.config.classes)
+        return self._latest("label", f"SELECT l.item_id, i.text, l.label, [{names}][l.label + 1] AS label_name, "
+                                     "l.probs, l.confidence, l.entropy, l.covered, i.gold FROM labels l "
+                                     "JOIN items i USING (item_id) WHERE l.run_id = ? ORDER BY l.item_id")
+
+    def noise_scores(self) -> pd.DataFrame:
+        """The latest detect run: one row per item and detector (score: lower = more likely mislabelled)."""
+        return self._latest("detect", "SELECT item_id, detector, score, is_issue FROM noise_scores "
+                                      "WHERE run_id = ? ORDER BY detector, item_id")
+
+    def weights(self) -> pd.DataFrame:
+        """The per-item weights the export uses (the reweight stage's when configured, else detect's)."""
+        stage = "reweight" if self.config.export.weights_from == "reweight" else "detect"
+        return self._latest(stage, "SELECT * EXCLUDE (run_id, stage) FROM weights WHERE run_id = ? AND stage = '"
+                            + stage + "' ORDER BY item_id")
+
+    def selection(self) -> pd.DataFrame:
+        """The latest select run: every pool item with its score, whether it was chosen, and its rank."""
+        return self._latest("select", "SELECT * EXCLUDE (run_id) FROM selections WHERE run_id = ? ORDER BY rank NULLS LAST, item_id")

@@ -1,0 +1,88 @@
+"""The Python API as a notebook uses it: a config dict, rows from a DataFrame, results as DataFrames."""
+
+from __future__ import annotations
+
+import glob
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import YOUTUBE_EXAMPLE
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def notebook(tmp_path_factory):
+    """The bundled example's config as a dict, its comments read with pandas, run from Python."""
+    import thresher
+
+    config = yaml.safe_load((YOUTUBE_EXAMPLE / "thresher.yaml").read_text())
+    config.pop("sources")
+    config.pop("reweight")
+    config["labeling"].pop("llm")
+    config["labeling"]["lfs"] = [lf for lf in config["labeling"]["lfs"] if lf["kind"] != "prompt"]
+    config["export"].pop("weights_from")
+    frame = pd.concat([pd.read_csv(p) for p in sorted(glob.glob(str(YOUTUBE_EXAMPLE / "data" / "Youtube0[1-4]-*.csv")))])
+    root = tmp_path_factory.mktemp("notebook")
+    pipe = thresher.Pipeline(config, data=frame, columns={"text": "CONTENT", "gold": "CLASS", "id": "COMMENT_ID"},
+                             dataset="youtube", split="train", base_dir=YOUTUBE_EXAMPLE, db=str(root / "t.duckdb"),
+                             out_dir=str(root / "export"))
+    return pipe, pipe.run(), frame, root
+
+
+def test_a_run_from_a_dataframe_returns_dataframes(notebook):
+    pipe, result, frame, _ = notebook
+    assert list(result.summaries) == ["ingest", "label", "detect", "export"]
+    labels = result.labels
+    assert len(labels) == result.summaries["ingest"]["new_items"] == frame["COMMENT_ID"].nunique()  # repeated ids are not new items
+    assert set(labels["label_name"]) == {"HAM", "SPAM"}
+    assert ((labels["label"] == labels["gold"]).mean()) > 0.8
+    scores = result.noise_scores
+    assert set(scores["detector"]) == {"confident_learning"} and scores["score"].between(0, 1).all()
+    assert len(result.weights) == len(scores) and "weight" in result.weights
+
+
+def test_everything_is_recorded_in_the_project_database(notebook):
+    pipe, result, _, root = notebook
+    runs = pipe.sql("select stage, status, run_id from runs order by started_at")
+    assert list(runs["stage"]) == ["ingest", "label", "detect", "export"] and set(runs["run_id"]) == {result.run_id}
+    manifest = json.loads((root / "export" / "manifest.json").read_text())
+    assert manifest["run_id"] == result.run_id
+    with pytest.raises(ValueError, match="read-only"):
+        pipe.sql("delete from items")
+    # The CLI reads what the notebook wrote.
+    out = subprocess.run([sys.executable, "-m", "thresher.cli", "sql", "select count(*) as n from labels", "--db",
+                          str(root / "t.duckdb"), "--format", "csv"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and out.stdout.splitlines()[1] == str(len(result.labels)), out.stderr
+
+
+def test_an_unchanged_stage_is_reused_and_one_stage_runs_alone(notebook):
+    pipe, result, _, _ = notebook
+    again = pipe.run_stage("detect")
+    assert again["cached"] and again["run_id"] == result.run_id
+    forced = pipe.run_stage("detect", force=True)
+    assert not forced.get("cached") and forced["run_id"] != result.run_id
+    with pytest.raises(ValueError, match="must be one of"):
+        pipe.run_stage("train")
+
+
+def test_the_same_data_is_written_once(notebook):
+    _, _, _, root = notebook
+    assert len(list((root / "inputs").glob("*.parquet"))) == 1
+
+
+def test_bad_arguments_get_clear_errors(tmp_path):
+    import thresher
+
+    with pytest.raises(TypeError, match="PipelineConfig, a dict or a path"):
+        thresher.Pipeline(42)
+    with pytest.raises(ValueError, match="classes"):
+        thresher.Pipeline({"sources": [{"path": "x.csv", "dataset": "d"}]}, base_dir=tmp_path)
+    with pytest.raises(TypeError, match="DataFrame or an Arrow table"):
+        thresher.Pipeline({"classes": ["A", "B"], "labels_from": "given"}, data=[1, 2], base_dir=tmp_path)
