@@ -23,7 +23,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import duckdb
 import numpy as np
 from rich.console import Console
 from rich.table import Table

@@ -106,7 +106,6 @@ def main() -> None:
                 target = np.flatnonzero(where == f"{target_name}:target")
                 tests = {target_name: np.flatnonzero(where == f"{target_name}:test")}
             largest = int(round(max(BUDGETS) * len(pool)))
-            rankings: dict[str, tuple[np.ndarray, float]] = {}
             started = time.perf_counter()
             color = ColorFilter(random_state=seed).fit(X[pool], noisy, X[target], labels[target])
             seconds = time.perf_counter() - started

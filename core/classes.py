@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 
 def parse_class(value: Any, classes: list[str]) -> int | None:
     """Map a raw label value (class id, numeric string or class name) to a class id.
@@ -28,3 +30,12 @@ def parse_class(value: Any, classes: list[str]) -> int | None:
             return value
         raise ValueError(f"class id {value} is outside 0..{len(classes) - 1}")
     raise ValueError(f"{value!r} is neither a class id nor one of the classes {classes}")
+
+
+def gold_ids(values: list[int | None]) -> np.ndarray:
+    """Gold class ids as an int64 array, -1 where an item has no gold label (the ``items.gold`` NULLs).
+
+    >>> gold_ids([1, None, 0]).tolist()
+    [1, -1, 0]
+    """
+    return np.array([-1 if value is None else value for value in values], dtype=np.int64)

@@ -9,7 +9,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from thresher.storage.repo import transaction
+from thresher.storage.repo import registered, transaction
 
 logger = logging.getLogger(__name__)
 
@@ -34,13 +34,10 @@ def cached_embeddings(
     if len(item_ids) != len(texts):
         raise ValueError(f"item_ids has {len(item_ids)} entries but texts has {len(texts)}; they must match.")
     wanted = pa.table({"item_id": pa.array(item_ids, pa.string()), "position": pa.array(np.arange(len(item_ids)), pa.int64())})
-    con.register("_wanted", wanted)
-    try:
+    with registered(con, _wanted=wanted):
         found = con.execute(
             "SELECT w.position, e.vector FROM _wanted w JOIN embeddings e "
             "ON e.item_id = w.item_id AND e.encoder = ?", [encoder.name]).fetchall()
-    finally:
-        con.unregister("_wanted")
     matrix = np.zeros((len(item_ids), encoder.dimension), dtype=np.float32)
     have = np.zeros(len(item_ids), dtype=bool)
     for position, vector in found:
@@ -56,10 +53,7 @@ def cached_embeddings(
             "vector": pa.array(list(vectors), pa.list_(pa.float32())),
         })
         with transaction(con):
-            con.register("_new_vectors", new)
-            try:
+            with registered(con, _new_vectors=new):
                 con.execute("INSERT INTO embeddings SELECT encoder, item_id, vector FROM _new_vectors")
-            finally:
-                con.unregister("_new_vectors")
         logger.info("Encoded %d items with %s (%d from the cache)", len(missing), encoder.name, int(have.sum()))
     return matrix, int(len(missing))

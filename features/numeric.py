@@ -6,6 +6,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from thresher.storage.repo import registered
+
 
 def numeric_features(con: duckdb.DuckDBPyConnection, item_ids: list[str], columns: list[str]) -> np.ndarray:
     """N x len(columns) standardised values of ``columns`` for ``item_ids``, in that order.
@@ -16,14 +18,11 @@ def numeric_features(con: duckdb.DuckDBPyConnection, item_ids: list[str], column
     if not columns:
         raise ValueError("The numeric encoder needs numeric_columns: the source columns to use as features.")
     wanted = pa.table({"item_id": pa.array(item_ids, pa.string()), "position": pa.array(np.arange(len(item_ids)), pa.int64())})
-    values = ", ".join(f"TRY_CAST(json_extract_string(i.extra, ?) AS DOUBLE)" for _ in columns)
-    con.register("_wanted_numeric", wanted)
-    try:
+    values = ", ".join("TRY_CAST(json_extract_string(i.extra, ?) AS DOUBLE)" for _ in columns)
+    with registered(con, _wanted_numeric=wanted):
         rows = con.execute(
             f"SELECT w.position, w.item_id, {values} FROM _wanted_numeric w JOIN items i USING (item_id) ORDER BY w.position",
             [f'$."{c}"' for c in columns]).fetchall()
-    finally:
-        con.unregister("_wanted_numeric")
     if len(rows) != len(item_ids):
         raise ValueError(f"{len(item_ids) - len(rows)} of the {len(item_ids)} items are not in the items table.")
     X = np.array([r[2:] for r in rows], dtype=float)

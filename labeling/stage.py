@@ -19,6 +19,7 @@ from snorkel.utils import probs_to_preds
 from thresher.labeling.analysis import lf_summary
 from thresher.labeling.apply import validate_sql_lfs
 from thresher.core.chunking import Chunking
+from thresher.core.classes import gold_ids
 from thresher.labeling.apply.incremental import cached_votes, max_item_seq, update_vote_cache
 from thresher.labeling.matrix import VOTES_SCHEMA
 from thresher.labeling.config import LabelingConfig
@@ -136,7 +137,7 @@ def label(
         raise ValueError("There are no items to label. Run `thresher ingest CONFIG` first.")
     item_ids = items.column("item_id").to_pylist()
     splits = np.array(items.column("split").to_pylist(), dtype=object)
-    gold = np.array([-1 if g is None else g for g in items.column("gold").to_pylist()], dtype=np.int64)
+    gold = gold_ids(items.column("gold").to_pylist())
     L = vote_matrix(votes, item_ids, names)
     K = len(config.classes)
 

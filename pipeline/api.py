@@ -26,7 +26,6 @@ from thresher.pipeline.config import PipelineConfig, config_from_dict, load_conf
 
 if TYPE_CHECKING:
     import pandas as pd
-    import pyarrow as pa
 
 
 @dataclass

@@ -23,6 +23,8 @@ from typing import Any, Literal
 
 import duckdb
 import pyarrow as pa
+
+from thresher.storage.repo import registered
 import pyarrow.parquet as pq
 from pydantic import Field
 
@@ -577,8 +579,7 @@ def _load_batch(con: duckdb.DuckDBPyConnection, path: Path, rows: list[dict[str,
             "content_hash": pa.array([r["content_hash"] for r in rows], pa.string()),
         }
     )
-    con.register("_ingest_batch", batch)
-    try:
+    with registered(con, _ingest_batch=batch):
         conflicts = con.execute(
             "SELECT b.item_id, b.source_line, i.source, i.source_line FROM _ingest_batch b "
             "JOIN items i USING (item_id) WHERE i.content_hash <> b.content_hash"
@@ -598,8 +599,6 @@ def _load_batch(con: duckdb.DuckDBPyConnection, path: Path, rows: list[dict[str,
             "FROM _ingest_batch b ANTI JOIN items i USING (item_id)"
         ).fetchall()
         summary.new_items += int(inserted[0][0]) if inserted else 0
-    finally:
-        con.unregister("_ingest_batch")
 
 
 def _store_source_votes(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]], config: SourceConfig) -> None:
@@ -621,11 +620,8 @@ def _store_source_votes(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any
     if not item_ids:
         return
     table = pa.table({"item_id": item_ids, "lf": lfs, "vote": pa.array(votes, pa.int32())})
-    con.register("_source_votes_batch", table)
-    try:
+    with registered(con, _source_votes_batch=table):
         con.execute("INSERT INTO source_votes SELECT * FROM _source_votes_batch ON CONFLICT DO NOTHING")
-    finally:
-        con.unregister("_source_votes_batch")
 
 
 def ingest(con: duckdb.DuckDBPyConnection, config: IngestConfig, *, progress: bool = False) -> IngestSummary:

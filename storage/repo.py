@@ -31,7 +31,8 @@ def new_run_id() -> str:
 
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Run a block in one transaction: commit on success, roll back on any exception."""
+    """Run a block in one transaction: commit on success, roll back on any exception (the one way
+    thresher opens a transaction)."""
     con.execute("BEGIN TRANSACTION")
     try:
         yield con
@@ -39,6 +40,18 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
         con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
+
+
+@contextmanager
+def registered(con: duckdb.DuckDBPyConnection, **tables: Any) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Arrow tables (or DataFrames) visible to SQL on ``con`` under their keyword names, for one block."""
+    for name, table in tables.items():
+        con.register(name, table)
+    try:
+        yield con
+    finally:
+        for name in tables:
+            con.unregister(name)
 
 
 def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
@@ -69,12 +82,9 @@ def replace_run_rows(con: duckdb.DuckDBPyConnection, table: str, run_id: str, da
         con.execute(f'DELETE FROM "{table}" WHERE run_id = ?', [run_id])
     else:
         con.execute(f'DELETE FROM "{table}" WHERE run_id = ? AND stage = ?', [run_id, stage])
-    con.register("_rows_to_write", data)
-    try:
+    with registered(con, _rows_to_write=data):
         columns = ", ".join(f'"{c}"' for c in expected)
         con.execute(f'INSERT INTO "{table}" ({columns}) SELECT {columns} FROM _rows_to_write')
-    finally:
-        con.unregister("_rows_to_write")
     return data.num_rows
 
 

@@ -6,7 +6,6 @@ import glob
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest

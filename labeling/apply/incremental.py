@@ -19,7 +19,7 @@ from thresher.labeling.matrix import VOTES_SCHEMA
 from thresher.labeling.apply.duckdb import apply_sql_lfs
 from thresher.labeling.apply.python import FaultReport, apply_python_lfs
 from thresher.labeling.lf.base import LabelingFunction
-from thresher.storage.repo import transaction
+from thresher.storage.repo import registered, transaction
 
 logger = logging.getLogger(__name__)
 
@@ -72,14 +72,9 @@ def update_vote_cache(
         progress_rows = pa.table({"version": [versions[i] for i in indices], "lf": [lf.name for lf in group],
                                   "through_seq": pa.array([through_seq] * len(group), pa.int64())})
         with transaction(con):
-            con.register("_cache_votes", cache)
-            con.register("_cache_progress", progress_rows)
-            try:
+            with registered(con, _cache_votes=cache, _cache_progress=progress_rows):
                 con.execute("INSERT INTO lf_votes SELECT version, item_id, vote FROM _cache_votes")
                 con.execute("INSERT OR REPLACE INTO lf_progress SELECT version, lf, through_seq FROM _cache_progress")
-            finally:
-                con.unregister("_cache_votes")
-                con.unregister("_cache_progress")
         for lf in group:
             evaluated[lf.name] = n_items
         logger.info("Evaluated %d LFs on %d items (item_seq %d..%d)", len(group), n_items, start + 1, through_seq)
@@ -89,12 +84,9 @@ def update_vote_cache(
 def cached_votes(con: duckdb.DuckDBPyConnection, lfs: list[LabelingFunction], *, through_seq: int) -> pa.Table:
     """The sparse votes (item_id, lf, vote) of ``lfs`` on items up to ``through_seq``, from the cache."""
     names = pa.table({"version": [lf.version() for lf in lfs], "lf": [lf.name for lf in lfs]})
-    con.register("_run_lfs", names)
-    try:
+    with registered(con, _run_lfs=names):
         return con.sql(
             "SELECT v.item_id, n.lf, v.vote FROM lf_votes v JOIN _run_lfs n USING (version) "
             "JOIN items i ON i.item_id = v.item_id AND i.item_seq <= $through ORDER BY v.item_id, n.lf",
             params={"through": through_seq},
         ).to_arrow_table().cast(VOTES_SCHEMA)
-    finally:
-        con.unregister("_run_lfs")

@@ -21,13 +21,14 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from thresher.storage.repo import registered
+
 from thresher.labeling.matrix import VOTES_SCHEMA
 from thresher.core.chunking import Chunking
 from thresher.labeling.apply.python import iter_rows
 from thresher.labeling.lf.base import ABSTAIN
 from thresher.labeling.llm.backend import Backend, Budget, Request
 from thresher.labeling.llm.chunked import Spool, send_in_chunks, spool_directory
-from thresher.labeling.llm.config import LLMConfig
 from thresher.labeling.llm.prompt import PromptedLF
 from thresher.labeling.llm.store import answers_table, store_answers
 from thresher.core.progress import ProgressCounter
@@ -69,11 +70,8 @@ def plan_prompts(
                 requests[key] = Request(key, lf.name, prefix, variable)
     plan = PromptPlan(item_ids, keys, requests)
     if requests:
-        con.register("_prompt_keys", pa.table({"key": pa.array(list(requests), pa.string())}))
-        try:
+        with registered(con, _prompt_keys=pa.table({"key": pa.array(list(requests), pa.string())})):
             found = con.sql("SELECT c.key, c.response FROM llm_cache c JOIN _prompt_keys USING (key)").fetchall()
-        finally:
-            con.unregister("_prompt_keys")
         plan.cached = dict(found)
     return plan
 

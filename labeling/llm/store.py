@@ -6,7 +6,7 @@ import duckdb
 import pyarrow as pa
 
 from thresher.labeling.llm.backend import Backend, Request, Result
-from thresher.storage.repo import transaction
+from thresher.storage.repo import registered, transaction
 
 ANSWERS_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("key", pa.string()), ("lf", pa.string()), ("backend", pa.string()),
@@ -42,8 +42,7 @@ def store_answers(con: duckdb.DuckDBPyConnection, answers: pa.Table, *, once: bo
     only_new = (" WHERE NOT EXISTS (SELECT 1 FROM llm_calls c WHERE c.run_id = a.run_id AND c.key = a.key)"
                 if once else "")
     with transaction(con):
-        con.register("_llm_answers", answers)
-        try:
+        with registered(con, _llm_answers=answers):
             con.execute("INSERT OR IGNORE INTO llm_cache (key, backend, model, prompt, response, prompt_tokens, "
                         "completion_tokens) SELECT key, backend, model, prompt, response, prompt_tokens, "
                         "completion_tokens FROM _llm_answers WHERE response IS NOT NULL")
@@ -51,5 +50,3 @@ def store_answers(con: duckdb.DuckDBPyConnection, answers: pa.Table, *, once: bo
                         "prompt_tokens, completion_tokens, error) SELECT run_id, key, lf, CASE WHEN response IS NULL "
                         "THEN 'error' ELSE 'ok' END, attempts, http_status, latency_ms, prompt_tokens, "
                         f"completion_tokens, error FROM _llm_answers a{only_new}")
-        finally:
-            con.unregister("_llm_answers")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
 
 import numpy as np
 from cleanlab.filter import find_label_issues
@@ -12,7 +11,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 
-from thresher.reweighting.detect.base import DetectorResult, check_rows
+from thresher.reweighting.detect.base import DetectorResult, FilterBy, check_rows
 from thresher.core.progress import track
 
 

@@ -14,6 +14,8 @@ from pydantic import Field, field_validator, model_validator
 from thresher.reweighting.detect.base import DetectorResult
 from thresher.reweighting.detect.registry import DETECTORS, DetectorName, Shared, build_detectors
 from thresher.features import FeatureConfig, item_features
+from thresher.core.classes import gold_ids
+from thresher.reweighting.gold import GoldCheck
 from thresher.reweighting.items import label_input, labelled_arrays
 from thresher.reweighting.weights import WeightMethod, compute_weights, weight_rows
 from thresher.storage.repo import replace_run_rows, transaction
@@ -114,19 +116,6 @@ def run_detectors(X, labels: np.ndarray, pred_probs: np.ndarray, config: DetectC
             for name, detector in build_detectors(config.detectors, shared).items()}
 
 
-def _against_gold(result: DetectorResult, wrong: np.ndarray, has_gold: np.ndarray) -> dict[str, float]:
-    """Precision, recall, F1 and AUROC of the flags/scores at finding labels that differ from gold."""
-    flagged, truth = result.is_issue[has_gold], wrong[has_gold]
-    tp = int((flagged & truth).sum())
-    precision = tp / flagged.sum() if flagged.any() else float("nan")
-    recall = tp / truth.sum() if truth.any() else float("nan")
-    f1 = 2 * tp / (flagged.sum() + truth.sum()) if (flagged.sum() + truth.sum()) else float("nan")
-    from sklearn.metrics import roc_auc_score
-
-    auroc = float(roc_auc_score(truth, 1 - result.scores[has_gold])) if 0 < truth.sum() < len(truth) else float("nan")
-    return {"precision": float(precision), "recall": float(recall), "f1": float(f1), "auroc": auroc}
-
-
 def detect(
     con: duckdb.DuckDBPyConnection, config: DetectConfig, *, run_id: str, label_run: str | None,
     progress: bool = False, chunking: Chunking | None = None,
@@ -157,20 +146,17 @@ def detect(
         replace_run_rows(con, "weights", run_id, weight_rows(run_id, "detect", item_ids, config.weight, weights),
                          stage="detect")
 
-    gold = np.array([-1 if g is None else g for g in items.column("gold").to_pylist()])
+    check = GoldCheck(labels, gold_ids(items.column("gold").to_pylist()))
     quality: dict[str, float] = {}
-    has_gold = gold >= 0
-    if has_gold.any():
-        wrong = (labels != gold) & has_gold
-        flagged = result.is_issue & has_gold
+    if check.has.any():
+        flags = check.flags(result.is_issue, result.scores)
+        kept = check.has & ~result.is_issue
         quality = {
-            "n_with_gold": int(has_gold.sum()),
-            "label_error_rate": float(wrong.sum() / has_gold.sum()),
-            "issue_precision": float((flagged & wrong).sum() / flagged.sum()) if flagged.any() else float("nan"),
-            "issue_recall": float((flagged & wrong).sum() / wrong.sum()) if wrong.any() else float("nan"),
-            "accuracy_kept": float((labels == gold)[has_gold & ~result.is_issue].mean()) if (has_gold & ~result.is_issue).any() else float("nan"),
+            "n_with_gold": int(check.has.sum()), "label_error_rate": check.error_rate(),
+            "issue_precision": flags["precision"], "issue_recall": flags["recall"],
+            "accuracy_kept": 1 - check.error_rate(kept) if kept.any() else float("nan"),
         }
-    per_detector = {name: {**r.summary(), **(_against_gold(r, labels != gold, has_gold) if has_gold.any() else {})}
+    per_detector = {name: {**r.summary(), **(check.flags(r.is_issue, r.scores) if check.has.any() else {})}
                     for name, r in results.items()}
     summary = DetectSummary(run_id, label_run, n, int(result.is_issue.sum()), quality, config.detector_in_use, per_detector)
     logger.info("Checked %d labels: %d issues; %s", n, summary.n_issues, quality)

@@ -17,6 +17,8 @@ import numpy as np
 from pydantic import Field
 
 from thresher.features import FeatureConfig, item_features
+from thresher.core.classes import gold_ids
+from thresher.reweighting.gold import GoldCheck
 from thresher.reweighting.items import label_input, labelled_arrays
 from thresher.reweighting.rescale.base import Optimizer, Strategy
 from thresher.reweighting.weights import weight_rows
@@ -83,21 +85,16 @@ class ReweightSummary:
                 "epochs": self.epochs, "gold": self.gold}
 
 
-def _against_gold(weights: np.ndarray, flagged: np.ndarray, labels: np.ndarray, gold: np.ndarray) -> dict[str, float]:
-    has = gold >= 0
+def _against_gold(weights: np.ndarray, flagged: np.ndarray, check: GoldCheck) -> dict[str, float]:
+    has, wrong = check.has, check.wrong
     if not has.any():
         return {}
-    wrong = (labels != gold) & has
-    out = {"n_with_gold": int(has.sum()), "label_error_rate": float(wrong.sum() / has.sum()),
+    out = {"n_with_gold": int(has.sum()), "label_error_rate": check.error_rate(),
            "mean_weight_wrong": float(weights[wrong].mean()) if wrong.any() else float("nan"),
            "mean_weight_right": float(weights[has & ~wrong].mean()) if (has & ~wrong).any() else float("nan")}
     if 0 < wrong.sum() < has.sum():
-        from sklearn.metrics import roc_auc_score
-
-        out["auroc"] = float(roc_auc_score(wrong[has], -weights[has]))
-        tp = int((flagged & wrong).sum())
-        out["flag_precision"] = tp / int((flagged & has).sum()) if (flagged & has).any() else float("nan")
-        out["flag_recall"] = tp / int(wrong.sum())
+        found = check.flags(flagged, weights)
+        out.update(auroc=found["auroc"], flag_precision=found["precision"], flag_recall=found["recall"])
     return out
 
 
@@ -116,10 +113,10 @@ def reweight(
     with transaction(con):
         replace_run_rows(con, "weights", run_id, weight_rows(run_id, "reweight", item_ids, config.strategy,
                                                              model.weights_, model.weight_history_), stage="reweight")
-    gold = np.array([-1 if g is None else g for g in items.column("gold").to_pylist()])
+    check = GoldCheck(labels, gold_ids(items.column("gold").to_pylist()))
     summary = ReweightSummary(run_id, label_run, config.strategy, len(item_ids), int(model.flagged_.sum()),
                               float(model.weights_.mean()), seconds, model.epoch_log_,
-                              _against_gold(model.weights_, model.flagged_, labels, gold))
+                              _against_gold(model.weights_, model.flagged_, check))
     logger.info("Weighed %d items with %s in %.1f s: %d below 0.5; %s", summary.n_items, config.strategy,
                 seconds, summary.n_flagged, summary.gold)
     return summary

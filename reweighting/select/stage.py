@@ -18,13 +18,15 @@ from typing import TYPE_CHECKING, Any, Literal
 import duckdb
 import numpy as np
 import pyarrow as pa
-from pydantic import Field, field_validator, model_validator
+from pydantic import field_validator
 
 from thresher.features import FeatureConfig, features_with_outside
+from thresher.core.classes import gold_ids
+from thresher.reweighting.gold import GoldCheck
 from thresher.reweighting.items import labelled_items
 from thresher.reweighting.select.registry import ColorFilterConfig, GIOConfig, Method, RandomConfig, Settings
 from thresher.reweighting.select.target import TargetConfig, TargetSet, load_target
-from thresher.storage.repo import replace_run_rows, transaction
+from thresher.storage.repo import registered, replace_run_rows, transaction
 from thresher.core.config import StageConfig
 from thresher.core.stages import Stage, StageContext, file_state
 from thresher.storage.repo import detector_in_use, latest_run
@@ -99,9 +101,7 @@ def _pool(con: duckdb.DuckDBPyConnection, config: SelectConfig, label_run: str |
     """The pool, and how many items were left out as label issues."""
     items = labelled_items(con, config.labels_from, label_run, include_uncovered=config.include_uncovered)
     meta = con.sql("SELECT item_id, dataset, split FROM items").to_arrow_table()
-    con.register("_pool_items", items)
-    con.register("_pool_meta", meta)
-    try:
+    with registered(con, _pool_items=items, _pool_meta=meta):
         where = ["TRUE" if config.pool_splits is None else "list_contains($splits, m.split)"]
         params: dict[str, Any] = {} if config.pool_splits is None else {"splits": list(config.pool_splits)}
         if issues is not None:
@@ -112,9 +112,6 @@ def _pool(con: duckdb.DuckDBPyConnection, config: SelectConfig, label_run: str |
                        f"WHERE {' AND '.join(where)} ORDER BY p.item_id", params=params).to_arrow_table()
         dropped = con.sql(f"SELECT count(*) FROM _pool_items p JOIN _pool_meta m USING (item_id) WHERE {where[0]}",
                           params={k: v for k, v in params.items() if k == "splits"}).fetchall()[0][0] - pool.num_rows
-    finally:
-        con.unregister("_pool_items")
-        con.unregister("_pool_meta")
     if target.item_ids is not None:
         inside = set(target.item_ids)
         pool = pool.filter(pa.array([i not in inside for i in pool.column("item_id").to_pylist()]))
@@ -187,28 +184,26 @@ def select(
         replace_run_rows(con, "selections", run_id, rows)
 
     labels = pool.column("label").to_numpy().astype(np.int64)
-    gold = np.array([-1 if g is None else g for g in pool.column("gold").to_pylist()])
+    check = GoldCheck(labels, gold_ids(pool.column("gold").to_pylist()))
     datasets = pool.column("dataset").to_pylist()
     pool_counts, chosen_counts = Counter(datasets), Counter(datasets[i] for i in chosen)
     summary = SelectSummary(
         run_id, config.method, config.target.describe(), len(target), n, len(chosen), seconds, n_dropped,
         datasets={d: {"pool": pool_counts[d], "selected": chosen_counts.get(d, 0)} for d in sorted(pool_counts)},
         labels={classes[c]: int((labels[chosen] == c).sum()) for c in range(len(classes))},
-        gold=_against_gold(labels, gold, chosen), kl=kl)
+        gold=_against_gold(check, chosen), kl=kl)
     logger.info("Selected %d of %d items by %s towards %s in %.1f s", len(chosen), n, config.method,
                 summary.target, seconds)
     return summary
 
 
-def _against_gold(labels: np.ndarray, gold: np.ndarray, chosen: np.ndarray) -> dict[str, float]:
+def _against_gold(check: GoldCheck, chosen: np.ndarray) -> dict[str, float]:
     """Label error rate of the pool and of the selection, where gold labels exist."""
-    has = gold >= 0
-    if not has.any():
+    if not check.has.any():
         return {}
-    out = {"pool_error_rate": float((labels[has] != gold[has]).mean())}
-    sel = chosen[has[chosen]]
-    if len(sel):
-        out["selected_error_rate"] = float((labels[sel] != gold[sel]).mean())
+    out = {"pool_error_rate": check.error_rate()}
+    if check.has[chosen].any():
+        out["selected_error_rate"] = check.error_rate(chosen)
     return out
 
 
