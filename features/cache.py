@@ -9,7 +9,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from thresher.storage.repo import registered, transaction
+from thresher.storage.connection import registered, transaction
 
 logger = logging.getLogger(__name__)
 

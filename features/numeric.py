@@ -6,7 +6,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from thresher.storage.repo import registered
+from thresher.storage.connection import registered
 
 
 def numeric_features(con: duckdb.DuckDBPyConnection, item_ids: list[str], columns: list[str]) -> np.ndarray:

@@ -31,7 +31,8 @@ from thresher.labeling.llm.prompt import PromptedLF
 from thresher.labeling.matrix import vote_matrix
 from thresher.labeling.model import denoise, entropy, majority_proba, score
 from thresher.core.stages import Stage, StageContext
-from thresher.storage.repo import replace_run_rows, transaction
+from thresher.storage.connection import transaction
+from thresher.storage.repo import replace_run_rows
 from thresher.storage.state import latest_summary, read_only
 
 logger = logging.getLogger(__name__)
@@ -92,25 +93,29 @@ def prompted_lf_row(lf: PromptedLF, backend: Backend) -> tuple[str, str, str]:
     return "prompt", hashlib.sha256(definition.encode()).hexdigest()[:12], definition
 
 
-def label(
-    con: duckdb.DuckDBPyConnection, config: LabelingConfig, *, run_id: str, progress: bool = False,
-    chunking: Chunking | None = None,
-) -> LabelSummary:
-    """Apply the LFs, fit the label model and write ``lfs``, ``votes``, ``lf_summary``, ``labels``.
+@dataclass
+class _Votes:
+    """Every vote of a label run: the configured LFs' (cache), the prompted LFs', the imported ones."""
 
-    With ``chunking`` the LFs are applied, and prompted LFs answered (or, on the embedded backend,
-    encoded), chunk by chunk elsewhere (see :mod:`thresher.labeling.apply.chunked`, :mod:`thresher.labeling.llm.chunked`).
-    """
+    table: pa.Table
+    names: list[str]
+    lf_rows: dict[str, tuple[str, str, str]]  # lf -> (kind, version, definition)
+    evaluated: dict[str, int]
+    faults: Any
+    prompt_run: PromptRun | None
+
+
+def _collect_votes(con: duckdb.DuckDBPyConnection, config: LabelingConfig, *, run_id: str, through_seq: int,
+                   progress: bool, chunking: Chunking | None) -> _Votes:
     lfs = config.build_lfs()
     validate_sql_lfs(con, [lf for lf in lfs if lf.sql() is not None])
-    through_seq = max_item_seq(con)
     evaluated, faults = update_vote_cache(con, lfs, through_seq=through_seq, max_fault_rate=config.max_fault_rate,
                                           n_jobs=config.n_jobs, progress=progress, chunking=chunking)
     parts = [cached_votes(con, lfs, through_seq=through_seq)]
     names = [lf.name for lf in lfs]
+    lf_rows = {lf.name: (lf.kind, lf.version(), lf.definition()) for lf in lfs}
     prompted = config.build_prompted_lfs()
     prompt_run: PromptRun | None = None
-    backend: Backend | None = None
     if prompted:
         backend = build_backend(config.llm, chunking=chunking)
         backend.check()
@@ -119,6 +124,7 @@ def label(
                                         budget=budget, progress=progress, chunking=chunking)
         parts.append(prompt_run.votes)
         names += [lf.name for lf in prompted]
+        lf_rows.update({lf.name: prompted_lf_row(lf, backend) for lf in prompted})
     if config.source_votes:
         imported = _source_votes(con)
         imported_names = sorted(set(imported.column("lf").to_pylist()))
@@ -129,19 +135,13 @@ def label(
             raise ValueError("source_votes is set but no votes were imported with the data (only WRENCH files carry them).")
         parts.append(imported)
         names += imported_names
-    votes = pa.concat_tables(parts)
+        lf_rows.update({name: ("imported", f"imported:{name}", "votes imported with the data") for name in imported_names})
+    return _Votes(pa.concat_tables(parts), names, lf_rows, evaluated, faults, prompt_run)
 
-    items = con.sql("SELECT item_id, split, gold FROM items WHERE item_seq <= $through ORDER BY item_id",
-                    params={"through": through_seq}).to_arrow_table()
-    if items.num_rows == 0:
-        raise ValueError("There are no items to label. Run `thresher ingest CONFIG` first.")
-    item_ids = items.column("item_id").to_pylist()
-    splits = np.array(items.column("split").to_pylist(), dtype=object)
-    gold = gold_ids(items.column("gold").to_pylist())
-    L = vote_matrix(votes, item_ids, names)
-    K = len(config.classes)
 
-    fit_mask = np.ones(len(item_ids), dtype=bool)
+def _fit(config: LabelingConfig, L: np.ndarray, splits: np.ndarray, gold: np.ndarray) -> Any:
+    """The label model fitted on the configured splits (and selected on a dev split), applied to every item."""
+    fit_mask = np.ones(len(L), dtype=bool)
     present = sorted({s for s in splits if s is not None})
     if config.model.fit_splits is not None:
         fit_mask = np.isin(splits, config.model.fit_splits)
@@ -155,18 +155,20 @@ def label(
                 f"select_on={config.model.select_on!r} has no items with gold labels. Splits present: {present}"
             )
         dev = (L[dev_mask], gold[dev_mask])
-    result = denoise(L[fit_mask], L, cardinality=K, config=config.model, dev=dev)
-    probs = result.probs
-    predicted = probs.argmax(axis=1)
-    covered = (L != -1).any(axis=1)
+    return denoise(L[fit_mask], L, cardinality=len(config.classes), config=config.model, dev=dev)
 
-    accuracy: dict[str, dict[str, float]] = {}
+
+def _accuracy(L: np.ndarray, probs: np.ndarray, splits: np.ndarray, gold: np.ndarray) -> dict[str, dict[str, float]]:
+    """Per split with gold labels: the denoised labels' and majority vote's accuracy (and F1 when binary)."""
+    K = probs.shape[1]
+    predicted, covered = probs.argmax(axis=1), (L != ABSTAIN).any(axis=1)
     mv_probs = majority_proba(L, cardinality=K)
     mv_predicted = mv_probs.argmax(axis=1)
     # Snorkel's LabelModel.score() default: ties (and uncovered items with a uniform prior) abstain
     # and are left out, so its accuracy is over the items the model decides.
     decided, mv_decided = probs_to_preds(probs, tie_break_policy="abstain"), probs_to_preds(mv_probs, tie_break_policy="abstain")
-    for split in present:
+    accuracy: dict[str, dict[str, float]] = {}
+    for split in sorted({s for s in splits if s is not None}):
         mask = (splits == split) & (gold >= 0)
         if mask.any():
             accuracy[split] = {
@@ -181,18 +183,22 @@ def label(
             if K == 2:
                 accuracy[split]["denoised_f1"] = score(gold[mask], predicted[mask], "f1")
                 accuracy[split]["majority_vote_f1"] = score(gold[mask], mv_predicted[mask], "f1")
-    summary_df = lf_summary(L, names, gold)
-    summary_df["learned_accuracy"] = np.nan if result.learned_accuracy is None else result.learned_accuracy
+    return accuracy
 
-    lf_rows = {lf.name: (lf.kind, lf.version(), lf.definition()) for lf in lfs}
-    lf_rows.update({lf.name: prompted_lf_row(lf, backend) for lf in prompted})
-    for name in names:
-        lf_rows.setdefault(name, ("imported", f"imported:{name}", "votes imported with the data"))
+
+def _nullable(values: pd.Series, kind: type, arrow: pa.DataType) -> pa.Array:
+    return pa.array([None if pd.isna(v) else kind(v) for v in values], arrow)
+
+
+def _write(con: duckdb.DuckDBPyConnection, run_id: str, votes: _Votes, through_seq: int, summary_df: pd.DataFrame,
+           item_ids: list[str], probs: np.ndarray, covered: np.ndarray) -> None:
+    """The run's ``lfs``, ``lf_summary``, ``labels`` (and ``prompt_votes``) rows, in one transaction."""
+    names, rows = votes.names, votes.lf_rows
     with transaction(con):
         replace_run_rows(con, "lfs", run_id, pa.table({
             "run_id": [run_id] * len(names), "lf": names,
-            "kind": [lf_rows[n][0] for n in names], "version": [lf_rows[n][1] for n in names],
-            "definition": [lf_rows[n][2] for n in names],
+            "kind": [rows[n][0] for n in names], "version": [rows[n][1] for n in names],
+            "definition": [rows[n][2] for n in names],
             "through_seq": pa.array([through_seq] * len(names), pa.int64()),
         }))
         replace_run_rows(con, "lf_summary", run_id, pa.table({
@@ -200,26 +206,54 @@ def label(
             "polarity": pa.array(summary_df["polarity"].tolist(), pa.list_(pa.int32())),
             "coverage": summary_df["coverage"].astype(float), "overlaps": summary_df["overlaps"].astype(float),
             "conflicts": summary_df["conflicts"].astype(float),
-            "correct": pa.array([None if pd.isna(v) else int(v) for v in summary_df["correct"]], pa.int64()),
-            "incorrect": pa.array([None if pd.isna(v) else int(v) for v in summary_df["incorrect"]], pa.int64()),
-            "emp_accuracy": pa.array([None if pd.isna(v) else float(v) for v in summary_df["emp_accuracy"]], pa.float64()),
-            "learned_accuracy": pa.array([None if pd.isna(v) else float(v) for v in summary_df["learned_accuracy"]], pa.float64()),
+            "correct": _nullable(summary_df["correct"], int, pa.int64()),
+            "incorrect": _nullable(summary_df["incorrect"], int, pa.int64()),
+            "emp_accuracy": _nullable(summary_df["emp_accuracy"], float, pa.float64()),
+            "learned_accuracy": _nullable(summary_df["learned_accuracy"], float, pa.float64()),
         }))
         replace_run_rows(con, "labels", run_id, pa.table({
             "run_id": [run_id] * len(item_ids), "item_id": item_ids,
-            "label": pa.array(predicted, pa.int32()),
+            "label": pa.array(probs.argmax(axis=1), pa.int32()),
             "probs": pa.array(list(probs.astype(float)), pa.list_(pa.float64())),
             "confidence": probs.max(axis=1).astype(float), "entropy": entropy(probs).astype(float),
             "covered": covered,
         }))
-        if prompt_run is not None:
-            replace_run_rows(con, "prompt_votes", run_id, prompt_run.votes.add_column(
-                0, "run_id", pa.array([run_id] * prompt_run.votes.num_rows, pa.string())))
+        if votes.prompt_run is not None:
+            prompted = votes.prompt_run.votes
+            replace_run_rows(con, "prompt_votes", run_id, prompted.add_column(
+                0, "run_id", pa.array([run_id] * prompted.num_rows, pa.string())))
+
+
+def label(
+    con: duckdb.DuckDBPyConnection, config: LabelingConfig, *, run_id: str, progress: bool = False,
+    chunking: Chunking | None = None,
+) -> LabelSummary:
+    """Apply the LFs, fit the label model and write ``lfs``, ``votes``, ``lf_summary``, ``labels``.
+
+    With ``chunking`` the LFs are applied, and prompted LFs answered (or, on the embedded backend,
+    encoded), chunk by chunk elsewhere (see :mod:`thresher.labeling.apply.chunked`, :mod:`thresher.labeling.llm.chunked`).
+    """
+    through_seq = max_item_seq(con)
+    votes = _collect_votes(con, config, run_id=run_id, through_seq=through_seq, progress=progress, chunking=chunking)
+    items = con.sql("SELECT item_id, split, gold FROM items WHERE item_seq <= $through ORDER BY item_id",
+                    params={"through": through_seq}).to_arrow_table()
+    if items.num_rows == 0:
+        raise ValueError("There are no items to label. Run `thresher ingest CONFIG` first.")
+    item_ids = items.column("item_id").to_pylist()
+    splits = np.array(items.column("split").to_pylist(), dtype=object)
+    gold = gold_ids(items.column("gold").to_pylist())
+    L = vote_matrix(votes.table, item_ids, votes.names)
+    result = _fit(config, L, splits, gold)
+    covered = (L != ABSTAIN).any(axis=1)
+    accuracy = _accuracy(L, result.probs, splits, gold)
+    summary_df = lf_summary(L, votes.names, gold)
+    summary_df["learned_accuracy"] = np.nan if result.learned_accuracy is None else result.learned_accuracy
+    _write(con, run_id, votes, through_seq, summary_df, item_ids, result.probs, covered)
     summary = LabelSummary(
-        run_id=run_id, n_items=len(item_ids), n_lfs=len(names), n_votes=votes.num_rows,
-        coverage=float(covered.mean()), accuracy=accuracy, lfs=summary_df, faults=faults.as_dict(),
-        model=result.params, selection=result.selection, evaluated=evaluated,
-        llm=None if prompt_run is None else prompt_run.as_dict(),
+        run_id=run_id, n_items=len(item_ids), n_lfs=len(votes.names), n_votes=votes.table.num_rows,
+        coverage=float(covered.mean()), accuracy=accuracy, lfs=summary_df, faults=votes.faults.as_dict(),
+        model=result.params, selection=result.selection, evaluated=votes.evaluated,
+        llm=None if votes.prompt_run is None else votes.prompt_run.as_dict(),
     )
     logger.info("Labeled %d items with %d LFs; coverage %.3f; accuracy %s",
                 summary.n_items, summary.n_lfs, summary.coverage, accuracy)

@@ -25,7 +25,8 @@ import pyarrow.parquet as pq
 from pydantic import Field
 
 import thresher
-from thresher.storage.repo import replace_run_rows, transaction
+from thresher.storage.connection import transaction
+from thresher.storage.repo import replace_run_rows
 from thresher.core.progress import track
 from thresher.core.config import StageConfig
 from thresher.core.stages import Stage, StageContext

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import duckdb
 import pyarrow as pa
 
-from thresher.storage.repo import registered
+from thresher.storage.connection import registered, transaction
 import pyarrow.parquet as pq
 from pydantic import Field
 
@@ -630,14 +630,9 @@ def ingest(con: duckdb.DuckDBPyConnection, config: IngestConfig, *, progress: bo
 
     paths = [(path, source) for source in config.sources for path in expand_paths(source)]
     summaries = []
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         for path, source in track(paths, description="Ingesting files", enabled=progress):
             summaries.append(ingest_file(con, path, source, list(config.classes)))
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     summary = IngestSummary(summaries)
     logger.info(
         "Ingested %d rows: %d new items, %d already present, %d rejected %s",

@@ -19,6 +19,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from thresher.storage.connection import registered
+
 logger = logging.getLogger(__name__)
 
 STAGES = ("ingest", "label", "detect", "reweight", "select", "export")
@@ -27,31 +29,6 @@ STAGES = ("ingest", "label", "detect", "reweight", "select", "export")
 def new_run_id() -> str:
     """A sortable, unique run id: UTC timestamp plus a random suffix."""
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
-
-
-@contextmanager
-def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Run a block in one transaction: commit on success, roll back on any exception (the one way
-    thresher opens a transaction)."""
-    con.execute("BEGIN TRANSACTION")
-    try:
-        yield con
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    con.execute("COMMIT")
-
-
-@contextmanager
-def registered(con: duckdb.DuckDBPyConnection, **tables: Any) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Arrow tables (or DataFrames) visible to SQL on ``con`` under their keyword names, for one block."""
-    for name, table in tables.items():
-        con.register(name, table)
-    try:
-        yield con
-    finally:
-        for name in tables:
-            con.unregister(name)
 
 
 def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import duckdb
 
+from thresher.storage.connection import transaction
+
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 5
@@ -293,8 +295,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
         )
     if current == SCHEMA_VERSION:
         return current
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute(
             "CREATE TABLE IF NOT EXISTS schema_version ("
             "version INTEGER PRIMARY KEY, applied_at TIMESTAMP DEFAULT current_timestamp)"
@@ -302,10 +303,6 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
         for version in range(current + 1, SCHEMA_VERSION + 1):
             con.execute(MIGRATIONS[version - 1])
             con.execute("INSERT INTO schema_version (version) VALUES (?)", [version])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     logger.info("Migrated database schema from version %d to %d", current, SCHEMA_VERSION)
     return SCHEMA_VERSION
 

@@ -19,7 +19,7 @@ from thresher.labeling.matrix import VOTES_SCHEMA
 from thresher.labeling.apply.duckdb import apply_sql_lfs
 from thresher.labeling.apply.python import FaultReport, apply_python_lfs
 from thresher.labeling.lf.base import LabelingFunction
-from thresher.storage.repo import registered, transaction
+from thresher.storage.connection import registered, transaction
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from thresher.storage.repo import registered
+from thresher.storage.connection import registered
 
 from thresher.labeling.matrix import VOTES_SCHEMA
 from thresher.core.chunking import Chunking

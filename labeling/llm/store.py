@@ -6,7 +6,7 @@ import duckdb
 import pyarrow as pa
 
 from thresher.labeling.llm.backend import Backend, Request, Result
-from thresher.storage.repo import registered, transaction
+from thresher.storage.connection import registered, transaction
 
 ANSWERS_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("key", pa.string()), ("lf", pa.string()), ("backend", pa.string()),

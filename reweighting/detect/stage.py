@@ -18,7 +18,8 @@ from thresher.core.classes import gold_ids
 from thresher.reweighting.gold import GoldCheck
 from thresher.reweighting.items import label_input, labelled_arrays
 from thresher.reweighting.weights import WeightMethod, compute_weights, weight_rows
-from thresher.storage.repo import replace_run_rows, transaction
+from thresher.storage.connection import transaction
+from thresher.storage.repo import replace_run_rows
 from thresher.core.config import StageConfig
 from thresher.core.stages import Stage, StageContext
 

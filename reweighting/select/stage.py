@@ -26,7 +26,8 @@ from thresher.reweighting.gold import GoldCheck
 from thresher.reweighting.items import labelled_items
 from thresher.reweighting.select.registry import ColorFilterConfig, GIOConfig, Method, RandomConfig, Settings
 from thresher.reweighting.select.target import TargetConfig, TargetSet, load_target
-from thresher.storage.repo import registered, replace_run_rows, transaction
+from thresher.storage.connection import registered, transaction
+from thresher.storage.repo import replace_run_rows
 from thresher.core.config import StageConfig
 from thresher.core.stages import Stage, StageContext, file_state
 from thresher.storage.repo import detector_in_use, latest_run
