@@ -109,3 +109,16 @@ def test_every_package_folder_is_installed_under_thresher() -> None:
 @pytest.mark.parametrize("module", sorted(m for m in GRAPH if m.split(".")[1:2] == ["core"]))
 def test_the_ground_floor_imports_no_stage(module: str) -> None:
     assert {_layer(m) for m in GRAPH[module]} <= {"core"}, GRAPH[module]
+
+
+def test_every_registered_stage_is_shown_by_the_cli_and_configured_by_the_pipeline() -> None:
+    from thresher.cli import SHOW
+    from thresher.core.stages import NAMES, STAGES
+    from thresher.pipeline.config import PipelineConfig
+
+    assert list(SHOW) == list(NAMES)
+    assert {spec.section for spec in STAGES} <= set(PipelineConfig.model_fields)
+    for spec in STAGES:
+        assert spec.load().run.__qualname__.endswith(".run"), spec.name  # each Stage defines run()
+        module, _, name = spec.summary.partition(":")
+        assert callable(getattr(__import__(module, fromlist=[name]), name).as_dict), spec.name
