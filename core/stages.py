@@ -61,7 +61,7 @@ class Stage:
         """Inputs outside the database that a run depends on (files: path, size, mtime)."""
         return {}
 
-    def must_rerun(self, db: str) -> bool:
+    def must_rerun(self, con: duckdb.DuckDBPyConnection) -> bool:
         """Whether the last run left work undone, so an unchanged config must still run again."""
         return False
 
@@ -73,8 +73,8 @@ class Stage:
         """How many times the Prefect task retries on a ``transient`` error."""
         return 0
 
-    def extra(self, db: str, run_id: str) -> dict[str, Any]:
-        """Fields read back from the database into the returned summary (the LF table)."""
+    def extra(self, con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
+        """Fields read back from the database into the returned summary (the LF table), not stored in ``runs``."""
         return {}
 
 

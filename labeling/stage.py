@@ -33,7 +33,7 @@ from thresher.labeling.model import denoise, entropy, majority_proba, score
 from thresher.core.stages import Stage, StageContext
 from thresher.storage.connection import transaction
 from thresher.storage.repo import replace_run_rows
-from thresher.storage.state import latest_summary, read_only
+from thresher.storage.state import latest_summary
 
 logger = logging.getLogger(__name__)
 
@@ -273,8 +273,8 @@ class LabelStage(Stage):
     def version(self, config: LabelingConfig) -> str:
         return label_version(config)
 
-    def must_rerun(self, db: str) -> bool:
-        llm = (latest_summary(db, "label") or {}).get("llm")
+    def must_rerun(self, con: duckdb.DuckDBPyConnection) -> bool:
+        llm = (latest_summary(con, "label") or {}).get("llm")
         return bool(llm) and (llm.get("failed", 0) > 0 or llm.get("budget_stopped") is not None)
 
     def uses_cluster(self, config: LabelingConfig) -> bool:
@@ -283,7 +283,7 @@ class LabelStage(Stage):
     def retries(self, config: LabelingConfig) -> int:
         return 1 if config.llm is not None and config.llm.backend == "openai" else 0
 
-    def extra(self, db: str, run_id: str) -> dict[str, Any]:
+    def extra(self, con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
         from thresher.labeling.analysis import stored_lf_summary
 
-        return {"lf_summary": read_only(db, lambda con: stored_lf_summary(con, run_id), [])}
+        return {"lf_summary": stored_lf_summary(con, run_id)}

@@ -36,17 +36,6 @@ def cache_key(stage: str, version: str, inputs: dict[str, Any]) -> str:
     return f"thresher-{stage}-" + hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def stage_key(config: PipelineConfig, name: str, version: str) -> str | None:
-    """The cache key of stage ``name`` (at ``version``) now, or None for a stage that is never cached."""
-    from thresher.storage.state import database_state
-
-    spec = stage_spec(name)
-    if not spec.cached:
-        return None
-    state = {} if spec.upstream is None else database_state(config.db, spec.upstream, timeout=config.db_lock_timeout)
-    return cache_key(name, version, {**state, **spec.load().cache_inputs(config.stage_config(name))})
-
-
 def run_stage(
     config: PipelineConfig, name: str, *, run_id: str, progress: bool = False, force: bool = False,
     flow_run_id: str | None = None, chunking: ChunkingFactory = in_process,
@@ -55,20 +44,37 @@ def run_stage(
 
     ``force`` recomputes even when unchanged. ``chunking(needed)`` gives the stage's
     :class:`~thresher.core.chunking.Chunking` (a Dask cluster), asked only when the stage has work to chunk.
+    The database is opened once read-only before the stage (its input state and a recorded run with
+    the same key) and once to write.
     """
     from thresher.storage.repo import run_stage as record_stage
-    from thresher.storage.state import recorded_run
+    from thresher.storage.state import NO_DATABASE, database_state, read_only, recorded_run
 
     spec = stage_spec(name)
     code, section = spec.load(), config.stage_config(name)
     if section is None:
         raise ValueError(f"The config has no '{spec.section}' section, which the {name} stage needs.")
     version = code.version(section)
-    key = stage_key(config, name, version)
-    if key is not None and not force and not code.must_rerun(config.db):
-        recorded = recorded_run(config.db, name, key, timeout=config.db_lock_timeout)
+    inputs = code.cache_inputs(section)
+
+    def lookup(con: Any) -> tuple[str, dict[str, Any] | None]:
+        key = cache_key(name, version, {**({} if spec.upstream is None else database_state(con, spec.upstream)),
+                                        **inputs})
+        if force or code.must_rerun(con):
+            return key, None
+        recorded = recorded_run(con, name, key)
         if recorded is not None:
-            return {**recorded, **code.extra(config.db, recorded["run_id"]), "cached": True}
+            recorded = {**recorded, **code.extra(con, recorded["run_id"]), "cached": True}
+        return key, recorded
+
+    key: str | None = None
+    if spec.cached:
+        state = {} if spec.upstream is None else NO_DATABASE
+        key, recorded = read_only(config.db, lookup, (cache_key(name, version, {**state, **inputs}), None),
+                                  timeout=config.db_lock_timeout)
+        if recorded is not None:
+            return recorded
+    extra: dict[str, Any] = {}
 
     def work(con: Any, record: Any) -> None:
         with chunking(code.uses_cluster(section)) as chunks:
@@ -78,8 +84,9 @@ def run_stage(
         record.input_run_id = context.input_run_id
         if key is not None:
             record.summary["cache_key"] = key
+        extra.update(code.extra(con, record.run_id))
 
     record = record_stage(config.db, work, run_id=run_id, stage=name, config_hash=version,
                           flow_run_id=flow_run_id, snapshot=config.sql_snapshots,
                           lock_timeout=config.db_lock_timeout, progress=progress)
-    return {"run_id": record.run_id, **record.summary, **code.extra(config.db, record.run_id)}
+    return {"run_id": record.run_id, **record.summary, **extra}

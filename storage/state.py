@@ -1,8 +1,9 @@
 """Read-only looks at the project database that decide whether a stage must run: its inputs' state
 and the run recorded under a cache key.
 
-Each read opens the file read-only and closes it at once. A writer in another process is waited
-for (up to ``timeout``), as a stage waits: its answer would change what is read.
+:func:`read_only` opens the file read-only for one function of the connection and closes it at once;
+a writer in another process is waited for (up to ``timeout``), as a stage waits: its answer would
+change what is read. The queries below take that connection.
 """
 
 from __future__ import annotations
@@ -35,29 +36,28 @@ def read_only(db: str, query: Callable[[Any], T], default: T, *, timeout: float 
         con.close()
 
 
-def database_state(db: str, upstream: tuple[str, ...], *, timeout: float | None = None) -> dict[str, Any]:
-    """The snapshot of a stage's input data in ``db``: its identity (when its schema was created), the
+def database_state(con: Any, upstream: tuple[str, ...]) -> dict[str, Any]:
+    """The snapshot of a stage's input data: the database's identity (when its schema was created), the
     items (count and last ``item_seq``) and the latest completed run of each upstream stage."""
-    def query(con: Any) -> dict[str, Any]:
-        created = con.execute("SELECT min(applied_at) FROM schema_version").fetchall()[0][0]
-        items = con.execute("SELECT count(*), max(item_seq) FROM items").fetchall()[0]
-        runs = dict(con.execute("SELECT stage, run_id FROM latest_runs").fetchall())
-        return {"db": str(created), "items": list(items), "upstream": {s: runs.get(s) for s in upstream}}
-
-    return read_only(db, query, {"db": None}, timeout=timeout)
+    created = con.execute("SELECT min(applied_at) FROM schema_version").fetchall()[0][0]
+    items = con.execute("SELECT count(*), max(item_seq) FROM items").fetchall()[0]
+    runs = dict(con.execute("SELECT stage, run_id FROM latest_runs").fetchall())
+    return {"db": str(created), "items": list(items), "upstream": {s: runs.get(s) for s in upstream}}
 
 
-def recorded_run(db: str, stage: str, key: str, *, timeout: float | None = None) -> dict[str, Any] | None:
+NO_DATABASE: dict[str, Any] = {"db": None}  # the input state when the database does not exist yet
+
+
+def recorded_run(con: Any, stage: str, key: str) -> dict[str, Any] | None:
     """The summary (with its ``run_id``) of the latest completed run of ``stage`` recorded with cache key ``key``."""
-    rows = read_only(db, lambda con: con.execute(
+    rows = con.execute(
         "SELECT run_id, summary FROM runs WHERE stage = ? AND status = 'completed' "
-        "AND summary->>'cache_key' = ? ORDER BY ended_at DESC LIMIT 1", [stage, key]).fetchall(), [], timeout=timeout)
+        "AND summary->>'cache_key' = ? ORDER BY ended_at DESC LIMIT 1", [stage, key]).fetchall()
     return {"run_id": rows[0][0], **json.loads(rows[0][1])} if rows else None
 
 
-def latest_summary(db: str, stage: str, *, timeout: float | None = None) -> dict[str, Any] | None:
+def latest_summary(con: Any, stage: str) -> dict[str, Any] | None:
     """The summary of the latest completed run of ``stage``, if any."""
-    rows = read_only(db, lambda con: con.execute(
-        "SELECT r.summary FROM runs r JOIN latest_runs l USING (stage, run_id) WHERE stage = ?", [stage]).fetchall(),
-        [], timeout=timeout)
+    rows = con.execute(
+        "SELECT r.summary FROM runs r JOIN latest_runs l USING (stage, run_id) WHERE stage = ?", [stage]).fetchall()
     return json.loads(rows[0][0]) if rows and rows[0][0] else None
