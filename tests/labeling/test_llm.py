@@ -305,6 +305,9 @@ run_stage(cfg.db, lambda con, record: label(con, cfg.labeling, run_id=record.run
 """
 
 
+LOST_WINDOW_S = 5.0  # an answer is committed within this long of arriving, even on a busy machine
+
+
 @pytest.mark.slow
 def test_kill_9_midway_then_rerun_repeats_no_answered_prompt(tmp_path, shared_data):
     """A labeling process killed with SIGKILL mid-run loses at most the prompts in flight."""
@@ -332,8 +335,10 @@ def test_kill_9_midway_then_rerun_repeats_no_answered_prompt(tmp_path, shared_da
         while sum(server.answered.values()) < 300 and victim.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
         victim.send_signal(signal.SIGKILL)
+        killed_at = time.monotonic()
         victim.wait(30)
         assert victim.returncode == -signal.SIGKILL  # it was killed midway, not finished
+        answered_at = dict(server.answered_at)
 
         con = connect(cfg.db, read_only=True)  # replays the WAL of the committed answers
         stored = {json.loads(p)["input"] for (p,) in con.execute("SELECT prompt FROM llm_cache").fetchall()}
@@ -344,7 +349,10 @@ def test_kill_9_midway_then_rerun_repeats_no_answered_prompt(tmp_path, shared_da
         subprocess.run([*command, "finished"], cwd=REPO, check=True, timeout=300)
         repeated = {p for p, n in server.prompts.items() if n > 1}
         assert not repeated & stored  # no answered prompt is ever asked again
-        assert repeated <= asked_before - stored and len(repeated) <= 2 * concurrency  # only those in flight
+        # Only answers not yet stored are lost: those in flight at the kill, or that arrived while the
+        # last group was being stored (a few ms idle; on a busy machine a store can take longer).
+        assert repeated <= asked_before - stored
+        assert all(killed_at - answered_at.get(p, killed_at) < LOST_WINDOW_S for p in repeated), len(repeated)
         assert len(server.prompts) == distinct
 
     con = connect(cfg.db, read_only=True)

@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -45,6 +46,7 @@ class OpenAIServer:
         self.requests = 0
         self.prompts: Counter[str] = Counter()  # requests per prompt (the last user message / prompt)
         self.answered: Counter[str] = Counter()  # 200 answers fully written, per prompt
+        self.answered_at: dict[str, float] = {}  # time.monotonic() of each prompt's last 200 answer
         self.statuses: Counter[str] = Counter()
         self.authorization: set[str] = set()
         self.in_flight = 0
@@ -70,6 +72,7 @@ class OpenAIServer:
             self.requests = 0
             self.prompts.clear()
             self.answered.clear()
+            self.answered_at.clear()
             self.statuses.clear()
             self.peak_in_flight = 0
 
@@ -200,6 +203,7 @@ class OpenAIServer:
         await writer.drain()
         with self._lock:
             self.answered[prompt] += 1
+            self.answered_at[prompt] = time.monotonic()
         return True
 
 
