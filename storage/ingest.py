@@ -10,12 +10,11 @@ from __future__ import annotations
 import csv
 import glob
 import hashlib
-import io
 import json
 import logging
 import re
 import sys
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -251,15 +250,22 @@ def _iter_csv(path: Path, config: SourceConfig, summary: SourceSummary) -> Itera
     line is rejected and parsing resumes at the next line. A quote that a later line happens to
     close into a record with the right number of fields cannot be told from a multi-line field.
     """
-    text = _read_text(path)
-    lines = io.StringIO(text, newline="").readlines()
-    consumed: list[str] = []
-    position = 0
+    with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
+        yield from _parse_csv(handle, path, config, summary)
+
+
+def _parse_csv(handle: Any, path: Path, config: SourceConfig, summary: SourceSummary) -> Iterator[_Raw | Reject]:
+    """The records of an open CSV file, read line by line (memory does not grow with the file)."""
+    consumed: list[str] = []  # the physical lines of the record being parsed
+    pending: deque[str] = deque()  # lines handed back by a resynchronisation, read again first
+    position = 0  # physical lines handed to the parser so far
 
     def feed() -> Iterator[str]:
         nonlocal position
-        while position < len(lines):
-            line = lines[position]
+        while True:
+            line = pending.popleft() if pending else handle.readline()
+            if not line:
+                return
             position += 1
             consumed.append(line)
             yield line
@@ -285,11 +291,13 @@ def _iter_csv(path: Path, config: SourceConfig, summary: SourceSummary) -> Itera
             error = f"expected {len(header)} fields as in the header, got {len(record)}"
         if error is not None and len(consumed) > 1 and header is not None:
             # Resynchronise: reject the first line alone and parse again from the next one.
+            first, rest = consumed[0], consumed[1:]
+            pending.extendleft(reversed(rest))
             position = start
             records = reader()
             yield Reject(str(path), start, "unparseable", f"{error} (a quote left open? this row spanned lines "
                          f"{start}-{start + len(consumed) - 1}; parsing resumed at line {start + 1})",
-                         _escape_bytes(lines[start - 1]))
+                         _escape_bytes(first))
             continue
         if error is not None and header is not None:
             yield Reject(str(path), start, "unparseable", error, _escape_bytes(raw))
@@ -474,16 +482,79 @@ def expand_paths(config: SourceConfig) -> list[Path]:
     return matches
 
 
+class SeenInMemory:
+    """The rows of a file seen so far, as an (item id -> content hash, line) map: for small files."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[str, int]] = {}
+
+    def earlier(self, rows: list[dict[str, Any]]) -> dict[str, tuple[str, int]]:
+        """Of ``rows``, those whose id an earlier batch had: id -> (that row's content hash, line)."""
+        return {r["item_id"]: self._seen[r["item_id"]] for r in rows if r["item_id"] in self._seen}
+
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        self._seen.update((r["item_id"], (r["content_hash"], r["source_line"])) for r in rows)
+
+
+class SeenInDatabase:
+    """The rows of a file seen so far, in a temporary DuckDB table: memory does not grow with the file
+    (DuckDB spills to disk), so a file of any length ingests in bounded memory."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+        con.execute("CREATE OR REPLACE TEMP TABLE _file_rows (item_id VARCHAR, content_hash VARCHAR, line BIGINT)")
+
+    @staticmethod
+    def _table(rows: list[dict[str, Any]]) -> pa.Table:
+        return pa.table({"item_id": pa.array([r["item_id"] for r in rows], pa.string()),
+                         "content_hash": pa.array([r["content_hash"] for r in rows], pa.string()),
+                         "line": pa.array([r["source_line"] for r in rows], pa.int64())})
+
+    def earlier(self, rows: list[dict[str, Any]]) -> dict[str, tuple[str, int]]:
+        with registered(self._con, _batch_rows=self._table(rows)):
+            found = self._con.execute("SELECT f.item_id, f.content_hash, f.line FROM _batch_rows b "
+                                      "JOIN _file_rows f USING (item_id)").fetchall()
+        return {item_id: (content_hash, line) for item_id, content_hash, line in found}
+
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        with registered(self._con, _batch_rows=self._table(rows)):
+            self._con.execute("INSERT INTO _file_rows SELECT item_id, content_hash, line FROM _batch_rows")
+
+    def close(self) -> None:
+        self._con.execute("DROP TABLE IF EXISTS _file_rows")
+
+
+def _repeat(row: dict[str, Any], previous: tuple[str, int]) -> Reject:
+    """The reject of a row whose id an earlier row of its file had: same content or not."""
+    reason = "duplicate_row" if previous[0] == row["content_hash"] else "conflicting_id"
+    detail = f"item id '{row['item_id']}' already seen at line {previous[1]}"
+    return Reject(row["source"], row["source_line"], reason, detail, row["raw"])
+
+
 def iter_parsed(path: Path, config: SourceConfig, classes: list[str], summary: SourceSummary, rejects: list[Reject],
-                *, batch_rows: int = 50_000) -> Iterator[list[dict[str, Any]]]:
+                *, batch_rows: int = 50_000, seen: SeenInMemory | SeenInDatabase | None = None
+                ) -> Iterator[list[dict[str, Any]]]:
     """Parse and validate one file, yielding its rows (one per item id) in batches of ``batch_rows``.
 
-    Rejects are appended to ``rejects`` and counts to ``summary`` as the file is read. Only an
-    (item id -> content hash, line) map is kept across batches, so memory stays bounded by the batch.
+    Rejects are appended to ``rejects`` and counts to ``summary`` as the file is read. A repeated id
+    is a ``duplicate_row`` (same content) or ``conflicting_id`` reject of the later row; ``seen``
+    remembers the earlier batches' ids (in memory by default; :class:`SeenInDatabase` for big files).
     """
     fmt = config.resolved_format(path)
-    seen: dict[str, tuple[str, int]] = {}
-    batch: list[dict[str, Any]] = []
+    seen = seen if seen is not None else SeenInMemory()
+    batch: dict[str, dict[str, Any]] = {}
+
+    def flush() -> list[dict[str, Any]]:
+        rows = list(batch.values())
+        earlier = seen.earlier(rows)
+        for row in rows:
+            if row["item_id"] in earlier:
+                rejects.append(_repeat(row, earlier[row["item_id"]]))
+        kept = [row for row in rows if row["item_id"] not in earlier]
+        seen.add(kept)
+        batch.clear()
+        return kept
+
     for parsed in _READERS[fmt](path, config, summary):
         summary.rows += 1
         if isinstance(parsed, Reject):
@@ -497,19 +568,15 @@ def iter_parsed(path: Path, config: SourceConfig, classes: list[str], summary: S
         if isinstance(row, Reject):
             rejects.append(row)
             continue
-        previous = seen.get(row["item_id"])
+        previous = batch.get(row["item_id"])
         if previous is not None:
-            reason = "duplicate_row" if previous[0] == row["content_hash"] else "conflicting_id"
-            detail = f"item id '{row['item_id']}' already seen at line {previous[1]}"
-            rejects.append(Reject(str(path), parsed.line, reason, detail, parsed.raw))
+            rejects.append(_repeat(row, (previous["content_hash"], previous["source_line"])))
             continue
-        seen[row["item_id"]] = (row["content_hash"], row["source_line"])
-        batch.append(row)
+        batch[row["item_id"]] = row
         if len(batch) >= batch_rows:
-            yield batch
-            batch = []
+            yield flush()
     if batch:
-        yield batch
+        yield flush()
 
 
 def parse_file(path: Path, config: SourceConfig, classes: list[str]) -> tuple[list[dict[str, Any]], list[Reject], SourceSummary]:
@@ -548,9 +615,13 @@ def ingest_file(
     """
     summary = SourceSummary(source=str(path))
     rejects: list[Reject] = []
-    for rows in iter_parsed(path, config, classes, summary, rejects, batch_rows=batch_rows):
-        _load_batch(con, path, rows, rejects, summary)
-        _store_source_votes(con, rows, config)
+    seen = SeenInDatabase(con)
+    try:
+        for rows in iter_parsed(path, config, classes, summary, rejects, batch_rows=batch_rows, seen=seen):
+            _load_batch(con, path, rows, rejects, summary)
+            _store_source_votes(con, rows, config)
+    finally:
+        seen.close()
     if rejects:
         con.executemany(
             "INSERT INTO rejects (source, line, reason, detail, raw) VALUES (?, ?, ?, ?, ?) "

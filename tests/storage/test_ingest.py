@@ -273,3 +273,21 @@ def test_batched_loading_equals_one_batch(tmp_path, shared_data):
         con.close()
     assert tables[7] == tables[50_000]
     assert len(tables[7][0]) > 600 and [seq for _, seq, _, _ in tables[7][0]] == list(range(1, len(tables[7][0]) + 1))
+
+
+def test_repeats_far_apart_are_found_in_the_database_not_a_python_map(con, tmp_path):
+    """A file's earlier ids are kept in a temporary DuckDB table (memory does not grow with the file):
+    a repeat many batches later is still a duplicate_row (same content) or conflicting_id (other content)."""
+    from thresher.storage.ingest import ingest_file
+
+    lines = ["id,text"] + [f"r{i},row {i}" for i in range(50)] + ["r3,row 3", "r7,changed", "r49,row 49"]
+    path = tmp_path / "far.csv"
+    path.write_text("\n".join(lines) + "\n")
+    config = SourceConfig(path=str(path), dataset="d", columns={"text": "text", "id": "id"})
+    summary = ingest_file(con, path, config, ["A", "B"], batch_rows=4)
+    assert (summary.rows, summary.new_items, dict(summary.rejected)) == (53, 50, {"duplicate_row": 2, "conflicting_id": 1})
+    rejects = con.execute("SELECT line, reason, detail FROM rejects ORDER BY line").fetchall()
+    assert rejects == [(52, "duplicate_row", "item id 'd:r3' already seen at line 5"),
+                       (53, "conflicting_id", "item id 'd:r7' already seen at line 9"),
+                       (54, "duplicate_row", "item id 'd:r49' already seen at line 51")]
+    assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = '_file_rows'").fetchall()[0][0] == 0
