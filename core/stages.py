@@ -10,6 +10,7 @@ one line here and one ``Stage`` subclass.
 from __future__ import annotations
 
 import importlib
+from abc import ABC, abstractmethod
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +43,7 @@ class StageContext:
     input_run_id: str | None = None
 
 
-class Stage:
+class Stage(ABC):
     """A stage's code: ``run`` does the work; the other methods tell the runner how to cache and where to run it.
 
     The defaults suit a stage whose output depends only on its config and its upstream runs.
@@ -50,8 +51,9 @@ class Stage:
 
     transient: tuple[type[BaseException], ...] = ()  # errors worth retrying (the network), see ``retries``
 
+    @abstractmethod
     def run(self, con: duckdb.DuckDBPyConnection, context: StageContext) -> Summary:
-        raise NotImplementedError
+        """Do the stage's work on ``con`` for ``context`` and return its summary."""
 
     def version(self, config: Any) -> str:
         """What keys the cache besides the inputs: the config's fingerprint (label adds its LFs' versions)."""

@@ -9,6 +9,7 @@ the same name in ``SelectConfig``), one line in ``SELECTORS``; the contract test
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -31,8 +32,9 @@ class Settings(StageConfig):
     def check_target(self, target_labels: np.ndarray, source: str) -> None:
         """Refuse a target this method cannot use (``target_labels`` -1 where an item has none)."""
 
+    @abstractmethod
     def build(self, *, random_state: int, count: int, n_pool: int, progress: bool = False) -> Selector:
-        raise NotImplementedError
+        """The unfitted selector these settings describe."""
 
     def prepare(self, X_pool: Any, X_target: Any) -> tuple[Any, Any]:
         """The features in the form the selector takes."""
