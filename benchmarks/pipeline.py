@@ -1,13 +1,18 @@
-"""Benchmark: the whole pipeline on 1M rows: ingest -> SQL LFs -> LabelModel -> cleanlab + small-loss on TF-IDF -> export.
+"""Benchmark: the whole pipeline at 1M-10M rows: ingest -> 20 SQL LFs -> LabelModel -> cleanlab + small-loss -> export.
 
-The rows are generated from the real texts of the shared datasets (YouTube, SMS, AG News, IMDB,
-TREC: texts drawn with replacement, each copy given a numeric suffix), written to one Parquet file
-that the pipeline ingests like any source; YouTube and SMS rows keep their gold spam/ham label. The
-LFs are benchmarks/labeling.py's 20 keyword/regex LFs. The pipeline runs as the real Prefect flow
-(`pipeline_flow`, a temporary local Prefect server); per-stage wall times come from the `runs` table,
-peak RSS from the process (the flow runs in it).
+Rows are generated from the real texts of the shared datasets (YouTube, SMS, AG News, IMDB): each
+row is a pool text drawn with replacement, kept as is (a real duplicate text) or varied by a few
+words swapped in from other pool texts, so texts repeat and detection has real work; YouTube and
+SMS rows keep their gold spam/ham label. About 0.5 % of rows repeat an earlier row exactly (same id,
+same content: ingest's ``duplicate_row``) and 0.05 % reuse an earlier id with other content
+(``conflicting_id``). The LFs are benchmarks/labeling.py's 20 keyword/regex LFs.
 
-    .venv/bin/python -m benchmarks.pipeline --rows 1000000
+Each size runs in its own child process (``thresher.Pipeline``, stage by stage, the same stages as
+``thresher run``); a sampler thread in the child records each stage's peak RSS and its wall time.
+``--flow`` runs the real Prefect ``pipeline_flow`` instead (per-stage times from the ``runs`` table,
+one peak for the whole process). Several ``--rows`` print a growth table.
+
+    .venv/bin/python -m benchmarks.pipeline --rows 1000000 10000000
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ import csv
 import json
 import os
 import resource
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -30,7 +38,8 @@ from rich.table import Table
 
 from benchmarks.labeling import LF_SPECS, SHARED
 
-GOAL_SECONDS, GOAL_GIB = 15 * 60, 4.0
+GOALS = {1_000_000: (2 * 60, 2.0), 10_000_000: (15 * 60, 4.0)}  # rows -> (seconds, GiB)
+STAGES = ("ingest", "label", "detect", "export")
 
 
 def labelled_pool() -> tuple[list[str], list[int | None]]:
@@ -62,86 +71,212 @@ def lf_config() -> list[dict]:
     return lfs
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dir", type=Path, default=None, help="work directory (default: a temporary one)")
-    parser.add_argument("--dask", action="store_true",
-                        help="run a second time with LF application on a 2-worker Dask LocalCluster, and compare")
-    args = parser.parse_args()
+def generate(path: Path, rows: int, seed: int, *, chunk: int = 500_000) -> dict[str, int]:
+    """Write ``rows`` generated rows to one Parquet file, chunk by chunk; counts of what was planted."""
+    pool, pool_gold = labelled_pool()
+    words = [text.split() for text in pool]
+    vocabulary = [w for ws in words for w in ws]
+    rng = np.random.default_rng(seed)
+    schema = pa.schema([("id", pa.string()), ("text", pa.string()), ("gold", pa.int64())])
+    planted = {"exact_texts": 0, "duplicate_rows": 0, "conflicting_ids": 0}
+    with pq.ParquetWriter(path, schema) as writer:
+        for start in range(0, rows, chunk):
+            n = min(chunk, rows - start)
+            picks = rng.integers(0, len(pool), n)
+            exact = rng.random(n) < 0.3
+            swaps = rng.integers(1, 4, n)
+            donors = rng.integers(0, len(vocabulary), (n, 3))
+            texts = []
+            for j in range(n):
+                p = picks[j]
+                if exact[j] or not words[p]:
+                    texts.append(pool[p])
+                    continue
+                ws = list(words[p])
+                for s in range(swaps[j]):
+                    ws[(p * 7 + s * 13 + j) % len(ws)] = vocabulary[donors[j, s]]
+                texts.append(" ".join(ws))
+            ids = [f"row{start + j:09d}" for j in range(n)]
+            gold = [pool_gold[p] for p in picks]
+            # Rows that repeat an earlier row of this chunk: exactly, or the id with other content.
+            repeat = np.flatnonzero(rng.random(n) < 0.0055)[1:]
+            for k, j in enumerate(repeat):
+                earlier = int(rng.integers(0, j))
+                ids[j] = ids[earlier]
+                if k % 11 == 0:
+                    planted["conflicting_ids"] += 1
+                else:
+                    texts[j], gold[j] = texts[earlier], gold[earlier]
+                    planted["duplicate_rows"] += 1
+            planted["exact_texts"] += int(exact.sum())
+            writer.write_table(pa.table({"id": ids, "text": texts, "gold": pa.array(gold, pa.int64())}, schema))
+    return planted
+
+
+def bench_config(work: Path, source: Path, *, dask: bool) -> dict:
+    config = {
+        "project": "pipeline-benchmark", "db": str(work / "bench.duckdb"), "classes": ["ham", "spam"],
+        "sources": [{"path": str(source), "dataset": "bench", "split": "train",
+                     "columns": {"text": "text", "id": "id", "gold": "gold"}}],
+        "labeling": {"lfs": lf_config(), "model": {"model": "label_model"}},
+        "detect": {"features": {"encoder": "tfidf"}, "n_folds": 3,
+                   "detectors": ["confident_learning", "small_loss"]},
+        "export": {"out_dir": str(work / "export"), "rows_per_shard": 1_000_000},
+    }
+    if dask:
+        config["dask"] = {"n_workers": 2, "chunk_rows": 250_000, "chunk_dir": str(work)}
+    return config
+
+
+class PeakRSS:
+    """Samples this process's resident set every 20 ms; ``take()`` returns the peak since the last take."""
+
+    def __init__(self) -> None:
+        self._page = os.sysconf("SC_PAGE_SIZE")
+        self._peak = 0
+        self._lock = threading.Lock()
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _rss(self) -> int:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * self._page
+
+    def _sample(self) -> None:
+        while True:
+            rss = self._rss()
+            with self._lock:
+                self._peak = max(self._peak, rss)
+            time.sleep(0.02)
+
+    def take(self) -> float:
+        with self._lock:
+            peak, self._peak = max(self._peak, self._rss()), 0
+        return peak / 2**30
+
+
+def child(config_path: Path, flow: bool) -> None:
+    """Run the pipeline in this process and print one JSON line: per-stage seconds and peak GiB."""
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    console = Console(width=140)
-    pool, pool_gold = labelled_pool()
-    rng = np.random.default_rng(args.seed)
-    picks = rng.integers(0, len(pool), args.rows)
-    with tempfile.TemporaryDirectory() as tmp:
-        work = args.dir or Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
-        source = work / "rows.parquet"
-        pq.write_table(pa.table({
-            "id": [f"row{i:08d}" for i in range(args.rows)],
-            "text": [f"{pool[p]} {i}" for i, p in enumerate(picks)],
-            "gold": pa.array([pool_gold[p] for p in picks], pa.int64()),
-        }), source)
-        console.print(f"{args.rows:,} rows generated from {len(pool):,} real texts -> {source} "
-                      f"({source.stat().st_size / 2**20:.0f} MiB)")
-        config = {
-            "project": "pipeline-benchmark", "db": str(work / "bench.duckdb"), "classes": ["ham", "spam"],
-            "sources": [{"path": str(source), "dataset": "bench", "split": "train",
-                         "columns": {"text": "text", "id": "id", "gold": "gold"}}],
-            "labeling": {"lfs": lf_config(), "model": {"model": "label_model"}},
-            "detect": {"features": {"encoder": "tfidf"}, "n_folds": 3,
-                       "detectors": ["confident_learning", "small_loss"]},
-            "export": {"out_dir": str(work / "export"), "rows_per_shard": 100_000},
-        }
+    config = yaml.safe_load(config_path.read_text())
+    rss = PeakRSS()
+    stages: dict[str, dict[str, float]] = {}
+    started = time.perf_counter()
+    if flow:
         from thresher.flows import pipeline_flow
         from thresher.storage.schema import connect
 
-        results = {}
-        for mode in ("single process", "dask LocalCluster (2 workers)") if args.dask else ("single process",):
-            run_dir = work / mode.split()[0]
-            run_dir.mkdir()
-            run_config = {**config, "db": str(run_dir / "bench.duckdb"),
-                          "export": {**config["export"], "out_dir": str(run_dir / "export")}}
-            if mode != "single process":
-                run_config["dask"] = {"n_workers": 2, "chunk_rows": 250_000, "chunk_dir": str(run_dir)}
-            config_path = run_dir / "thresher.yaml"
-            config_path.write_text(yaml.safe_dump(run_config))
-            started = time.perf_counter()
-            summary = pipeline_flow(str(config_path))
-            total = time.perf_counter() - started
-            con = connect(run_config["db"], read_only=True)
-            stages = con.execute("SELECT stage, epoch(ended_at - started_at) FROM runs WHERE run_id = ? "
-                                 "ORDER BY started_at", [summary["run_id"]]).fetchall()
-            votes = con.execute("SELECT count(*), sum(hash(item_id, lf, vote)) FROM votes").fetchall()[0]
-            con.close()
-            results[mode] = (stages, total, summary, votes)
-        peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        summary = pipeline_flow(str(config_path))
+        con = connect(config["db"], read_only=True)
+        for stage, seconds in con.execute("SELECT stage, epoch(ended_at - started_at) FROM runs WHERE run_id = ? "
+                                          "ORDER BY started_at", [summary["run_id"]]).fetchall():
+            stages[stage] = {"seconds": seconds}
+        con.close()
+        summaries = {name: summary[name] for name in STAGES}
+    else:
+        import thresher
 
-    table = Table(title=f"Pipeline on {args.rows:,} rows (2 cores; Prefect flow, temporary local server), seconds")
-    table.add_column("stage")
-    for mode in results:
-        table.add_column(mode)
-    stage_names = [stage for stage, _ in next(iter(results.values()))[0]]
-    for stage in stage_names:
-        table.add_row(stage, *(f"{dict(r[0])[stage]:.1f}" for r in results.values()))
-    table.add_row("all stages", *(f"{sum(s for _, s in r[0]):.1f}" for r in results.values()))
-    table.add_row("whole flow (with Prefect start-up)", *(f"{r[1]:.1f}" for r in results.values()))
-    console.print(table)
-    stages, total, summary, votes = results["single process"]
-    label = summary["label"]
-    console.print(f"label: coverage {label['coverage']:.3f}, {label['n_votes']:,} votes; detect: "
-                  f"{summary['detect'].get('n_issues')} issues of {summary['detect'].get('n_checked')}; export: "
-                  f"{summary['export']['rows']:,} rows in {summary['export']['shards']} shards")
-    if args.dask:
-        same = len({r[3] for r in results.values()}) == 1
-        label_times = [dict(r[0])["label"] for r in results.values()]
-        console.print(f"votes identical in both runs: {same}; label stage speed-up with Dask: "
-                      f"{label_times[0] / label_times[1]:.2f}x")
-    console.print(f"peak RSS {peak_gib:.2f} GiB (goal <= {GOAL_GIB}; the process's peak over all runs); wall "
-                  f"{total / 60:.1f} min (goal <= {GOAL_SECONDS / 60:.0f})")
+        rss.take()
+        pipe = thresher.Pipeline(config)
+        summaries = {}
+        for name in STAGES:
+            begun = time.perf_counter()
+            summaries[name] = pipe.run_stage(name, force=True)
+            stages[name] = {"seconds": time.perf_counter() - begun, "peak_gib": rss.take()}
+    from thresher.storage.schema import connect
+
+    con = connect(config["db"], read_only=True)
+    votes = con.execute("SELECT count(*), sum(hash(item_id, lf, vote)) FROM votes").fetchone()
+    flags = con.execute("SELECT detector, count(*) FILTER (is_issue), sum(hash(item_id, is_issue)) FROM noise_scores "
+                        "GROUP BY detector ORDER BY detector").fetchall()
+    con.close()
+    print(json.dumps({
+        "stages": stages, "wall": time.perf_counter() - started,
+        "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "votes": [votes[0], str(votes[1])], "flags": [[d, n, str(h)] for d, n, h in flags],
+        "ingest": {k: summaries["ingest"].get(k) for k in ("rows", "new_items", "rejected")},
+        "label": {k: summaries["label"].get(k) for k in ("coverage", "n_votes", "accuracy")},
+        "detect": {k: summaries["detect"].get(k) for k in ("n_checked", "n_issues", "gold")},
+        "export": {k: summaries["export"].get(k) for k in ("rows", "shards")},
+    }, default=str))
+
+
+def run_child(config: dict, work: Path, *, flow: bool) -> dict:
+    config_path = work / "thresher.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "benchmarks.pipeline", "--child", str(config_path)] + (["--flow"] if flow else [])
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"The benchmark child failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dir", type=Path, default=None, help="work directory (default: a temporary one)")
+    parser.add_argument("--flow", action="store_true", help="run the Prefect pipeline_flow instead of the Python API")
+    parser.add_argument("--dask", action="store_true",
+                        help="run each size a second time as the flow on a 2-worker Dask LocalCluster, and compare")
+    parser.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        return child(args.child, args.flow)
+    console = Console(width=150)
+    import duckdb
+    import sklearn
+    import snorkel
+
+    import cleanlab
+    console.print(f"python {sys.version.split()[0]}, duckdb {duckdb.__version__}, snorkel {snorkel.__version__}, "
+                  f"cleanlab {cleanlab.__version__}, scikit-learn {sklearn.__version__}, {os.cpu_count()} cores")
+    results: dict[int, dict[str, dict]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.dir or Path(tmp)
+        for rows in args.rows:
+            work = root / f"rows{rows}"
+            work.mkdir(parents=True, exist_ok=True)
+            source = work / "rows.parquet"
+            begun = time.perf_counter()
+            planted = generate(source, rows, args.seed)
+            console.print(f"{rows:,} rows generated in {time.perf_counter() - begun:.0f} s -> {source} "
+                          f"({source.stat().st_size / 2**20:.0f} MiB; planted {planted})")
+            modes = {"single process": (False, args.flow)}
+            if args.dask:
+                modes["dask LocalCluster (2 workers)"] = (True, True)
+            results[rows] = {}
+            for mode, (dask, flow) in modes.items():
+                run_dir = work / mode.split()[0]
+                run_dir.mkdir(exist_ok=True)
+                results[rows][mode] = result = run_child(bench_config(run_dir, source, dask=dask), run_dir, flow=flow)
+                table = Table(title=f"{rows:,} rows, {mode} ({'Prefect flow' if flow else 'Python API'})")
+                for column in ("stage", "seconds", "peak RSS GiB"):
+                    table.add_column(column)
+                for stage, numbers in result["stages"].items():
+                    peak = numbers.get("peak_gib")
+                    table.add_row(stage, f"{numbers['seconds']:.1f}", "" if peak is None else f"{peak:.2f}")
+                table.add_row("whole child process", f"{result['wall']:.1f}", f"{result['peak_gib']:.2f}")
+                console.print(table)
+                console.print({k: result[k] for k in ("ingest", "label", "detect", "export")})
+                goal = GOALS.get(rows)
+                if goal:
+                    console.print(f"goal: <= {goal[0] / 60:.0f} min and <= {goal[1]} GiB -> "
+                                  f"{'met' if result['wall'] <= goal[0] and result['peak_gib'] <= goal[1] else 'NOT met'}")
+            if args.dask:
+                one, two = results[rows].values()
+                console.print(f"votes identical: {one['votes'] == two['votes']}; flags identical: {one['flags'] == two['flags']}")
+    if len(results) > 1:
+        growth = Table(title="Growth (single process): seconds / peak RSS GiB per stage")
+        growth.add_column("rows")
+        for stage in STAGES:
+            growth.add_column(stage)
+        growth.add_column("whole")
+        for rows, by_mode in results.items():
+            result = by_mode["single process"]
+            growth.add_row(f"{rows:,}", *(f"{result['stages'][s]['seconds']:.0f} s / {result['stages'][s].get('peak_gib', float('nan')):.2f}"
+                                          for s in STAGES), f"{result['wall']:.0f} s / {result['peak_gib']:.2f}")
+        console.print(growth)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import csv
 import glob
 import hashlib
 import json
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 import logging
 import re
 import sys
@@ -18,9 +19,10 @@ from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from thresher.storage.connection import registered, transaction
@@ -393,7 +395,10 @@ def _lookup(fields: dict[str, Any], name: str) -> tuple[bool, Any]:
 
 
 def _content_hash(text: str, label: int | None, gold: int | None, extra: str) -> str:
-    payload = json.dumps([text, label, gold, extra], ensure_ascii=False)
+    """sha256 of ``json.dumps([text, label, gold, extra], ensure_ascii=False)``, written out (twice as
+    fast as json.dumps, which builds an encoder per call)."""
+    payload = (f"[{encode_basestring(text)}, {'null' if label is None else int(label)}, "
+               f"{'null' if gold is None else int(gold)}, {encode_basestring(extra)}]")
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -482,109 +487,280 @@ def expand_paths(config: SourceConfig) -> list[Path]:
     return matches
 
 
-class SeenInMemory:
-    """The rows of a file seen so far, as an (item id -> content hash, line) map: for small files."""
-
-    def __init__(self) -> None:
-        self._seen: dict[str, tuple[str, int]] = {}
-
-    def earlier(self, rows: list[dict[str, Any]]) -> dict[str, tuple[str, int]]:
-        """Of ``rows``, those whose id an earlier batch had: id -> (that row's content hash, line)."""
-        return {r["item_id"]: self._seen[r["item_id"]] for r in rows if r["item_id"] in self._seen}
-
-    def add(self, rows: list[dict[str, Any]]) -> None:
-        self._seen.update((r["item_id"], (r["content_hash"], r["source_line"])) for r in rows)
+# The validated rows of one batch, as Arrow columns (what ``items`` stores, plus the WRENCH votes).
+ROW_SCHEMA = pa.schema([
+    ("item_id", pa.string()), ("dataset", pa.string()), ("split", pa.string()), ("text", pa.string()),
+    ("label", pa.int32()), ("gold", pa.int32()), ("extra", pa.string()), ("source", pa.string()),
+    ("source_line", pa.int64()), ("content_hash", pa.string()), ("votes", pa.list_(pa.int32())),
+])
 
 
-class SeenInDatabase:
-    """The rows of a file seen so far, in a temporary DuckDB table: memory does not grow with the file
-    (DuckDB spills to disk), so a file of any length ingests in bounded memory."""
+@dataclass
+class ParsedBatch:
+    """Validated rows of one stretch of a file (repeats not yet resolved), and their raw text by line:
+    kept only for the few rows that turn out to be rejects (the Parquet fast path makes it on demand)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        self._con = con
-        con.execute("CREATE OR REPLACE TEMP TABLE _file_rows (item_id VARCHAR, content_hash VARCHAR, line BIGINT)")
-
-    @staticmethod
-    def _table(rows: list[dict[str, Any]]) -> pa.Table:
-        return pa.table({"item_id": pa.array([r["item_id"] for r in rows], pa.string()),
-                         "content_hash": pa.array([r["content_hash"] for r in rows], pa.string()),
-                         "line": pa.array([r["source_line"] for r in rows], pa.int64())})
-
-    def earlier(self, rows: list[dict[str, Any]]) -> dict[str, tuple[str, int]]:
-        with registered(self._con, _batch_rows=self._table(rows)):
-            found = self._con.execute("SELECT f.item_id, f.content_hash, f.line FROM _batch_rows b "
-                                      "JOIN _file_rows f USING (item_id)").fetchall()
-        return {item_id: (content_hash, line) for item_id, content_hash, line in found}
-
-    def add(self, rows: list[dict[str, Any]]) -> None:
-        with registered(self._con, _batch_rows=self._table(rows)):
-            self._con.execute("INSERT INTO _file_rows SELECT item_id, content_hash, line FROM _batch_rows")
-
-    def close(self) -> None:
-        self._con.execute("DROP TABLE IF EXISTS _file_rows")
+    rows: pa.Table
+    raw: Callable[[int], str]
 
 
-def _repeat(row: dict[str, Any], previous: tuple[str, int]) -> Reject:
-    """The reject of a row whose id an earlier row of its file had: same content or not."""
-    reason = "duplicate_row" if previous[0] == row["content_hash"] else "conflicting_id"
-    detail = f"item id '{row['item_id']}' already seen at line {previous[1]}"
-    return Reject(row["source"], row["source_line"], reason, detail, row["raw"])
+def _rows_table(rows: list[dict[str, Any]]) -> pa.Table:
+    return pa.table({name: pa.array([r[name] for r in rows], ROW_SCHEMA.field(name).type)
+                     for name in ROW_SCHEMA.names}, schema=ROW_SCHEMA)
 
 
-def iter_parsed(path: Path, config: SourceConfig, classes: list[str], summary: SourceSummary, rejects: list[Reject],
-                *, batch_rows: int = 50_000, seen: SeenInMemory | SeenInDatabase | None = None
-                ) -> Iterator[list[dict[str, Any]]]:
-    """Parse and validate one file, yielding its rows (one per item id) in batches of ``batch_rows``.
+def _row_batches(path: Path, fmt: Format, config: SourceConfig, classes: list[str], summary: SourceSummary,
+                 rejects: list[Reject], batch_rows: int) -> Iterator[ParsedBatch]:
+    """Any format, one row at a time through :func:`_validate`, in batches of ``batch_rows`` rows."""
+    rows: list[dict[str, Any]] = []
 
-    Rejects are appended to ``rejects`` and counts to ``summary`` as the file is read. A repeated id
-    is a ``duplicate_row`` (same content) or ``conflicting_id`` reject of the later row; ``seen``
-    remembers the earlier batches' ids (in memory by default; :class:`SeenInDatabase` for big files).
-    """
-    fmt = config.resolved_format(path)
-    seen = seen if seen is not None else SeenInMemory()
-    batch: dict[str, dict[str, Any]] = {}
-
-    def flush() -> list[dict[str, Any]]:
-        rows = list(batch.values())
-        earlier = seen.earlier(rows)
-        for row in rows:
-            if row["item_id"] in earlier:
-                rejects.append(_repeat(row, earlier[row["item_id"]]))
-        kept = [row for row in rows if row["item_id"] not in earlier]
-        seen.add(kept)
-        batch.clear()
-        return kept
+    def batch() -> ParsedBatch:
+        raws = {r["source_line"]: r["raw"] for r in rows}
+        parsed = ParsedBatch(_rows_table(rows), raws.__getitem__)
+        rows.clear()
+        return parsed
 
     for parsed in _READERS[fmt](path, config, summary):
         summary.rows += 1
         if isinstance(parsed, Reject):
             rejects.append(parsed)
             continue
-        try:
-            row = _validate(parsed, path, fmt, config, classes)
-        except Exception as exc:  # no input row may fail its file: it is a reject with the reason
-            detail = f"thresher could not process this row ({type(exc).__name__}: {exc})"
-            row = Reject(str(path), parsed.line, "unparseable", _escape_bytes(detail), _escape_bytes(parsed.raw))
+        row = _checked(parsed, path, fmt, config, classes)
         if isinstance(row, Reject):
             rejects.append(row)
             continue
-        previous = batch.get(row["item_id"])
-        if previous is not None:
-            rejects.append(_repeat(row, (previous["content_hash"], previous["source_line"])))
-            continue
-        batch[row["item_id"]] = row
-        if len(batch) >= batch_rows:
-            yield flush()
-    if batch:
-        yield flush()
+        rows.append(row)
+        if len(rows) >= batch_rows:
+            yield batch()
+    if rows:
+        yield batch()
+
+
+def _checked(parsed: _Raw, path: Path, fmt: Format, config: SourceConfig, classes: list[str]) -> dict[str, Any] | Reject:
+    try:
+        return _validate(parsed, path, fmt, config, classes)
+    except Exception as exc:  # no input row may fail its file: it is a reject with the reason
+        detail = f"thresher could not process this row ({type(exc).__name__}: {exc})"
+        return Reject(str(path), parsed.line, "unparseable", _escape_bytes(detail), _escape_bytes(parsed.raw))
+
+
+def _primitive(dtype: pa.DataType) -> bool:
+    return not (pa.types.is_nested(dtype) or pa.types.is_dictionary(dtype) or isinstance(dtype, pa.ExtensionType))
+
+
+def _columnar_parquet(path: Path, config: SourceConfig) -> bool:
+    """Whether a Parquet file can take the columnar path: flat columns, the mapped ones at the top
+    level, a string text column and column names that need no escaping."""
+    schema = pq.read_schema(path)
+    columns = config.columns
+    mapped = [c for c in (columns.text, columns.label, columns.gold, columns.id, columns.split) if c]
+    return (all(name in schema.names for name in mapped) and all(_primitive(f.type) for f in schema)
+            and (pa.types.is_string(schema.field(columns.text).type) or pa.types.is_large_string(schema.field(columns.text).type))
+            and _unicode_problem({name: None for name in schema.names}, "") is None)
+
+
+# Python's str.strip() whitespace, for RE2: a text made only of these is empty to the row path.
+_BLANK = r"^[\s\x{0b}\x{1c}-\x{1f}\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]*$"
+# Characters DuckDB's to_json escapes as \u00XX with upper-case hex where Python writes lower case.
+_HEX_ESCAPED = r"[\x{01}-\x{07}\x{0b}\x{0e}-\x{1f}]"
+# The content hash of _content_hash, in SQL (to_json escapes as json.dumps(ensure_ascii=False) does,
+# but for the characters of _HEX_ESCAPED).
+_HASH_SQL = ("sha256('[' || to_json(text) || ', ' || coalesce(label::VARCHAR, 'null') || ', ' || "
+             "coalesce(gold::VARCHAR, 'null') || ', ' || to_json(extra) || ']')")
+
+
+def _is_string(array: pa.Array | pa.ChunkedArray) -> bool:
+    return pa.types.is_string(array.type) or pa.types.is_large_string(array.type)
+
+
+def _flag(array: pa.Array) -> np.ndarray:
+    import pyarrow.compute as pc
+
+    return pc.fill_null(array, False).to_numpy(zero_copy_only=False).astype(bool)
+
+
+def _class_ids(array: pa.Array | None, n: int, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Class ids (-1: none) of a label column, and which values :func:`parse_class` refuses (or may)."""
+    import pyarrow.compute as pc
+
+    ids, bad = np.full(n, -1, dtype=np.int64), np.zeros(n, dtype=bool)
+    if array is None or array.null_count == n:
+        return ids, bad
+    present = ~_flag(pc.is_null(array))
+    if pa.types.is_floating(array.type):
+        values = array.to_numpy(zero_copy_only=False)
+        with np.errstate(invalid="ignore"):
+            good = present & np.isfinite(values) & (values == np.round(values)) & (values >= 0) & (values < len(classes))
+        ids[good] = values[good].astype(np.int64)
+        return ids, present & ~good
+    uniques = pc.unique(array.filter(pc.is_valid(array)))
+    parsed = []
+    for value in uniques.to_pylist():
+        try:
+            parsed.append(parse_class(value, classes))
+        except ValueError:
+            parsed.append(-2)
+    lookup = np.array(parsed + [-1], dtype=np.int64)
+    position = pc.fill_null(pc.index_in(array, value_set=uniques), len(parsed)).to_numpy(zero_copy_only=False)
+    found = lookup[position]
+    bad = found == -2
+    ids[~bad] = found[~bad]
+    return ids, bad
+
+
+def _as_strings(array: pa.Array) -> pa.Array:
+    """``str(value)`` of every value (None stays None), as Python would write it."""
+    import pyarrow.compute as pc
+
+    if _is_string(array):
+        return array.cast(pa.string())
+    if pa.types.is_integer(array.type):
+        return pc.cast(array, pa.string())
+    return pa.array([None if v is None else str(v) for v in array.to_pylist()], pa.string())
+
+
+def _parquet_batches(path: Path, config: SourceConfig, classes: list[str], summary: SourceSummary,
+                     rejects: list[Reject], batch_rows: int) -> Iterator[ParsedBatch]:
+    """A flat Parquet file a column at a time, content hashes in SQL: only rows a vectorised check
+    catches (a NUL, an oversize field, a blank text or id, a class :func:`parse_class` may refuse)
+    go through the row-by-row :func:`_validate`, so items and rejects are the row path's exactly."""
+    import pyarrow.compute as pc
+
+    columns, source = config.columns, str(path)
+    mapped = {c for c in (columns.text, columns.label, columns.gold, columns.id, columns.split) if c}
+    hasher = duckdb.connect()
+    number = 0
+    try:
+        for record_batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
+            n, first = record_batch.num_rows, number + 1
+            number += n
+            summary.rows += n
+            suspect = np.zeros(n, dtype=bool)
+            for array in record_batch.columns:
+                if _is_string(array):
+                    suspect |= _flag(pc.match_substring(array, "\x00"))
+                    suspect |= _flag(pc.greater(pc.binary_length(array), config.max_field_bytes))
+            text = record_batch.column(columns.text).cast(pa.string())
+            suspect |= _flag(pc.is_null(text)) | _flag(pc.match_substring_regex(text, _BLANK))
+            label, bad_label = _class_ids(None if columns.label is None else record_batch.column(columns.label), n, classes)
+            gold, bad_gold = _class_ids(None if columns.gold is None else record_batch.column(columns.gold), n, classes)
+            suspect |= bad_label | bad_gold
+            fields: dict[str, pa.Array] = {
+                "text": text, "label": pa.array(label, pa.int32(), mask=label < 0),
+                "gold": pa.array(gold, pa.int32(), mask=gold < 0),
+                "source_line": pa.array(np.arange(first, first + n), pa.int64()),
+            }
+            if columns.id is not None:
+                user_ids = _as_strings(record_batch.column(columns.id))
+                suspect |= _flag(pc.is_null(user_ids)) | _flag(pc.match_substring_regex(user_ids, _BLANK))
+                fields["item_id"] = pc.binary_join_element_wise(f"{config.dataset}:", user_ids, "")
+            fields["split"] = (_as_strings(record_batch.column(columns.split)) if columns.split is not None
+                               else pa.array([config.split] * n, pa.string()))
+            extra_names = [c for c in record_batch.schema.names if c not in mapped and c != "__key__"]
+            fields["extra"] = pa.array(
+                [json.dumps(dict(zip(extra_names, values)), default=str, ensure_ascii=False, sort_keys=True)
+                 for values in zip(*(record_batch.column(c).to_pylist() for c in extra_names))]
+                if extra_names else ["{}"] * n, pa.string())
+
+            def raw(line: int, batch: pa.RecordBatch = record_batch, first: int = first) -> str:
+                return json.dumps(batch.slice(line - first, 1).to_pylist()[0], default=str, ensure_ascii=False)
+
+            fast = pa.table(fields).filter(pa.array(~suspect))
+            with registered(hasher, _fast_rows=fast):
+                hashes = hasher.sql(f"SELECT {_HASH_SQL} FROM _fast_rows").to_arrow_table().column(0).to_pylist()
+            escaped = _flag(pc.match_substring_regex(fast.column("text"), _HEX_ESCAPED))
+            for i in np.flatnonzero(escaped):
+                row = fast.slice(int(i), 1).to_pylist()[0]
+                hashes[i] = _content_hash(row["text"], row["label"], row["gold"], row["extra"])
+            fast = fast.append_column("content_hash", pa.array(hashes, pa.string()))
+            if columns.id is None:
+                ids = ([f"{config.dataset}:{path.name}:{line}" for line in fast.column("source_line").to_pylist()]
+                       if config.row_ids == "line" else [f"{config.dataset}:{h[:20]}" for h in hashes])
+                fast = fast.append_column("item_id", pa.array(ids, pa.string()))
+            fast = fast.append_column("dataset", pa.array([config.dataset] * fast.num_rows, pa.string()))
+            fast = fast.append_column("source", pa.array([source] * fast.num_rows, pa.string()))
+            fast = fast.append_column("votes", pa.nulls(fast.num_rows, pa.list_(pa.int32())))
+            slow = []
+            for i in np.flatnonzero(suspect):
+                row = _checked(_Raw(first + int(i), record_batch.slice(int(i), 1).to_pylist()[0], raw(first + int(i))),
+                               path, "parquet", config, classes)
+                if isinstance(row, Reject):
+                    rejects.append(row)
+                else:
+                    slow.append(row)
+            rows = fast.select(ROW_SCHEMA.names).cast(ROW_SCHEMA)
+            if slow:
+                rows = pa.concat_tables([rows, _rows_table(slow)])
+                rows = rows.take(pc.sort_indices(rows, [("source_line", "ascending")]))
+            yield ParsedBatch(rows, raw)
+    finally:
+        hasher.close()
+
+
+def iter_parsed(path: Path, config: SourceConfig, classes: list[str], summary: SourceSummary, rejects: list[Reject],
+                *, batch_rows: int = 50_000, columnar: bool = True) -> Iterator[ParsedBatch]:
+    """Parse and validate one file, yielding its rows in batches of about ``batch_rows``.
+
+    Rejects are appended to ``rejects`` and counts to ``summary`` as the file is read. Repeated ids
+    are resolved after, in SQL (:class:`Repeats`). Flat Parquet files take the columnar path unless
+    ``columnar`` is False (the tests compare both).
+    """
+    fmt = config.resolved_format(path)
+    if columnar and fmt == "parquet" and _columnar_parquet(path, config):
+        yield from _parquet_batches(path, config, classes, summary, rejects, batch_rows)
+    else:
+        yield from _row_batches(path, fmt, config, classes, summary, rejects, batch_rows)
+
+
+class Repeats:
+    """Resolves repeated item ids within a file in SQL, against a temporary table of the file's rows
+    so far (DuckDB spills it to disk: memory does not grow with the file). The first row with an id
+    is kept; a later one is a ``duplicate_row`` (same content) or ``conflicting_id`` reject."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+        con.execute("CREATE OR REPLACE TEMP TABLE _file_rows (item_id VARCHAR, content_hash VARCHAR, line BIGINT)")
+
+    def kept(self, batch: ParsedBatch, rejects: list[Reject]) -> None:
+        """Reject the batch's repeats and leave its other rows in the temporary table ``_kept``."""
+        con = self._con
+        with registered(con, _batch_rows=batch.rows):
+            repeated = con.execute(
+                "SELECT item_id, source, source_line, content_hash, coalesce(seen_hash, first_hash), coalesce(seen_line, first_line) "
+                "FROM (SELECT b.item_id, b.source, b.source_line, b.content_hash, f.content_hash AS seen_hash, f.line AS seen_line, "
+                "first_value(b.content_hash) OVER w AS first_hash, first_value(b.source_line) OVER w AS first_line, "
+                "row_number() OVER w AS k FROM _batch_rows b LEFT JOIN _file_rows f USING (item_id) "
+                "WINDOW w AS (PARTITION BY b.item_id ORDER BY b.source_line)) "
+                "WHERE k > 1 OR seen_hash IS NOT NULL ORDER BY source_line").fetchall()
+            for item_id, source, line, content_hash, earlier_hash, earlier_line in repeated:
+                reason = "duplicate_row" if earlier_hash == content_hash else "conflicting_id"
+                rejects.append(Reject(source, line, reason, f"item id '{item_id}' already seen at line {earlier_line}",
+                                      batch.raw(line)))
+            con.execute("CREATE OR REPLACE TEMP TABLE _kept AS SELECT * FROM _batch_rows b "
+                        "WHERE b.item_id NOT IN (SELECT item_id FROM _file_rows) "
+                        "QUALIFY row_number() OVER (PARTITION BY b.item_id ORDER BY b.source_line) = 1")
+        con.execute("INSERT INTO _file_rows SELECT item_id, content_hash, source_line FROM _kept")
+
+    def close(self) -> None:
+        self._con.execute("DROP TABLE IF EXISTS _file_rows")
+        self._con.execute("DROP TABLE IF EXISTS _kept")
 
 
 def parse_file(path: Path, config: SourceConfig, classes: list[str]) -> tuple[list[dict[str, Any]], list[Reject], SourceSummary]:
-    """Parse and validate one file without touching a database: its rows (one per item id), its
-    rejects with reasons, and the counts."""
+    """Parse and validate one file without touching the project database: its rows (one per item
+    id), its rejects with reasons, and the counts."""
     summary = SourceSummary(source=str(path))
     rejects: list[Reject] = []
-    rows = [row for batch in iter_parsed(path, config, classes, summary, rejects) for row in batch]
+    rows: list[dict[str, Any]] = []
+    con = duckdb.connect()
+    try:
+        repeats = Repeats(con)
+        for batch in iter_parsed(path, config, classes, summary, rejects):
+            repeats.kept(batch, rejects)
+            rows.extend(con.sql("SELECT * FROM _kept ORDER BY source_line").to_arrow_table().to_pylist())
+    finally:
+        con.close()
+    rejects.sort(key=lambda r: r.line)
     return rows, rejects, summary
 
 
@@ -607,92 +783,81 @@ def read_source(config: SourceConfig, classes: list[str]) -> list[dict[str, Any]
 
 def ingest_file(
     con: duckdb.DuckDBPyConnection, path: Path, config: SourceConfig, classes: list[str], *,
-    batch_rows: int = 50_000,
+    batch_rows: int = 50_000, columnar: bool = True,
 ) -> SourceSummary:
-    """Parse, validate and load one file, ``batch_rows`` rows at a time; rejects go to ``rejects``.
+    """Parse, validate and load one file, ``batch_rows`` rows at a time; rejects go to ``rejects``
+    as each batch is loaded (memory does not grow with the file).
 
     Idempotent. The caller owns the transaction, so a failure leaves the database as it was.
     """
     summary = SourceSummary(source=str(path))
     rejects: list[Reject] = []
-    seen = SeenInDatabase(con)
+    repeats = Repeats(con)
     try:
-        for rows in iter_parsed(path, config, classes, summary, rejects, batch_rows=batch_rows, seen=seen):
-            _load_batch(con, path, rows, rejects, summary)
-            _store_source_votes(con, rows, config)
+        for batch in iter_parsed(path, config, classes, summary, rejects, batch_rows=batch_rows, columnar=columnar):
+            repeats.kept(batch, rejects)
+            _load_batch(con, path, batch, rejects, summary)
+            _store_source_votes(con, config)
+            _store_rejects(con, rejects, summary)
+        _store_rejects(con, rejects, summary)
     finally:
-        seen.close()
-    if rejects:
-        con.executemany(
-            "INSERT INTO rejects (source, line, reason, detail, raw) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT DO NOTHING",
-            [(r.source, r.line, r.reason, r.detail, r.raw) for r in rejects],
-        )
-    summary.rejected = Counter(r.reason for r in rejects)
+        repeats.close()
     return summary
 
 
-def _load_batch(con: duckdb.DuckDBPyConnection, path: Path, rows: list[dict[str, Any]], rejects: list[Reject],
-                summary: SourceSummary) -> None:
-    """Insert one batch of a file's rows: new ids get the next item_seq; changed content is a reject."""
-    good = {r["item_id"]: r for r in rows}
-    batch = pa.table(
-        {
-            "item_id": pa.array([r["item_id"] for r in rows], pa.string()),
-            "dataset": pa.array([r["dataset"] for r in rows], pa.string()),
-            "split": pa.array([r["split"] for r in rows], pa.string()),
-            "text": pa.array([r["text"] for r in rows], pa.string()),
-            "label": pa.array([r["label"] for r in rows], pa.int32()),
-            "gold": pa.array([r["gold"] for r in rows], pa.int32()),
-            "extra": pa.array([r["extra"] for r in rows], pa.string()),
-            "source": pa.array([r["source"] for r in rows], pa.string()),
-            "source_line": pa.array([r["source_line"] for r in rows], pa.int64()),
-            "content_hash": pa.array([r["content_hash"] for r in rows], pa.string()),
-        }
-    )
-    with registered(con, _ingest_batch=batch):
-        conflicts = con.execute(
-            "SELECT b.item_id, b.source_line, i.source, i.source_line FROM _ingest_batch b "
-            "JOIN items i USING (item_id) WHERE i.content_hash <> b.content_hash"
-        ).fetchall()
-        for item_id, line, other_source, other_line in conflicts:
-            detail = f"item id '{item_id}' exists with different content (from {other_source}:{other_line})"
-            rejects.append(Reject(str(path), line, "conflicting_id", detail, good[item_id].get("raw", "")))
-        summary.already_present += con.execute(
-            "SELECT count(*) FROM _ingest_batch b JOIN items i USING (item_id) "
-            "WHERE i.content_hash = b.content_hash"
-        ).fetchall()[0][0]
-        inserted = con.execute(
-            "INSERT INTO items (item_id, item_seq, dataset, split, text, label, gold, extra, source, "
-            "source_line, content_hash) SELECT b.item_id, "
-            "(SELECT coalesce(max(item_seq), 0) FROM items) + row_number() OVER (ORDER BY b.source_line), "
-            "b.dataset, b.split, b.text, b.label, b.gold, b.extra::JSON, b.source, b.source_line, b.content_hash "
-            "FROM _ingest_batch b ANTI JOIN items i USING (item_id)"
-        ).fetchall()
-        summary.new_items += int(inserted[0][0]) if inserted else 0
-
-
-def _store_source_votes(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]], config: SourceConfig) -> None:
-    """Keep the non-abstain weak labels that came with the data (WRENCH) as ``source_votes``."""
-    item_ids, lfs, votes = [], [], []
-    for row in rows:
-        for j, vote in enumerate(row["votes"] or ()):
-            if vote == -1:
-                continue
-            names = config.lf_names
-            if names is not None and j >= len(names):
-                raise ValueError(
-                    f"The 'lf_names' of source '{config.path}' name {len(names)} LFs, but item "
-                    f"'{row['item_id']}' has {len(row['votes'])} weak labels."
-                )
-            item_ids.append(row["item_id"])
-            lfs.append(names[j] if names else f"lf_{j}")
-            votes.append(vote)
-    if not item_ids:
+def _store_rejects(con: duckdb.DuckDBPyConnection, rejects: list[Reject], summary: SourceSummary) -> None:
+    """Write the rejects gathered so far, count them, and forget them."""
+    if not rejects:
         return
-    table = pa.table({"item_id": item_ids, "lf": lfs, "vote": pa.array(votes, pa.int32())})
-    with registered(con, _source_votes_batch=table):
-        con.execute("INSERT INTO source_votes SELECT * FROM _source_votes_batch ON CONFLICT DO NOTHING")
+    table = pa.table({"source": [r.source for r in rejects], "line": pa.array([r.line for r in rejects], pa.int64()),
+                      "reason": [r.reason for r in rejects], "detail": [r.detail for r in rejects],
+                      "raw": [r.raw for r in rejects]})
+    with registered(con, _rejects_batch=table):
+        con.execute("INSERT INTO rejects (source, line, reason, detail, raw) "
+                    "SELECT source, line, reason, detail, raw FROM _rejects_batch ON CONFLICT DO NOTHING")
+    summary.rejected.update(r.reason for r in rejects)
+    rejects.clear()
+
+
+def _load_batch(con: duckdb.DuckDBPyConnection, path: Path, batch: ParsedBatch, rejects: list[Reject],
+                summary: SourceSummary) -> None:
+    """Insert the rows of ``_kept``: new ids get the next item_seq; an id stored with other content is a reject."""
+    conflicts = con.execute(
+        "SELECT b.item_id, b.source_line, i.source, i.source_line FROM _kept b "
+        "JOIN items i USING (item_id) WHERE i.content_hash <> b.content_hash ORDER BY b.source_line"
+    ).fetchall()
+    for item_id, line, other_source, other_line in conflicts:
+        detail = f"item id '{item_id}' exists with different content (from {other_source}:{other_line})"
+        rejects.append(Reject(str(path), line, "conflicting_id", detail, batch.raw(line)))
+    summary.already_present += con.execute(
+        "SELECT count(*) FROM _kept b JOIN items i USING (item_id) WHERE i.content_hash = b.content_hash"
+    ).fetchall()[0][0]
+    inserted = con.execute(
+        "INSERT INTO items (item_id, item_seq, dataset, split, text, label, gold, extra, source, "
+        "source_line, content_hash) SELECT b.item_id, "
+        "(SELECT coalesce(max(item_seq), 0) FROM items) + row_number() OVER (ORDER BY b.source_line), "
+        "b.dataset, b.split, b.text, b.label, b.gold, b.extra::JSON, b.source, b.source_line, b.content_hash "
+        "FROM _kept b ANTI JOIN items i USING (item_id)"
+    ).fetchall()
+    summary.new_items += int(inserted[0][0]) if inserted else 0
+
+
+def _store_source_votes(con: duckdb.DuckDBPyConnection, config: SourceConfig) -> None:
+    """Keep the non-abstain weak labels that came with the data (WRENCH) as ``source_votes``."""
+    names = config.lf_names
+    if names is not None:
+        too_many = con.execute("SELECT item_id, len(votes) FROM _kept WHERE len(votes) > ? LIMIT 1",
+                               [len(names)]).fetchall()
+        if too_many:
+            raise ValueError(
+                f"The 'lf_names' of source '{config.path}' name {len(names)} LFs, but item "
+                f"'{too_many[0][0]}' has {too_many[0][1]} weak labels."
+            )
+    lf_name = "list_extract(?::VARCHAR[], j)" if names else "'lf_' || (j - 1)"
+    con.execute(
+        f"INSERT INTO source_votes SELECT item_id, {lf_name}, vote FROM "
+        "(SELECT item_id, unnest(votes) AS vote, generate_subscripts(votes, 1) AS j FROM _kept WHERE votes IS NOT NULL) "
+        "WHERE vote <> -1 ON CONFLICT DO NOTHING", [names] if names else [])
 
 
 def ingest(con: duckdb.DuckDBPyConnection, config: IngestConfig, *, progress: bool = False) -> IngestSummary:

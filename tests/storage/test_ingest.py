@@ -291,3 +291,48 @@ def test_repeats_far_apart_are_found_in_the_database_not_a_python_map(con, tmp_p
                        (53, "conflicting_id", "item id 'd:r7' already seen at line 9"),
                        (54, "duplicate_row", "item id 'd:r49' already seen at line 51")]
     assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = '_file_rows'").fetchall()[0][0] == 0
+
+
+@pytest.mark.parametrize("id_column", ["id", None])
+def test_columnar_parquet_path_equals_the_row_path(tmp_path, id_column):
+    """Flat Parquet files are validated a column at a time; on a file holding every kind of bad row
+    the items and rejects (reasons, details, raw rows) are those of the row-by-row path exactly."""
+    import datetime
+
+    from thresher.storage.ingest import ingest_file
+    from thresher.storage.schema import connect
+
+    texts = ["good one", "nul\x00inside", "x" * 300, "", "  \t", "\x1c\x1d", None, "bad label", "float label",
+             "nan label", "out of range", "empty id", "null id", "good one", "changed", "emoji \U0001F600", "good one",
+             "ünïcode tail  ", "extra nul", "extra big"]
+    n = len(texts)
+    table = pa.table({
+        "id": ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "  ", None, "a", "a", "p", "q", "r", "s", "t"],
+        "text": texts,
+        "label": ["HAM", "SPAM", None, "HAM", "HAM", "spam", "HAM", "EGGS", "1", "HAM", "7", "HAM", "HAM", "HAM",
+                  "SPAM", " Spam ", "HAM", "0", "HAM", "HAM"],
+        "score": pa.array([1.0, 0.0, None, 1.0, 1.0, 1.5, 0.0, 1.0, 1.0, float("nan"), 1.0, 1.0, 1.0, 1.0, 1.0,
+                           0.0, 1.0, 1.0, 1.0, 1.0]),
+        "note": ["n"] * (n - 2) + ["a\x00b", "y" * 300],
+        "when": [datetime.datetime(2026, 1, 1, i) for i in range(n)],
+        "count": list(range(n)),
+    })
+    path = tmp_path / "hostile.parquet"
+    pq.write_table(table, path)
+    columns = {"text": "text", "label": "label", "gold": "score"} | ({"id": id_column} if id_column else {})
+    config = SourceConfig(path=str(path), dataset="d", columns=columns, max_field_bytes=200)
+    results = {}
+    for columnar in (True, False):
+        con = connect(tmp_path / f"{columnar}.duckdb")
+        summary = ingest_file(con, path, config, ["HAM", "SPAM"], batch_rows=3, columnar=columnar)
+        results[columnar] = (
+            con.execute("SELECT * EXCLUDE (ingested_at) FROM items ORDER BY item_seq").fetchall(),
+            con.execute("SELECT * EXCLUDE (first_seen) FROM rejects ORDER BY line").fetchall(),
+            (summary.rows, summary.new_items, dict(summary.rejected)),
+        )
+        con.close()
+    assert results[True] == results[False]
+    items, rejects, counts = results[True]
+    assert counts[0] == n and counts[1] + sum(counts[2].values()) == n
+    assert {"control_character", "oversize_field", "missing_text", "wrong_type"} <= set(counts[2])
+    assert len(items) >= 5 and len(rejects) >= 10
