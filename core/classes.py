@@ -32,10 +32,13 @@ def parse_class(value: Any, classes: list[str]) -> int | None:
     raise ValueError(f"{value!r} is neither a class id nor one of the classes {classes}")
 
 
-def gold_ids(values: list[int | None]) -> np.ndarray:
-    """Gold class ids as an int64 array, -1 where an item has no gold label (the ``items.gold`` NULLs).
+def gold_ids(values: Any) -> np.ndarray:
+    """Gold class ids as an int64 array, -1 where an item has no gold label (the ``items.gold`` NULLs);
+    ``values`` is a list or an Arrow integer column (read without a Python object per row).
 
     >>> gold_ids([1, None, 0]).tolist()
     [1, -1, 0]
     """
+    if hasattr(values, "fill_null"):
+        return np.asarray(values.fill_null(-1).to_numpy(), dtype=np.int64)
     return np.array([-1 if value is None else value for value in values], dtype=np.int64)

@@ -24,7 +24,7 @@ class Encoder(Protocol):
 
 
 def cached_embeddings(
-    con: duckdb.DuckDBPyConnection, encoder: Encoder, item_ids: list[str], texts: list[str], *,
+    con: duckdb.DuckDBPyConnection, encoder: Encoder, item_ids: list[str] | pa.Array, texts: list[str], *,
     progress: bool = False,
 ) -> tuple[np.ndarray, int]:
     """Embeddings of the items in ``item_ids`` order, encoding only those not cached yet.
@@ -33,7 +33,8 @@ def cached_embeddings(
     """
     if len(item_ids) != len(texts):
         raise ValueError(f"item_ids has {len(item_ids)} entries but texts has {len(texts)}; they must match.")
-    wanted = pa.table({"item_id": pa.array(item_ids, pa.string()), "position": pa.array(np.arange(len(item_ids)), pa.int64())})
+    ids = item_ids if isinstance(item_ids, pa.Array) else pa.array(item_ids, pa.string())
+    wanted = pa.table({"item_id": ids, "position": pa.array(np.arange(len(item_ids)), pa.int64())})
     with registered(con, _wanted=wanted):
         found = con.execute(
             "SELECT w.position, e.vector FROM _wanted w JOIN embeddings e "
@@ -49,7 +50,7 @@ def cached_embeddings(
         matrix[missing] = vectors
         new = pa.table({
             "encoder": pa.array([encoder.name] * len(missing), pa.string()),
-            "item_id": pa.array([item_ids[i] for i in missing], pa.string()),
+            "item_id": ids.take(pa.array(missing, pa.int64())),
             "vector": pa.array(list(vectors), pa.list_(pa.float32())),
         })
         with transaction(con):

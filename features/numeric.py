@@ -9,7 +9,7 @@ import pyarrow as pa
 from thresher.storage.connection import registered
 
 
-def numeric_features(con: duckdb.DuckDBPyConnection, item_ids: list[str], columns: list[str]) -> np.ndarray:
+def numeric_features(con: duckdb.DuckDBPyConnection, item_ids: list[str] | pa.Array, columns: list[str]) -> np.ndarray:
     """N x len(columns) standardised values of ``columns`` for ``item_ids``, in that order.
 
     Every value must be present and numeric: a missing or non-numeric cell is an error naming the
@@ -17,7 +17,8 @@ def numeric_features(con: duckdb.DuckDBPyConnection, item_ids: list[str], column
     """
     if not columns:
         raise ValueError("The numeric encoder needs numeric_columns: the source columns to use as features.")
-    wanted = pa.table({"item_id": pa.array(item_ids, pa.string()), "position": pa.array(np.arange(len(item_ids)), pa.int64())})
+    ids = item_ids if isinstance(item_ids, pa.Array) else pa.array(item_ids, pa.string())
+    wanted = pa.table({"item_id": ids, "position": pa.array(np.arange(len(item_ids)), pa.int64())})
     values = ", ".join("TRY_CAST(json_extract_string(i.extra, ?) AS DOUBLE)" for _ in columns)
     with registered(con, _wanted_numeric=wanted):
         rows = con.execute(

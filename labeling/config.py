@@ -156,6 +156,9 @@ class DenoiseConfig(StageConfig):
     class_balance: list[float] | None = None
     seed: int = 0
     fit_splits: list[str] | None = None  # None: fit on every item (gold labels are never used)
+    # The LabelModel learns from the LFs' agreement rates; past this many items it is fitted on that
+    # many drawn at random (seeded), which bounds its memory (benchmarks/README: accuracy unchanged).
+    fit_rows: int | None = Field(250_000, ge=1_000)
     select_on: str | None = None
     metric: Literal["accuracy", "f1", "macro_f1"] = "accuracy"  # f1: of class id 1 (binary only)
     grid: SelectionGrid = SelectionGrid()

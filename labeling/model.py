@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,10 +48,39 @@ def score(y: np.ndarray, predicted: np.ndarray, metric: str) -> float:
     return float(f1_score(y, predicted, average="macro", zero_division=0))
 
 
-def _fit(L_fit: np.ndarray, L: np.ndarray, *, cardinality: int, params: dict[str, Any],
-         class_balance: list[float] | None, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+def vote_patterns(L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of L and, for every row, the index of its pattern: a label model's output
+    depends on an item's votes alone, so it is computed once per pattern (a few thousand, not 10M)."""
+    L = np.asarray(L)
+    if L.ndim != 2:
+        raise ValueError(f"L must be a 2-d label matrix; got an array of shape {L.shape}.")
+    base = int(L.max(initial=0)) + 2  # votes -1..K-1 shifted to 0..K
+    if L.shape[1] and base ** L.shape[1] < 2**62:
+        keys = (L.astype(np.int64) + 1) @ (base ** np.arange(L.shape[1], dtype=np.int64))
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        return L[first], inverse.ravel()
+    patterns, inverse = np.unique(L, axis=0, return_inverse=True)
+    return patterns, inverse.ravel()
+
+
+def by_pattern(predict: Callable[[np.ndarray], np.ndarray], L: np.ndarray) -> np.ndarray:
+    """``predict(L)``, computed on the distinct vote patterns of L only."""
+    patterns, inverse = vote_patterns(L)
+    return predict(patterns)[inverse]
+
+
+def fit_sample(n: int, limit: int | None, seed: int) -> np.ndarray | None:
+    """The rows (sorted) the label model is fitted on when there are more than ``limit``; None: all."""
+    if limit is None or n <= limit:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
+
+
+def _fit(L_fit: np.ndarray, *, cardinality: int, params: dict[str, Any], class_balance: list[float] | None,
+         seed: int) -> tuple[Callable[[np.ndarray], np.ndarray], np.ndarray | None]:
+    """A fitted model's predict_proba (majority vote needs no fit) and the learned LF accuracies."""
     if params["model"] == "majority":
-        return majority_proba(L, cardinality=cardinality), None
+        return (lambda L: majority_proba(L, cardinality=cardinality)), None
     if L_fit.shape[1] < 3:
         raise ValueError(
             f"Snorkel's LabelModel needs at least 3 LFs; there are {L_fit.shape[1]}. Add LFs or set model: majority."
@@ -67,7 +96,12 @@ def _fit(L_fit: np.ndarray, L: np.ndarray, *, cardinality: int, params: dict[str
         )
         with np.errstate(divide="ignore", invalid="ignore"):  # LFs that never fire: Snorkel divides by 0
             learned = np.clip(np.nan_to_num(model.get_weights(), nan=0.0), 0.0, 1.0)
-        return model.predict_proba(L), learned
+
+    def predict(L: np.ndarray) -> np.ndarray:
+        with quiet_snorkel():
+            return model.predict_proba(L)
+
+    return predict, learned
 
 
 def _configured(config: DenoiseConfig) -> dict[str, Any]:
@@ -98,30 +132,30 @@ def denoise(
     if L_fit.shape[1] < 3:
         candidates = [c for c in candidates if c["model"] == "majority"] or candidates
     if dev is None:
-        probs, learned = _fit(L_fit, L, cardinality=cardinality, params=candidates[0],
-                              class_balance=config.class_balance, seed=config.seed)
-        return Denoised(probs, candidates[0], learned)
+        predict, learned = _fit(L_fit, cardinality=cardinality, params=candidates[0],
+                                class_balance=config.class_balance, seed=config.seed)
+        return Denoised(by_pattern(predict, L), candidates[0], learned)
 
     L_dev, y_dev = dev
-    best: Denoised | None = None
+    best: tuple[Callable[[np.ndarray], np.ndarray], dict[str, Any], np.ndarray | None] | None = None
     best_score = -np.inf
     selection = []
     for params in candidates:
-        probs, learned = _fit(L_fit, np.vstack([L, L_dev]), cardinality=cardinality, params=params,
-                              class_balance=config.class_balance, seed=config.seed)
-        dev_score = score(y_dev, probs[len(L):].argmax(axis=1), config.metric)
+        predict, learned = _fit(L_fit, cardinality=cardinality, params=params,
+                                class_balance=config.class_balance, seed=config.seed)
+        dev_score = score(y_dev, by_pattern(predict, L_dev).argmax(axis=1), config.metric)
         selection.append({**params, f"dev_{config.metric}": dev_score})
         if dev_score > best_score:
-            best_score, best = dev_score, Denoised(probs[: len(L)], params, learned)
+            best_score, best = dev_score, (predict, params, learned)
     assert best is not None
-    best.selection = selection
-    return best
+    return Denoised(by_pattern(best[0], L), best[1], best[2], selection)
 
 
 def majority_proba(L: np.ndarray, *, cardinality: int) -> np.ndarray:
     """Snorkel's MajorityLabelVoter probabilities (ties share mass; no vote gives uniform)."""
+    voter = MajorityLabelVoter(cardinality=cardinality)
     with quiet_snorkel():
-        return MajorityLabelVoter(cardinality=cardinality).predict_proba(L)
+        return by_pattern(voter.predict_proba, L)
 
 
 def entropy(probs: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ from thresher.labeling.llm.factory import build_backend
 from thresher.labeling.llm.backend import Backend, Budget
 from thresher.labeling.llm.prompt import PromptedLF
 from thresher.labeling.matrix import vote_matrix
-from thresher.labeling.model import denoise, entropy, majority_proba, score
+from thresher.labeling.model import denoise, entropy, fit_sample, majority_proba, score
 from thresher.core.stages import Stage, StageContext
 from thresher.storage.connection import transaction
 from thresher.storage.repo import replace_run_rows
@@ -155,7 +155,10 @@ def _fit(config: LabelingConfig, L: np.ndarray, splits: np.ndarray, gold: np.nda
                 f"select_on={config.model.select_on!r} has no items with gold labels. Splits present: {present}"
             )
         dev = (L[dev_mask], gold[dev_mask])
-    return denoise(L[fit_mask], L, cardinality=len(config.classes), config=config.model, dev=dev)
+    rows = np.flatnonzero(fit_mask)
+    sample = fit_sample(len(rows), config.model.fit_rows, config.model.seed)
+    return denoise(L[rows if sample is None else rows[sample]], L, cardinality=len(config.classes),
+                   config=config.model, dev=dev)
 
 
 def _accuracy(L: np.ndarray, probs: np.ndarray, splits: np.ndarray, gold: np.ndarray) -> dict[str, dict[str, float]]:
@@ -186,12 +189,19 @@ def _accuracy(L: np.ndarray, probs: np.ndarray, splits: np.ndarray, gold: np.nda
     return accuracy
 
 
+def _splits(column: pa.ChunkedArray) -> np.ndarray:
+    """The split of every item as an object array whose strings are shared (one per split, not per row)."""
+    encoded = column.combine_chunks().dictionary_encode()
+    names = np.array(encoded.dictionary.to_pylist() + [None], dtype=object)
+    return names[encoded.indices.fill_null(len(encoded.dictionary)).to_numpy()]
+
+
 def _nullable(values: pd.Series, kind: type, arrow: pa.DataType) -> pa.Array:
     return pa.array([None if pd.isna(v) else kind(v) for v in values], arrow)
 
 
 def _write(con: duckdb.DuckDBPyConnection, run_id: str, votes: _Votes, through_seq: int, summary_df: pd.DataFrame,
-           item_ids: list[str], probs: np.ndarray, covered: np.ndarray) -> None:
+           item_ids: pa.Array, probs: np.ndarray, covered: np.ndarray) -> None:
     """The run's ``lfs``, ``lf_summary``, ``labels`` (and ``prompt_votes``) rows, in one transaction."""
     names, rows = votes.names, votes.lf_rows
     with transaction(con):
@@ -212,9 +222,10 @@ def _write(con: duckdb.DuckDBPyConnection, run_id: str, votes: _Votes, through_s
             "learned_accuracy": _nullable(summary_df["learned_accuracy"], float, pa.float64()),
         }))
         replace_run_rows(con, "labels", run_id, pa.table({
-            "run_id": [run_id] * len(item_ids), "item_id": item_ids,
+            "run_id": pa.repeat(run_id, len(item_ids)), "item_id": item_ids,
             "label": pa.array(probs.argmax(axis=1), pa.int32()),
-            "probs": pa.array(list(probs.astype(float)), pa.list_(pa.float64())),
+            "probs": pa.FixedSizeListArray.from_arrays(pa.array(probs.astype(float).ravel()),
+                                                       probs.shape[1]).cast(pa.list_(pa.float64())),
             "confidence": probs.max(axis=1).astype(float), "entropy": entropy(probs).astype(float),
             "covered": covered,
         }))
@@ -239,9 +250,9 @@ def label(
                     params={"through": through_seq}).to_arrow_table()
     if items.num_rows == 0:
         raise ValueError("There are no items to label. Run `thresher ingest CONFIG` first.")
-    item_ids = items.column("item_id").to_pylist()
-    splits = np.array(items.column("split").to_pylist(), dtype=object)
-    gold = gold_ids(items.column("gold").to_pylist())
+    item_ids = items.column("item_id").combine_chunks()
+    splits = _splits(items.column("split"))
+    gold = gold_ids(items.column("gold"))
     L = vote_matrix(votes.table, item_ids, votes.names)
     result = _fit(config, L, splits, gold)
     covered = (L != ABSTAIN).any(axis=1)

@@ -32,14 +32,15 @@ def compute_weights(method: WeightMethod, *, label_quality: np.ndarray, confiden
 FLAG_BELOW = 0.5
 
 
-def weight_rows(run_id: str, stage: str, item_ids: list[str], method: str, weights: np.ndarray,
+def weight_rows(run_id: str, stage: str, item_ids: list[str] | pa.Array, method: str, weights: np.ndarray,
                 history: np.ndarray | None = None) -> pa.Table:
     """Rows of the ``weights`` table: the final weight, its flag (< 0.5) and, when the weights
     were learned over epochs (``history``: epochs x items), their trajectory summary."""
     n = len(item_ids)
     if weights.shape != (n,):
         raise ValueError(f"weights has shape {weights.shape}; expected ({n},), one per item.")
-    columns = {"run_id": [run_id] * n, "stage": [stage] * n, "item_id": item_ids, "method": [method] * n,
+    columns = {"run_id": pa.repeat(run_id, n), "stage": pa.repeat(stage, n), "item_id": item_ids,
+               "method": pa.repeat(method, n),
                "weight": weights.astype(float), "flagged": weights < FLAG_BELOW}
     if history is None:
         empty = pa.nulls(n, pa.float64())

@@ -16,7 +16,7 @@ from thresher.reweighting.detect.registry import DETECTORS, DetectorName, Shared
 from thresher.features import FeatureConfig, item_features
 from thresher.core.classes import gold_ids
 from thresher.reweighting.gold import GoldCheck
-from thresher.reweighting.items import label_input, labelled_arrays
+from thresher.reweighting.items import label_input, labelled_arrays, labelled_query
 from thresher.reweighting.weights import WeightMethod, compute_weights, weight_rows
 from thresher.storage.connection import transaction
 from thresher.storage.repo import replace_run_rows
@@ -55,6 +55,10 @@ class DetectConfig(StageConfig):
     use: DetectorName | None = None
     weight: WeightMethod = "label_quality"  # label_quality: the score of the detector in use
     random_state: int = 0
+    # More checked items than stream_above (with TF-IDF features): hashed TF-IDF, fold models fitted
+    # on train_rows items drawn at random, every item scored in chunks on all cores (streamed.py).
+    stream_above: int = Field(100_000, ge=0)
+    train_rows: int = Field(200_000, ge=1_000)
 
     @model_validator(mode="before")
     @classmethod
@@ -87,6 +91,10 @@ class DetectConfig(StageConfig):
             raise ValueError("The ensemble votes over the other detectors: list at least two besides it.")
         return self
 
+    def streams(self, n_items: int) -> bool:
+        """Whether ``n_items`` labels are checked on the streamed path."""
+        return self.features.encoder == "tfidf" and n_items > self.stream_above
+
     @property
     def detector_in_use(self) -> str:
         return self.use or next(iter(self.detectors))
@@ -103,10 +111,11 @@ class DetectSummary:
     gold: dict[str, float] = field(default_factory=dict)
     use: str = "confident_learning"
     detectors: dict[str, dict[str, float]] = field(default_factory=dict)
+    features: dict[str, Any] = field(default_factory=dict)  # what the probabilities were computed on
 
     def as_dict(self) -> dict[str, Any]:
         return {"label_run": self.label_run, "n_checked": self.n_checked, "n_issues": self.n_issues,
-                "gold": self.gold, "use": self.use, "detectors": self.detectors}
+                "gold": self.gold, "use": self.use, "detectors": self.detectors, "features": self.features}
 
 
 def run_detectors(X, labels: np.ndarray, pred_probs: np.ndarray, config: DetectConfig,
@@ -122,17 +131,39 @@ def detect(
     progress: bool = False, chunking: Chunking | None = None,
 ) -> DetectSummary:
     """Score every checked label with the configured detectors; write ``noise_scores`` and ``weights``."""
-    items, item_ids, labels = labelled_arrays(con, config.labels_from, label_run,
+    query, params = labelled_query(config.labels_from, label_run, include_uncovered=config.include_uncovered,
+                                   columns="i.text")
+    n_items = con.sql(f"SELECT count(*) FROM ({query})", params=params).fetchall()[0][0]
+    streamed = config.streams(n_items)
+    items, item_ids, labels = labelled_arrays(con, config.labels_from, label_run, text=not streamed,
                                               include_uncovered=config.include_uncovered, purpose="check")
-    texts = items.column("text").to_pylist()
-    X = item_features(con, config.features, item_ids, texts, progress=progress, chunking=chunking)
     from sklearn.linear_model import LogisticRegression
 
-    from thresher.reweighting.detect.confident_learning import out_of_fold_proba
-
     estimator = LogisticRegression(C=config.C, max_iter=2000)
-    pred_probs = out_of_fold_proba(estimator, X, labels, n_folds=config.n_folds, random_state=config.random_state,
-                                   progress=progress)
+    if streamed:
+        needs_features = sorted(set(config.detectors) - {"confident_learning", "small_loss", "ensemble"})
+        if needs_features:
+            raise ValueError(f"Detectors {needs_features} need every item's features in memory; {n_items:,} items are "
+                             f"more than stream_above={config.stream_above:,}. Use confident_learning and small_loss, "
+                             "or raise stream_above.")
+        from thresher.reweighting.detect.streamed import streamed_out_of_fold_proba
+
+        pred_probs = streamed_out_of_fold_proba(
+            con, query, params, labels, features=config.features.tfidf, estimator=estimator, n_folds=config.n_folds,
+            random_state=config.random_state, train_rows=config.train_rows, progress=progress,
+            map_chunks=None if chunking is None else chunking.map_chunks,
+            chunk_rows=100_000 if chunking is None else chunking.rows,
+            workdir=None if chunking is None else chunking.directory)
+        X = np.empty((len(labels), 0))  # the detectors that run here use the probabilities only
+        features = {"kind": "hashed tf-idf, streamed", "train_rows": min(config.train_rows, len(labels))}
+    else:
+        texts = items.column("text").to_pylist()
+        X = item_features(con, config.features, item_ids, texts, progress=progress, chunking=chunking)
+        from thresher.reweighting.detect.confident_learning import out_of_fold_proba
+
+        pred_probs = out_of_fold_proba(estimator, X, labels, n_folds=config.n_folds, random_state=config.random_state,
+                                       progress=progress)
+        features = {"kind": config.features.encoder, "train_rows": len(labels)}
     results = run_detectors(X, labels, pred_probs, config, estimator)
     result = results[config.detector_in_use]
     confidence = items.column("confidence").to_numpy().astype(float)
@@ -141,13 +172,13 @@ def detect(
     n = len(item_ids)
     with transaction(con):
         replace_run_rows(con, "noise_scores", run_id, pa.concat_tables([pa.table({
-            "run_id": [run_id] * n, "item_id": item_ids, "detector": [r.name] * n,
+            "run_id": pa.repeat(run_id, n), "item_id": item_ids, "detector": pa.repeat(r.name, n),
             "score": r.scores.astype(float), "is_issue": r.is_issue.astype(bool),
         }) for r in results.values()]))
         replace_run_rows(con, "weights", run_id, weight_rows(run_id, "detect", item_ids, config.weight, weights),
                          stage="detect")
 
-    check = GoldCheck(labels, gold_ids(items.column("gold").to_pylist()))
+    check = GoldCheck(labels, gold_ids(items.column("gold")))
     quality: dict[str, float] = {}
     if check.has.any():
         flags = check.flags(result.is_issue, result.scores)
@@ -159,7 +190,8 @@ def detect(
         }
     per_detector = {name: {**r.summary(), **(check.flags(r.is_issue, r.scores) if check.has.any() else {})}
                     for name, r in results.items()}
-    summary = DetectSummary(run_id, label_run, n, int(result.is_issue.sum()), quality, config.detector_in_use, per_detector)
+    summary = DetectSummary(run_id, label_run, n, int(result.is_issue.sum()), quality, config.detector_in_use,
+                            per_detector, features)
     logger.info("Checked %d labels: %d issues; %s", n, summary.n_issues, quality)
     return summary
 
@@ -174,4 +206,4 @@ class DetectStage(Stage):
                       progress=context.progress, chunking=context.chunking)
 
     def uses_cluster(self, config: DetectConfig) -> bool:
-        return config.features.chunked
+        return config.features.chunked or config.features.encoder == "tfidf"  # embeddings, or the streamed path

@@ -120,3 +120,28 @@ labeling:
     assert votes["dask"] == votes["single"] and len(votes["single"]) > 250
     assert summaries["dask"]["llm"]["lfs"] == summaries["single"]["llm"]["lfs"]
     assert not list(tmp_path.glob("*.llm-spool"))
+
+
+def test_streamed_detect_on_the_cluster_flags_what_one_process_flags(tmp_path, shared_data):
+    """The streamed detect path (hashed TF-IDF parts, fold models, chunk scoring) as Prefect tasks on
+    a 2-worker LocalCluster: the same scores and flags as in one process."""
+    from thresher.flows import detect_flow
+
+    text = CONFIG.format(data=shared_data / "wrench_youtube").replace(
+        "  model: {model: majority}\n", "  model: {model: majority}\ndetect:\n  n_folds: 3\n  stream_above: 0\n"
+        "  train_rows: 1000\n  detectors: [confident_learning, small_loss]\n")
+    shutil.copy(YOUTUBE_EXAMPLE / "lfs.py", tmp_path / "lfs.py")
+    (tmp_path / "single.yaml").write_text(text)
+    (tmp_path / "dask.yaml").write_text("dask: {n_workers: 2, chunk_rows: 500}\n" + text)
+    results = {}
+    for name in ("single", "dask"):
+        db = str(tmp_path / f"{name}.duckdb")
+        ingest_flow(str(tmp_path / f"{name}.yaml"), db=db)
+        label_flow(str(tmp_path / f"{name}.yaml"), db=db)
+        summary = detect_flow(str(tmp_path / f"{name}.yaml"), db=db)
+        assert summary["features"] == {"kind": "hashed tf-idf, streamed", "train_rows": 1000}
+        con = connect(db, read_only=True)
+        results[name] = con.execute("SELECT detector, item_id, is_issue, score FROM noise_scores ORDER BY ALL").fetchall()
+        con.close()
+    assert len(results["single"]) > 2000 and any(flag for _, _, flag, _ in results["single"])
+    assert results["dask"] == results["single"]

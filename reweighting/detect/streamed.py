@@ -1,0 +1,144 @@
+"""Out-of-fold probabilities for more items than fit in memory, on every core (or a Dask cluster).
+
+The in-memory path fits TF-IDF on every text and cross-validates on the whole matrix: its memory
+and time grow with the rows. Here the texts are written to Parquet parts, each part's word n-grams
+are counted by scikit-learn's ``HashingVectorizer`` (stateless: no vocabulary) on a worker and kept
+beside it, a ``TfidfTransformer`` is fitted on a random sample of at most ``train_rows`` items, the
+fold models are fitted on that sample (each on the sample rows outside its fold, so every
+item is still scored by a model that never saw it) and every item is scored chunk by chunk. Folds
+are the same ``StratifiedKFold`` split of all items as in memory. The chunks are Parquet parts
+scored by worker processes (``map_chunks``: a Dask cluster, or a local process pool), so memory is
+bounded by the sample and a chunk, not by the rows; the results do not depend on where chunks run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Callable
+
+import cloudpickle
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sklearn.base import clone
+from sklearn.model_selection import StratifiedKFold
+
+from thresher.core.chunking import MapChunks
+from thresher.core.progress import track
+from thresher.features.tfidf import TfidfConfig
+
+
+def hashed_counts(texts: Sequence[str], config: TfidfConfig, n_features: int = 2**18) -> Any:
+    """Word n-gram counts hashed into ``n_features`` columns (scikit-learn's ``HashingVectorizer``: no vocabulary)."""
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    return HashingVectorizer(n_features=n_features, ngram_range=(1, config.ngram_max), alternate_sign=False,
+                             norm=None, strip_accents="unicode").transform(texts)
+
+
+def fold_of(labels: np.ndarray, n_folds: int, random_state: int | None) -> np.ndarray:
+    """The test fold of every item: the StratifiedKFold split the in-memory path uses."""
+    folds = np.empty(len(labels), dtype=np.int8)
+    splits = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=random_state).split(np.zeros(len(labels)), labels)
+    for fold, (_, test) in enumerate(splits):
+        folds[test] = fold
+    return folds
+
+
+def fit_fold(X: Any, labels: np.ndarray, keep: np.ndarray, estimator: Any) -> Any:
+    """One fold's model: ``estimator`` fitted on the rows of ``keep``."""
+    return clone(estimator).fit(X[keep], labels[keep])
+
+
+def hash_part(part: str, config: TfidfConfig) -> Any:
+    """On a worker: hash one part's texts, keep the counts beside it, return the counts of its sample rows."""
+    import scipy.sparse as sp
+
+    table = pq.read_table(part)
+    counts = hashed_counts(table.column("text").to_pylist(), config)
+    sp.save_npz(part + ".npz", counts, compressed=False)
+    return counts[table.column("sample").to_numpy(zero_copy_only=False)]
+
+
+def score_part(part: str, payload: bytes, n_classes: int) -> np.ndarray:
+    """On a worker: the probabilities of one part's items, each from its own fold's model."""
+    import scipy.sparse as sp
+
+    weights, models = cloudpickle.loads(payload)
+    X = weights.transform(sp.load_npz(part + ".npz"))
+    folds = pq.read_table(part, columns=["fold"]).column("fold").to_numpy()
+    probs = np.zeros((X.shape[0], n_classes))
+    for fold, model in enumerate(models):
+        rows = np.flatnonzero(folds == fold)
+        if rows.size:
+            probs[np.ix_(rows, model.classes_)] = model.predict_proba(X[rows])
+    return probs
+
+
+def local_map(workers: int) -> MapChunks:
+    """``map_chunks`` on a pool of ``workers`` local processes (joblib), results in order."""
+    def map_chunks(function: Callable[..., Any], arguments: Sequence[tuple]) -> list[Any]:
+        if workers <= 1 or len(arguments) <= 1:
+            return [function(*args) for args in arguments]
+        from joblib import Parallel, delayed
+
+        return list(Parallel(n_jobs=min(workers, len(arguments)))(delayed(function)(*args) for args in arguments))
+
+    return map_chunks
+
+
+def streamed_out_of_fold_proba(
+    con: duckdb.DuckDBPyConnection, texts_query: str, params: dict[str, Any], labels: np.ndarray, *,
+    features: TfidfConfig, estimator: Any, n_folds: int, random_state: int | None, train_rows: int,
+    chunk_rows: int = 100_000, map_chunks: MapChunks | None = None, workdir: Path | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """N x K out-of-fold probabilities of the items whose texts ``texts_query`` returns, in ``labels`` order.
+
+    ``texts_query`` selects one ``text`` column, one row per label, in the same order. The parts
+    are written under ``workdir``, which the workers must be able to read.
+    """
+    n, n_classes = len(labels), int(labels.max()) + 1
+    counts = np.bincount(labels, minlength=n_classes)
+    if (counts < n_folds).any():
+        raise ValueError(f"Each class needs at least n_folds={n_folds} items for out-of-fold predictions. "
+                         f"Got class counts {counts.tolist()} instead.")
+    folds = fold_of(labels, n_folds, random_state)
+    rng = np.random.default_rng(0 if random_state is None else random_state)
+    sample = np.sort(rng.choice(n, size=min(train_rows, n), replace=False))
+    in_sample = np.zeros(n, dtype=bool)
+    in_sample[sample] = True
+    map_chunks = map_chunks or local_map(os.cpu_count() or 1)
+    directory = Path(tempfile.mkdtemp(prefix="thresher-detect-", dir=workdir))
+    try:
+        parts, start = [], 0
+        reader = con.sql(texts_query, params=params).fetch_arrow_reader(chunk_rows)
+        for batch in track(reader, description="Writing chunks", total=-(-n // chunk_rows), enabled=progress):
+            stop = start + batch.num_rows
+            part = directory / f"part-{len(parts):05d}.parquet"
+            pq.write_table(pa.table({"text": batch.column(0), "fold": folds[start:stop],
+                                     "sample": in_sample[start:stop]}), part)
+            parts.append(str(part))
+            start = stop
+        if start != n:
+            raise ValueError(f"The texts query returned {start} rows for {n} labels.")
+        import scipy.sparse as sp
+        from sklearn.feature_extraction.text import TfidfTransformer
+
+        counts = sp.vstack(map_chunks(hash_part, [(part, features) for part in parts])).tocsr()
+        weights = TfidfTransformer(sublinear_tf=features.sublinear_tf)
+        X = weights.fit_transform(counts)
+        del counts
+        y = labels[sample]
+        models = map_chunks(fit_fold, [(X, y, folds[sample] != fold, estimator) for fold in range(n_folds)])
+        del X
+        payload = cloudpickle.dumps((weights, models))
+        scored = map_chunks(score_part, [(part, payload, n_classes) for part in parts])
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    return np.concatenate(scored)
