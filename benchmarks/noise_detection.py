@@ -13,7 +13,8 @@ like the deep models of the papers and the training worker, it fits the noisy la
 set, as cleanlab's ``CleanLearning.fit`` does after pruning.
 
 Text datasets get TF-IDF features (or MiniLM with --encoder minilm, or its static distillation with
---encoder minilm-static); music genre uses its 124
+--encoder minilm-static, or with --encoder hashed-tfidf the features detect streams with above
+``stream_above`` items, computed in memory here since every dataset is below ``train_rows``); music genre uses its 124
 numeric features, standardised. Injected noise: symmetric 20 % / 40 %, pair-flip 20 % (k -> k+1),
 instance-dependent 20 % (flip to the most likely wrong class, with probability proportional to a
 clean model's out-of-fold probability of it). Real noise: music genre (the first MTurk worker's label
@@ -45,6 +46,7 @@ from sklearn.preprocessing import StandardScaler
 from thresher.reweighting.detect import DetectorResult, out_of_fold_proba
 from thresher.features import SentenceEncoder, StaticEncoder, TfidfConfig, tfidf_features
 from thresher.reweighting.detect.stage import DetectConfig, run_detectors
+from thresher.reweighting.detect.streamed import hashed_counts
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -212,7 +214,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--agnews", type=int, default=4000)
-    parser.add_argument("--encoder", choices=["tfidf", "minilm", "minilm-static"], default="tfidf")
+    parser.add_argument("--encoder", choices=["tfidf", "hashed-tfidf", "minilm", "minilm-static"], default="tfidf",
+                        help="hashed-tfidf: the features of detect's streamed path (hashed 1-2-gram counts, idf on all rows)")
     parser.add_argument("--lsa-mode", choices=["global", "per_class"], default="global",
                         help="linear separation (and the hybrid): one hyperplane, or one per label")
     parser.add_argument("--downstream", choices=["lr", "lr-cv", "mlp"], default="lr",
@@ -244,6 +247,10 @@ def main() -> None:
             return SentenceEncoder().encode(texts)
         if args.encoder == "minilm-static":
             return static.encode(texts)
+        if args.encoder == "hashed-tfidf":
+            from sklearn.feature_extraction.text import TfidfTransformer
+
+            return TfidfTransformer(sublinear_tf=True).fit_transform(hashed_counts(texts, TfidfConfig()))
         return tfidf_features(texts, TfidfConfig(max_features=20_000))
 
     text_sets: dict[str, Callable[[], tuple[list[str], np.ndarray]]] = {

@@ -100,8 +100,9 @@ def generate(path: Path, rows: int, seed: int, *, chunk: int = 500_000) -> dict[
             gold = [pool_gold[p] for p in picks]
             # Rows that repeat an earlier row of this chunk: exactly, or the id with other content.
             repeat = np.flatnonzero(rng.random(n) < 0.0055)[1:]
+            originals = np.setdiff1d(np.arange(n), repeat)  # a repeat copies a row that is not one itself
             for k, j in enumerate(repeat):
-                earlier = int(rng.integers(0, j))
+                earlier = int(originals[rng.integers(0, np.searchsorted(originals, j))])
                 ids[j] = ids[earlier]
                 if k % 11 == 0:
                     planted["conflicting_ids"] += 1

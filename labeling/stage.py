@@ -29,7 +29,7 @@ from thresher.labeling.llm.factory import build_backend
 from thresher.labeling.llm.backend import Backend, Budget
 from thresher.labeling.llm.prompt import PromptedLF
 from thresher.labeling.matrix import vote_matrix
-from thresher.labeling.model import denoise, entropy, fit_sample, majority_proba, score
+from thresher.labeling.model import denoise, entropy, fit_sample, majority_proba, score, vote_patterns
 from thresher.core.stages import Stage, StageContext
 from thresher.storage.connection import transaction
 from thresher.storage.repo import replace_run_rows
@@ -169,7 +169,10 @@ def _accuracy(L: np.ndarray, probs: np.ndarray, splits: np.ndarray, gold: np.nda
     mv_predicted = mv_probs.argmax(axis=1)
     # Snorkel's LabelModel.score() default: ties (and uncovered items with a uniform prior) abstain
     # and are left out, so its accuracy is over the items the model decides.
-    decided, mv_decided = probs_to_preds(probs, tie_break_policy="abstain"), probs_to_preds(mv_probs, tie_break_policy="abstain")
+    # probs_to_preds loops in Python: it runs once per vote pattern (an item's probabilities follow from its votes).
+    _, first, inverse = np.unique(vote_patterns(L)[1], return_index=True, return_inverse=True)
+    decided = probs_to_preds(probs[first], tie_break_policy="abstain")[inverse.ravel()]
+    mv_decided = probs_to_preds(mv_probs[first], tie_break_policy="abstain")[inverse.ravel()]
     accuracy: dict[str, dict[str, float]] = {}
     for split in sorted({s for s in splits if s is not None}):
         mask = (splits == split) & (gold >= 0)

@@ -7,6 +7,7 @@ that each stage can be queried with SQL and joined with the items it describes.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import duckdb
@@ -326,6 +327,12 @@ def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConn
             )
         return con
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path))
+    con = duckdb.connect(str(path), config=_memory_config())
     migrate(con)
     return con
+
+
+def _memory_config() -> dict[str, str]:
+    """DuckDB's memory limit for a writing connection: ``$THRESHER_DB_MEMORY`` (default 1GB; DuckDB's
+    own default is 80 % of RAM, which it fills with cached pages). Past it DuckDB spills to disk."""
+    return {"memory_limit": os.environ.get("THRESHER_DB_MEMORY", "1GB")}
