@@ -51,29 +51,36 @@ def test_chunks_on_a_local_cluster_give_the_single_process_votes(tmp_path, share
     assert len([c for c in chunks if c.state and c.state.is_completed()]) >= 4  # 1,956 items in chunks of 500
 
 
-def test_embeddings_are_encoded_in_chunks_on_the_cluster(tmp_path, shared_data):
-    """detect with minilm-static features: the vectors and the flags equal the single-process run's."""
-    import numpy as np
-
+def _detect_single_and_dask(tmp_path, shared_data, detect: str, chunk_rows: int, queries: list[str]) -> dict:
+    """Ingest, label and detect the YouTube config with ``detect`` settings, in one process and on a
+    2-worker cluster; each run's summary and ``queries`` results."""
     from thresher.flows import detect_flow
 
     text = CONFIG.format(data=shared_data / "wrench_youtube").replace(
-        "  model: {model: majority}\n", "  model: {model: majority}\ndetect:\n  features: {encoder: minilm-static}\n  n_folds: 3\n")
+        "  model: {model: majority}\n", "  model: {model: majority}\ndetect:\n" + detect)
     shutil.copy(YOUTUBE_EXAMPLE / "lfs.py", tmp_path / "lfs.py")
     (tmp_path / "single.yaml").write_text(text)
-    (tmp_path / "dask.yaml").write_text("dask: {n_workers: 2, chunk_rows: 600}\n" + text)
+    (tmp_path / "dask.yaml").write_text(f"dask: {{n_workers: 2, chunk_rows: {chunk_rows}}}\n" + text)
     results = {}
     for name in ("single", "dask"):
         db = str(tmp_path / f"{name}.duckdb")
         ingest_flow(str(tmp_path / f"{name}.yaml"), db=db)
         label_flow(str(tmp_path / f"{name}.yaml"), db=db)
-        detect_flow(str(tmp_path / f"{name}.yaml"), db=db)
+        summary = detect_flow(str(tmp_path / f"{name}.yaml"), db=db)
         con = connect(db, read_only=True)
-        vectors = con.execute("SELECT item_id, vector FROM embeddings ORDER BY item_id").fetchall()
-        flags = con.execute("SELECT item_id, is_issue, round(score, 6) FROM noise_scores ORDER BY item_id").fetchall()
+        results[name] = (summary, [con.execute(query).fetchall() for query in queries])
         con.close()
-        results[name] = (vectors, flags)
-    (single_vectors, single_flags), (dask_vectors, dask_flags) = results["single"], results["dask"]
+    return results
+
+
+def test_embeddings_are_encoded_in_chunks_on_the_cluster(tmp_path, shared_data):
+    """detect with minilm-static features: the vectors and the flags equal the single-process run's."""
+    import numpy as np
+
+    results = _detect_single_and_dask(tmp_path, shared_data, "  features: {encoder: minilm-static}\n  n_folds: 3\n", 600, [
+        "SELECT item_id, vector FROM embeddings ORDER BY item_id",
+        "SELECT item_id, is_issue, round(score, 6) FROM noise_scores ORDER BY item_id"])
+    (_, (single_vectors, single_flags)), (_, (dask_vectors, dask_flags)) = results["single"], results["dask"]
     assert [i for i, _ in single_vectors] == [i for i, _ in dask_vectors] and len(single_vectors) > 1000
     np.testing.assert_allclose(np.array([v for _, v in dask_vectors]), np.array([v for _, v in single_vectors]),
                                atol=1e-6)
@@ -125,23 +132,12 @@ labeling:
 def test_streamed_detect_on_the_cluster_flags_what_one_process_flags(tmp_path, shared_data):
     """The streamed detect path (hashed TF-IDF parts, fold models, chunk scoring) as Prefect tasks on
     a 2-worker LocalCluster: the same scores and flags as in one process."""
-    from thresher.flows import detect_flow
-
-    text = CONFIG.format(data=shared_data / "wrench_youtube").replace(
-        "  model: {model: majority}\n", "  model: {model: majority}\ndetect:\n  n_folds: 3\n  stream_above: 0\n"
-        "  train_rows: 1000\n  detectors: [confident_learning, small_loss]\n")
-    shutil.copy(YOUTUBE_EXAMPLE / "lfs.py", tmp_path / "lfs.py")
-    (tmp_path / "single.yaml").write_text(text)
-    (tmp_path / "dask.yaml").write_text("dask: {n_workers: 2, chunk_rows: 500}\n" + text)
-    results = {}
-    for name in ("single", "dask"):
-        db = str(tmp_path / f"{name}.duckdb")
-        ingest_flow(str(tmp_path / f"{name}.yaml"), db=db)
-        label_flow(str(tmp_path / f"{name}.yaml"), db=db)
-        summary = detect_flow(str(tmp_path / f"{name}.yaml"), db=db)
+    results = _detect_single_and_dask(
+        tmp_path, shared_data, "  n_folds: 3\n  stream_above: 0\n  train_rows: 1000\n"
+        "  detectors: [confident_learning, small_loss]\n", 500,
+        ["SELECT detector, item_id, is_issue, score FROM noise_scores ORDER BY ALL"])
+    for summary, _ in results.values():
         assert summary["features"] == {"kind": "hashed tf-idf, streamed", "train_rows": 1000}
-        con = connect(db, read_only=True)
-        results[name] = con.execute("SELECT detector, item_id, is_issue, score FROM noise_scores ORDER BY ALL").fetchall()
-        con.close()
-    assert len(results["single"]) > 2000 and any(flag for _, _, flag, _ in results["single"])
-    assert results["dask"] == results["single"]
+    single, dask = results["single"][1][0], results["dask"][1][0]
+    assert len(single) > 2000 and any(flag for _, _, flag, _ in single)
+    assert dask == single

@@ -1,0 +1,67 @@
+"""detect's streamed path: out-of-fold probabilities from hashed TF-IDF parts and sample-fitted fold models."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pytest
+from sklearn.feature_extraction.text import TfidfTransformer
+from sklearn.linear_model import LogisticRegression
+
+from benchmarks import noise_detection as noisy_benchmark
+from thresher.features import TfidfConfig
+from thresher.reweighting.detect import out_of_fold_proba
+from thresher.reweighting.detect.confident_learning import ConfidentLearning
+from thresher.reweighting.detect.streamed import hashed_counts, local_map, streamed_out_of_fold_proba
+from tests.reweighting.test_detect import _flip
+
+
+@pytest.fixture(scope="module")
+def youtube():
+    texts, gold = noisy_benchmark.youtube()
+    noisy, flipped = _flip(gold, 0.2, 2, np.random.default_rng(0))
+    con = duckdb.connect()
+    con.register("rows", pa.table({"position": np.arange(len(texts)), "text": texts}))
+    yield con, texts, noisy, flipped
+    con.close()
+
+
+def _streamed(con, labels, train_rows, workers=2):
+    return streamed_out_of_fold_proba(con, "SELECT text FROM rows ORDER BY position", {}, labels,
+                                      features=TfidfConfig(), estimator=LogisticRegression(max_iter=2000), n_folds=3,
+                                      random_state=0, train_rows=train_rows, chunk_rows=400,
+                                      map_chunks=local_map(workers))
+
+
+def test_with_every_row_in_the_sample_it_is_in_memory_cross_validation(youtube):
+    """Parts, workers and chunk scoring change nothing: with train_rows >= N the probabilities equal
+    out_of_fold_proba on the same hashed TF-IDF matrix (same StratifiedKFold folds)."""
+    con, texts, noisy, _ = youtube
+    X = TfidfTransformer(sublinear_tf=True).fit_transform(hashed_counts(texts, TfidfConfig()))
+    expected = out_of_fold_proba(LogisticRegression(max_iter=2000), X, noisy, n_folds=3, random_state=0)
+    np.testing.assert_allclose(_streamed(con, noisy, train_rows=10_000), expected, atol=1e-10)
+    # In this process BLAS may use several threads, in a worker one: the sums differ in the last bits.
+    np.testing.assert_allclose(_streamed(con, noisy, train_rows=10_000, workers=1),
+                               _streamed(con, noisy, train_rows=10_000, workers=2), atol=1e-12)
+
+
+def test_a_sample_still_finds_the_flipped_labels(youtube):
+    """Fold models fitted on 1,000 of the 1,956 items still score every item out of fold: cleanlab's
+    flags on them find the injected 20 % noise nearly as well as on all rows (measured F1 0.80 vs 0.86)."""
+    con, _, noisy, flipped = youtube
+
+    def f1(probs):
+        flags = ConfidentLearning().fit(np.empty((len(noisy), 0)), noisy, pred_probs=probs).result().is_issue
+        return 2 * (flags & flipped).sum() / (flags.sum() + flipped.sum())
+
+    full, sampled = f1(_streamed(con, noisy, train_rows=10_000)), f1(_streamed(con, noisy, train_rows=1_000))
+    assert full > 0.6 and sampled > full - 0.08
+
+
+def test_too_few_items_of_a_class_is_a_clear_error(youtube):
+    con, _, noisy, _ = youtube
+    labels = np.zeros_like(noisy)
+    labels[:2] = 1
+    with pytest.raises(ValueError, match="at least n_folds=3 items"):
+        _streamed(con, labels, train_rows=1_000)
