@@ -333,6 +333,8 @@ def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConn
 
 
 def _memory_config() -> dict[str, str]:
-    """DuckDB's memory limit for a writing connection: ``$THRESHER_DB_MEMORY`` (default 1GB; DuckDB's
-    own default is 80 % of RAM, which it fills with cached pages). Past it DuckDB spills to disk."""
-    return {"memory_limit": os.environ.get("THRESHER_DB_MEMORY", "1GB")}
+    """DuckDB's memory limit for a writing connection when ``$THRESHER_DB_MEMORY`` is set (e.g. 2GB;
+    DuckDB's default, 80 % of RAM, otherwise). Past it DuckDB spills what it can to disk; some
+    queries cannot spill (1GB made a JSON extraction of 124 columns fail), so it is not the default."""
+    limit = os.environ.get("THRESHER_DB_MEMORY")
+    return {"memory_limit": limit} if limit else {}
