@@ -49,8 +49,9 @@ def score(y: np.ndarray, predicted: np.ndarray, metric: str) -> float:
 
 
 def vote_patterns(L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct rows of L and, for every row, the index of its pattern: a label model's output
-    depends on an item's votes alone, so it is computed once per pattern (a few thousand, not 10M)."""
+    """For the distinct rows of L, the index of one item with each; for every item, its pattern's
+    number. A label model's output depends on an item's votes alone, so it is computed once per
+    pattern (a few thousand, not 10M)."""
     L = np.asarray(L)
     if L.ndim != 2:
         raise ValueError(f"L must be a 2-d label matrix; got an array of shape {L.shape}.")
@@ -58,15 +59,15 @@ def vote_patterns(L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if L.shape[1] and base ** L.shape[1] < 2**62:
         keys = (L.astype(np.int64) + 1) @ (base ** np.arange(L.shape[1], dtype=np.int64))
         _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-        return L[first], inverse.ravel()
-    patterns, inverse = np.unique(L, axis=0, return_inverse=True)
-    return patterns, inverse.ravel()
+    else:
+        _, first, inverse = np.unique(L, axis=0, return_index=True, return_inverse=True)
+    return first, inverse.ravel()
 
 
 def by_pattern(predict: Callable[[np.ndarray], np.ndarray], L: np.ndarray) -> np.ndarray:
     """``predict(L)``, computed on the distinct vote patterns of L only."""
-    patterns, inverse = vote_patterns(L)
-    return predict(patterns)[inverse]
+    first, inverse = vote_patterns(L)
+    return predict(L[first])[inverse]
 
 
 def fit_sample(n: int, limit: int | None, seed: int) -> np.ndarray | None:

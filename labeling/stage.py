@@ -170,9 +170,9 @@ def _accuracy(L: np.ndarray, probs: np.ndarray, splits: np.ndarray, gold: np.nda
     # Snorkel's LabelModel.score() default: ties (and uncovered items with a uniform prior) abstain
     # and are left out, so its accuracy is over the items the model decides.
     # probs_to_preds loops in Python: it runs once per vote pattern (an item's probabilities follow from its votes).
-    _, first, inverse = np.unique(vote_patterns(L)[1], return_index=True, return_inverse=True)
-    decided = probs_to_preds(probs[first], tie_break_policy="abstain")[inverse.ravel()]
-    mv_decided = probs_to_preds(mv_probs[first], tie_break_policy="abstain")[inverse.ravel()]
+    first, inverse = vote_patterns(L)
+    decided = probs_to_preds(probs[first], tie_break_policy="abstain")[inverse]
+    mv_decided = probs_to_preds(mv_probs[first], tie_break_policy="abstain")[inverse]
     accuracy: dict[str, dict[str, float]] = {}
     for split in sorted({s for s in splits if s is not None}):
         mask = (splits == split) & (gold >= 0)

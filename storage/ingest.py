@@ -555,7 +555,7 @@ def _columnar_parquet(path: Path, config: SourceConfig) -> bool:
     columns = config.columns
     mapped = [c for c in (columns.text, columns.label, columns.gold, columns.id, columns.split) if c]
     return (all(name in schema.names for name in mapped) and all(_primitive(f.type) for f in schema)
-            and (pa.types.is_string(schema.field(columns.text).type) or pa.types.is_large_string(schema.field(columns.text).type))
+            and _is_string(schema.field(columns.text))
             and _unicode_problem({name: None for name in schema.names}, "") is None)
 
 
@@ -569,8 +569,8 @@ _HASH_SQL = ("sha256('[' || to_json(text) || ', ' || coalesce(label::VARCHAR, 'n
              "coalesce(gold::VARCHAR, 'null') || ', ' || to_json(extra) || ']')")
 
 
-def _is_string(array: pa.Array | pa.ChunkedArray) -> bool:
-    return pa.types.is_string(array.type) or pa.types.is_large_string(array.type)
+def _is_string(column: pa.Array | pa.ChunkedArray | pa.Field) -> bool:
+    return pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
 
 
 def _flag(array: pa.Array) -> np.ndarray:
