@@ -21,6 +21,7 @@ from typing import Any, Literal
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import Field
 
@@ -91,8 +92,9 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _curated(con: duckdb.DuckDBPyConnection, config: ExportConfig, label_run: str | None, detect_run: str,
-             detector: str, weight_run: str, weight_stage: str, select_run: str | None) -> pa.Table:
+def _curated_query(config: ExportConfig, label_run: str | None, detect_run: str, detector: str, weight_run: str,
+                   weight_stage: str, select_run: str | None) -> tuple[str, dict[str, Any]]:
+    """Every candidate item with its label, weight and flags, and ``reason``: why it is left out (NULL: kept)."""
     if config.labels_from == "denoised":
         if label_run is None:
             raise ValueError("labels_from='denoised' needs a label run.")
@@ -102,7 +104,13 @@ def _curated(con: duckdb.DuckDBPyConnection, config: ExportConfig, label_run: st
         label_sql = "JOIN (SELECT item_id, label FROM items WHERE label IS NOT NULL) l ON l.item_id = i.item_id"
         label_cols = "l.label, NULL::DOUBLE[] AS probs, TRUE AS covered"
     split_filter = "" if config.splits is None else "WHERE list_contains($splits, i.split)"
+    reasons = [(config.selected_only, "NOT selected", "not_selected"),  # outside the select stage's choice
+               (config.drop_uncovered, "NOT coalesce(covered, FALSE)", "uncovered"),
+               (config.drop_label_issues, "coalesce(is_issue, FALSE)", "label_issue"),
+               (True, "weight IS NULL", "not_weighted")]  # the stage the weights come from did not weigh it
+    reason = "CASE " + " ".join(f"WHEN {test} THEN '{name}'" for used, test, name in reasons if used) + " END"
     query = f"""
+        SELECT *, {reason} AS reason FROM (
         SELECT i.item_id, i.dataset, i.split, i.text, {label_cols}, w.weight, w.method AS weight_method,
                n.score AS label_quality, n.is_issue, i.gold AS gold_label, coalesce(s.selected, FALSE) AS selected
         FROM items i {label_sql}
@@ -110,8 +118,7 @@ def _curated(con: duckdb.DuckDBPyConnection, config: ExportConfig, label_run: st
         LEFT JOIN weights w ON w.item_id = i.item_id AND w.run_id = $weight_run AND w.stage = $weight_stage
         LEFT JOIN noise_scores n ON n.item_id = i.item_id AND n.run_id = $detect_run
              AND n.detector = $detector
-        {split_filter}
-        ORDER BY i.item_id
+        {split_filter})
     """
     params: dict[str, Any] = {"detect_run": detect_run, "detector": detector, "weight_run": weight_run,
                               "weight_stage": weight_stage, "select_run": select_run}
@@ -119,7 +126,7 @@ def _curated(con: duckdb.DuckDBPyConnection, config: ExportConfig, label_run: st
         params["label_run"] = label_run
     if config.splits is not None:
         params["splits"] = list(config.splits)
-    return con.sql(query, params=params).to_arrow_table()
+    return query, params
 
 
 def _selection_info(con: duckdb.DuckDBPyConnection, select_run: str | None) -> dict[str, Any]:
@@ -129,43 +136,98 @@ def _selection_info(con: duckdb.DuckDBPyConnection, select_run: str | None) -> d
     return {"run": select_run, "method": method, "selected": selected, "pool": pool}
 
 
-def _exclusions(table: pa.Table, config: ExportConfig) -> list[str | None]:
-    """The reason each row is left out of the export, or None to keep it."""
-    covered = table.column("covered").to_pylist()
-    issue = table.column("is_issue").to_pylist()
-    weight = table.column("weight").to_pylist()
-    selected = table.column("selected").to_pylist()
-    reasons: list[str | None] = []
-    for cov, iss, w, sel in zip(covered, issue, weight, selected):
-        if config.selected_only and not sel:
-            reasons.append("not_selected")  # outside the select stage's choice (or its target)
-        elif config.drop_uncovered and not cov:
-            reasons.append("uncovered")
-        elif config.drop_label_issues and iss:
-            reasons.append("label_issue")
-        elif w is None:
-            reasons.append("not_weighted")  # the stage the weights come from did not weigh this item
-        else:
-            reasons.append(None)
-    return reasons
-
-
-def _shard_table(rows: pa.Table, classes: list[str], K: int) -> pa.Table:
+def _shard_table(rows: pa.Table | pa.RecordBatch, classes: list[str]) -> pa.Table:
+    """Curated rows in the shard schema: class names beside ids, one-hot probabilities where none were learned."""
+    K = len(classes)
     labels = rows.column("label").to_numpy(zero_copy_only=False).astype(np.int32)
-    probs = rows.column("probs").to_pylist()
-    probs = [p if p is not None else np.eye(K)[lab].tolist() for p, lab in zip(probs, labels)]
+    probs = rows.column("probs")
+    dense = np.eye(K, dtype=np.float32)[labels]
+    learned = np.flatnonzero(probs.is_valid().to_numpy(zero_copy_only=False))
+    if learned.size:
+        values = probs.filter(probs.is_valid())
+        lengths = pc.list_value_length(values).to_numpy(zero_copy_only=False)
+        if (lengths != K).any():
+            raise ValueError(f"Label probabilities must have one value per class ({K}); got lengths {sorted(set(lengths.tolist()))}.")
+        dense[learned] = pc.list_flatten(values).to_numpy(zero_copy_only=False).reshape(-1, K)
+    offsets = pa.array(np.arange(0, (len(labels) + 1) * K, K, dtype=np.int32))
     return pa.table({
         "item_id": rows.column("item_id"),
         "dataset": rows.column("dataset"),
         "split": rows.column("split"),
         "text": rows.column("text"),
         "label": pa.array(labels, pa.int32()),
-        "label_name": pa.array([classes[i] for i in labels], pa.string()),
-        "probs": pa.array(probs, pa.list_(pa.float32())),
+        "label_name": pa.array(classes, pa.string()).take(pa.array(labels)),
+        "probs": pa.ListArray.from_arrays(offsets, pa.array(dense.ravel(), pa.float32())),
         "weight": rows.column("weight").cast(pa.float32()),
         "label_quality": rows.column("label_quality").cast(pa.float32()),
         "gold_label": rows.column("gold_label").cast(pa.int32()),
     }, schema=SHARD_SCHEMA)
+
+
+class _ShardWriter:
+    """Writes kept rows, in item_id order, into shards of ``rows_per_shard`` rows as they come (memory:
+    one batch), with the row groups ``pq.write_table`` would make; records each shard for the manifest."""
+
+    def __init__(self, directory: Path, config: ExportConfig) -> None:
+        self.directory, self.config = directory, config
+        self.row_group = min(config.rows_per_shard, 8192)
+        self.shards: list[dict[str, Any]] = []
+        self.labels: Counter = Counter()
+        self.weight = {"min": np.inf, "max": -np.inf, "sum": 0.0}
+        self._writer: pq.ParquetWriter | None = None
+        self._pending: list[pa.Table] = []
+        self._rows = 0  # rows of the open shard, written or pending
+
+    def write(self, table: pa.Table) -> None:
+        while table.num_rows:
+            if self._writer is None:
+                self._open()
+            take = min(table.num_rows, self.config.rows_per_shard - self._rows)
+            self._add(table.slice(0, take))
+            table = table.slice(take)
+            if self._rows == self.config.rows_per_shard:
+                self._close()
+
+    def close(self) -> list[dict[str, Any]]:
+        if self._writer is not None:
+            self._close()
+        return self.shards
+
+    def _open(self) -> None:
+        name = f"shard-{len(self.shards):05d}.parquet"
+        self._writer = pq.ParquetWriter(self.directory / name, SHARD_SCHEMA, compression="zstd",
+                                        compression_level=self.config.zstd_level, write_statistics=True)
+        self.shards.append({"path": name, "rows": 0, "weight_sum": 0.0, "first_item_id": None})
+
+    def _add(self, part: pa.Table) -> None:
+        shard = self.shards[-1]
+        weights = np.asarray(part.column("weight").to_numpy(zero_copy_only=False), dtype=float)
+        shard["rows"] += part.num_rows
+        shard["weight_sum"] += float(weights.sum())
+        shard["first_item_id"] = shard["first_item_id"] or part.column("item_id")[0].as_py()
+        shard["last_item_id"] = part.column("item_id")[-1].as_py()
+        self.labels.update(part.column("label_name").to_pylist())
+        self.weight = {"min": min(self.weight["min"], float(weights.min())),
+                       "max": max(self.weight["max"], float(weights.max())), "sum": self.weight["sum"] + float(weights.sum())}
+        self._pending.append(part)
+        self._rows += part.num_rows
+        buffered = sum(t.num_rows for t in self._pending)
+        if buffered >= self.row_group:  # whole row groups only, so the layout does not depend on batch sizes
+            pending = pa.concat_tables(self._pending)
+            whole = buffered - buffered % self.row_group
+            self._writer.write_table(pending.slice(0, whole), row_group_size=self.row_group)
+            self._pending = [pending.slice(whole)] if whole < buffered else []
+
+    def _close(self) -> None:
+        if self._pending:
+            self._writer.write_table(pa.concat_tables(self._pending), row_group_size=self.row_group)
+        self._writer.close()
+        self._writer, self._pending, self._rows = None, [], 0
+        shard = self.shards[-1]
+        path = self.directory / shard["path"]
+        shard.update({"bytes": path.stat().st_size, "sha256": sha256_file(path)})
+        order = ("path", "rows", "bytes", "sha256", "first_item_id", "last_item_id", "weight_sum")
+        self.shards[-1] = {key: shard[key] for key in order}
 
 
 def export(
@@ -184,68 +246,61 @@ def export(
         raise ValueError("export.selected_only needs a select run: run `thresher select CONFIG` first.")
     _check_replaceable(Path(config.out_dir))
     weight_run = weight_run or detect_run
-    table = _curated(con, config, label_run, detect_run, detector, weight_run, weight_stage, select_run)
-    reasons = _exclusions(table, config)
-    keep = pa.array([r is None for r in reasons])
-    excluded_ids = [i for i, r in zip(table.column("item_id").to_pylist(), reasons) if r is not None]
-    excluded_reasons = [r for r in reasons if r is not None]
-    kept = _shard_table(table.filter(keep), list(classes), len(classes))
-    if kept.num_rows == 0:
-        raise ValueError(f"Nothing to export: all {table.num_rows} candidate items were excluded {Counter(excluded_reasons)}.")
+    query, params = _curated_query(config, label_run, detect_run, detector, weight_run, weight_stage, select_run)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _export AS {query}", params)
+    try:
+        counts = dict(con.sql("SELECT coalesce(reason, ''), count(*) FROM _export GROUP BY ALL").fetchall())
+        n_kept = counts.pop("", 0)
+        excluded = dict(sorted(counts.items()))
+        if n_kept == 0:
+            raise ValueError(f"Nothing to export: all {sum(excluded.values())} candidate items were excluded {Counter(excluded)}.")
+        methods = [m for (m,) in con.sql("SELECT DISTINCT weight_method FROM _export WHERE weight_method IS NOT NULL "
+                                         "ORDER BY 1").fetchall()]
 
-    out_dir = Path(config.out_dir)
-    remove_stale_staging(out_dir)
-    staging = out_dir.with_name(f".{out_dir.name}.tmp-{run_id}")
-    staging.mkdir(parents=True)
-    shards = []
-    starts = list(range(0, kept.num_rows, config.rows_per_shard))
-    for index, start in enumerate(track(starts, description="Writing shards", enabled=progress)):
-        part = kept.slice(start, config.rows_per_shard)
-        name = f"shard-{index:05d}.parquet"
-        pq.write_table(part, staging / name, compression="zstd", compression_level=config.zstd_level,
-                       row_group_size=min(config.rows_per_shard, 8192), write_statistics=True)
-        shards.append({
-            "path": name, "rows": part.num_rows, "bytes": (staging / name).stat().st_size,
-            "sha256": sha256_file(staging / name),
-            "first_item_id": part.column("item_id")[0].as_py(), "last_item_id": part.column("item_id")[-1].as_py(),
-            "weight_sum": float(np.asarray(part.column("weight").to_numpy(zero_copy_only=False), dtype=float).sum()),
-        })
-    weights = np.asarray(kept.column("weight").to_numpy(zero_copy_only=False), dtype=float)
-    distribution = Counter(kept.column("label_name").to_pylist())
-    manifest = {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "run_id": run_id,
-        "label_run": label_run, "detect_run": detect_run, "detector": detector,
-        "weights": {"stage": weight_stage, "run": weight_run,
-                    "methods": sorted({m for m in table.column("weight_method").to_pylist() if m is not None})},
-        "selection": _selection_info(con, select_run) if config.selected_only else None,
-        "thresher_version": thresher.__version__,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "classes": list(classes),
-        "schema": [{"name": f.name, "type": str(f.type)} for f in SHARD_SCHEMA],
-        "rows": kept.num_rows,
-        "label_distribution": {c: distribution.get(c, 0) for c in classes},
-        "weight_summary": {"min": float(weights.min()), "max": float(weights.max()),
-                           "mean": float(weights.mean()), "sum": float(weights.sum())},
-        "excluded": dict(Counter(excluded_reasons)),
-        "shards": shards,
-    }
-    for shard in shards:
-        shard_file(staging, shard["path"])  # what the loader will accept
-    (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    _publish(staging, out_dir, run_id)
+        out_dir = Path(config.out_dir)
+        remove_stale_staging(out_dir)
+        staging = out_dir.with_name(f".{out_dir.name}.tmp-{run_id}")
+        staging.mkdir(parents=True)
+        writer = _ShardWriter(staging, config)
+        reader = con.sql("SELECT * EXCLUDE (reason) FROM _export WHERE reason IS NULL ORDER BY item_id"
+                         ).fetch_arrow_reader(8 * 8192)
+        for batch in track(reader, description="Writing shards", total=-(-n_kept // (8 * 8192)), enabled=progress):
+            writer.write(_shard_table(batch, list(classes)))
+        shards = writer.close()
+        weights = writer.weight
+        manifest = {
+            "format": FORMAT, "format_version": FORMAT_VERSION, "run_id": run_id,
+            "label_run": label_run, "detect_run": detect_run, "detector": detector,
+            "weights": {"stage": weight_stage, "run": weight_run, "methods": methods},
+            "selection": _selection_info(con, select_run) if config.selected_only else None,
+            "thresher_version": thresher.__version__,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "classes": list(classes),
+            "schema": [{"name": f.name, "type": str(f.type)} for f in SHARD_SCHEMA],
+            "rows": n_kept,
+            "label_distribution": {c: writer.labels.get(c, 0) for c in classes},
+            "weight_summary": {"min": weights["min"], "max": weights["max"],
+                               "mean": weights["sum"] / n_kept, "sum": weights["sum"]},
+            "excluded": excluded,
+            "shards": shards,
+        }
+        for shard in shards:
+            shard_file(staging, shard["path"])  # what the loader will accept
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        _publish(staging, out_dir, run_id)
 
-    manifest_sha = sha256_file(out_dir / MANIFEST)
-    with transaction(con):
-        replace_run_rows(con, "excluded", run_id, pa.table({
-            "run_id": [run_id] * len(excluded_ids), "item_id": excluded_ids,
-            "step": ["export"] * len(excluded_ids), "reason": excluded_reasons,
-        }, schema=pa.schema([("run_id", pa.string()), ("item_id", pa.string()), ("step", pa.string()), ("reason", pa.string())])))
-        replace_run_rows(con, "exports", run_id, pa.table({
-            "run_id": [run_id], "path": [str(out_dir.resolve())], "rows": [kept.num_rows],
-            "shards": pa.array([len(shards)], pa.int32()), "manifest_sha256": [manifest_sha],
-        }))
-    summary = ExportSummary(run_id, str(out_dir), kept.num_rows, len(shards), dict(Counter(excluded_reasons)),
-                            manifest["label_distribution"])
+        manifest_sha = sha256_file(out_dir / MANIFEST)
+        with transaction(con):
+            con.execute("DELETE FROM excluded WHERE run_id = ?", [run_id])
+            con.execute("INSERT INTO excluded (run_id, item_id, step, reason) SELECT ?, item_id, 'export', reason "
+                        "FROM _export WHERE reason IS NOT NULL ORDER BY item_id", [run_id])
+            replace_run_rows(con, "exports", run_id, pa.table({
+                "run_id": [run_id], "path": [str(out_dir.resolve())], "rows": [n_kept],
+                "shards": pa.array([len(shards)], pa.int32()), "manifest_sha256": [manifest_sha],
+            }))
+    finally:
+        con.execute("DROP TABLE IF EXISTS _export")
+    summary = ExportSummary(run_id, str(out_dir), n_kept, len(shards), excluded, manifest["label_distribution"])
     logger.info("Exported %d rows in %d shards to %s; excluded %s", summary.rows, summary.shards, out_dir, summary.excluded)
     return summary
 

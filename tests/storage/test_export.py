@@ -6,6 +6,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from torch.utils.data import DataLoader
@@ -169,3 +170,42 @@ def test_invalid_rank_is_a_clear_error(pipeline_db, tmp_path):
     _export(pipeline_db, tmp_path / "out")
     with pytest.raises(ValueError, match="rank must be in"):
         ShardedParquetDataset(tmp_path / "out", rank=3, world_size=3)
+
+
+def test_shard_files_do_not_depend_on_how_the_rows_arrive(pipeline_db, tmp_path):
+    """The export streams rows in batches: shards must be the same bytes whatever the batch sizes,
+    with whole 8192-row groups, and hold every kept row once, in item_id order."""
+    from thresher.storage.export import _ShardWriter
+
+    manifest = _export(pipeline_db, tmp_path / "ref", rows_per_shard=20_000)
+    table = pq.read_table(tmp_path / "ref" / manifest["shards"][0]["path"])
+    big = pa.concat_tables([table] * 30)  # more rows than a row group and a shard
+    config = ExportConfig(rows_per_shard=20_000)
+    files = {}
+    for name, size in {"whole": big.num_rows, "odd": 7919, "tiny": 1000}.items():
+        (tmp_path / name).mkdir()
+        writer = _ShardWriter(tmp_path / name, config)
+        for start in range(0, big.num_rows, size):
+            writer.write(big.slice(start, size))
+        files[name] = writer.close()
+    assert files["whole"] == files["odd"] == files["tiny"]
+    assert [s["rows"] for s in files["whole"]] == [20_000] * (big.num_rows // 20_000) + [big.num_rows % 20_000]
+    first = pq.ParquetFile(tmp_path / "odd" / files["odd"][0]["path"]).metadata
+    assert [first.row_group(i).num_rows for i in range(first.num_row_groups)] == [8192, 8192, 3616]
+    assert pa.concat_tables(pq.read_table(tmp_path / "tiny" / s["path"]) for s in files["tiny"]).equals(big)
+
+
+def test_given_labels_export_one_hot_probabilities(tmp_path):
+    con = connect(tmp_path / "given.duckdb")
+    ingest(con, IngestConfig(classes=CLASSES, sources=[SourceConfig(
+        path=str(YOUTUBE_EXAMPLE / "data" / "*.csv"), dataset="youtube",
+        columns={"text": "CONTENT", "label": "CLASS", "id": "COMMENT_ID"})]))
+    detect(con, DetectConfig(labels_from="given"), run_id="g", label_run=None)
+    export(con, ExportConfig(out_dir=str(tmp_path / "out"), labels_from="given"), classes=CLASSES, run_id="g",
+           label_run=None, detect_run="g")
+    given = dict(con.execute("SELECT item_id, label FROM items").fetchall())
+    con.close()
+    rows = pq.read_table(tmp_path / "out" / "shard-00000.parquet").to_pylist()
+    assert rows and all(r["label"] == given[r["item_id"]] for r in rows)
+    assert all(r["probs"] == [float(k == r["label"]) for k in range(2)] and r["label_name"] == CLASSES[r["label"]]
+               for r in rows)
