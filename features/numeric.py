@@ -19,14 +19,15 @@ def numeric_features(con: duckdb.DuckDBPyConnection, item_ids: list[str] | pa.Ar
         raise ValueError("The numeric encoder needs numeric_columns: the source columns to use as features.")
     ids = item_ids if isinstance(item_ids, pa.Array) else pa.array(item_ids, pa.string())
     wanted = pa.table({"item_id": ids, "position": pa.array(np.arange(len(item_ids)), pa.int64())})
-    values = ", ".join("TRY_CAST(json_extract_string(i.extra, ?) AS DOUBLE)" for _ in columns)
     with registered(con, _wanted_numeric=wanted):
+        # One JSON parse per item for every column (a call per column made DuckDB hold a parse per cell).
         rows = con.execute(
-            f"SELECT w.position, w.item_id, {values} FROM _wanted_numeric w JOIN items i USING (item_id) ORDER BY w.position",
-            [f'$."{c}"' for c in columns]).fetchall()
+            "SELECT w.position, w.item_id, list_transform(json_extract_string(i.extra, ?::VARCHAR[]), "
+            "lambda v: TRY_CAST(v AS DOUBLE)) FROM _wanted_numeric w JOIN items i USING (item_id) ORDER BY w.position",
+            [[f'$."{c}"' for c in columns]]).fetchall()
     if len(rows) != len(item_ids):
         raise ValueError(f"{len(item_ids) - len(rows)} of the {len(item_ids)} items are not in the items table.")
-    X = np.array([r[2:] for r in rows], dtype=float)
+    X = np.array([[np.nan if v is None else v for v in r[2]] for r in rows], dtype=float).reshape(len(rows), len(columns))
     bad = np.isnan(X)
     if bad.any():
         row, col = np.argwhere(bad)[0]

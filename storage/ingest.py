@@ -715,35 +715,41 @@ def iter_parsed(path: Path, config: SourceConfig, classes: list[str], summary: S
 class Repeats:
     """Resolves repeated item ids within a file in SQL, against a temporary table of the file's rows
     so far (DuckDB spills it to disk: memory does not grow with the file). The first row with an id
-    is kept; a later one is a ``duplicate_row`` (same content) or ``conflicting_id`` reject."""
+    is kept; a later one is a ``duplicate_row`` (same content) or ``conflicting_id`` reject.
+
+    Batches are scanned as relations (``from_arrow``), never registered: inside the ingest
+    transaction a registered table stays referenced until the commit, so every batch would."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self._con = con
         con.execute("CREATE OR REPLACE TEMP TABLE _file_rows (item_id VARCHAR, content_hash VARCHAR, line BIGINT)")
 
-    def kept(self, batch: ParsedBatch, rejects: list[Reject]) -> None:
-        """Reject the batch's repeats and leave its other rows in the temporary table ``_kept``."""
-        con = self._con
-        with registered(con, _batch_rows=batch.rows):
-            repeated = con.execute(
-                "SELECT item_id, source, source_line, content_hash, coalesce(seen_hash, first_hash), coalesce(seen_line, first_line) "
-                "FROM (SELECT b.item_id, b.source, b.source_line, b.content_hash, f.content_hash AS seen_hash, f.line AS seen_line, "
-                "first_value(b.content_hash) OVER w AS first_hash, first_value(b.source_line) OVER w AS first_line, "
-                "row_number() OVER w AS k FROM _batch_rows b LEFT JOIN _file_rows f USING (item_id) "
-                "WINDOW w AS (PARTITION BY b.item_id ORDER BY b.source_line)) "
-                "WHERE k > 1 OR seen_hash IS NOT NULL ORDER BY source_line").fetchall()
-            for item_id, source, line, content_hash, earlier_hash, earlier_line in repeated:
-                reason = "duplicate_row" if earlier_hash == content_hash else "conflicting_id"
-                rejects.append(Reject(source, line, reason, f"item id '{item_id}' already seen at line {earlier_line}",
-                                      batch.raw(line)))
-            con.execute("CREATE OR REPLACE TEMP TABLE _kept AS SELECT * FROM _batch_rows b "
-                        "WHERE b.item_id NOT IN (SELECT item_id FROM _file_rows) "
-                        "QUALIFY row_number() OVER (PARTITION BY b.item_id ORDER BY b.source_line) = 1")
-        con.execute("INSERT INTO _file_rows SELECT item_id, content_hash, source_line FROM _kept")
+    def kept(self, batch: ParsedBatch, rejects: list[Reject]) -> pa.Table:
+        """Reject the batch's repeats and return its other rows."""
+        rows = self._con.from_arrow(batch.rows)
+        repeated = rows.query("_batch_rows",
+            "SELECT item_id, source, source_line, content_hash, coalesce(seen_hash, first_hash), coalesce(seen_line, first_line) "
+            "FROM (SELECT b.item_id, b.source, b.source_line, b.content_hash, f.content_hash AS seen_hash, f.line AS seen_line, "
+            "first_value(b.content_hash) OVER w AS first_hash, first_value(b.source_line) OVER w AS first_line, "
+            "row_number() OVER w AS k FROM _batch_rows b LEFT JOIN _file_rows f USING (item_id) "
+            "WINDOW w AS (PARTITION BY b.item_id ORDER BY b.source_line)) "
+            "WHERE k > 1 OR seen_hash IS NOT NULL ORDER BY source_line").fetchall()
+        for item_id, source, line, content_hash, earlier_hash, earlier_line in repeated:
+            reason = "duplicate_row" if earlier_hash == content_hash else "conflicting_id"
+            rejects.append(Reject(source, line, reason, f"item id '{item_id}' already seen at line {earlier_line}",
+                                  batch.raw(line)))
+        if not repeated:
+            kept = batch.rows
+        else:
+            kept = rows.query("_batch_rows",
+                "SELECT * FROM _batch_rows b WHERE b.item_id NOT IN (SELECT item_id FROM _file_rows) "
+                "QUALIFY row_number() OVER (PARTITION BY b.item_id ORDER BY b.source_line) = 1 ORDER BY source_line"
+            ).to_arrow_table()
+        self._con.from_arrow(kept).query("_kept", "INSERT INTO _file_rows SELECT item_id, content_hash, source_line FROM _kept")
+        return kept
 
     def close(self) -> None:
         self._con.execute("DROP TABLE IF EXISTS _file_rows")
-        self._con.execute("DROP TABLE IF EXISTS _kept")
 
 
 def parse_file(path: Path, config: SourceConfig, classes: list[str]) -> tuple[list[dict[str, Any]], list[Reject], SourceSummary]:
@@ -756,8 +762,7 @@ def parse_file(path: Path, config: SourceConfig, classes: list[str]) -> tuple[li
     try:
         repeats = Repeats(con)
         for batch in iter_parsed(path, config, classes, summary, rejects):
-            repeats.kept(batch, rejects)
-            rows.extend(con.sql("SELECT * FROM _kept ORDER BY source_line").to_arrow_table().to_pylist())
+            rows.extend(repeats.kept(batch, rejects).to_pylist())
     finally:
         con.close()
     rejects.sort(key=lambda r: r.line)
@@ -795,9 +800,9 @@ def ingest_file(
     repeats = Repeats(con)
     try:
         for batch in iter_parsed(path, config, classes, summary, rejects, batch_rows=batch_rows, columnar=columnar):
-            repeats.kept(batch, rejects)
-            _load_batch(con, path, batch, rejects, summary)
-            _store_source_votes(con, config)
+            kept = repeats.kept(batch, rejects)
+            _load_batch(con, path, kept, batch, rejects, summary)
+            _store_source_votes(con, config, kept)
             _store_rejects(con, rejects, summary)
         _store_rejects(con, rejects, summary)
     finally:
@@ -812,27 +817,27 @@ def _store_rejects(con: duckdb.DuckDBPyConnection, rejects: list[Reject], summar
     table = pa.table({"source": [r.source for r in rejects], "line": pa.array([r.line for r in rejects], pa.int64()),
                       "reason": [r.reason for r in rejects], "detail": [r.detail for r in rejects],
                       "raw": [r.raw for r in rejects]})
-    with registered(con, _rejects_batch=table):
-        con.execute("INSERT INTO rejects (source, line, reason, detail, raw) "
-                    "SELECT source, line, reason, detail, raw FROM _rejects_batch ON CONFLICT DO NOTHING")
+    con.from_arrow(table).query("_rejects_batch", "INSERT INTO rejects (source, line, reason, detail, raw) "
+                                "SELECT source, line, reason, detail, raw FROM _rejects_batch ON CONFLICT DO NOTHING")
     summary.rejected.update(r.reason for r in rejects)
     rejects.clear()
 
 
-def _load_batch(con: duckdb.DuckDBPyConnection, path: Path, batch: ParsedBatch, rejects: list[Reject],
-                summary: SourceSummary) -> None:
-    """Insert the rows of ``_kept``: new ids get the next item_seq; an id stored with other content is a reject."""
-    conflicts = con.execute(
+def _load_batch(con: duckdb.DuckDBPyConnection, path: Path, kept: pa.Table, batch: ParsedBatch,
+                rejects: list[Reject], summary: SourceSummary) -> None:
+    """Insert the ``kept`` rows: new ids get the next item_seq; an id stored with other content is a reject."""
+    rows = con.from_arrow(kept)
+    conflicts = rows.query("_kept",
         "SELECT b.item_id, b.source_line, i.source, i.source_line FROM _kept b "
         "JOIN items i USING (item_id) WHERE i.content_hash <> b.content_hash ORDER BY b.source_line"
     ).fetchall()
     for item_id, line, other_source, other_line in conflicts:
         detail = f"item id '{item_id}' exists with different content (from {other_source}:{other_line})"
         rejects.append(Reject(str(path), line, "conflicting_id", detail, batch.raw(line)))
-    summary.already_present += con.execute(
+    summary.already_present += rows.query("_kept",
         "SELECT count(*) FROM _kept b JOIN items i USING (item_id) WHERE i.content_hash = b.content_hash"
     ).fetchall()[0][0]
-    inserted = con.execute(
+    inserted = rows.query("_kept",
         "INSERT INTO items (item_id, item_seq, dataset, split, text, label, gold, extra, source, "
         "source_line, content_hash) SELECT b.item_id, "
         "(SELECT coalesce(max(item_seq), 0) FROM items) + row_number() OVER (ORDER BY b.source_line), "
@@ -842,22 +847,26 @@ def _load_batch(con: duckdb.DuckDBPyConnection, path: Path, batch: ParsedBatch, 
     summary.new_items += int(inserted[0][0]) if inserted else 0
 
 
-def _store_source_votes(con: duckdb.DuckDBPyConnection, config: SourceConfig) -> None:
+def _store_source_votes(con: duckdb.DuckDBPyConnection, config: SourceConfig, kept: pa.Table) -> None:
     """Keep the non-abstain weak labels that came with the data (WRENCH) as ``source_votes``."""
     names = config.lf_names
+    rows = con.from_arrow(kept.select(["item_id", "votes"]))
     if names is not None:
-        too_many = con.execute("SELECT item_id, len(votes) FROM _kept WHERE len(votes) > ? LIMIT 1",
-                               [len(names)]).fetchall()
+        too_many = rows.query("_kept", f"SELECT item_id, len(votes) FROM _kept WHERE len(votes) > {len(names)} LIMIT 1"
+                              ).fetchall()
         if too_many:
             raise ValueError(
                 f"The 'lf_names' of source '{config.path}' name {len(names)} LFs, but item "
                 f"'{too_many[0][0]}' has {too_many[0][1]} weak labels."
             )
-    lf_name = "list_extract(?::VARCHAR[], j)" if names else "'lf_' || (j - 1)"
-    con.execute(
+    if kept.column("votes").null_count == kept.num_rows:
+        return
+    lf_name = ("list_extract(" + "[" + ", ".join("'" + n.replace("'", "''") + "'" for n in names) + "]::VARCHAR[], j)"
+               if names else "'lf_' || (j - 1)")
+    rows.query("_kept",
         f"INSERT INTO source_votes SELECT item_id, {lf_name}, vote FROM "
         "(SELECT item_id, unnest(votes) AS vote, generate_subscripts(votes, 1) AS j FROM _kept WHERE votes IS NOT NULL) "
-        "WHERE vote <> -1 ON CONFLICT DO NOTHING", [names] if names else [])
+        "WHERE vote <> -1 ON CONFLICT DO NOTHING")
 
 
 def ingest(con: duckdb.DuckDBPyConnection, config: IngestConfig, *, progress: bool = False) -> IngestSummary:

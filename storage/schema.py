@@ -16,7 +16,15 @@ from thresher.storage.connection import transaction
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
+
+def _rebuilt_without_key(tables: dict[str, str]) -> str:
+    """SQL that rebuilds each table with the given columns (and no key), keeping its rows."""
+    return "\n".join(
+        f"CREATE TABLE {name}_rebuilt ({columns}); INSERT INTO {name}_rebuilt SELECT * FROM {name}; "
+        f"DROP TABLE {name}; ALTER TABLE {name}_rebuilt RENAME TO {name};"
+        for name, columns in tables.items())
+
 
 # Each entry upgrades the schema from version i to i + 1. Never edit a released entry: append.
 MIGRATIONS: tuple[str, ...] = (
@@ -266,6 +274,28 @@ MIGRATIONS: tuple[str, ...] = (
         LEFT JOIN excluded x ON x.item_id = i.item_id
             AND x.run_id = (SELECT run_id FROM lr WHERE stage = 'export');
     """,
+    # 6: no primary keys on the tables with a row per item (and run): an index must be held in
+    # memory to insert, so it grew with the rows (about 90 MB per million item ids). Every writer
+    # keeps the keys unique itself: ingest resolves repeated ids in SQL before inserting, and the
+    # stages replace a run's rows whole (delete, then insert one row per item).
+    _rebuilt_without_key({
+        "items": """item_id VARCHAR NOT NULL, item_seq BIGINT NOT NULL, dataset VARCHAR NOT NULL, split VARCHAR,
+                    text VARCHAR NOT NULL, label INTEGER, gold INTEGER, extra JSON, source VARCHAR NOT NULL,
+                    source_line BIGINT, content_hash VARCHAR NOT NULL,
+                    ingested_at TIMESTAMP NOT NULL DEFAULT current_timestamp""",
+        "labels": """run_id VARCHAR NOT NULL, item_id VARCHAR NOT NULL, label INTEGER NOT NULL, probs DOUBLE[] NOT NULL,
+                     confidence DOUBLE NOT NULL, entropy DOUBLE NOT NULL, covered BOOLEAN NOT NULL""",
+        "embeddings": "encoder VARCHAR NOT NULL, item_id VARCHAR NOT NULL, vector FLOAT[] NOT NULL",
+        "noise_scores": """run_id VARCHAR NOT NULL, item_id VARCHAR NOT NULL, detector VARCHAR NOT NULL,
+                           score DOUBLE NOT NULL, is_issue BOOLEAN NOT NULL""",
+        "weights": """run_id VARCHAR NOT NULL, stage VARCHAR NOT NULL, item_id VARCHAR NOT NULL, method VARCHAR NOT NULL,
+                      weight DOUBLE NOT NULL, flagged BOOLEAN NOT NULL, weight_first DOUBLE, weight_mean DOUBLE,
+                      weight_min DOUBLE, weight_max DOUBLE, epochs_flagged INTEGER""",
+        "excluded": "run_id VARCHAR NOT NULL, item_id VARCHAR NOT NULL, step VARCHAR NOT NULL, reason VARCHAR NOT NULL",
+        "selections": """run_id VARCHAR NOT NULL, item_id VARCHAR NOT NULL, method VARCHAR NOT NULL, score DOUBLE,
+                         selected BOOLEAN NOT NULL, rank INTEGER""",
+        "prompt_votes": "run_id VARCHAR NOT NULL, item_id VARCHAR NOT NULL, lf VARCHAR NOT NULL, vote INTEGER NOT NULL",
+    }),
 )
 
 assert len(MIGRATIONS) == SCHEMA_VERSION
@@ -333,8 +363,7 @@ def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConn
 
 
 def _memory_config() -> dict[str, str]:
-    """DuckDB's memory limit for a writing connection when ``$THRESHER_DB_MEMORY`` is set (e.g. 2GB;
-    DuckDB's default, 80 % of RAM, otherwise). Past it DuckDB spills what it can to disk; some
-    queries cannot spill (1GB made a JSON extraction of 124 columns fail), so it is not the default."""
-    limit = os.environ.get("THRESHER_DB_MEMORY")
-    return {"memory_limit": limit} if limit else {}
+    """DuckDB's memory limit for a writing connection: ``$THRESHER_DB_MEMORY`` (e.g. ``4GB``), 1GB by
+    default. DuckDB's own default, 80 % of RAM, lets its buffers grow with the database; past the
+    limit it spills sorts, joins and temporary tables to ``<db>.tmp`` instead."""
+    return {"memory_limit": os.environ.get("THRESHER_DB_MEMORY") or "1GB"}

@@ -28,3 +28,33 @@ def test_newer_schema_is_refused(db_path):
 def test_read_only_needs_an_existing_database(tmp_path):
     with pytest.raises(FileNotFoundError, match="No thresher database"):
         connect(tmp_path / "missing.duckdb", read_only=True)
+
+
+def test_version_6_drops_the_per_item_keys_and_keeps_the_rows(tmp_path):
+    """A version-5 database with items and labels migrates without losing a row or a default, and
+    ingest still refuses repeated ids once no key does."""
+    from thresher.storage.ingest import IngestConfig, SourceConfig, ingest
+    from thresher.storage.schema import MIGRATIONS
+
+    path = tmp_path / "v5.duckdb"
+    raw = duckdb.connect(str(path))
+    raw.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMP DEFAULT current_timestamp)")
+    for version, sql in enumerate(MIGRATIONS[:5], start=1):
+        raw.execute(sql)
+        raw.execute("INSERT INTO schema_version (version) VALUES (?)", [version])
+    raw.execute("INSERT INTO items (item_id, item_seq, dataset, text, source, content_hash) VALUES ('a', 1, 'd', 'old', 's', 'h')")
+    raw.execute("INSERT INTO labels VALUES ('r', 'a', 1, [0.2, 0.8], 0.8, 0.5, TRUE)")
+    raw.close()
+    con = connect(path)
+    assert con.execute("SELECT item_id, text, ingested_at IS NOT NULL FROM items").fetchall() == [("a", "old", True)]
+    assert con.execute("SELECT run_id, item_id, probs FROM labels").fetchall() == [("r", "a", [0.2, 0.8])]
+    keyed = {r[0] for r in con.execute("SELECT table_name FROM information_schema.table_constraints "
+                                       "WHERE constraint_type = 'PRIMARY KEY'").fetchall()}
+    assert not keyed & {"items", "labels", "noise_scores", "weights", "excluded", "selections", "embeddings"}
+    (tmp_path / "rows.csv").write_text("id,text\nb,new\nb,new\nc,other\nb,changed\n")
+    config = IngestConfig(classes=["x", "y"], sources=[SourceConfig(path=str(tmp_path / "rows.csv"), dataset="d",
+                                                                    columns={"text": "text", "id": "id"})])
+    first, second = ingest(con, config), ingest(con, config)
+    assert (first.new_items, second.new_items, second.already_present) == (2, 0, 2)
+    assert con.execute("SELECT item_id, count(*) FROM items GROUP BY 1 ORDER BY 1").fetchall() == [("a", 1), ("d:b", 1), ("d:c", 1)]
+    con.close()
