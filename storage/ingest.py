@@ -288,11 +288,13 @@ def _parse_csv(handle: Any, path: Path, config: SourceConfig, summary: SourceSum
             return
         except csv.Error as exc:
             error, record = f"CSV error: {exc}", []
+        broken = error is not None
         raw = "".join(consumed)
         if header is not None and error is None and record and len(record) != len(header):
             error = f"expected {len(header)} fields as in the header, got {len(record)}"
-        if error is not None and len(consumed) > 1 and header is not None:
-            # Resynchronise: reject the first line alone and parse again from the next one.
+        if broken and len(consumed) > 1 and header is not None:
+            # Resynchronise: reject the first line alone and parse again from the next one. Only after a
+            # CSV error: a record that parsed, across lines, with the wrong field count is one reject.
             first, rest = consumed[0], consumed[1:]
             pending.extendleft(reversed(rest))
             position = start

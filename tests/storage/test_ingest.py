@@ -336,3 +336,14 @@ def test_columnar_parquet_path_equals_the_row_path(tmp_path, id_column):
     assert counts[0] == n and counts[1] + sum(counts[2].values()) == n
     assert {"control_character", "oversize_field", "missing_text", "wrong_type"} <= set(counts[2])
     assert len(items) >= 5 and len(rejects) >= 10
+
+
+def test_a_multi_line_record_with_extra_fields_is_one_reject(con, tmp_path):
+    """Found by the fuzz test: a well-quoted text spanning lines, in a record with one field too many,
+    was rejected line by line (two rejects for one row, the second a bogus wrong_type)."""
+    path = tmp_path / "extra.csv"
+    path.write_text('id,text,label\nr0,"0\n0",HAM,extra\nr1,fine,SPAM\n')
+    summary = ingest(con, _config(path, columns={"id": "id", "text": "text", "label": "label"}))
+    assert _rejects(con) == [(2, "unparseable")]
+    assert con.execute("SELECT raw FROM rejects").fetchall() == [('r0,"0\n0",HAM,extra\n',)]
+    assert summary.rows == 2 and summary.new_items == 1
