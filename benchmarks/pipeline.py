@@ -8,7 +8,7 @@ same content: ingest's ``duplicate_row``) and 0.05 % reuse an earlier id with ot
 (``conflicting_id``). The LFs are benchmarks/labeling.py's 20 keyword/regex LFs.
 
 Each size runs in its own child process (``thresher.Pipeline``, stage by stage, the same stages as
-``thresher run``); a sampler thread in the child records each stage's peak RSS and its wall time.
+``thresher run``); a sampler thread in the child records each stage's peak memory (PSS of the child and its worker processes) and its wall time.
 ``--flow`` runs the real Prefect ``pipeline_flow`` instead (per-stage times from the ``runs`` table,
 one peak for the whole process). Several ``--rows`` print a growth table.
 
@@ -21,7 +21,6 @@ import argparse
 import csv
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -130,28 +129,37 @@ def bench_config(work: Path, source: Path, *, dask: bool) -> dict:
 
 
 class PeakRSS:
-    """Samples this process's resident set every 20 ms; ``take()`` returns the peak since the last take."""
+    """Samples the memory of this process and its worker processes (detect's local pool) every 0.1 s:
+    the sum of their proportional set sizes (PSS: a page shared by k processes counts 1/k in each, so
+    joblib's memory-mapped arrays are not counted twice). ``take()`` returns the peak since the last take."""
 
     def __init__(self) -> None:
-        self._page = os.sysconf("SC_PAGE_SIZE")
+        import psutil
+
+        self._me = psutil.Process()
         self._peak = 0
         self._lock = threading.Lock()
         threading.Thread(target=self._sample, daemon=True).start()
 
-    def _rss(self) -> int:
-        with open("/proc/self/statm") as handle:
-            return int(handle.read().split()[1]) * self._page
+    def _pss(self) -> int:
+        total = 0
+        for process in [self._me, *self._me.children(recursive=True)]:
+            try:
+                total += process.memory_full_info().pss
+            except Exception:  # a worker that exited between listing and reading
+                pass
+        return total
 
     def _sample(self) -> None:
         while True:
-            rss = self._rss()
+            pss = self._pss()
             with self._lock:
-                self._peak = max(self._peak, rss)
-            time.sleep(0.02)
+                self._peak = max(self._peak, pss)
+            time.sleep(0.1)
 
     def take(self) -> float:
         with self._lock:
-            peak, self._peak = max(self._peak, self._rss()), 0
+            peak, self._peak = max(self._peak, self._pss()), 0
         return peak / 2**30
 
 
@@ -193,7 +201,7 @@ def child(config_path: Path, flow: bool) -> None:
     con.close()
     print(json.dumps({
         "stages": stages, "wall": time.perf_counter() - started,
-        "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "peak_gib": max([rss.take()] + [numbers.get("peak_gib", 0.0) for numbers in stages.values()]),
         "votes": [votes[0], str(votes[1])], "flags": [[d, n, str(h)] for d, n, h in flags],
         "ingest": {k: summaries["ingest"].get(k) for k in ("rows", "new_items", "rejected")},
         "label": {k: summaries["label"].get(k) for k in ("coverage", "n_votes", "accuracy")},
@@ -252,7 +260,7 @@ def main() -> None:
                 run_dir.mkdir(exist_ok=True)
                 results[rows][mode] = result = run_child(bench_config(run_dir, source, dask=dask), run_dir, flow=flow)
                 table = Table(title=f"{rows:,} rows, {mode} ({'Prefect flow' if flow else 'Python API'})")
-                for column in ("stage", "seconds", "peak RSS GiB"):
+                for column in ("stage", "seconds", "peak GiB (PSS, workers incl.)"):
                     table.add_column(column)
                 for stage, numbers in result["stages"].items():
                     peak = numbers.get("peak_gib")
@@ -268,7 +276,7 @@ def main() -> None:
                 one, two = results[rows].values()
                 console.print(f"votes identical: {one['votes'] == two['votes']}; flags identical: {one['flags'] == two['flags']}")
     if len(results) > 1:
-        growth = Table(title="Growth (single process): seconds / peak RSS GiB per stage")
+        growth = Table(title="Growth (single process): seconds / peak GiB (PSS, workers incl.) per stage")
         growth.add_column("rows")
         for stage in STAGES:
             growth.add_column(stage)

@@ -32,7 +32,7 @@ from thresher.labeling.matrix import vote_matrix
 from thresher.labeling.model import denoise, entropy, fit_sample, majority_proba, score, vote_patterns
 from thresher.core.stages import Stage, StageContext
 from thresher.storage.connection import transaction
-from thresher.storage.repo import replace_run_rows
+from thresher.storage.repo import constant_column, replace_run_rows
 from thresher.storage.state import latest_summary
 
 logger = logging.getLogger(__name__)
@@ -225,7 +225,7 @@ def _write(con: duckdb.DuckDBPyConnection, run_id: str, votes: _Votes, through_s
             "learned_accuracy": _nullable(summary_df["learned_accuracy"], float, pa.float64()),
         }))
         replace_run_rows(con, "labels", run_id, pa.table({
-            "run_id": pa.repeat(run_id, len(item_ids)), "item_id": item_ids,
+            "run_id": constant_column(run_id, len(item_ids)), "item_id": item_ids,
             "label": pa.array(probs.argmax(axis=1), pa.int32()),
             "probs": pa.FixedSizeListArray.from_arrays(pa.array(probs.astype(float).ravel()),
                                                        probs.shape[1]).cast(pa.list_(pa.float64())),

@@ -7,6 +7,8 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 
+from thresher.storage.repo import constant_column
+
 WeightMethod = Literal["label_quality", "confidence", "quality_x_confidence", "uniform"]
 
 
@@ -39,8 +41,8 @@ def weight_rows(run_id: str, stage: str, item_ids: list[str] | pa.Array, method:
     n = len(item_ids)
     if weights.shape != (n,):
         raise ValueError(f"weights has shape {weights.shape}; expected ({n},), one per item.")
-    columns = {"run_id": pa.repeat(run_id, n), "stage": pa.repeat(stage, n), "item_id": item_ids,
-               "method": pa.repeat(method, n),
+    columns = {"run_id": constant_column(run_id, n), "stage": constant_column(stage, n), "item_id": item_ids,
+               "method": constant_column(method, n),
                "weight": weights.astype(float), "flagged": weights < FLAG_BELOW}
     if history is None:
         empty = pa.nulls(n, pa.float64())

@@ -19,7 +19,7 @@ from thresher.reweighting.gold import GoldCheck
 from thresher.reweighting.items import label_input, labelled_arrays, labelled_query
 from thresher.reweighting.weights import WeightMethod, compute_weights, weight_rows
 from thresher.storage.connection import transaction
-from thresher.storage.repo import replace_run_rows
+from thresher.storage.repo import constant_column, replace_run_rows
 from thresher.core.config import StageConfig
 from thresher.core.stages import Stage, StageContext
 
@@ -172,7 +172,7 @@ def detect(
     n = len(item_ids)
     with transaction(con):
         replace_run_rows(con, "noise_scores", run_id, pa.concat_tables([pa.table({
-            "run_id": pa.repeat(run_id, n), "item_id": item_ids, "detector": pa.repeat(r.name, n),
+            "run_id": constant_column(run_id, n), "item_id": item_ids, "detector": constant_column(r.name, n),
             "score": r.scores.astype(float), "is_issue": r.is_issue.astype(bool),
         }) for r in results.values()]))
         replace_run_rows(con, "weights", run_id, weight_rows(run_id, "detect", item_ids, config.weight, weights),
