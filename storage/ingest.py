@@ -19,7 +19,7 @@ from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import duckdb
 import numpy as np
@@ -499,11 +499,11 @@ ROW_SCHEMA = pa.schema([
 
 @dataclass
 class ParsedBatch:
-    """Validated rows of one stretch of a file (repeats not yet resolved), and their raw text by line:
-    kept only for the few rows that turn out to be rejects (the Parquet fast path makes it on demand)."""
+    """Validated rows of one stretch of a file (repeats not yet resolved) and, on the row path, each
+    row's raw text (the Parquet fast path rebuilds the raw text of the few rows that become rejects)."""
 
     rows: pa.Table
-    raw: Callable[[int], str]
+    raw: pa.Array | None = None
 
 
 def _rows_table(rows: list[dict[str, Any]]) -> pa.Table:
@@ -517,8 +517,7 @@ def _row_batches(path: Path, fmt: Format, config: SourceConfig, classes: list[st
     rows: list[dict[str, Any]] = []
 
     def batch() -> ParsedBatch:
-        raws = {r["source_line"]: r["raw"] for r in rows}
-        parsed = ParsedBatch(_rows_table(rows), raws.__getitem__)
+        parsed = ParsedBatch(_rows_table(rows), pa.array([r["raw"] for r in rows], pa.string()))
         rows.clear()
         return parsed
 
@@ -621,6 +620,25 @@ def _as_strings(array: pa.Array) -> pa.Array:
     return pa.array([None if v is None else str(v) for v in array.to_pylist()], pa.string())
 
 
+def _parquet_raw(batch: pa.RecordBatch, index: int) -> str:
+    """The raw text kept with a reject of a Parquet row: the row as JSON."""
+    return json.dumps(batch.slice(index, 1).to_pylist()[0], default=str, ensure_ascii=False)
+
+
+def _parquet_raws(path: Path, lines: list[int]) -> dict[int, str]:
+    """The raw texts of the given rows (1-based) of a Parquet file, reading only their row groups."""
+    wanted, found, start = sorted(set(lines)), {}, 0
+    file = pq.ParquetFile(path)
+    for group in range(file.metadata.num_row_groups):
+        stop = start + file.metadata.row_group(group).num_rows
+        inside = [line for line in wanted if start < line <= stop]
+        if inside:
+            batch = pa.RecordBatch.from_struct_array(file.read_row_group(group).to_struct_array().combine_chunks())
+            found.update({line: _parquet_raw(batch, line - start - 1) for line in inside})
+        start = stop
+    return found
+
+
 def _parquet_batches(path: Path, config: SourceConfig, classes: list[str], summary: SourceSummary,
                      rejects: list[Reject], batch_rows: int) -> Iterator[ParsedBatch]:
     """A flat Parquet file a column at a time, content hashes in SQL: only rows a vectorised check
@@ -664,9 +682,6 @@ def _parquet_batches(path: Path, config: SourceConfig, classes: list[str], summa
                  for values in zip(*(record_batch.column(c).to_pylist() for c in extra_names))]
                 if extra_names else ["{}"] * n, pa.string())
 
-            def raw(line: int, batch: pa.RecordBatch = record_batch, first: int = first) -> str:
-                return json.dumps(batch.slice(line - first, 1).to_pylist()[0], default=str, ensure_ascii=False)
-
             fast = pa.table(fields).filter(pa.array(~suspect))
             with registered(hasher, _fast_rows=fast):
                 hashes = hasher.sql(f"SELECT {_HASH_SQL} FROM _fast_rows").to_arrow_table().column(0).to_pylist()
@@ -684,8 +699,8 @@ def _parquet_batches(path: Path, config: SourceConfig, classes: list[str], summa
             fast = fast.append_column("votes", pa.nulls(fast.num_rows, pa.list_(pa.int32())))
             slow = []
             for i in np.flatnonzero(suspect):
-                row = _checked(_Raw(first + int(i), record_batch.slice(int(i), 1).to_pylist()[0], raw(first + int(i))),
-                               path, "parquet", config, classes)
+                row = _checked(_Raw(first + int(i), record_batch.slice(int(i), 1).to_pylist()[0],
+                                    _parquet_raw(record_batch, int(i))), path, "parquet", config, classes)
                 if isinstance(row, Reject):
                     rejects.append(row)
                 else:
@@ -694,7 +709,7 @@ def _parquet_batches(path: Path, config: SourceConfig, classes: list[str], summa
             if slow:
                 rows = pa.concat_tables([rows, _rows_table(slow)])
                 rows = rows.take(pc.sort_indices(rows, [("source_line", "ascending")]))
-            yield ParsedBatch(rows, raw)
+            yield ParsedBatch(rows)
     finally:
         hasher.close()
 
@@ -714,44 +729,65 @@ def iter_parsed(path: Path, config: SourceConfig, classes: list[str], summary: S
         yield from _row_batches(path, fmt, config, classes, summary, rejects, batch_rows)
 
 
-class Repeats:
-    """Resolves repeated item ids within a file in SQL, against a temporary table of the file's rows
-    so far (DuckDB spills it to disk: memory does not grow with the file). The first row with an id
-    is kept; a later one is a ``duplicate_row`` (same content) or ``conflicting_id`` reject.
+class StagedFile:
+    """Every validated row of one file in a temporary table (DuckDB spills it to disk), then repeats
+    resolved once, in SQL, over the whole file: the first row with an id is kept, a later one is a
+    ``duplicate_row`` (same content) or ``conflicting_id`` reject. One pass per file, not one lookup
+    per batch against all the rows before it (which made ingest quadratic in the rows).
 
     Batches are scanned as relations (``from_arrow``), never registered: inside the ingest
     transaction a registered table stays referenced until the commit, so every batch would."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        self._con = con
-        con.execute("CREATE OR REPLACE TEMP TABLE _file_rows (item_id VARCHAR, content_hash VARCHAR, line BIGINT)")
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> None:
+        self._con, self._path, self._fmt = con, path, fmt
+        columns = ", ".join(f"{field.name} {_DUCK_TYPES[field.name]}" for field in ROW_SCHEMA)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _staged ({columns}, raw VARCHAR)")
+        con.execute("CREATE OR REPLACE TEMP TABLE _dropped (source_line BIGINT)")
 
-    def kept(self, batch: ParsedBatch, rejects: list[Reject]) -> pa.Table:
-        """Reject the batch's repeats and return its other rows."""
-        rows = self._con.from_arrow(batch.rows)
-        repeated = rows.query("_batch_rows",
-            "SELECT item_id, source, source_line, content_hash, coalesce(seen_hash, first_hash), coalesce(seen_line, first_line) "
-            "FROM (SELECT b.item_id, b.source, b.source_line, b.content_hash, f.content_hash AS seen_hash, f.line AS seen_line, "
-            "first_value(b.content_hash) OVER w AS first_hash, first_value(b.source_line) OVER w AS first_line, "
-            "row_number() OVER w AS k FROM _batch_rows b LEFT JOIN _file_rows f USING (item_id) "
-            "WINDOW w AS (PARTITION BY b.item_id ORDER BY b.source_line)) "
-            "WHERE k > 1 OR seen_hash IS NOT NULL ORDER BY source_line").fetchall()
-        for item_id, source, line, content_hash, earlier_hash, earlier_line in repeated:
-            reason = "duplicate_row" if earlier_hash == content_hash else "conflicting_id"
-            rejects.append(Reject(source, line, reason, f"item id '{item_id}' already seen at line {earlier_line}",
-                                  batch.raw(line)))
-        if not repeated:
-            kept = batch.rows
-        else:
-            kept = rows.query("_batch_rows",
-                "SELECT * FROM _batch_rows b WHERE b.item_id NOT IN (SELECT item_id FROM _file_rows) "
-                "QUALIFY row_number() OVER (PARTITION BY b.item_id ORDER BY b.source_line) = 1 ORDER BY source_line"
-            ).to_arrow_table()
-        self._con.from_arrow(kept).query("_kept", "INSERT INTO _file_rows SELECT item_id, content_hash, source_line FROM _kept")
-        return kept
+    def add(self, batch: ParsedBatch) -> None:
+        raw = batch.raw if batch.raw is not None else pa.nulls(batch.rows.num_rows, pa.string())
+        self._con.from_arrow(batch.rows.append_column("raw", raw)).query("_batch", "INSERT INTO _staged SELECT * FROM _batch")
+
+    def raws(self, lines: list[int]) -> dict[int, str]:
+        """The raw text of the given rows of the file."""
+        if not lines:
+            return {}
+        if self._fmt == "parquet" and self._con.sql("SELECT count(*) FROM _staged WHERE raw IS NULL").fetchall()[0][0]:
+            return _parquet_raws(self._path, lines)
+        rows = self._con.sql(f"SELECT source_line, raw FROM _staged WHERE source_line IN ({', '.join(map(str, lines))})")
+        return dict(rows.fetchall())
+
+    def repeats(self, rejects: list[Reject]) -> None:
+        """Reject every row whose id came earlier in the file, and mark it dropped."""
+        repeated = self._con.sql(
+            "WITH firsts AS (SELECT item_id, min(source_line) AS first_line, arg_min(content_hash, source_line) AS first_hash "
+            "FROM _staged GROUP BY item_id HAVING count(*) > 1) "
+            "SELECT s.item_id, s.source, s.source_line, s.content_hash = f.first_hash, f.first_line "
+            "FROM _staged s JOIN firsts f USING (item_id) WHERE s.source_line > f.first_line ORDER BY s.source_line"
+        ).fetchall()
+        self.drop(rejects, [(source, line, "duplicate_row" if same else "conflicting_id",
+                             f"item id '{item_id}' already seen at line {first_line}")
+                            for item_id, source, line, same, first_line in repeated])
+
+    def drop(self, rejects: list[Reject], found: list[tuple[str, int, str, str]]) -> None:
+        """Reject the rows ``(source, line, reason, detail)`` and leave them out of what is kept."""
+        if not found:
+            return
+        raws = self.raws([line for _, line, _, _ in found])
+        rejects.extend(Reject(source, line, reason, detail, raws[line]) for source, line, reason, detail in found)
+        lines = pa.table({"source_line": pa.array([line for _, line, _, _ in found], pa.int64())})
+        self._con.from_arrow(lines).query("_lines", "INSERT INTO _dropped SELECT source_line FROM _lines")
+
+    KEPT = "(SELECT * FROM _staged ANTI JOIN _dropped USING (source_line))"
 
     def close(self) -> None:
-        self._con.execute("DROP TABLE IF EXISTS _file_rows")
+        self._con.execute("DROP TABLE IF EXISTS _staged")
+        self._con.execute("DROP TABLE IF EXISTS _dropped")
+
+
+_DUCK_TYPES = {"item_id": "VARCHAR", "dataset": "VARCHAR", "split": "VARCHAR", "text": "VARCHAR", "label": "INTEGER",
+               "gold": "INTEGER", "extra": "VARCHAR", "source": "VARCHAR", "source_line": "BIGINT",
+               "content_hash": "VARCHAR", "votes": "INTEGER[]"}
 
 
 def parse_file(path: Path, config: SourceConfig, classes: list[str]) -> tuple[list[dict[str, Any]], list[Reject], SourceSummary]:
@@ -762,9 +798,12 @@ def parse_file(path: Path, config: SourceConfig, classes: list[str]) -> tuple[li
     rows: list[dict[str, Any]] = []
     con = duckdb.connect()
     try:
-        repeats = Repeats(con)
+        staged = StagedFile(con, path, config.resolved_format(path))
         for batch in iter_parsed(path, config, classes, summary, rejects):
-            rows.extend(repeats.kept(batch, rejects).to_pylist())
+            staged.add(batch)
+        staged.repeats(rejects)
+        kept = con.sql(f"SELECT * EXCLUDE (raw) FROM {StagedFile.KEPT} ORDER BY source_line").to_arrow_table()
+        rows.extend(kept.to_pylist())
     finally:
         con.close()
     rejects.sort(key=lambda r: r.line)
@@ -799,16 +838,17 @@ def ingest_file(
     """
     summary = SourceSummary(source=str(path))
     rejects: list[Reject] = []
-    repeats = Repeats(con)
+    staged = StagedFile(con, path, config.resolved_format(path))
     try:
         for batch in iter_parsed(path, config, classes, summary, rejects, batch_rows=batch_rows, columnar=columnar):
-            kept = repeats.kept(batch, rejects)
-            _load_batch(con, path, kept, batch, rejects, summary)
-            _store_source_votes(con, config, kept)
+            staged.add(batch)
             _store_rejects(con, rejects, summary)
+        staged.repeats(rejects)
+        _load_file(con, path, staged, rejects, summary)
+        _store_source_votes(con, config)
         _store_rejects(con, rejects, summary)
     finally:
-        repeats.close()
+        staged.close()
     return summary
 
 
@@ -825,50 +865,44 @@ def _store_rejects(con: duckdb.DuckDBPyConnection, rejects: list[Reject], summar
     rejects.clear()
 
 
-def _load_batch(con: duckdb.DuckDBPyConnection, path: Path, kept: pa.Table, batch: ParsedBatch,
-                rejects: list[Reject], summary: SourceSummary) -> None:
-    """Insert the ``kept`` rows: new ids get the next item_seq; an id stored with other content is a reject."""
-    rows = con.from_arrow(kept)
-    conflicts = rows.query("_kept",
-        "SELECT b.item_id, b.source_line, i.source, i.source_line FROM _kept b "
-        "JOIN items i USING (item_id) WHERE i.content_hash <> b.content_hash ORDER BY b.source_line"
-    ).fetchall()
-    for item_id, line, other_source, other_line in conflicts:
-        detail = f"item id '{item_id}' exists with different content (from {other_source}:{other_line})"
-        rejects.append(Reject(str(path), line, "conflicting_id", detail, batch.raw(line)))
-    summary.already_present += rows.query("_kept",
-        "SELECT count(*) FROM _kept b JOIN items i USING (item_id) WHERE i.content_hash = b.content_hash"
-    ).fetchall()[0][0]
-    inserted = rows.query("_kept",
+def _load_file(con: duckdb.DuckDBPyConnection, path: Path, staged: StagedFile, rejects: list[Reject],
+               summary: SourceSummary) -> None:
+    """Insert the file's kept rows: new ids get the next item_seq in file order; an id stored with
+    other content is a reject, one with the same content is already present."""
+    stored = con.sql(
+        f"SELECT b.item_id, b.source_line, i.source, i.source_line, i.content_hash = b.content_hash "
+        f"FROM {StagedFile.KEPT} b JOIN items i USING (item_id) ORDER BY b.source_line").fetchall()
+    summary.already_present += sum(1 for *_, same in stored if same)
+    staged.drop(rejects, [(str(path), line, "conflicting_id",
+                           f"item id '{item_id}' exists with different content (from {other_source}:{other_line})")
+                          for item_id, line, other_source, other_line, same in stored if not same])
+    inserted = con.sql(
         "INSERT INTO items (item_id, item_seq, dataset, split, text, label, gold, extra, source, "
         "source_line, content_hash) SELECT b.item_id, "
         "(SELECT coalesce(max(item_seq), 0) FROM items) + row_number() OVER (ORDER BY b.source_line), "
         "b.dataset, b.split, b.text, b.label, b.gold, b.extra::JSON, b.source, b.source_line, b.content_hash "
-        "FROM _kept b ANTI JOIN items i USING (item_id)"
+        f"FROM {StagedFile.KEPT} b ANTI JOIN items i USING (item_id)"
     ).fetchall()
     summary.new_items += int(inserted[0][0]) if inserted else 0
 
 
-def _store_source_votes(con: duckdb.DuckDBPyConnection, config: SourceConfig, kept: pa.Table) -> None:
+def _store_source_votes(con: duckdb.DuckDBPyConnection, config: SourceConfig) -> None:
     """Keep the non-abstain weak labels that came with the data (WRENCH) as ``source_votes``."""
     names = config.lf_names
-    rows = con.from_arrow(kept.select(["item_id", "votes"]))
+    kept = StagedFile.KEPT
     if names is not None:
-        too_many = rows.query("_kept", f"SELECT item_id, len(votes) FROM _kept WHERE len(votes) > {len(names)} LIMIT 1"
-                              ).fetchall()
+        too_many = con.execute(f"SELECT item_id, len(votes) FROM {kept} WHERE len(votes) > ? LIMIT 1",
+                               [len(names)]).fetchall()
         if too_many:
             raise ValueError(
                 f"The 'lf_names' of source '{config.path}' name {len(names)} LFs, but item "
                 f"'{too_many[0][0]}' has {too_many[0][1]} weak labels."
             )
-    if kept.column("votes").null_count == kept.num_rows:
-        return
-    lf_name = ("list_extract(" + "[" + ", ".join("'" + n.replace("'", "''") + "'" for n in names) + "]::VARCHAR[], j)"
-               if names else "'lf_' || (j - 1)")
-    rows.query("_kept",
+    lf_name = "list_extract(?::VARCHAR[], j)" if names else "'lf_' || (j - 1)"
+    con.execute(
         f"INSERT INTO source_votes SELECT item_id, {lf_name}, vote FROM "
-        "(SELECT item_id, unnest(votes) AS vote, generate_subscripts(votes, 1) AS j FROM _kept WHERE votes IS NOT NULL) "
-        "WHERE vote <> -1 ON CONFLICT DO NOTHING")
+        f"(SELECT item_id, unnest(votes) AS vote, generate_subscripts(votes, 1) AS j FROM {kept} WHERE votes IS NOT NULL) "
+        "WHERE vote <> -1 ON CONFLICT DO NOTHING", [names] if names else [])
 
 
 def ingest(con: duckdb.DuckDBPyConnection, config: IngestConfig, *, progress: bool = False) -> IngestSummary:
