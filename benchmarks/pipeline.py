@@ -18,6 +18,7 @@ one peak for the whole process). Several ``--rows`` print a growth table.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -143,11 +144,11 @@ class PeakRSS:
 
     def _pss(self) -> int:
         total = 0
+        import psutil
+
         for process in [self._me, *self._me.children(recursive=True)]:
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):  # a worker that exited between listing and reading
                 total += process.memory_full_info().pss
-            except Exception:  # a worker that exited between listing and reading
-                pass
         return total
 
     def _sample(self) -> None:
