@@ -57,7 +57,13 @@ def vote_patterns(L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"L must be a 2-d label matrix; got an array of shape {L.shape}.")
     base = int(L.max(initial=0)) + 2  # votes -1..K-1 shifted to 0..K
     if L.shape[1] and base ** L.shape[1] < 2**62:
-        keys = (L.astype(np.int64) + 1) @ (base ** np.arange(L.shape[1], dtype=np.int64))
+        keys = np.zeros(len(L), dtype=np.int64)
+        column = np.empty(len(L), dtype=np.int64)
+        for j in range(L.shape[1]):  # column by column: an int64 copy of all of L is 8 bytes per vote slot
+            np.add(L[:, j], 1, out=column, dtype=np.int64)
+            column *= base**j
+            keys += column
+        del column
         _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
     else:
         _, first, inverse = np.unique(L, axis=0, return_index=True, return_inverse=True)

@@ -16,6 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import duckdb
@@ -111,7 +112,7 @@ def _curated_query(config: ExportConfig, label_run: str | None, detect_run: str,
     reason = "CASE " + " ".join(f"WHEN {test} THEN '{name}'" for used, test, name in reasons if used) + " END"
     query = f"""
         SELECT *, {reason} AS reason FROM (
-        SELECT i.item_id, i.dataset, i.split, i.text, {label_cols}, w.weight, w.method AS weight_method,
+        SELECT i.item_id, i.dataset, i.split, {label_cols}, w.weight, w.method AS weight_method,
                n.score AS label_quality, n.is_issue, i.gold AS gold_label, coalesce(s.selected, FALSE) AS selected
         FROM items i {label_sql}
         LEFT JOIN selections s ON s.item_id = i.item_id AND s.run_id = $select_run
@@ -127,6 +128,16 @@ def _curated_query(config: ExportConfig, label_run: str | None, detect_run: str,
     if config.splits is not None:
         params["splits"] = list(config.splits)
     return query, params
+
+
+def _kept_rows(con: duckdb.DuckDBPyConnection, n_kept: int, batch_rows: int = 8 * 8192) -> Iterator[pa.RecordBatch]:
+    """The kept rows of ``_export`` with their texts, in item_id order.
+
+    ``_export`` holds no texts: carried through its joins and its sort, 10M rows of texts spill
+    to disk under the memory limit. They are joined here, on the sorted rows.
+    """
+    yield from con.sql("SELECT e.* EXCLUDE (reason), i.text FROM _export e JOIN items i ON i.item_id = e.item_id "
+                       "WHERE e.reason IS NULL ORDER BY e.item_id").to_arrow_reader(batch_rows)
 
 
 def _selection_info(con: duckdb.DuckDBPyConnection, select_run: str | None) -> dict[str, Any]:
@@ -262,9 +273,8 @@ def export(
         staging = out_dir.with_name(f".{out_dir.name}.tmp-{run_id}")
         staging.mkdir(parents=True)
         writer = _ShardWriter(staging, config)
-        reader = con.sql("SELECT * EXCLUDE (reason) FROM _export WHERE reason IS NULL ORDER BY item_id"
-                         ).fetch_arrow_reader(8 * 8192)
-        for batch in track(reader, description="Writing shards", total=-(-n_kept // (8 * 8192)), enabled=progress):
+        batches = _kept_rows(con, n_kept)
+        for batch in track(batches, description="Writing shards", total=-(-n_kept // (8 * 8192)), enabled=progress):
             writer.write(_shard_table(batch, list(classes)))
         shards = writer.close()
         weights = writer.weight
