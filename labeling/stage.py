@@ -33,6 +33,7 @@ from thresher.labeling.model import denoise, entropy, fit_sample, majority_proba
 from thresher.core.stages import Stage, StageContext
 from thresher.storage.connection import transaction
 from thresher.storage.repo import constant_column, replace_run_rows
+from thresher.storage.schema import release_buffers
 from thresher.storage.state import latest_summary
 
 logger = logging.getLogger(__name__)
@@ -253,6 +254,7 @@ def label(
                     params={"through": through_seq}).to_arrow_table()
     if items.num_rows == 0:
         raise ValueError("There are no items to label. Run `thresher ingest CONFIG` first.")
+    release_buffers(con)  # what DuckDB kept while it sorted the votes; the label model's arrays need it
     item_ids = items.column("item_id").combine_chunks()
     splits = _splits(items.column("split"))
     gold = gold_ids(items.column("gold"))

@@ -367,3 +367,11 @@ def _memory_config() -> dict[str, str]:
     default. DuckDB's own default, 80 % of RAM, lets its buffers grow with the database; past the
     limit it spills sorts, joins and temporary tables to ``<db>.tmp`` instead."""
     return {"memory_limit": os.environ.get("THRESHER_DB_MEMORY") or "1GB"}
+
+
+def release_buffers(con: duckdb.DuckDBPyConnection) -> None:
+    """Hand back the memory DuckDB keeps for pages it has read (up to its limit; they stay on disk),
+    before work that needs it elsewhere: worker processes, or big NumPy arrays. Lowering the limit
+    evicts them; the limit of a writing connection is then restored."""
+    con.execute("SET memory_limit = '16MB'")
+    con.execute(f"SET memory_limit = '{_memory_config()['memory_limit']}'")

@@ -31,6 +31,10 @@ from sklearn.model_selection import StratifiedKFold
 from thresher.core.chunking import MapChunks
 from thresher.core.progress import track
 from thresher.features.tfidf import TfidfConfig
+from thresher.storage.schema import release_buffers
+
+
+HASH_ROWS = 10_000  # texts hashed at once on a worker
 
 
 def hashed_counts(texts: Sequence[str], config: TfidfConfig, n_features: int = 2**18) -> Any:
@@ -60,7 +64,10 @@ def hash_part(part: str, config: TfidfConfig) -> Any:
     import scipy.sparse as sp
 
     table = pq.read_table(part)
-    counts = hashed_counts(table.column("text").to_pylist(), config)
+    texts = table.column("text")
+    # A slice at a time: HashingVectorizer holds Python lists of every n-gram index of its input.
+    counts = sp.vstack([hashed_counts(texts.slice(start, HASH_ROWS).to_pylist(), config)
+                        for start in range(0, len(texts), HASH_ROWS)], format="csr")
     sp.save_npz(part + ".npz", counts, compressed=False)
     return counts[table.column("sample").to_numpy(zero_copy_only=False)]
 
@@ -117,7 +124,7 @@ def streamed_out_of_fold_proba(
     directory = Path(tempfile.mkdtemp(prefix="thresher-detect-", dir=workdir))
     try:
         parts, start = [], 0
-        reader = con.sql(texts_query, params=params).fetch_arrow_reader(chunk_rows)
+        reader = con.sql(texts_query, params=params).to_arrow_reader(chunk_rows)
         for batch in track(reader, description="Writing chunks", total=-(-n // chunk_rows), enabled=progress):
             stop = start + batch.num_rows
             part = directory / f"part-{len(parts):05d}.parquet"
@@ -127,6 +134,7 @@ def streamed_out_of_fold_proba(
             start = stop
         if start != n:
             raise ValueError(f"The texts query returned {start} rows for {n} labels.")
+        release_buffers(con)  # the workers need the memory DuckDB kept while it sorted the texts
         import scipy.sparse as sp
         from sklearn.feature_extraction.text import TfidfTransformer
 

@@ -58,3 +58,22 @@ def test_version_6_drops_the_per_item_keys_and_keeps_the_rows(tmp_path):
     assert (first.new_items, second.new_items, second.already_present) == (2, 0, 2)
     assert con.execute("SELECT item_id, count(*) FROM items GROUP BY 1 ORDER BY 1").fetchall() == [("a", 1), ("d:b", 1), ("d:c", 1)]
     con.close()
+
+
+def test_release_buffers_hands_back_read_pages_and_keeps_the_limit(tmp_path):
+    """After a scan DuckDB keeps the pages it read (up to its limit); released, they leave memory,
+    the data stays, and the connection's configured limit is back."""
+    from thresher.storage.schema import release_buffers
+
+    con = connect(tmp_path / "t.duckdb")
+    con.execute("CREATE TABLE big AS SELECT range AS i, repeat(md5(range::VARCHAR), 4) AS s FROM range(2000000)")
+    con.execute("CHECKPOINT")
+    limit = con.sql("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    assert con.sql("SELECT sum(length(s)) FROM big").fetchall()[0][0] == 2000000 * 128
+    held = con.sql("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchall()[0][0]
+    release_buffers(con)
+    left = con.sql("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchall()[0][0]
+    assert held > 50 * 2**20 and left < held / 4
+    assert con.sql("SELECT current_setting('memory_limit')").fetchall()[0][0] == limit
+    assert con.sql("SELECT count(*) FROM big").fetchall()[0][0] == 2000000
+    con.close()
