@@ -13,10 +13,10 @@ import logging
 import os
 import shutil
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any, Literal
 
 import duckdb
@@ -130,7 +130,7 @@ def _curated_query(config: ExportConfig, label_run: str | None, detect_run: str,
     return query, params
 
 
-def _kept_rows(con: duckdb.DuckDBPyConnection, n_kept: int, batch_rows: int = 8 * 8192) -> Iterator[pa.RecordBatch]:
+def _kept_rows(con: duckdb.DuckDBPyConnection, batch_rows: int = 8 * 8192) -> Iterator[pa.RecordBatch]:
     """The kept rows of ``_export`` with their texts, in item_id order.
 
     ``_export`` holds no texts: carried through its joins and its sort, 10M rows of texts spill
@@ -273,7 +273,7 @@ def export(
         staging = out_dir.with_name(f".{out_dir.name}.tmp-{run_id}")
         staging.mkdir(parents=True)
         writer = _ShardWriter(staging, config)
-        batches = _kept_rows(con, n_kept)
+        batches = _kept_rows(con)
         for batch in track(batches, description="Writing shards", total=-(-n_kept // (8 * 8192)), enabled=progress):
             writer.write(_shard_table(batch, list(classes)))
         shards = writer.close()
