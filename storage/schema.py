@@ -12,6 +12,7 @@ from pathlib import Path
 
 import duckdb
 
+from thresher.core.memory import trim_heap
 from thresher.storage.connection import transaction
 
 logger = logging.getLogger(__name__)
@@ -372,6 +373,7 @@ def _memory_config() -> dict[str, str]:
 def release_buffers(con: duckdb.DuckDBPyConnection) -> None:
     """Hand back the memory DuckDB keeps for pages it has read (up to its limit; they stay on disk),
     before work that needs it elsewhere: worker processes, or big NumPy arrays. Lowering the limit
-    evicts them; the limit of a writing connection is then restored."""
+    evicts them; the limit of a writing connection is then restored. The C heap's free pages go back too."""
     con.execute("SET memory_limit = '16MB'")
     con.execute(f"SET memory_limit = '{_memory_config()['memory_limit']}'")
+    trim_heap()

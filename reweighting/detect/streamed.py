@@ -29,6 +29,7 @@ from sklearn.base import clone
 from sklearn.model_selection import StratifiedKFold
 
 from thresher.core.chunking import MapChunks
+from thresher.core.memory import trim_heap
 from thresher.core.progress import track
 from thresher.features.tfidf import TfidfConfig
 from thresher.storage.schema import release_buffers
@@ -73,20 +74,8 @@ def hash_part(part: str, config: TfidfConfig) -> Any:
     sp.save_npz(part + ".npz", counts, compressed=False)
     sample = counts[table.column("sample").to_numpy(zero_copy_only=False)]
     del counts, table, texts
-    _trim_heap()
+    trim_heap()
     return sample
-
-
-def _trim_heap() -> None:
-    """Hand the heap's free pages back to the system (glibc keeps them after large frees, so an idle
-    worker would hold its last part's memory through the fold fits)."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    libc = ctypes.CDLL(name) if name else None
-    if libc is not None and hasattr(libc, "malloc_trim"):
-        libc.malloc_trim(0)
 
 
 def score_part(part: str, payload: bytes, n_classes: int) -> np.ndarray:

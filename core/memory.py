@@ -1,0 +1,25 @@
+"""Handing freed memory back to the system between the big steps of a stage."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+
+
+@functools.cache
+def _malloc_trim() -> ctypes._CFuncPtr | None:
+    name = ctypes.util.find_library("c")
+    function = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    return function
+
+
+def trim_heap() -> None:
+    """Return the C heap's free pages to the system (glibc's ``malloc_trim``; a no-op elsewhere).
+
+    glibc keeps the pages of large freed objects (Python lists, NumPy and Arrow buffers) for reuse,
+    so a process that finished a big step would hold that step's memory through the next one, and
+    through any worker processes started meanwhile."""
+    function = _malloc_trim()
+    if function is not None:
+        function(0)
