@@ -99,6 +99,19 @@ def _against_gold(weights: np.ndarray, flagged: np.ndarray, check: GoldCheck) ->
     return out
 
 
+def fit_weights(config: ReweightConfig, X: Any, labels: np.ndarray, threads: int) -> Reweighter:
+    """The weight learner of ``config`` fitted on ``X`` and ``labels`` on a cluster worker, with the
+    caller's number of torch threads: sums split over other thread counts round differently."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return config.estimator().fit(X, labels)
+    finally:
+        torch.set_num_threads(before)
+
+
 def reweight(
     con: duckdb.DuckDBPyConnection, config: ReweightConfig, *, run_id: str, label_run: str | None,
     progress: bool = False, chunking: Chunking | None = None,
@@ -109,7 +122,12 @@ def reweight(
     X = item_features(con, config.features, item_ids, items.column("text").to_pylist(), progress=progress,
                       chunking=chunking)
     started = time.perf_counter()
-    model = config.estimator(progress=progress).fit(X, labels)
+    if chunking is None:
+        model = config.estimator(progress=progress).fit(X, labels)
+    else:  # sequential training (one model, step by step) cannot be split: it runs whole on a worker
+        import torch
+
+        model = chunking.map_chunks(fit_weights, [(config, X, labels, torch.get_num_threads())])[0]
     seconds = time.perf_counter() - started
     with transaction(con):
         replace_run_rows(con, "weights", run_id, weight_rows(run_id, "reweight", item_ids, config.strategy,
@@ -133,4 +151,4 @@ class ReweightStage(Stage):
                         progress=context.progress, chunking=context.chunking)
 
     def uses_cluster(self, config: ReweightConfig) -> bool:
-        return config.features.chunked
+        return True  # the training runs on a worker, and chunked features are encoded there

@@ -141,3 +141,38 @@ def test_streamed_detect_on_the_cluster_flags_what_one_process_flags(tmp_path, s
     single, dask = results["single"][1][0], results["dask"][1][0]
     assert len(single) > 2000 and any(flag for _, _, flag, _ in single)
     assert dask == single
+
+
+def test_reweight_trains_on_a_cluster_worker_and_weighs_what_one_process_weighs(tmp_path, shared_data):
+    """STORM's training (sequential: one model, step by step) runs whole as one Prefect task on a
+    2-worker LocalCluster (with this process's torch threads): the same weights as in one process."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+
+    from thresher.flows import reweight_flow
+
+    text = CONFIG.format(data=shared_data / "wrench_youtube") + (
+        "reweight: {strategy: storm, epochs: 2}\n")
+    shutil.copy(YOUTUBE_EXAMPLE / "lfs.py", tmp_path / "lfs.py")
+    (tmp_path / "single.yaml").write_text(text)
+    (tmp_path / "dask.yaml").write_text("dask: {n_workers: 2, chunk_rows: 600}\n" + text)
+    def chunks() -> int:
+        with get_client(sync_client=True) as client:
+            return len(client.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="thresher-chunk"))))
+
+    weights, summaries, tasks = {}, {}, {}
+    for name in ("single", "dask"):
+        db = str(tmp_path / f"{name}.duckdb")
+        ingest_flow(str(tmp_path / f"{name}.yaml"), db=db)
+        label_flow(str(tmp_path / f"{name}.yaml"), db=db)
+        before = chunks()
+        summaries[name] = reweight_flow(str(tmp_path / f"{name}.yaml"), db=db)
+        tasks[name] = chunks() - before
+        con = connect(db, read_only=True)
+        weights[name] = con.execute("SELECT item_id, weight, flagged FROM weights ORDER BY item_id").fetchall()
+        con.close()
+    assert len(weights["single"]) > 1000 and weights["dask"] == weights["single"]
+    untimed = {name: [{k: v for k, v in epoch.items() if k != "seconds"} for epoch in summary["epochs"]]
+               for name, summary in summaries.items()}
+    assert untimed["dask"] == untimed["single"] and len(untimed["single"]) == 2
+    assert tasks == {"single": 0, "dask": 1}  # the training, whole
