@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -204,6 +205,23 @@ def _nullable(values: pd.Series, kind: type, arrow: pa.DataType) -> pa.Array:
     return pa.array([None if pd.isna(v) else kind(v) for v in values], arrow)
 
 
+LABEL_ROWS = 500_000  # labels rows built and inserted at once
+
+
+def _label_batches(run_id: str, item_ids: pa.Array, probs: np.ndarray, covered: np.ndarray) -> Iterator[pa.Table]:
+    """The ``labels`` rows in batches of ``LABEL_ROWS``: their float64 columns are built one batch at a time."""
+    for start in range(0, len(item_ids), LABEL_ROWS):
+        part = probs[start:start + LABEL_ROWS]
+        yield pa.table({
+            "run_id": constant_column(run_id, len(part)), "item_id": item_ids.slice(start, LABEL_ROWS),
+            "label": pa.array(part.argmax(axis=1), pa.int32()),
+            "probs": pa.FixedSizeListArray.from_arrays(pa.array(part.astype(float).ravel()),
+                                                       probs.shape[1]).cast(pa.list_(pa.float64())),
+            "confidence": part.max(axis=1).astype(float), "entropy": entropy(part).astype(float),
+            "covered": covered[start:start + LABEL_ROWS],
+        })
+
+
 def _write(con: duckdb.DuckDBPyConnection, run_id: str, votes: _Votes, through_seq: int, summary_df: pd.DataFrame,
            item_ids: pa.Array, probs: np.ndarray, covered: np.ndarray) -> None:
     """The run's ``lfs``, ``lf_summary``, ``labels`` (and ``prompt_votes``) rows, in one transaction."""
@@ -225,14 +243,7 @@ def _write(con: duckdb.DuckDBPyConnection, run_id: str, votes: _Votes, through_s
             "emp_accuracy": _nullable(summary_df["emp_accuracy"], float, pa.float64()),
             "learned_accuracy": _nullable(summary_df["learned_accuracy"], float, pa.float64()),
         }))
-        replace_run_rows(con, "labels", run_id, pa.table({
-            "run_id": constant_column(run_id, len(item_ids)), "item_id": item_ids,
-            "label": pa.array(probs.argmax(axis=1), pa.int32()),
-            "probs": pa.FixedSizeListArray.from_arrays(pa.array(probs.astype(float).ravel()),
-                                                       probs.shape[1]).cast(pa.list_(pa.float64())),
-            "confidence": probs.max(axis=1).astype(float), "entropy": entropy(probs).astype(float),
-            "covered": covered,
-        }))
+        replace_run_rows(con, "labels", run_id, _label_batches(run_id, item_ids, probs, covered))
         if votes.prompt_run is not None:
             prompted = votes.prompt_run.votes
             replace_run_rows(con, "prompt_votes", run_id, prompted.add_column(

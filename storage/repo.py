@@ -10,7 +10,7 @@ import json
 import logging
 import secrets
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -48,27 +48,31 @@ def constant_column(value: str, n: int) -> pa.DictionaryArray:
     return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int8)), pa.array([value], pa.string()))
 
 
-def replace_run_rows(con: duckdb.DuckDBPyConnection, table: str, run_id: str, data: pa.Table,
+def replace_run_rows(con: duckdb.DuckDBPyConnection, table: str, run_id: str, data: pa.Table | Iterable[pa.Table],
                      *, stage: str | None = None) -> int:
     """Replace the rows of ``run_id`` (and ``stage``, for tables shared by stages) with ``data``.
 
-    ``data`` must have exactly the table's columns, ``run_id`` included. Call it inside
-    :func:`transaction` so that the delete and the insert land together. Returns the rows written.
+    ``data`` is one table or batches of it (built one at a time, so a run's rows need not all be in
+    memory at once), each with exactly the table's columns, ``run_id`` included. Call it inside
+    :func:`transaction` so that the delete and the inserts land together. Returns the rows written.
     """
     expected = table_columns(con, table)
-    if sorted(data.column_names) != sorted(expected):
-        raise ValueError(
-            f"Rows written to '{table}' must have the columns {expected}. "
-            f"Got {data.column_names} instead."
-        )
     if stage is None:
         con.execute(f'DELETE FROM "{table}" WHERE run_id = ?', [run_id])
     else:
         con.execute(f'DELETE FROM "{table}" WHERE run_id = ? AND stage = ?', [run_id, stage])
-    with registered(con, _rows_to_write=data):
-        columns = ", ".join(f'"{c}"' for c in expected)
-        con.execute(f'INSERT INTO "{table}" ({columns}) SELECT {columns} FROM _rows_to_write')
-    return data.num_rows
+    columns = ", ".join(f'"{c}"' for c in expected)
+    written = 0
+    for batch in [data] if isinstance(data, pa.Table) else data:
+        if sorted(batch.column_names) != sorted(expected):
+            raise ValueError(
+                f"Rows written to '{table}' must have the columns {expected}. "
+                f"Got {batch.column_names} instead."
+            )
+        with registered(con, _rows_to_write=batch):
+            con.execute(f'INSERT INTO "{table}" ({columns}) SELECT {columns} FROM _rows_to_write')
+        written += batch.num_rows
+    return written
 
 
 @dataclass

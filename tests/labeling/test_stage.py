@@ -126,6 +126,19 @@ def test_rerunning_a_run_replaces_its_rows(wrench_youtube):
     assert wrench_youtube.execute("SELECT count(*) FROM labels WHERE run_id = 'same'").fetchall()[0][0] == 1956
 
 
+def test_labels_written_in_batches_equal_one_batch(wrench_youtube, monkeypatch):
+    """Batches of 500 (1,956 items: three full, one short) store exactly the rows of one batch."""
+    import thresher.labeling.stage as stage
+
+    config = LabelingConfig(classes=["HAM", "SPAM"], source_votes=True)
+    query = "SELECT item_id, label, probs, confidence, entropy, covered FROM labels WHERE run_id = ? ORDER BY item_id"
+    label(wrench_youtube, config, run_id="whole")
+    monkeypatch.setattr(stage, "LABEL_ROWS", 500)
+    label(wrench_youtube, config, run_id="batched")
+    whole, batched = (wrench_youtube.execute(query, [run]).fetchall() for run in ("whole", "batched"))
+    assert len(whole) == 1956 and batched == whole
+
+
 def test_config_errors_are_clear():
     with pytest.raises(ValueError, match="needs LFs"):
         LabelingConfig(classes=["A", "B"])
