@@ -57,9 +57,26 @@ def fold_of(labels: np.ndarray, n_folds: int, random_state: int | None) -> np.nd
     return folds
 
 
-def fit_fold(X: Any, labels: np.ndarray, keep: np.ndarray, estimator: Any) -> Any:
-    """One fold's model: ``estimator`` fitted on the rows of ``keep``."""
-    return clone(estimator).fit(X[keep], labels[keep])
+def fit_fold(sample: str, labels: np.ndarray, keep: np.ndarray, estimator: Any) -> Any:
+    """One fold's model: ``estimator`` fitted on the rows of ``keep`` of the sample matrix saved at ``sample``."""
+    return clone(estimator).fit(load_csr(sample)[keep], labels[keep])
+
+
+def save_csr(X: Any, path: Path) -> str:
+    """Write a CSR matrix as raw ``.npy`` arrays under ``path`` (a folder), for :func:`load_csr`."""
+    path.mkdir()
+    for name in ("data", "indices", "indptr"):
+        np.save(path / f"{name}.npy", getattr(X, name))
+    np.save(path / "shape.npy", np.array(X.shape))
+    return str(path)
+
+
+def load_csr(path: str) -> Any:
+    """The CSR matrix :func:`save_csr` wrote, memory-mapped: processes that load it share its pages."""
+    import scipy.sparse as sp
+
+    arrays = [np.load(Path(path) / f"{name}.npy", mmap_mode="r") for name in ("data", "indices", "indptr")]
+    return sp.csr_matrix(tuple(arrays), shape=tuple(np.load(Path(path) / "shape.npy")), copy=False)
 
 
 def hash_part(part: str, config: TfidfConfig) -> Any:
@@ -144,13 +161,13 @@ def streamed_out_of_fold_proba(
         import scipy.sparse as sp
         from sklearn.feature_extraction.text import TfidfTransformer
 
-        counts = sp.vstack(map_chunks(hash_part, [(part, features) for part in parts])).tocsr()
-        weights = TfidfTransformer(sublinear_tf=features.sublinear_tf)
-        X = weights.fit_transform(counts)
+        counts = sp.vstack(map_chunks(hash_part, [(part, features) for part in parts]), format="csr")
+        weights = TfidfTransformer(sublinear_tf=features.sublinear_tf).fit(counts)
+        # In place (no second copy of the sample), then written for the workers to map.
+        sample_path = save_csr(weights.transform(counts, copy=False), directory / "sample")
         del counts
         y = labels[sample]
-        models = map_chunks(fit_fold, [(X, y, folds[sample] != fold, estimator) for fold in range(n_folds)])
-        del X
+        models = map_chunks(fit_fold, [(sample_path, y, folds[sample] != fold, estimator) for fold in range(n_folds)])
         payload = cloudpickle.dumps((weights, models))
         scored = map_chunks(score_part, [(part, payload, n_classes) for part in parts])
     finally:
