@@ -22,6 +22,7 @@ import contextlib
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -258,7 +259,9 @@ def main() -> None:
             results[rows] = {}
             for mode, (dask, flow) in modes.items():
                 run_dir = work / mode.split()[0]
-                run_dir.mkdir(exist_ok=True)
+                if run_dir.exists():  # a database left by an earlier run would make ingest find every row present
+                    shutil.rmtree(run_dir)
+                run_dir.mkdir()
                 results[rows][mode] = result = run_child(bench_config(run_dir, source, dask=dask), run_dir, flow=flow)
                 table = Table(title=f"{rows:,} rows, {mode} ({'Prefect flow' if flow else 'Python API'})")
                 for column in ("stage", "seconds", "peak GiB (PSS, workers incl.)"):
