@@ -57,18 +57,23 @@ def replace_run_rows(con: duckdb.DuckDBPyConnection, table: str, run_id: str, da
     :func:`transaction` so that the delete and the inserts land together. Returns the rows written.
     """
     expected = table_columns(con, table)
+
+    def check(batch: pa.Table) -> pa.Table:
+        if sorted(batch.column_names) != sorted(expected):
+            raise ValueError(
+                f"Rows written to '{table}' must have the columns {expected}. "
+                f"Got {batch.column_names} instead."
+            )
+        return batch
+
+    batches = [check(data)] if isinstance(data, pa.Table) else (check(batch) for batch in data)
     if stage is None:
         con.execute(f'DELETE FROM "{table}" WHERE run_id = ?', [run_id])
     else:
         con.execute(f'DELETE FROM "{table}" WHERE run_id = ? AND stage = ?', [run_id, stage])
     columns = ", ".join(f'"{c}"' for c in expected)
     written = 0
-    for batch in [data] if isinstance(data, pa.Table) else data:
-        if sorted(batch.column_names) != sorted(expected):
-            raise ValueError(
-                f"Rows written to '{table}' must have the columns {expected}. "
-                f"Got {batch.column_names} instead."
-            )
+    for batch in batches:  # one table is checked before the delete; batches as they come (in a transaction)
         with registered(con, _rows_to_write=batch):
             con.execute(f'INSERT INTO "{table}" ({columns}) SELECT {columns} FROM _rows_to_write')
         written += batch.num_rows

@@ -77,3 +77,22 @@ def test_release_buffers_hands_back_read_pages_and_keeps_the_limit(tmp_path):
     assert con.sql("SELECT current_setting('memory_limit')").fetchall()[0][0] == limit
     assert con.sql("SELECT count(*) FROM big").fetchall()[0][0] == 2000000
     con.close()
+
+
+def test_rows_with_wrong_columns_are_refused_before_the_runs_rows_go(con):
+    """replace_run_rows checks a table's columns before it deletes; batches replace a run whole."""
+    import pyarrow as pa
+
+    from thresher.storage.repo import replace_run_rows
+
+    def rows(n: int, start: int = 0) -> pa.Table:
+        return pa.table({"run_id": ["r"] * n, "item_id": [f"i{start + k}" for k in range(n)],
+                         "label": pa.array([1] * n, pa.int32()), "probs": [[0.2, 0.8]] * n,
+                         "confidence": [0.8] * n, "entropy": [0.5] * n, "covered": [True] * n})
+
+    assert replace_run_rows(con, "labels", "r", rows(3)) == 3
+    with pytest.raises(ValueError, match="must have the columns"):
+        replace_run_rows(con, "labels", "r", rows(2).drop_columns(["entropy"]))
+    assert con.execute("SELECT count(*) FROM labels WHERE run_id = 'r'").fetchall() == [(3,)]
+    assert replace_run_rows(con, "labels", "r", iter([rows(2), rows(2, start=2)])) == 4
+    assert con.execute("SELECT count(*) FROM labels WHERE run_id = 'r'").fetchall() == [(4,)]
