@@ -117,17 +117,31 @@ def _configured(config: DenoiseConfig) -> dict[str, Any]:
     return {"model": "label_model", "n_epochs": config.n_epochs, "lr": config.lr, "l2": config.l2}
 
 
-def denoise(
-    L_fit: np.ndarray, L: np.ndarray, *, cardinality: int, config: DenoiseConfig,
-    dev: tuple[np.ndarray, np.ndarray] | None = None,
-) -> Denoised:
-    """Fit on ``L_fit`` and return probabilities for ``L``.
+@dataclass
+class Denoiser:
+    """A fitted label model: ``predict_proba(L)`` for any batch of items (computed per vote pattern),
+    and what was chosen. Fitting once and predicting batch by batch keeps memory bounded."""
+
+    predict: Callable[[np.ndarray], np.ndarray]
+    n_lfs: int
+    params: dict[str, Any]
+    learned_accuracy: np.ndarray | None = None
+    selection: list[dict[str, Any]] = field(default_factory=list)
+
+    def predict_proba(self, L: np.ndarray) -> np.ndarray:
+        if L.ndim != 2 or L.shape[1] != self.n_lfs:
+            raise ValueError(f"L must have {self.n_lfs} LF columns, as the label model was fitted on; got shape {L.shape}.")
+        return by_pattern(self.predict, L)
+
+
+def fit_denoiser(
+    L_fit: np.ndarray, *, cardinality: int, config: DenoiseConfig, dev: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Denoiser:
+    """Fit on ``L_fit``.
 
     ``dev`` is ``(L_dev, y_dev)``: with it every candidate is scored on the gold dev labels and the
     best is kept (the configured settings first, so ties keep them).
     """
-    if L_fit.shape[1] != L.shape[1]:
-        raise ValueError(f"L_fit has {L_fit.shape[1]} LFs but L has {L.shape[1]}; they must match.")
     candidates = [_configured(config)]
     if dev is not None:
         grid = config.grid
@@ -141,10 +155,10 @@ def denoise(
     if dev is None:
         predict, learned = _fit(L_fit, cardinality=cardinality, params=candidates[0],
                                 class_balance=config.class_balance, seed=config.seed)
-        return Denoised(by_pattern(predict, L), candidates[0], learned)
+        return Denoiser(predict, L_fit.shape[1], candidates[0], learned)
 
     L_dev, y_dev = dev
-    best: tuple[Callable[[np.ndarray], np.ndarray], dict[str, Any], np.ndarray | None] | None = None
+    best: Denoiser | None = None
     best_score = -np.inf
     selection = []
     for params in candidates:
@@ -153,9 +167,21 @@ def denoise(
         dev_score = score(y_dev, by_pattern(predict, L_dev).argmax(axis=1), config.metric)
         selection.append({**params, f"dev_{config.metric}": dev_score})
         if dev_score > best_score:
-            best_score, best = dev_score, (predict, params, learned)
+            best_score, best = dev_score, Denoiser(predict, L_fit.shape[1], params, learned)
     assert best is not None
-    return Denoised(by_pattern(best[0], L), best[1], best[2], selection)
+    best.selection = selection
+    return best
+
+
+def denoise(
+    L_fit: np.ndarray, L: np.ndarray, *, cardinality: int, config: DenoiseConfig,
+    dev: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Denoised:
+    """Fit on ``L_fit`` (see :func:`fit_denoiser`) and return probabilities for ``L``."""
+    if L_fit.shape[1] != L.shape[1]:
+        raise ValueError(f"L_fit has {L_fit.shape[1]} LFs but L has {L.shape[1]}; they must match.")
+    model = fit_denoiser(L_fit, cardinality=cardinality, config=config, dev=dev)
+    return Denoised(model.predict_proba(L), model.params, model.learned_accuracy, model.selection)
 
 
 def majority_proba(L: np.ndarray, *, cardinality: int) -> np.ndarray:

@@ -17,22 +17,20 @@ import pandas as pd
 import pyarrow as pa
 from snorkel.utils import probs_to_preds
 
-from thresher.labeling.analysis import lf_summary
+from thresher.labeling.analysis import LFSummaryTally
 from thresher.labeling.apply import validate_sql_lfs
 from thresher.core.chunking import Chunking
 from thresher.core.classes import gold_ids
-from thresher.labeling.apply.incremental import cached_votes, max_item_seq, update_vote_cache
-from thresher.labeling.matrix import VOTES_SCHEMA
+from thresher.labeling.apply.incremental import max_item_seq, update_vote_cache
 from thresher.labeling.config import LabelingConfig
 from thresher.labeling.lf.base import ABSTAIN
 from thresher.labeling.llm.apply import PromptRun, apply_prompted_lfs
 from thresher.labeling.llm.factory import build_backend
 from thresher.labeling.llm.backend import Backend, Budget
 from thresher.labeling.llm.prompt import PromptedLF
-from thresher.labeling.matrix import vote_matrix
-from thresher.labeling.model import denoise, entropy, fit_sample, majority_proba, score, vote_patterns
+from thresher.labeling.model import Denoiser, entropy, fit_denoiser, fit_sample, majority_proba, score, vote_patterns
 from thresher.core.stages import Stage, StageContext
-from thresher.storage.connection import transaction
+from thresher.storage.connection import registered, transaction
 from thresher.storage.repo import constant_column, replace_run_rows
 from thresher.storage.schema import release_buffers
 from thresher.storage.state import latest_summary
@@ -72,10 +70,6 @@ class LabelSummary:
         }
 
 
-def _source_votes(con: duckdb.DuckDBPyConnection) -> pa.Table:
-    return con.sql("SELECT item_id, lf, vote FROM source_votes ORDER BY item_id, lf").to_arrow_table().cast(VOTES_SCHEMA)
-
-
 def _decided_accuracy(gold: np.ndarray, predicted: np.ndarray) -> float | None:
     """Accuracy over the items with a prediction (not ``ABSTAIN``); None when there are none."""
     decided = predicted != ABSTAIN
@@ -95,16 +89,29 @@ def prompted_lf_row(lf: PromptedLF, backend: Backend) -> tuple[str, str, str]:
     return "prompt", hashlib.sha256(definition.encode()).hexdigest()[:12], definition
 
 
+RUN_VOTES = "_label_run_votes"  # temporary: every vote of the label run, (item_id, col, vote)
+LABEL_ROWS_TABLE = "_label_rows"  # temporary: one row per item, its votes as lists, numbered in item_id order
+
+
 @dataclass
 class _Votes:
-    """Every vote of a label run: the configured LFs' (cache), the prompted LFs', the imported ones."""
+    """What the LFs of a label run are: the configured ones (cache), the prompted ones, the imported
+    ones, in the column order of L. Their votes are in the temporary table ``RUN_VOTES``."""
 
-    table: pa.Table
     names: list[str]
     lf_rows: dict[str, tuple[str, str, str]]  # lf -> (kind, version, definition)
     evaluated: dict[str, int]
     faults: Any
     prompt_run: PromptRun | None
+
+
+def _add_votes(con: duckdb.DuckDBPyConnection, votes: duckdb.DuckDBPyRelation, names: list[str], first_col: int) -> None:
+    """Append ``votes`` (item_id, lf, vote) to ``RUN_VOTES``, the LFs ``names`` numbered from ``first_col``."""
+    columns = pa.table({"lf": pa.array(names, pa.string()),
+                        "col": pa.array(range(first_col, first_col + len(names)), pa.int16())})
+    with registered(con, _run_lf_cols=columns):
+        votes.query("_run_lf_votes", f"INSERT INTO {RUN_VOTES} SELECT v.item_id, c.col, v.vote "
+                                     "FROM _run_lf_votes v JOIN _run_lf_cols c USING (lf)")
 
 
 def _collect_votes(con: duckdb.DuckDBPyConnection, config: LabelingConfig, *, run_id: str, through_seq: int,
@@ -113,8 +120,12 @@ def _collect_votes(con: duckdb.DuckDBPyConnection, config: LabelingConfig, *, ru
     validate_sql_lfs(con, [lf for lf in lfs if lf.sql() is not None])
     evaluated, faults = update_vote_cache(con, lfs, through_seq=through_seq, max_fault_rate=config.max_fault_rate,
                                           n_jobs=config.n_jobs, progress=progress, chunking=chunking)
-    parts = [cached_votes(con, lfs, through_seq=through_seq)]
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {RUN_VOTES} (item_id VARCHAR, col SMALLINT, vote INTEGER)")
     names = [lf.name for lf in lfs]
+    versions = pa.table({"version": [lf.version() for lf in lfs], "lf": names})
+    with registered(con, _run_lf_versions=versions):
+        _add_votes(con, con.sql("SELECT v.item_id, n.lf, v.vote FROM lf_votes v JOIN _run_lf_versions n USING (version)"),
+                   names, 0)
     lf_rows = {lf.name: (lf.kind, lf.version(), lf.definition()) for lf in lfs}
     prompted = config.build_prompted_lfs()
     prompt_run: PromptRun | None = None
@@ -124,74 +135,153 @@ def _collect_votes(con: duckdb.DuckDBPyConnection, config: LabelingConfig, *, ru
         budget = Budget(config.llm.budget.max_calls, config.llm.budget.max_tokens)
         prompt_run = apply_prompted_lfs(con, prompted, backend, through_seq=through_seq, run_id=run_id,
                                         budget=budget, progress=progress, chunking=chunking)
-        parts.append(prompt_run.votes)
+        _add_votes(con, con.from_arrow(prompt_run.votes), [lf.name for lf in prompted], len(names))
         names += [lf.name for lf in prompted]
         lf_rows.update({lf.name: prompted_lf_row(lf, backend) for lf in prompted})
     if config.source_votes:
-        imported = _source_votes(con)
-        imported_names = sorted(set(imported.column("lf").to_pylist()))
+        imported_names = [row[0] for row in con.sql("SELECT DISTINCT lf FROM source_votes ORDER BY lf").fetchall()]
         clash = sorted(set(imported_names) & set(names))
         if clash:
             raise ValueError(f"LF names {clash} are used both by configured LFs and by votes imported with the data.")
         if not imported_names:
             raise ValueError("source_votes is set but no votes were imported with the data (only WRENCH files carry them).")
-        parts.append(imported)
+        _add_votes(con, con.sql("SELECT item_id, lf, vote FROM source_votes"), imported_names, len(names))
         names += imported_names
         lf_rows.update({name: ("imported", f"imported:{name}", "votes imported with the data") for name in imported_names})
-    return _Votes(pa.concat_tables(parts), names, lf_rows, evaluated, faults, prompt_run)
+    return _Votes(names, lf_rows, evaluated, faults, prompt_run)
 
 
-def _fit(config: LabelingConfig, L: np.ndarray, splits: np.ndarray, gold: np.ndarray) -> Any:
-    """The label model fitted on the configured splits (and selected on a dev split), applied to every item."""
-    fit_mask = np.ones(len(L), dtype=bool)
-    present = sorted({s for s in splits if s is not None})
+class _LabelRows:
+    """The items of a label run (those up to ``through_seq``) with their votes, in a temporary table
+    numbered ``rn`` = 0, 1, ... in item_id order; any set of them is read back as a dense L."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, n_lfs: int, through_seq: int) -> None:
+        self._con, self.n_lfs = con, n_lfs
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {LABEL_ROWS_TABLE} AS "
+            "SELECT (row_number() OVER (ORDER BY i.item_id) - 1)::BIGINT AS rn, i.item_id, i.split, i.gold, v.cols, v.votes "
+            f"FROM items i LEFT JOIN (SELECT item_id, list(col ORDER BY col) AS cols, list(vote ORDER BY col) AS votes "
+            f"FROM {RUN_VOTES} GROUP BY item_id) v USING (item_id) WHERE i.item_seq <= $through ORDER BY i.item_id",
+            {"through": through_seq})
+        self.n_items, self.n_votes, top = con.sql(
+            f"SELECT count(*), coalesce(sum(len(cols)), 0), max(list_max(votes)) FROM {LABEL_ROWS_TABLE}").fetchall()[0]
+        self._dtype = np.int8 if top is None or top < np.iinfo(np.int8).max else np.int32
+
+    def where(self, condition: str, params: dict[str, Any] | None = None) -> pa.Table:
+        """The rows matching a SQL condition, in rn order."""
+        return self._con.sql(f"SELECT * FROM {LABEL_ROWS_TABLE} WHERE {condition} ORDER BY rn",
+                             params=params or {}).to_arrow_table()
+
+    def count(self, condition: str, params: dict[str, Any] | None = None) -> int:
+        return int(self._con.sql(f"SELECT count(*) FROM {LABEL_ROWS_TABLE} WHERE {condition}",
+                                 params=params or {}).fetchall()[0][0])
+
+    def splits(self) -> list[str]:
+        return [row[0] for row in self._con.sql(
+            f"SELECT DISTINCT split FROM {LABEL_ROWS_TABLE} WHERE split IS NOT NULL ORDER BY split").fetchall()]
+
+    def sample(self, condition: str, params: dict[str, Any], positions: np.ndarray) -> pa.Table:
+        """The rows at ``positions`` (0-based, in rn order) among those matching ``condition``."""
+        picked = pa.table({"pos": pa.array(positions, pa.int64())})
+        with registered(self._con, _fit_positions=picked):
+            return self.where(f"rn IN (SELECT rn FROM (SELECT rn, row_number() OVER (ORDER BY rn) - 1 AS pos "
+                              f"FROM {LABEL_ROWS_TABLE} WHERE {condition}) JOIN _fit_positions USING (pos))", params)
+
+    def batches(self, size: int) -> Iterator[pa.Table]:
+        for start in range(0, self.n_items, size):
+            yield self.where("rn >= $lo AND rn < $hi", {"lo": start, "hi": start + size})
+
+    def matrix(self, rows: pa.Table) -> np.ndarray:
+        """Dense L (-1 = abstain) of ``rows``, one column per LF."""
+        import pyarrow.compute as pc
+
+        cols, votes = rows.column("cols").combine_chunks(), rows.column("votes").combine_chunks()
+        lengths = pc.fill_null(pc.list_value_length(cols), 0).to_numpy()
+        L = np.full((rows.num_rows, self.n_lfs), ABSTAIN, dtype=self._dtype)
+        L[np.repeat(np.arange(rows.num_rows), lengths), pc.list_flatten(cols).to_numpy()] = pc.list_flatten(votes).to_numpy()
+        return L
+
+    def drop(self) -> None:
+        self._con.execute(f"DROP TABLE IF EXISTS {LABEL_ROWS_TABLE}")
+        self._con.execute(f"DROP TABLE IF EXISTS {RUN_VOTES}")
+
+
+def _fit(config: LabelingConfig, rows: _LabelRows) -> Denoiser:
+    """The label model fitted on the configured splits (at most ``fit_rows`` of them, drawn at random)
+    and selected on a dev split. Only those rows' votes are read, so the fit's memory is bounded."""
+    present = rows.splits()
+    fit_where, params = "true", {}
     if config.model.fit_splits is not None:
-        fit_mask = np.isin(splits, config.model.fit_splits)
-        if not fit_mask.any():
-            raise ValueError(f"fit_splits {config.model.fit_splits} match no item. Splits present: {present}")
+        fit_where, params = "list_contains($fit_splits, split)", {"fit_splits": list(config.model.fit_splits)}
+    n_fit = rows.count(fit_where, params)
+    if n_fit == 0:
+        raise ValueError(f"fit_splits {config.model.fit_splits} match no item. Splits present: {present}")
     dev = None
     if config.model.select_on is not None:
-        dev_mask = (splits == config.model.select_on) & (gold >= 0)
-        if not dev_mask.any():
+        dev_rows = rows.where("split = $dev AND gold IS NOT NULL", {"dev": config.model.select_on})
+        if dev_rows.num_rows == 0:
             raise ValueError(
                 f"select_on={config.model.select_on!r} has no items with gold labels. Splits present: {present}"
             )
-        dev = (L[dev_mask], gold[dev_mask])
-    rows = np.flatnonzero(fit_mask)
-    sample = fit_sample(len(rows), config.model.fit_rows, config.model.seed)
-    return denoise(L[rows if sample is None else rows[sample]], L, cardinality=len(config.classes),
-                   config=config.model, dev=dev)
+        dev = (rows.matrix(dev_rows), gold_ids(dev_rows.column("gold")))
+    sample = fit_sample(n_fit, config.model.fit_rows, config.model.seed)
+    if sample is None:
+        fit_rows = rows.where(fit_where, params)
+    else:
+        fit_rows = rows.sample(fit_where, params, sample)
+    return fit_denoiser(rows.matrix(fit_rows), cardinality=len(config.classes), config=config.model, dev=dev)
 
 
-def _accuracy(L: np.ndarray, probs: np.ndarray, splits: np.ndarray, gold: np.ndarray) -> dict[str, dict[str, float]]:
-    """Per split with gold labels: the denoised labels' and majority vote's accuracy (and F1 when binary)."""
-    K = probs.shape[1]
-    predicted, covered = probs.argmax(axis=1), (L != ABSTAIN).any(axis=1)
-    mv_probs = majority_proba(L, cardinality=K)
-    mv_predicted = mv_probs.argmax(axis=1)
-    # Snorkel's LabelModel.score() default: ties (and uncovered items with a uniform prior) abstain
-    # and are left out, so its accuracy is over the items the model decides.
-    # probs_to_preds loops in Python: it runs once per vote pattern (an item's probabilities follow from its votes).
-    first, inverse = vote_patterns(L)
-    decided = probs_to_preds(probs[first], tie_break_policy="abstain")[inverse]
-    mv_decided = probs_to_preds(mv_probs[first], tie_break_policy="abstain")[inverse]
-    accuracy: dict[str, dict[str, float]] = {}
-    for split in sorted({s for s in splits if s is not None}):
-        mask = (splits == split) & (gold >= 0)
-        if mask.any():
+class _AccuracyTally:
+    """Per split with gold labels: the denoised labels' and majority vote's accuracy (and F1 when
+    binary), from batches of items; only the gold items' predictions are kept (a byte each)."""
+
+    def __init__(self, cardinality: int) -> None:
+        self.K = cardinality
+        self._gold: dict[str, list[np.ndarray]] = {}
+        self._items: dict[str, int] = {}
+        self._covered: dict[str, int] = {}
+
+    def add(self, L: np.ndarray, probs: np.ndarray, splits: np.ndarray, gold: np.ndarray) -> None:
+        covered = (L != ABSTAIN).any(axis=1)
+        for split in {s for s in splits if s is not None}:
+            in_split = splits == split
+            self._items[split] = self._items.get(split, 0) + int(in_split.sum())
+            self._covered[split] = self._covered.get(split, 0) + int(covered[in_split].sum())
+        mask = (gold >= 0) & np.array([s is not None for s in splits], dtype=bool)
+        if not mask.any():
+            return
+        L, probs, splits, gold = L[mask], probs[mask], splits[mask], gold[mask]
+        mv_probs = majority_proba(L, cardinality=self.K)
+        # Snorkel's LabelModel.score() default: ties (and uncovered items with a uniform prior) abstain
+        # and are left out, so its accuracy is over the items the model decides.
+        # probs_to_preds loops in Python: it runs once per vote pattern (an item's probabilities follow from its votes).
+        first, inverse = vote_patterns(L)
+        predictions = np.stack([
+            gold, probs.argmax(axis=1), mv_probs.argmax(axis=1),
+            probs_to_preds(probs[first], tie_break_policy="abstain")[inverse],
+            probs_to_preds(mv_probs[first], tie_break_policy="abstain")[inverse],
+        ]).astype(np.int8 if self.K < 127 else np.int32)
+        for split in set(splits):
+            self._gold.setdefault(split, []).append(predictions[:, splits == split])
+
+    def result(self) -> dict[str, dict[str, float]]:
+        accuracy: dict[str, dict[str, float]] = {}
+        for split in sorted(self._gold):
+            gold, predicted, mv_predicted, decided, mv_decided = np.concatenate(self._gold[split], axis=1)
             accuracy[split] = {
-                "denoised": score(gold[mask], predicted[mask], "accuracy"),
-                "majority_vote": score(gold[mask], mv_predicted[mask], "accuracy"),
-                "denoised_decided": _decided_accuracy(gold[mask], decided[mask]),
-                "majority_vote_decided": _decided_accuracy(gold[mask], mv_decided[mask]),
-                "decided": float((decided[mask] != ABSTAIN).mean()),
-                "coverage": float(covered[splits == split].mean()),
-                "n": int(mask.sum()),
+                "denoised": score(gold, predicted, "accuracy"),
+                "majority_vote": score(gold, mv_predicted, "accuracy"),
+                "denoised_decided": _decided_accuracy(gold, decided),
+                "majority_vote_decided": _decided_accuracy(gold, mv_decided),
+                "decided": float((decided != ABSTAIN).mean()),
+                "coverage": self._covered[split] / self._items[split],
+                "n": len(gold),
             }
-            if K == 2:
-                accuracy[split]["denoised_f1"] = score(gold[mask], predicted[mask], "f1")
-                accuracy[split]["majority_vote_f1"] = score(gold[mask], mv_predicted[mask], "f1")
-    return accuracy
+            if self.K == 2:
+                accuracy[split]["denoised_f1"] = score(gold, predicted, "f1")
+                accuracy[split]["majority_vote_f1"] = score(gold, mv_predicted, "f1")
+        return accuracy
 
 
 def _splits(column: pa.ChunkedArray) -> np.ndarray:
@@ -205,32 +295,52 @@ def _nullable(values: pd.Series, kind: type, arrow: pa.DataType) -> pa.Array:
     return pa.array([None if pd.isna(v) else kind(v) for v in values], arrow)
 
 
-LABEL_ROWS = 500_000  # labels rows built and inserted at once
+LABEL_ROWS = 500_000  # items whose votes are read, predicted, tallied and written at once
 
 
-def _label_batches(run_id: str, item_ids: pa.Array, probs: np.ndarray, covered: np.ndarray) -> Iterator[pa.Table]:
-    """The ``labels`` rows in batches of ``LABEL_ROWS``: their float64 columns are built one batch at a time."""
-    for start in range(0, len(item_ids), LABEL_ROWS):
-        part = probs[start:start + LABEL_ROWS]
+@dataclass
+class _Tallies:
+    """What is summed over the batches: covered items, the LF summary, the accuracy."""
+
+    lfs: LFSummaryTally
+    accuracy: _AccuracyTally
+    covered: int = 0
+
+
+def _label_batches(run_id: str, rows: _LabelRows, model: Denoiser, tallies: _Tallies) -> Iterator[pa.Table]:
+    """The ``labels`` rows, ``LABEL_ROWS`` items at a time: each batch's votes are read, predicted and
+    tallied just before its rows are written."""
+    for batch in rows.batches(LABEL_ROWS):
+        L = rows.matrix(batch)
+        probs = model.predict_proba(L)
+        gold, splits = gold_ids(batch.column("gold")), _splits(batch.column("split"))
+        covered = (L != ABSTAIN).any(axis=1)
+        tallies.covered += int(covered.sum())
+        tallies.lfs.add(L, gold)
+        tallies.accuracy.add(L, probs, splits, gold)
         yield pa.table({
-            "run_id": constant_column(run_id, len(part)), "item_id": item_ids.slice(start, LABEL_ROWS),
-            "label": pa.array(part.argmax(axis=1), pa.int32()),
-            "probs": pa.FixedSizeListArray.from_arrays(pa.array(part.astype(float).ravel()),
+            "run_id": constant_column(run_id, len(probs)), "item_id": batch.column("item_id"),
+            "label": pa.array(probs.argmax(axis=1), pa.int32()),
+            "probs": pa.FixedSizeListArray.from_arrays(pa.array(probs.astype(float).ravel()),
                                                        probs.shape[1]).cast(pa.list_(pa.float64())),
-            "confidence": part.max(axis=1).astype(float), "entropy": entropy(part).astype(float),
-            "covered": covered[start:start + LABEL_ROWS],
+            "confidence": probs.max(axis=1).astype(float), "entropy": entropy(probs).astype(float),
+            "covered": covered,
         })
 
 
-def _write(con: duckdb.DuckDBPyConnection, run_id: str, votes: _Votes, through_seq: int, summary_df: pd.DataFrame,
-           item_ids: pa.Array, probs: np.ndarray, covered: np.ndarray) -> None:
-    """The run's ``lfs``, ``lf_summary``, ``labels`` (and ``prompt_votes``) rows, in one transaction."""
-    names, rows = votes.names, votes.lf_rows
+def _write(con: duckdb.DuckDBPyConnection, run_id: str, votes: _Votes, through_seq: int, rows: _LabelRows,
+           model: Denoiser, tallies: _Tallies) -> pd.DataFrame:
+    """The run's ``labels``, ``lfs``, ``lf_summary`` (and ``prompt_votes``) rows, in one transaction;
+    returns the LF summary (complete once every batch of labels is written)."""
+    names, lf_rows = votes.names, votes.lf_rows
     with transaction(con):
+        replace_run_rows(con, "labels", run_id, _label_batches(run_id, rows, model, tallies))
+        summary_df = tallies.lfs.frame()
+        summary_df["learned_accuracy"] = np.nan if model.learned_accuracy is None else model.learned_accuracy
         replace_run_rows(con, "lfs", run_id, pa.table({
             "run_id": [run_id] * len(names), "lf": names,
-            "kind": [rows[n][0] for n in names], "version": [rows[n][1] for n in names],
-            "definition": [rows[n][2] for n in names],
+            "kind": [lf_rows[n][0] for n in names], "version": [lf_rows[n][1] for n in names],
+            "definition": [lf_rows[n][2] for n in names],
             "through_seq": pa.array([through_seq] * len(names), pa.int64()),
         }))
         replace_run_rows(con, "lf_summary", run_id, pa.table({
@@ -243,11 +353,11 @@ def _write(con: duckdb.DuckDBPyConnection, run_id: str, votes: _Votes, through_s
             "emp_accuracy": _nullable(summary_df["emp_accuracy"], float, pa.float64()),
             "learned_accuracy": _nullable(summary_df["learned_accuracy"], float, pa.float64()),
         }))
-        replace_run_rows(con, "labels", run_id, _label_batches(run_id, item_ids, probs, covered))
         if votes.prompt_run is not None:
             prompted = votes.prompt_run.votes
             replace_run_rows(con, "prompt_votes", run_id, prompted.add_column(
                 0, "run_id", pa.array([run_id] * prompted.num_rows, pa.string())))
+    return summary_df
 
 
 def label(
@@ -258,32 +368,33 @@ def label(
 
     With ``chunking`` the LFs are applied, and prompted LFs answered (or, on the embedded backend,
     encoded), chunk by chunk elsewhere (see :mod:`thresher.labeling.apply.chunked`, :mod:`thresher.labeling.llm.chunked`).
+    Votes and items stay in DuckDB: the label model is fitted on a bounded sample of them, then the
+    items are read, predicted and written ``LABEL_ROWS`` at a time, so memory does not grow with them.
     """
     through_seq = max_item_seq(con)
-    votes = _collect_votes(con, config, run_id=run_id, through_seq=through_seq, progress=progress, chunking=chunking)
-    items = con.sql("SELECT item_id, split, gold FROM items WHERE item_seq <= $through ORDER BY item_id",
-                    params={"through": through_seq}).to_arrow_table()
-    if items.num_rows == 0:
-        raise ValueError("There are no items to label. Run `thresher ingest CONFIG` first.")
-    release_buffers(con)  # what DuckDB kept while it sorted the votes; the label model's arrays need it
-    item_ids = items.column("item_id").combine_chunks()
-    splits = _splits(items.column("split"))
-    gold = gold_ids(items.column("gold"))
-    L = vote_matrix(votes.table, item_ids, votes.names)
-    result = _fit(config, L, splits, gold)
-    covered = (L != ABSTAIN).any(axis=1)
-    accuracy = _accuracy(L, result.probs, splits, gold)
-    summary_df = lf_summary(L, votes.names, gold)
-    summary_df["learned_accuracy"] = np.nan if result.learned_accuracy is None else result.learned_accuracy
-    _write(con, run_id, votes, through_seq, summary_df, item_ids, result.probs, covered)
+    rows: _LabelRows | None = None
+    try:
+        votes = _collect_votes(con, config, run_id=run_id, through_seq=through_seq, progress=progress,
+                               chunking=chunking)
+        rows = _LabelRows(con, len(votes.names), through_seq)
+        if rows.n_items == 0:
+            raise ValueError("There are no items to label. Run `thresher ingest CONFIG` first.")
+        release_buffers(con)  # what DuckDB kept while it grouped the votes
+        model = _fit(config, rows)
+        tallies = _Tallies(LFSummaryTally(votes.names), _AccuracyTally(len(config.classes)))
+        summary_df = _write(con, run_id, votes, through_seq, rows, model, tallies)
+    finally:
+        if rows is not None:
+            rows.drop()
+        con.execute(f"DROP TABLE IF EXISTS {RUN_VOTES}")
     summary = LabelSummary(
-        run_id=run_id, n_items=len(item_ids), n_lfs=len(votes.names), n_votes=votes.table.num_rows,
-        coverage=float(covered.mean()), accuracy=accuracy, lfs=summary_df, faults=votes.faults.as_dict(),
-        model=result.params, selection=result.selection, evaluated=votes.evaluated,
+        run_id=run_id, n_items=rows.n_items, n_lfs=len(votes.names), n_votes=rows.n_votes,
+        coverage=tallies.covered / rows.n_items, accuracy=tallies.accuracy.result(), lfs=summary_df,
+        faults=votes.faults.as_dict(), model=model.params, selection=model.selection, evaluated=votes.evaluated,
         llm=None if votes.prompt_run is None else votes.prompt_run.as_dict(),
     )
     logger.info("Labeled %d items with %d LFs; coverage %.3f; accuracy %s",
-                summary.n_items, summary.n_lfs, summary.coverage, accuracy)
+                summary.n_items, summary.n_lfs, summary.coverage, summary.accuracy)
     return summary
 
 

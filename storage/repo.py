@@ -20,7 +20,6 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from thresher.storage.connection import registered
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +73,9 @@ def replace_run_rows(con: duckdb.DuckDBPyConnection, table: str, run_id: str, da
     columns = ", ".join(f'"{c}"' for c in expected)
     written = 0
     for batch in batches:  # one table is checked before the delete; batches as they come (in a transaction)
-        with registered(con, _rows_to_write=batch):
-            con.execute(f'INSERT INTO "{table}" ({columns}) SELECT {columns} FROM _rows_to_write')
+        # Scanned as a relation, not registered: in a transaction a registered table stays referenced
+        # until the commit, so every batch would stay in memory.
+        con.from_arrow(batch).query("_rows_to_write", f'INSERT INTO "{table}" ({columns}) SELECT {columns} FROM _rows_to_write')
         written += batch.num_rows
     return written
 
