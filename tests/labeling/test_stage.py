@@ -132,11 +132,45 @@ def test_labels_written_in_batches_equal_one_batch(wrench_youtube, monkeypatch):
 
     config = LabelingConfig(classes=["HAM", "SPAM"], source_votes=True)
     query = "SELECT item_id, label, probs, confidence, entropy, covered FROM labels WHERE run_id = ? ORDER BY item_id"
-    label(wrench_youtube, config, run_id="whole")
+    whole_summary = label(wrench_youtube, config, run_id="whole")
     monkeypatch.setattr(stage, "LABEL_ROWS", 500)
-    label(wrench_youtube, config, run_id="batched")
+    batched_summary = label(wrench_youtube, config, run_id="batched")
     whole, batched = (wrench_youtube.execute(query, [run]).fetchall() for run in ("whole", "batched"))
     assert len(whole) == 1956 and batched == whole
+    # The LF summary and the accuracy are tallied over the batches: equal to those of one batch.
+    lfs = "SELECT * EXCLUDE (run_id) FROM lf_summary WHERE run_id = ? ORDER BY lf"
+    whole_lfs, batched_lfs = (wrench_youtube.execute(lfs, [run]).fetchall() for run in ("whole", "batched"))
+    assert len(whole_lfs) == 10
+    for row, other in zip(whole_lfs, batched_lfs):
+        assert row[:2] == other[:2] and row[4:] == other[4:]  # lf, polarity; counts, accuracies
+        assert row[2:4] == pytest.approx(other[2:4])  # coverage, overlaps: fractions summed by batch
+    assert batched_summary.accuracy.keys() == whole_summary.accuracy.keys() == {"train", "valid", "test"}
+    for split, numbers in whole_summary.accuracy.items():
+        assert batched_summary.accuracy[split] == pytest.approx(numbers)
+    assert (batched_summary.coverage, batched_summary.n_votes) == pytest.approx((whole_summary.coverage, whole_summary.n_votes))
+
+
+def test_fit_on_a_sample_of_the_fit_splits_is_that_sample(wrench_youtube, shared_data):
+    """fit_rows below the train split's 1,586 items: the model is fitted on exactly the rows
+    ``fit_sample`` draws from the train items in item_id order (drawn in SQL, not from an L of all items)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from thresher.labeling.config import DenoiseConfig
+    from thresher.labeling.matrix import vote_matrix
+    from thresher.labeling.model import fit_denoiser, fit_sample
+
+    config = LabelingConfig(classes=["HAM", "SPAM"], source_votes=True,
+                            model={"fit_splits": ["train"], "fit_rows": 1000, "seed": 3})
+    label(wrench_youtube, config, run_id="sampled")
+    ids = [row[0] for row in wrench_youtube.execute("SELECT item_id FROM items WHERE split = 'train' ORDER BY item_id").fetchall()]
+    votes = wrench_youtube.sql("SELECT item_id, lf, vote FROM source_votes").to_arrow_table()
+    L_train = vote_matrix(votes.filter(pc.is_in(votes.column("item_id"), pa.array(ids))), ids, [f"lf_{j}" for j in range(10)])
+    sample = fit_sample(len(L_train), 1000, 3)
+    model = fit_denoiser(L_train[sample], cardinality=2, config=DenoiseConfig(fit_splits=["train"], fit_rows=1000, seed=3))
+    stored = wrench_youtube.execute("SELECT probs FROM labels l JOIN items i USING (item_id) "
+                                    "WHERE run_id = 'sampled' AND i.split = 'train' ORDER BY item_id").fetchall()
+    assert np.allclose(np.array([p for (p,) in stored]), model.predict_proba(L_train))
 
 
 def test_config_errors_are_clear():
