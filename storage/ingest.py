@@ -348,9 +348,15 @@ def _iter_jsonl(path: Path, config: SourceConfig, summary: SourceSummary) -> Ite
             yield _Raw(number, obj, line.rstrip("\r\n"))
 
 
+def _parquet_file(path: Path) -> pq.ParquetFile:
+    """A Parquet file read a few MB at a time. pyarrow's default (``pre_buffer``) keeps the raw bytes
+    of every row group read so far until the reader is closed: a whole 10M-row file (1.8 GB) by its end."""
+    return pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
+
+
 def _iter_parquet(path: Path, config: SourceConfig, summary: SourceSummary) -> Iterator[_Raw | Reject]:
     number = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=65536):
+    for batch in _parquet_file(path).iter_batches(batch_size=65536):
         for row in batch.to_pylist():
             number += 1
             yield _Raw(number, row, json.dumps(row, default=str, ensure_ascii=False))
@@ -628,7 +634,7 @@ def _parquet_raw(batch: pa.RecordBatch, index: int) -> str:
 def _parquet_raws(path: Path, lines: list[int]) -> dict[int, str]:
     """The raw texts of the given rows (1-based) of a Parquet file, reading only their row groups."""
     wanted, found, start = sorted(set(lines)), {}, 0
-    file = pq.ParquetFile(path)
+    file = _parquet_file(path)
     for group in range(file.metadata.num_row_groups):
         stop = start + file.metadata.row_group(group).num_rows
         inside = [line for line in wanted if start < line <= stop]
@@ -651,7 +657,7 @@ def _parquet_batches(path: Path, config: SourceConfig, classes: list[str], summa
     hasher = duckdb.connect()
     number = 0
     try:
-        for record_batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
+        for record_batch in _parquet_file(path).iter_batches(batch_size=batch_rows):
             n, first = record_batch.num_rows, number + 1
             number += n
             summary.rows += n
