@@ -122,6 +122,17 @@ def local_map(workers: int) -> MapChunks:
     return map_chunks
 
 
+def stop_local_workers() -> None:
+    """End joblib's worker processes. They outlive the work for reuse (five idle minutes), holding what
+    the last chunks left in them (0.6 GiB after 3.5M items), through the stages that follow."""
+    import sys
+
+    if "joblib" in sys.modules:
+        from joblib.externals.loky import get_reusable_executor
+
+        get_reusable_executor().shutdown(wait=True)
+
+
 def streamed_out_of_fold_proba(
     con: duckdb.DuckDBPyConnection, texts_query: str, params: dict[str, Any], labels: np.ndarray, *,
     features: TfidfConfig, estimator: Any, n_folds: int, random_state: int | None, train_rows: int,
@@ -143,6 +154,7 @@ def streamed_out_of_fold_proba(
     sample = np.sort(rng.choice(n, size=min(train_rows, n), replace=False))
     in_sample = np.zeros(n, dtype=bool)
     in_sample[sample] = True
+    local = map_chunks is None
     map_chunks = map_chunks or local_map(os.cpu_count() or 1)
     directory = Path(tempfile.mkdtemp(prefix="thresher-detect-", dir=workdir))
     try:
@@ -172,4 +184,6 @@ def streamed_out_of_fold_proba(
         scored = map_chunks(score_part, [(part, payload, n_classes) for part in parts])
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+        if local:
+            stop_local_workers()
     return np.concatenate(scored)

@@ -65,3 +65,17 @@ def test_too_few_items_of_a_class_is_a_clear_error(youtube):
     labels[:2] = 1
     with pytest.raises(ValueError, match="at least n_folds=3 items"):
         _streamed(con, labels, train_rows=1_000)
+
+
+def test_the_local_workers_end_with_the_work(youtube):
+    """Without a cluster the parts go to joblib's local processes; they are stopped when the
+    probabilities are ready, not left for reuse holding their last chunks through later stages."""
+    import psutil
+
+    con, _, noisy, _ = youtube
+    probs = streamed_out_of_fold_proba(con, "SELECT text FROM rows ORDER BY position", {}, noisy,
+                                       features=TfidfConfig(), estimator=LogisticRegression(max_iter=2000), n_folds=3,
+                                       random_state=0, train_rows=1_000, chunk_rows=400)
+    assert probs.shape == (len(noisy), 2)
+    workers = [c for c in psutil.Process().children(recursive=True) if any("LokyProcess" in a for a in c.cmdline())]
+    assert workers == []  # the resource trackers (a few MB, for shared files) may stay
