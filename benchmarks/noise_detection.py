@@ -46,7 +46,7 @@ from sklearn.preprocessing import StandardScaler
 from thresher.reweighting.detect import DetectorResult, out_of_fold_proba
 from thresher.features import SentenceEncoder, StaticEncoder, TfidfConfig, tfidf_features
 from thresher.reweighting.detect.stage import DetectConfig, run_detectors
-from thresher.reweighting.detect.streamed import hashed_counts
+from thresher.reweighting.detect.streamed import hashed_tfidf
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -248,9 +248,7 @@ def main() -> None:
         if args.encoder == "minilm-static":
             return static.encode(texts)
         if args.encoder == "hashed-tfidf":
-            from sklearn.feature_extraction.text import TfidfTransformer
-
-            return TfidfTransformer(sublinear_tf=True).fit_transform(hashed_counts(texts, TfidfConfig()))
+            return hashed_tfidf(texts, TfidfConfig(max_features=20_000))
         return tfidf_features(texts, TfidfConfig(max_features=20_000))
 
     text_sets: dict[str, Callable[[], tuple[list[str], np.ndarray]]] = {

@@ -6,14 +6,13 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
-from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.linear_model import LogisticRegression
 
 from benchmarks import noise_detection as noisy_benchmark
 from thresher.features import TfidfConfig
 from thresher.reweighting.detect import out_of_fold_proba
 from thresher.reweighting.detect.confident_learning import ConfidentLearning
-from thresher.reweighting.detect.streamed import hashed_counts, local_map, streamed_out_of_fold_proba
+from thresher.reweighting.detect.streamed import hashed_counts, hashed_tfidf, local_map, streamed_out_of_fold_proba
 from tests.reweighting.test_detect import _flip
 
 
@@ -38,7 +37,7 @@ def test_with_every_row_in_the_sample_it_is_in_memory_cross_validation(youtube):
     """Parts, workers and chunk scoring change nothing: with train_rows >= N the probabilities equal
     out_of_fold_proba on the same hashed TF-IDF matrix (same StratifiedKFold folds)."""
     con, texts, noisy, _ = youtube
-    X = TfidfTransformer(sublinear_tf=True).fit_transform(hashed_counts(texts, TfidfConfig()))
+    X = hashed_tfidf(texts, TfidfConfig())
     expected = out_of_fold_proba(LogisticRegression(max_iter=2000), X, noisy, n_folds=3, random_state=0)
     np.testing.assert_allclose(_streamed(con, noisy, train_rows=10_000), expected, atol=1e-10)
     # In this process BLAS may use several threads, in a worker one: the sums differ in the last bits.
@@ -79,3 +78,20 @@ def test_the_local_workers_end_with_the_work(youtube):
     assert probs.shape == (len(noisy), 2)
     workers = [c for c in psutil.Process().children(recursive=True) if any("LokyProcess" in a for a in c.cmdline())]
     assert workers == []  # the resource trackers (a few MB, for shared files) may stay
+
+
+def test_the_hashed_columns_kept_are_the_frequent_ones(youtube):
+    """As TfidfVectorizer keeps its vocabulary: columns in at least min_df texts, the max_features
+    with the largest total counts; a column left out never outcounts one kept."""
+    from thresher.reweighting.detect.streamed import frequent_columns
+
+    _, texts, _, _ = youtube
+    counts = hashed_counts(texts, TfidfConfig())
+    config = TfidfConfig(max_features=2_000, min_df=2)
+    kept = frequent_columns(counts, config)
+    totals = np.asarray(counts.sum(axis=0)).ravel()
+    documents = np.asarray((counts > 0).sum(axis=0)).ravel()
+    assert len(kept) == 2_000 and np.all(np.diff(kept) > 0) and (documents[kept] >= 2).all()
+    left_out = np.setdiff1d(np.flatnonzero(documents >= 2), kept)
+    assert left_out.size and totals[left_out].max() <= totals[kept].min()
+    assert hashed_tfidf(texts, config).shape == (len(texts), 2_000)
