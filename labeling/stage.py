@@ -307,10 +307,14 @@ class _Tallies:
     covered: int = 0
 
 
-def _label_batches(run_id: str, rows: _LabelRows, model: Denoiser, tallies: _Tallies) -> Iterator[pa.Table]:
+def _label_batches(run_id: str, rows: _LabelRows, model: Denoiser, tallies: _Tallies, *,
+                   progress: bool) -> Iterator[pa.Table]:
     """The ``labels`` rows, ``LABEL_ROWS`` items at a time: each batch's votes are read, predicted and
     tallied just before its rows are written."""
-    for batch in rows.batches(LABEL_ROWS):
+    from thresher.core.progress import track
+
+    for batch in track(rows.batches(LABEL_ROWS), description="Denoising labels", total=-(-rows.n_items // LABEL_ROWS),
+                       enabled=progress):
         L = rows.matrix(batch)
         probs = model.predict_proba(L)
         gold, splits = gold_ids(batch.column("gold")), _splits(batch.column("split"))
@@ -329,12 +333,12 @@ def _label_batches(run_id: str, rows: _LabelRows, model: Denoiser, tallies: _Tal
 
 
 def _write(con: duckdb.DuckDBPyConnection, run_id: str, votes: _Votes, through_seq: int, rows: _LabelRows,
-           model: Denoiser, tallies: _Tallies) -> pd.DataFrame:
+           model: Denoiser, tallies: _Tallies, *, progress: bool) -> pd.DataFrame:
     """The run's ``labels``, ``lfs``, ``lf_summary`` (and ``prompt_votes``) rows, in one transaction;
     returns the LF summary (complete once every batch of labels is written)."""
     names, lf_rows = votes.names, votes.lf_rows
     with transaction(con):
-        replace_run_rows(con, "labels", run_id, _label_batches(run_id, rows, model, tallies))
+        replace_run_rows(con, "labels", run_id, _label_batches(run_id, rows, model, tallies, progress=progress))
         summary_df = tallies.lfs.frame()
         summary_df["learned_accuracy"] = np.nan if model.learned_accuracy is None else model.learned_accuracy
         replace_run_rows(con, "lfs", run_id, pa.table({
@@ -382,7 +386,7 @@ def label(
         release_buffers(con)  # what DuckDB kept while it grouped the votes
         model = _fit(config, rows)
         tallies = _Tallies(LFSummaryTally(votes.names), _AccuracyTally(len(config.classes)))
-        summary_df = _write(con, run_id, votes, through_seq, rows, model, tallies)
+        summary_df = _write(con, run_id, votes, through_seq, rows, model, tallies, progress=progress)
     finally:
         if rows is not None:
             rows.drop()
