@@ -226,6 +226,10 @@ def _show_lfs(records: list[dict]) -> None:
 def _show_detect(summary: dict) -> None:
     out.print(f"[bold]detect[/]: {summary['n_checked']} labels checked, {summary['n_issues']} label issues found "
               f"by {summary.get('use', 'confident_learning')}", highlight=False)
+    unchecked = summary.get("classes", {}).get("unchecked")
+    if unchecked:
+        shown = ", ".join(f"{name} ({n})" for name, n in unchecked.items())
+        out.print(f"  not checked, too few items for the folds: {shown}; kept unflagged", highlight=False)
     detectors = summary.get("detectors", {})
     if len(detectors) > 1 or any("f1" in d for d in detectors.values()):
         gold = any("f1" in d for d in detectors.values())

@@ -112,10 +112,61 @@ class DetectSummary:
     use: str = "confident_learning"
     detectors: dict[str, dict[str, float]] = field(default_factory=dict)
     features: dict[str, Any] = field(default_factory=dict)  # what the probabilities were computed on
+    classes: dict[str, Any] = field(default_factory=dict)  # checked, unchecked (too few items), absent
 
     def as_dict(self) -> dict[str, Any]:
         return {"label_run": self.label_run, "n_checked": self.n_checked, "n_issues": self.n_issues,
-                "gold": self.gold, "use": self.use, "detectors": self.detectors, "features": self.features}
+                "gold": self.gold, "use": self.use, "detectors": self.detectors, "features": self.features,
+                "classes": self.classes}
+
+
+@dataclass(frozen=True)
+class CheckedClasses:
+    """Which labels out-of-fold checking can judge: a class needs ``n_folds`` items so that every
+    fold's model has seen it. Items of rarer classes are not checked (kept unflagged, quality 1);
+    the checked classes are renumbered 0..k-1 for the detectors."""
+
+    names: list[str]
+    counts: np.ndarray  # items per class id
+    n_folds: int
+
+    @classmethod
+    def of(cls, labels: np.ndarray, names: list[str] | None, n_folds: int) -> "CheckedClasses":
+        size = max(len(names or []), int(labels.max()) + 1)
+        names = list(names or []) + [str(c) for c in range(len(names or []), size)]
+        return cls(names, np.bincount(labels, minlength=size), n_folds)
+
+    @property
+    def ids(self) -> np.ndarray:
+        return np.flatnonzero(self.counts >= self.n_folds)
+
+    def mask(self, labels: np.ndarray) -> np.ndarray:
+        """The items whose label is checked."""
+        return np.isin(labels, self.ids)
+
+    def renumbered(self, labels: np.ndarray) -> np.ndarray:
+        index = np.full(len(self.counts), -1)
+        index[self.ids] = np.arange(len(self.ids))
+        return index[labels]
+
+    def check(self) -> None:
+        if len(self.ids) < 2:
+            raise ValueError(
+                f"Checking labels out of fold needs at least two classes with n_folds={self.n_folds} items or more. "
+                f"Items per class: {self.report()['items']}. Lower n_folds or label more items.")
+
+    def report(self) -> dict[str, Any]:
+        return {"checked": [self.names[c] for c in self.ids],
+                "unchecked": {self.names[c]: int(n) for c, n in enumerate(self.counts) if 0 < n < self.n_folds},
+                "absent": [self.names[c] for c, n in enumerate(self.counts) if n == 0],
+                "items": {self.names[c]: int(n) for c, n in enumerate(self.counts)}}
+
+
+def _widened(result: DetectorResult, checked: np.ndarray) -> DetectorResult:
+    """A detector's result on the checked items, spread over all items: the others score 1, unflagged."""
+    scores, flags = np.ones(len(checked)), np.zeros(len(checked), dtype=bool)
+    scores[checked], flags[checked] = result.scores, result.is_issue
+    return DetectorResult(result.name, scores, flags)
 
 
 def run_detectors(X, labels: np.ndarray, pred_probs: np.ndarray, config: DetectConfig,
@@ -128,15 +179,22 @@ def run_detectors(X, labels: np.ndarray, pred_probs: np.ndarray, config: DetectC
 
 def detect(
     con: duckdb.DuckDBPyConnection, config: DetectConfig, *, run_id: str, label_run: str | None,
-    progress: bool = False, chunking: Chunking | None = None,
+    progress: bool = False, chunking: Chunking | None = None, classes: list[str] | None = None,
 ) -> DetectSummary:
-    """Score every checked label with the configured detectors; write ``noise_scores`` and ``weights``."""
+    """Score every checked label with the configured detectors; write ``noise_scores`` and ``weights``.
+
+    Items of a class with fewer than ``n_folds`` items are not checked (see :class:`CheckedClasses`):
+    they are written unflagged with score 1, and the summary's ``classes`` names them."""
     query, params = labelled_query(config.labels_from, label_run, include_uncovered=config.include_uncovered,
                                    columns="i.text")
     n_items = con.sql(f"SELECT count(*) FROM ({query})", params=params).fetchall()[0][0]
     streamed = config.streams(n_items)
-    items, item_ids, labels = labelled_arrays(con, config.labels_from, label_run, text=not streamed,
-                                              include_uncovered=config.include_uncovered, purpose="check")
+    items, item_ids, all_labels = labelled_arrays(con, config.labels_from, label_run, text=not streamed,
+                                                  include_uncovered=config.include_uncovered, purpose="check")
+    kinds = CheckedClasses.of(all_labels, classes, config.n_folds)
+    kinds.check()
+    checked = kinds.mask(all_labels)
+    labels = kinds.renumbered(all_labels[checked])
     from sklearn.linear_model import LogisticRegression
 
     estimator = LogisticRegression(C=config.C, max_iter=2000)
@@ -149,7 +207,7 @@ def detect(
         from thresher.reweighting.detect.streamed import streamed_out_of_fold_proba
 
         pred_probs = streamed_out_of_fold_proba(
-            con, query, params, labels, features=config.features.tfidf, estimator=estimator, n_folds=config.n_folds,
+            con, query, params, labels, rows=checked, features=config.features.tfidf, estimator=estimator, n_folds=config.n_folds,
             random_state=config.random_state, train_rows=config.train_rows, progress=progress,
             map_chunks=None if chunking is None else chunking.map_chunks,
             chunk_rows=100_000 if chunking is None else chunking.rows,
@@ -157,15 +215,16 @@ def detect(
         X = np.empty((len(labels), 0))  # the detectors that run here use the probabilities only
         features = {"kind": "hashed tf-idf, streamed", "train_rows": min(config.train_rows, len(labels))}
     else:
-        texts = items.column("text").to_pylist()
-        X = item_features(con, config.features, item_ids, texts, progress=progress, chunking=chunking)
+        texts = items.column("text").filter(checked).to_pylist()
+        X = item_features(con, config.features, item_ids.filter(checked), texts, progress=progress, chunking=chunking)
         from thresher.reweighting.detect.confident_learning import out_of_fold_proba
 
         pred_probs = out_of_fold_proba(estimator, X, labels, n_folds=config.n_folds, random_state=config.random_state,
                                        progress=progress)
         features = {"kind": config.features.encoder, "train_rows": len(labels)}
-    results = run_detectors(X, labels, pred_probs, config, estimator)
+    results = {name: _widened(r, checked) for name, r in run_detectors(X, labels, pred_probs, config, estimator).items()}
     result = results[config.detector_in_use]
+    labels = all_labels
     confidence = items.column("confidence").to_numpy().astype(float)
     weights = compute_weights(config.weight, label_quality=result.scores, confidence=confidence)
 
@@ -191,7 +250,10 @@ def detect(
     per_detector = {name: {**r.summary(), **(check.flags(r.is_issue, r.scores) if check.has.any() else {})}
                     for name, r in results.items()}
     summary = DetectSummary(run_id, label_run, n, int(result.is_issue.sum()), quality, config.detector_in_use,
-                            per_detector, features)
+                            per_detector, features, kinds.report())
+    if summary.classes["unchecked"]:
+        logger.warning("Not checked (fewer than n_folds=%d items): %s; kept unflagged.", config.n_folds,
+                       summary.classes["unchecked"])
     logger.info("Checked %d labels: %d issues; %s", n, summary.n_issues, quality)
     return summary
 
@@ -203,7 +265,7 @@ class DetectStage(Stage):
         config: DetectConfig = context.config
         context.input_run_id = label_input(con, config.labels_from)
         return detect(con, config, run_id=context.run_id, label_run=context.input_run_id,
-                      progress=context.progress, chunking=context.chunking)
+                      progress=context.progress, chunking=context.chunking, classes=context.classes)
 
     def uses_cluster(self, config: DetectConfig) -> bool:
         return config.features.chunked or config.features.encoder == "tfidf"  # embeddings, or the streamed path

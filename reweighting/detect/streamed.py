@@ -158,14 +158,15 @@ def stop_local_workers() -> None:
 
 def streamed_out_of_fold_proba(
     con: duckdb.DuckDBPyConnection, texts_query: str, params: dict[str, Any], labels: np.ndarray, *,
-    features: TfidfConfig, estimator: Any, n_folds: int, random_state: int | None, train_rows: int,
+    rows: np.ndarray | None = None, features: TfidfConfig, estimator: Any, n_folds: int, random_state: int | None, train_rows: int,
     chunk_rows: int = 100_000, map_chunks: MapChunks | None = None, workdir: Path | None = None,
     progress: bool = False,
 ) -> np.ndarray:
     """N x K out-of-fold probabilities of the items whose texts ``texts_query`` returns, in ``labels`` order.
 
-    ``texts_query`` selects one ``text`` column, one row per label, in the same order. The parts
-    are written under ``workdir``, which the workers must be able to read.
+    ``texts_query`` selects one ``text`` column, one row per label, in the same order; with ``rows``
+    (a boolean mask over the query's rows) only those rows are scored, ``labels`` holding theirs. The
+    parts are written under ``workdir``, which the workers must be able to read.
     """
     n, n_classes = len(labels), int(labels.max()) + 1
     counts = np.bincount(labels, minlength=n_classes)
@@ -181,17 +182,22 @@ def streamed_out_of_fold_proba(
     map_chunks = map_chunks or local_map(os.cpu_count() or 1)
     directory = Path(tempfile.mkdtemp(prefix="thresher-detect-", dir=workdir))
     try:
-        parts, start = [], 0
+        parts, start, read = [], 0, 0
         reader = con.sql(texts_query, params=params).to_arrow_reader(chunk_rows)
         for batch in track(reader, description="Writing chunks", total=-(-n // chunk_rows), enabled=progress):
+            if rows is not None:
+                batch, read = batch.filter(pa.array(rows[read:read + batch.num_rows])), read + batch.num_rows
+                if batch.num_rows == 0:
+                    continue
             stop = start + batch.num_rows
             part = directory / f"part-{len(parts):05d}.parquet"
             pq.write_table(pa.table({"text": batch.column(0), "fold": folds[start:stop],
                                      "sample": in_sample[start:stop]}), part)
             parts.append(str(part))
             start = stop
-        if start != n:
-            raise ValueError(f"The texts query returned {start} rows for {n} labels.")
+        if start != n or (rows is not None and read != len(rows)):
+            raise ValueError(f"The texts query returned {read if rows is not None else start} rows for "
+                             f"{len(rows) if rows is not None else n} labels.")
         release_buffers(con)  # the workers need the memory DuckDB kept while it sorted the texts
         import scipy.sparse as sp
         from sklearn.feature_extraction.text import TfidfTransformer
