@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -19,6 +19,7 @@ class DetectorResult:
     name: str
     scores: np.ndarray
     is_issue: np.ndarray
+    info: dict[str, Any] = field(default_factory=dict)  # what the detector ran: rounds, fallbacks
 
     def __post_init__(self) -> None:
         if self.scores.shape != self.is_issue.shape or self.scores.ndim != 1:
@@ -29,10 +30,10 @@ class DetectorResult:
         if len(self.scores) and (np.nanmin(self.scores) < 0 or np.nanmax(self.scores) > 1):
             raise ValueError(f"Detector {self.name!r} produced scores outside [0, 1].")
 
-    def summary(self) -> dict[str, float]:
+    def summary(self) -> dict[str, Any]:
         return {"n": int(len(self.scores)), "n_issues": int(self.is_issue.sum()),
                 "issue_rate": float(self.is_issue.mean()) if len(self.scores) else 0.0,
-                "mean_score": float(self.scores.mean()) if len(self.scores) else float("nan")}
+                "mean_score": float(self.scores.mean()) if len(self.scores) else float("nan"), **self.info}
 
 
 class Detector(Protocol):

@@ -166,15 +166,22 @@ def _widened(result: DetectorResult, checked: np.ndarray) -> DetectorResult:
     """A detector's result on the checked items, spread over all items: the others score 1, unflagged."""
     scores, flags = np.ones(len(checked)), np.zeros(len(checked), dtype=bool)
     scores[checked], flags[checked] = result.scores, result.is_issue
-    return DetectorResult(result.name, scores, flags)
+    return DetectorResult(result.name, scores, flags, result.info)
 
 
 def run_detectors(X, labels: np.ndarray, pred_probs: np.ndarray, config: DetectConfig,
                   estimator) -> dict[str, DetectorResult]:
     """Run the configured detectors, sharing one set of out-of-fold probabilities."""
+    import time
+    from dataclasses import replace
+
     shared = Shared(estimator=estimator, n_folds=config.n_folds, random_state=config.random_state)
-    return {name: detector.fit(X, labels, pred_probs=pred_probs).result()
-            for name, detector in build_detectors(config.detectors, shared).items()}
+    results = {}
+    for name, detector in build_detectors(config.detectors, shared).items():
+        started = time.perf_counter()
+        result = detector.fit(X, labels, pred_probs=pred_probs).result()
+        results[name] = replace(result, info={**result.info, "seconds": round(time.perf_counter() - started, 3)})
+    return results
 
 
 def detect(

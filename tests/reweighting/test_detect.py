@@ -239,3 +239,31 @@ def test_hybrid_kept_rows_close_most_of_the_noisy_to_clean_gap(static, lsa_mode,
     on_noisy, on_clean, on_kept = accuracy(noisy[train]), accuracy(gold[train]), accuracy(noisy[train], ~flags)
     assert on_clean - on_noisy > 0.03  # the network fits the noise: there is a gap to close
     assert (on_kept - on_noisy) / (on_clean - on_noisy) >= 0.5, (on_noisy, on_kept, on_clean)
+
+
+def test_hybrid_reports_each_round_and_its_fallbacks():
+    """No silent fallback: when a class keeps fewer than n_folds items, the round's loss model is
+    fitted on every item (as in round one) and the result's info says which rounds did."""
+    from thresher.reweighting.detect import Hybrid
+
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(-2, 1, (80, 2)), rng.normal(2, 0.5, (3, 2)), rng.normal(-2, 1, (4, 2))]
+    y = np.r_[np.zeros(80, int), np.ones(7, int)]  # four of the seven "1"s sit among the 0s
+    result = Hybrid(n_folds=5, rounds=4, random_state=0).fit(X, y).result()
+    rounds = result.info["rounds"]
+    assert [r["step"] for r in rounds] == ["linear_separation", "small_loss"] * 2
+    assert rounds[0]["loss_model_on"] == "every item"
+    fell_back = [r for r in rounds[1:] if "fallback" in r["loss_model_on"]]
+    assert result.info["fallback_rounds"] == len(fell_back) >= 1
+    assert [r["flagged"] for r in rounds][-1] == int(result.is_issue.sum())
+    assert result.summary()["fallback_rounds"] == len(fell_back)
+
+
+def test_every_detector_reports_its_time(con):
+    ingest(con, IngestConfig(classes=["HAM", "SPAM"], sources=[SourceConfig(
+        path=str(YOUTUBE_EXAMPLE / "data" / "Youtube01-Psy.csv"), dataset="youtube",
+        columns={"text": "CONTENT", "label": "CLASS", "id": "COMMENT_ID"})]))
+    summary = detect(con, DetectConfig(labels_from="given", detectors=["confident_learning", "small_loss", "hybrid"]),
+                     run_id="t", label_run=None)
+    assert all(d["seconds"] >= 0 for d in summary.detectors.values()) and len(summary.detectors) == 3
+    assert len(summary.detectors["hybrid"]["rounds"]) == 4
