@@ -35,7 +35,7 @@ from thresher.core.stages import Stage, StageContext, file_state
 
 logger = logging.getLogger(__name__)
 
-Format = Literal["csv", "jsonl", "parquet", "wrench"]
+Format = Literal["csv", "jsonl", "json", "parquet", "wrench"]
 RejectReason = Literal[
     "unparseable",  # the line/record is not valid CSV/JSON, or has the wrong number of fields
     "invalid_utf8",  # the bytes are not UTF-8
@@ -93,6 +93,8 @@ class SourceConfig(StageConfig):
         """The configured format, or the one implied by the file extension."""
         if self.format is not None:
             return self.format
+        if path.suffix.lower() == ".json":
+            return "json" if _starts_with_array(path) else "wrench"
         try:
             return _EXTENSIONS[path.suffix.lower()]
         except KeyError:
@@ -348,6 +350,35 @@ def _iter_jsonl(path: Path, config: SourceConfig, summary: SourceSummary) -> Ite
             yield _Raw(number, obj, line.rstrip("\r\n"))
 
 
+def _starts_with_array(path: Path) -> bool:
+    """Whether a ``.json`` file holds a JSON array (of row objects) rather than a WRENCH object."""
+    with path.open("rb") as handle:
+        head = handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith(b"[")
+
+
+def _iter_json(path: Path, config: SourceConfig, summary: SourceSummary) -> Iterator[_Raw | Reject]:
+    """A JSON array of row objects (what ``pandas.DataFrame.to_json(orient="records")`` and many
+    dataset dumps write); element i is line i. The whole file is parsed at once: for files larger
+    than memory use JSONL, which is read line by line."""
+    text = _read_text(path)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        yield Reject(str(path), 0, "unparseable", f"not a JSON array: {exc}", _escape_bytes(text))
+        return
+    if not isinstance(data, list):
+        yield Reject(str(path), 0, "unparseable", f"expected a JSON array of objects, got {type(data).__name__}",
+                     _escape_bytes(text))
+        return
+    for number, obj in enumerate(data, start=1):
+        raw = _escape_bytes(json.dumps(obj, ensure_ascii=False))
+        if not isinstance(obj, dict):
+            yield Reject(str(path), number, "unparseable", f"expected a JSON object, got {type(obj).__name__}", raw)
+            continue
+        yield _Raw(number, obj, raw)
+
+
 def _parquet_file(path: Path) -> pq.ParquetFile:
     """A Parquet file read a few MB at a time. pyarrow's default (``pre_buffer``) keeps the raw bytes
     of every row group read so far until the reader is closed: a whole 10M-row file (1.8 GB) by its end."""
@@ -389,7 +420,7 @@ def _iter_wrench(path: Path, config: SourceConfig, summary: SourceSummary) -> It
         yield _Raw(line, fields, raw, votes)
 
 
-_READERS = {"csv": _iter_csv, "jsonl": _iter_jsonl, "parquet": _iter_parquet, "wrench": _iter_wrench}
+_READERS = {"csv": _iter_csv, "jsonl": _iter_jsonl, "json": _iter_json, "parquet": _iter_parquet, "wrench": _iter_wrench}
 
 
 def _lookup(fields: dict[str, Any], name: str) -> tuple[bool, Any]:

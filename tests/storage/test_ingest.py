@@ -369,3 +369,26 @@ def test_reading_a_parquet_file_holds_one_row_group_at_a_time(tmp_path):
         del batch
     assert rows == len(texts)
     assert path.stat().st_size > 2_000_000 and peak < 4_000_000, peak
+
+
+def test_a_json_array_of_objects_is_rows_and_a_json_object_is_still_wrench(con, tmp_path, shared_data):
+    """``.json`` holding an array (pandas ``to_json(orient="records")``) is read as rows; an element
+    that is not an object is a reject with its place; WRENCH files (an object keyed by index) still load."""
+    rows = [{"id": "a", "text": "free prize now", "label": "SPAM", "meta": {"n": 1}},
+            "just a string",
+            {"id": "b", "text": "see you at lunch", "label": "HAM"},
+            {"id": "c", "text": "", "label": "HAM"}]
+    path = tmp_path / "rows.json"
+    path.write_text("\n  " + json.dumps(rows, indent=1))
+    summary = ingest(con, IngestConfig(classes=["HAM", "SPAM"], sources=[SourceConfig(
+        path=str(path), dataset="arr", columns={"text": "text", "label": "label", "id": "id"})]))
+    assert summary.new_items == 2
+    items = con.execute("SELECT item_id, label, extra FROM items ORDER BY item_id").fetchall()
+    assert [(i, label) for i, label, _ in items] == [("arr:a", 1), ("arr:b", 0)]
+    assert json.loads(items[0][2]) == {"meta": {"n": 1}}
+    rejects = con.execute("SELECT line, reason, detail, raw FROM rejects ORDER BY line").fetchall()
+    assert [(line, reason) for line, reason, _, _ in rejects] == [(2, "unparseable"), (4, "missing_text")]
+    assert rejects[0][2] == "expected a JSON object, got str" and rejects[0][3] == '"just a string"'
+    wrench = ingest(con, IngestConfig(classes=["HAM", "SPAM"], sources=[SourceConfig(
+        path=str(shared_data / "wrench_youtube" / "valid.json"), dataset="youtube")]))
+    assert wrench.new_items == 120
