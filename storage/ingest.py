@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from thresher.storage.connection import registered, transaction
 import pyarrow.parquet as pq
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from thresher.core.classes import parse_class
 from thresher.core.config import StageConfig
@@ -74,6 +74,16 @@ class ColumnMap(StageConfig):
     split: str | None = None
 
 
+def _label_key(value: Any) -> str:
+    """A label value as ``label_map`` keys it: stripped text, integral numbers as integers ("1.0" as "1")."""
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if number.is_integer() else text
+
+
 class SourceConfig(StageConfig):
     """One input: a file or glob, its format and how its columns map onto items."""
 
@@ -88,6 +98,23 @@ class SourceConfig(StageConfig):
     # Without an id column: "content" hashes the row (exact repeats become duplicate_row rejects);
     # "line" uses the file and line, keeping repeated rows as items of their own.
     row_ids: Literal["content", "line"] = "content"
+    # Raw label and gold values mapped before they are parsed: to a class name or id, or null for
+    # "no label" (e.g. {-1: null, pos: POS}). Keys match the value as text (1.0 as 1); others parse as usual.
+    label_map: dict[str, str | int | None] | None = None
+
+    @field_validator("label_map", mode="before")
+    @classmethod
+    def _keys_as_text(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {_label_key(k): v for k, v in value.items()}
+        return value
+
+    def mapped_label(self, value: Any) -> Any:
+        """``value`` through ``label_map`` (unchanged when it is not listed)."""
+        if self.label_map is None or value is None:
+            return value
+        key = _label_key(value)
+        return self.label_map[key] if key in self.label_map else value
 
     def resolved_format(self, path: Path) -> Format:
         """The configured format, or the one implied by the file extension."""
@@ -475,7 +502,7 @@ def _validate(
         if name is None:
             continue
         try:
-            parsed[role] = parse_class(_lookup(row.fields, name)[1], classes)
+            parsed[role] = parse_class(config.mapped_label(_lookup(row.fields, name)[1]), classes)
         except ValueError as exc:
             return Reject(source, row.line, "wrong_type", f"column '{name}': {exc}", row.raw)
 
@@ -589,6 +616,8 @@ def _primitive(dtype: pa.DataType) -> bool:
 def _columnar_parquet(path: Path, config: SourceConfig) -> bool:
     """Whether a Parquet file can take the columnar path: flat columns, the mapped ones at the top
     level, a string text column and column names that need no escaping."""
+    if config.label_map is not None:  # the mapping is applied by the row-by-row validator
+        return False
     schema = pq.read_schema(path)
     columns = config.columns
     mapped = [c for c in (columns.text, columns.label, columns.gold, columns.id, columns.split) if c]

@@ -392,3 +392,24 @@ def test_a_json_array_of_objects_is_rows_and_a_json_object_is_still_wrench(con, 
     wrench = ingest(con, IngestConfig(classes=["HAM", "SPAM"], sources=[SourceConfig(
         path=str(shared_data / "wrench_youtube" / "valid.json"), dataset="youtube")]))
     assert wrench.new_items == 120
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_label_map_turns_raw_values_into_classes_or_no_label(con, tmp_path, fmt):
+    """-1 for "no label" and names that are not the classes' (pos/neg, ±1 gold) are mapped, not rejected."""
+    table = pa.table({"id": ["a", "b", "c", "d"], "text": ["great film", "awful", "fine I guess", "meh"],
+                      "label": ["pos", "neg", "-1", "maybe"], "gold": [1.0, -1.0, 1.0, None]})
+    path = tmp_path / f"rows.{fmt}"
+    if fmt == "csv":
+        table.to_pandas().to_csv(path, index=False)
+    else:
+        pq.write_table(table, path)
+    label_map = {-1: None, "pos": "POS", "neg": "NEG", 1: "POS"}
+    summary = ingest(con, IngestConfig(classes=["NEG", "POS"], sources=[SourceConfig(
+        path=str(path), dataset="m", columns={"text": "text", "label": "label", "gold": "gold", "id": "id"},
+        label_map=label_map)]))
+    rows = con.execute("SELECT item_id, label, gold FROM items ORDER BY item_id").fetchall()
+    # gold -1 maps to "no label" too: one map serves both columns
+    assert rows == [("m:a", 1, 1), ("m:b", 0, None), ("m:c", None, 1)]
+    assert summary.new_items == 3
+    assert con.execute("SELECT line, reason FROM rejects").fetchall() == [(5 if fmt == "csv" else 4, "wrong_type")]
