@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from thresher.storage.connection import registered, transaction
 import pyarrow.parquet as pq
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from thresher.core.classes import parse_class
 from thresher.core.config import StageConfig
@@ -74,6 +74,22 @@ class ColumnMap(StageConfig):
     split: str | None = None
 
 
+class VoteColumns(StageConfig):
+    """Columns that hold weak labels, one LF per column (named by it): crowd workers' answers,
+    another tool's LF outputs. A value is a class name or id (through ``label_map``); ``abstain``
+    (as text, like ``label_map`` keys) and empty cells are no vote."""
+
+    columns: list[str] = Field(min_length=1)
+    abstain: str | int | None = -1
+
+    @field_validator("columns")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"votes.columns lists a column twice: {value}")
+        return value
+
+
 def _label_key(value: Any) -> str:
     """A label value as ``label_map`` keys it: stripped text, integral numbers as integers ("1.0" as "1")."""
     text = str(value).strip()
@@ -101,6 +117,7 @@ class SourceConfig(StageConfig):
     # Raw label and gold values mapped before they are parsed: to a class name or id, or null for
     # "no label" (e.g. {-1: null, pos: POS}). Keys match the value as text (1.0 as 1); others parse as usual.
     label_map: dict[str, str | int | None] | None = None
+    votes: VoteColumns | None = None  # weak-label columns, kept as source_votes (use labeling.source_votes)
 
     @field_validator("label_map", mode="before")
     @classmethod
@@ -108,6 +125,17 @@ class SourceConfig(StageConfig):
         if isinstance(value, dict):
             return {_label_key(k): v for k, v in value.items()}
         return value
+
+    @model_validator(mode="after")
+    def _one_vote_naming(self) -> "SourceConfig":
+        if self.votes is not None and self.lf_names is not None:
+            raise ValueError("Set either votes (vote columns, named by their columns) or lf_names (WRENCH), not both.")
+        return self
+
+    @property
+    def vote_names(self) -> list[str] | None:
+        """The LF names of the votes this source carries (WRENCH ``lf_names`` or the vote columns)."""
+        return self.votes.columns if self.votes is not None else self.lf_names
 
     def mapped_label(self, value: Any) -> Any:
         """``value`` through ``label_map`` (unchanged when it is not listed)."""
@@ -506,6 +534,20 @@ def _validate(
         except ValueError as exc:
             return Reject(source, row.line, "wrong_type", f"column '{name}': {exc}", row.raw)
 
+    votes = row.votes
+    if config.votes is not None:
+        votes, abstain = [], None if config.votes.abstain is None else _label_key(config.votes.abstain)
+        for name in config.votes.columns:
+            value = _lookup(row.fields, name)[1]
+            if value is None or (isinstance(value, str) and not value.strip()) or _label_key(value) == abstain:
+                votes.append(-1)
+                continue
+            try:
+                vote = parse_class(config.mapped_label(value), classes)
+            except ValueError as exc:
+                return Reject(source, row.line, "wrong_type", f"vote column '{name}': {exc}", row.raw)
+            votes.append(-1 if vote is None else vote)
+
     split = config.split
     if columns.split is not None:
         split = _lookup(row.fields, columns.split)[1]
@@ -514,6 +556,7 @@ def _validate(
         split = path.stem
 
     mapped = {c for c in (text_column, columns.label, gold_column, columns.id, columns.split) if c}
+    mapped.update(config.votes.columns if config.votes is not None else [])
     extra = {k: v for k, v in row.fields.items() if k not in mapped and k != "__key__"}
     extra_json = json.dumps(extra, default=str, ensure_ascii=False, sort_keys=True)
 
@@ -540,7 +583,7 @@ def _validate(
         "source": source,
         "source_line": row.line,
         "content_hash": _content_hash(text, parsed["label"], parsed["gold"], extra_json),
-        "votes": row.votes,
+        "votes": votes,
         "raw": row.raw,
     }
 
@@ -616,7 +659,7 @@ def _primitive(dtype: pa.DataType) -> bool:
 def _columnar_parquet(path: Path, config: SourceConfig) -> bool:
     """Whether a Parquet file can take the columnar path: flat columns, the mapped ones at the top
     level, a string text column and column names that need no escaping."""
-    if config.label_map is not None:  # the mapping is applied by the row-by-row validator
+    if config.label_map is not None or config.votes is not None:  # applied by the row-by-row validator
         return False
     schema = pq.read_schema(path)
     columns = config.columns
@@ -953,8 +996,8 @@ def _load_file(con: duckdb.DuckDBPyConnection, path: Path, staged: StagedFile, r
 
 
 def _store_source_votes(con: duckdb.DuckDBPyConnection, config: SourceConfig) -> None:
-    """Keep the non-abstain weak labels that came with the data (WRENCH) as ``source_votes``."""
-    names = config.lf_names
+    """Keep the non-abstain weak labels that came with the data (WRENCH, vote columns) as ``source_votes``."""
+    names = config.vote_names
     kept = StagedFile.KEPT
     if names is not None:
         too_many = con.execute(f"SELECT item_id, len(votes) FROM {kept} WHERE len(votes) > ? LIMIT 1",

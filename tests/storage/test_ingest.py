@@ -413,3 +413,35 @@ def test_label_map_turns_raw_values_into_classes_or_no_label(con, tmp_path, fmt)
     assert rows == [("m:a", 1, 1), ("m:b", 0, None), ("m:c", None, 1)]
     assert summary.new_items == 3
     assert con.execute("SELECT line, reason FROM rejects").fetchall() == [(5 if fmt == "csv" else 4, "wrong_type")]
+
+
+def test_vote_columns_become_source_votes_one_lf_per_column(con, tmp_path):
+    """Per-worker answers in columns: each column is an LF named by it; -1 and empty cells abstain;
+    the labeling stage then denoises them with source_votes, as WRENCH's weak labels."""
+    from thresher.labeling.config import LabelingConfig
+    from thresher.labeling.stage import label
+
+    path = tmp_path / "crowd.csv"
+    path.write_text("id,text,w1,w2,w3\n"
+                    "a,win cash now,SPAM,SPAM,-1\n"
+                    "b,lunch at noon?,HAM,,HAM\n"
+                    "c,click this link,SPAM,HAM,SPAM\n"
+                    "d,no answers at all,-1,,\n"
+                    "e,bad answer,MAYBE,HAM,HAM\n")
+    summary = ingest(con, IngestConfig(classes=["HAM", "SPAM"], sources=[SourceConfig(
+        path=str(path), dataset="crowd", columns={"text": "text", "id": "id"},
+        votes={"columns": ["w1", "w2", "w3"], "abstain": -1})]))
+    assert summary.new_items == 4
+    assert con.execute("SELECT line, reason FROM rejects").fetchall() == [(6, "wrong_type")]
+    votes = con.execute("SELECT item_id, lf, vote FROM source_votes ORDER BY ALL").fetchall()
+    assert votes == [("crowd:a", "w1", 1), ("crowd:a", "w2", 1), ("crowd:b", "w1", 0), ("crowd:b", "w3", 0),
+                     ("crowd:c", "w1", 1), ("crowd:c", "w2", 0), ("crowd:c", "w3", 1)]
+    extra = con.execute("SELECT extra FROM items WHERE item_id = 'crowd:a'").fetchall()[0][0]
+    assert json.loads(extra) == {}  # the vote columns are votes, not extra columns
+    result = label(con, LabelingConfig(classes=["HAM", "SPAM"], source_votes=True, model={"model": "majority"}),
+                   run_id="crowd")
+    assert result.n_lfs == 3 and result.n_votes == 7
+    labels = dict(con.execute("SELECT item_id, label FROM labels WHERE covered").fetchall())
+    assert labels == {"crowd:a": 1, "crowd:b": 0, "crowd:c": 1}
+    with pytest.raises(ValueError, match="not both"):
+        SourceConfig(path="x.csv", dataset="d", votes={"columns": ["w1"]}, lf_names=["a"])
