@@ -67,9 +67,13 @@ def sample_columns(path: Path, fmt: str, config: SourceConfig) -> set[str]:
 
         walk(schema, "")
         return names
-    data = json.loads(path.read_bytes().decode("utf-8-sig", "replace"))  # wrench: one JSON object
+    data = json.loads(path.read_bytes().decode("utf-8-sig", "replace"))  # json: an array; wrench: an object
     names = set()
-    if isinstance(data, dict):
+    if fmt == "json" and isinstance(data, list):
+        for entry in data[:SAMPLE_ROWS]:
+            if isinstance(entry, dict):
+                names |= _flatten(entry)
+    elif isinstance(data, dict):
         for _, entry in zip(range(SAMPLE_ROWS), data.values()):
             if isinstance(entry, dict):
                 names |= {f"data.{n}" for n in _flatten(entry.get("data") or {})}
@@ -84,6 +88,7 @@ def missing_columns(config: SourceConfig, path: Path, found: set[str]) -> list[t
     text = "data.text" if fmt == "wrench" and columns.text == "text" else columns.text
     gold = "label" if fmt == "wrench" and columns.gold is None and columns.label is None else columns.gold
     wanted = [("text", text), ("label", columns.label), ("gold", gold), ("id", columns.id), ("split", columns.split)]
+    wanted += [("vote", name) for name in (config.votes.columns if config.votes is not None else [])]
     return [(role, name) for role, name in wanted if name is not None and name not in found]
 
 

@@ -102,3 +102,22 @@ def test_a_bad_config_fails_a_run_with_one_line_before_any_stage(example: Path):
     assert done.returncode == 1
     assert done.stderr.count("error:") == 1 and "Traceback" not in done.stderr, done.stderr
     assert "shoutin" in done.stderr and not (example.parent / "thresher.duckdb").exists()  # no stage ran
+
+
+def test_check_reads_json_arrays_and_names_a_missing_vote_column(tmp_path: Path):
+    from thresher.pipeline.check import check_config
+
+    data = tmp_path / "rows.json"
+    data.write_text(json.dumps([{"text": "hi there", "w1": "HAM", "w2": -1}, {"text": "win now", "w1": "SPAM"}]))
+    config = tmp_path / "thresher.yaml"
+    config.write_text(f"""
+classes: [HAM, SPAM]
+sources:
+  - {{path: "{data}", dataset: d, votes: {{columns: [w1, w2]}}}}
+labeling: {{source_votes: true, model: {{model: majority}}}}
+""")
+    assert check_config(config).files == {str(data): 1}
+    config.write_text(config.read_text().replace("columns: [w1, w2]", "columns: [w1, w3]"))
+    with pytest.raises(ConfigError, match=r"the vote column 'w3' is not in 'rows.json'; the columns of 'rows.json' are: "
+                                          r"text, w1, w2"):
+        check_config(config)
