@@ -412,19 +412,25 @@ def _starts_with_array(path: Path) -> bool:
     return head.startswith(b"[")
 
 
-def _iter_json(path: Path, config: SourceConfig, summary: SourceSummary) -> Iterator[_Raw | Reject]:
-    """A JSON array of row objects (what ``pandas.DataFrame.to_json(orient="records")`` and many
-    dataset dumps write); element i is line i. The whole file is parsed at once: for files larger
-    than memory use JSONL, which is read line by line."""
+def _whole_json(path: Path, kind: type, unparsed: str, wrong_kind: str) -> Any:
+    """A whole JSON file's value when it is a ``kind``; otherwise the file's reject (line 0)."""
     text = _read_text(path)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        yield Reject(str(path), 0, "unparseable", f"not a JSON array: {exc}", _escape_bytes(text))
-        return
-    if not isinstance(data, list):
-        yield Reject(str(path), 0, "unparseable", f"expected a JSON array of objects, got {type(data).__name__}",
-                     _escape_bytes(text))
+        return Reject(str(path), 0, "unparseable", f"{unparsed}: {exc}", _escape_bytes(text))
+    if not isinstance(data, kind):
+        return Reject(str(path), 0, "unparseable", f"{wrong_kind}, got {type(data).__name__}", _escape_bytes(text))
+    return data
+
+
+def _iter_json(path: Path, config: SourceConfig, summary: SourceSummary) -> Iterator[_Raw | Reject]:
+    """A JSON array of row objects (what ``pandas.DataFrame.to_json(orient="records")`` and many
+    dataset dumps write); element i is line i. The whole file is parsed at once: for files larger
+    than memory use JSONL, which is read line by line."""
+    data = _whole_json(path, list, "not a JSON array", "expected a JSON array of objects")
+    if isinstance(data, Reject):
+        yield data
         return
     for number, obj in enumerate(data, start=1):
         raw = _escape_bytes(json.dumps(obj, ensure_ascii=False))
@@ -449,15 +455,9 @@ def _iter_parquet(path: Path, config: SourceConfig, summary: SourceSummary) -> I
 
 
 def _iter_wrench(path: Path, config: SourceConfig, summary: SourceSummary) -> Iterator[_Raw | Reject]:
-    text = _read_text(path)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        yield Reject(str(path), 0, "unparseable", f"not a WRENCH JSON file: {exc}", _escape_bytes(text))
-        return
-    if not isinstance(data, dict):
-        detail = f"a WRENCH file is a JSON object keyed by index, got {type(data).__name__}"
-        yield Reject(str(path), 0, "unparseable", detail, _escape_bytes(text))
+    data = _whole_json(path, dict, "not a WRENCH JSON file", "a WRENCH file is a JSON object keyed by index")
+    if isinstance(data, Reject):
+        yield data
         return
     for position, (key, entry) in enumerate(data.items(), start=1):
         line = int(key) if str(key).isdigit() else position
