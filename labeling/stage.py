@@ -203,7 +203,6 @@ class _LabelRows:
 
     def drop(self) -> None:
         self._con.execute(f"DROP TABLE IF EXISTS {LABEL_ROWS_TABLE}")
-        self._con.execute(f"DROP TABLE IF EXISTS {RUN_VOTES}")
 
 
 def _fit(config: LabelingConfig, rows: _LabelRows) -> Denoiser:
