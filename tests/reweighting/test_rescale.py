@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +16,7 @@ from thresher.reweighting.rescale import Reweighter, loss_rule_weights, shape_lo
 from thresher.reweighting.rescale.gaussian import gaussian_kl, gaussian_overlap
 from thresher.reweighting.rescale.memory import PassStats, StatsMemory
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+from tests.conftest import SHARED_DATA as SHARED  # honours THRESHER_SHARED_DATA
 
 
 def _kl(mp, sp_, mq, sq):
