@@ -1,4 +1,5 @@
-"""Denoise LF votes into probabilistic labels with Snorkel's LabelModel or majority vote."""
+"""Denoise LF votes into probabilistic labels: Snorkel's LabelModel, majority vote, or Dawid-Skene
+(crowd-kit), one of them chosen without gold labels by ``model: auto``."""
 
 from __future__ import annotations
 
@@ -88,6 +89,12 @@ def _fit(L_fit: np.ndarray, *, cardinality: int, params: dict[str, Any], class_b
     """A fitted model's predict_proba (majority vote needs no fit) and the learned LF accuracies."""
     if params["model"] == "majority":
         return (lambda L: majority_proba(L, cardinality=cardinality)), None
+    if params["model"] == "dawid_skene":
+        from thresher.labeling.crowd import fit_dawid_skene
+
+        if not (L_fit != ABSTAIN).any():
+            raise ValueError("No LF voted on any item the label model is fitted on: it cannot be fitted.")
+        return fit_dawid_skene(L_fit, cardinality=cardinality, n_iter=params["n_iter"])
     if L_fit.shape[1] < 3:
         raise ValueError(
             f"Snorkel's LabelModel needs at least 3 LFs; there are {L_fit.shape[1]}. Add LFs or set model: majority."
@@ -114,7 +121,13 @@ def _fit(L_fit: np.ndarray, *, cardinality: int, params: dict[str, Any], class_b
 def _configured(config: DenoiseConfig) -> dict[str, Any]:
     if config.model == "majority":
         return {"model": "majority"}
+    if config.model == "dawid_skene":
+        return _dawid_skene(config)
     return {"model": "label_model", "n_epochs": config.n_epochs, "lr": config.lr, "l2": config.l2}
+
+
+def _dawid_skene(config: DenoiseConfig) -> dict[str, Any]:
+    return {"model": "dawid_skene", "n_iter": config.ds_iterations}
 
 
 @dataclass
@@ -135,20 +148,34 @@ class Denoiser:
 
 
 def fit_denoiser(
-    L_fit: np.ndarray, *, cardinality: int, config: DenoiseConfig, dev: tuple[np.ndarray, np.ndarray] | None = None,
+    L_fit: np.ndarray, *, cardinality: int, config: DenoiseConfig,
+    dev: tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> Denoiser:
     """Fit on ``L_fit``.
 
-    ``dev`` is ``(L_dev, y_dev)``: with it every candidate is scored on the gold dev labels and the
-    best is kept (the configured settings first, so ties keep them).
+    ``dev`` is ``(L_dev, y_dev)`` or ``(L_dev, y_dev, tie_hash_dev)``: with it every candidate is scored
+    on the gold dev labels (ties broken by the hashes, see :func:`hard_labels`; by position without them)
+    and the best is kept (the configured settings first, so ties keep them).
     """
-    candidates = [_configured(config)]
+    if config.model == "auto" and dev is None:
+        from thresher.labeling.auto import choose_model
+
+        params, selection = choose_model(L_fit, cardinality=cardinality, config=config,
+                                         candidates=[{"model": "majority"}, _configured(config.model_copy(update={"model": "label_model"})),
+                                                     _dawid_skene(config)])
+        predict, learned = _fit(L_fit, cardinality=cardinality, params=params,
+                                class_balance=config.class_balance, seed=config.seed)
+        return Denoiser(predict, L_fit.shape[1], params, learned, selection)
+    candidates = [_configured(config.model_copy(update={"model": "label_model"})) if config.model == "auto"
+                  else _configured(config)]
     if dev is not None:
         grid = config.grid
         for n_epochs, lr, l2 in itertools.product(grid.n_epochs, grid.lr, grid.l2):
             candidates.append({"model": "label_model", "n_epochs": n_epochs, "lr": lr, "l2": l2})
         if grid.include_majority:
             candidates.append({"model": "majority"})
+        if grid.include_dawid_skene:
+            candidates.append(_dawid_skene(config))
         candidates = [dict(t) for t in dict.fromkeys(tuple(c.items()) for c in candidates)]
     if L_fit.shape[1] < 3:
         candidates = [c for c in candidates if c["model"] == "majority"] or candidates
@@ -157,14 +184,15 @@ def fit_denoiser(
                                 class_balance=config.class_balance, seed=config.seed)
         return Denoiser(predict, L_fit.shape[1], candidates[0], learned)
 
-    L_dev, y_dev = dev
+    L_dev, y_dev = dev[0], dev[1]
+    tie_hash = dev[2] if len(dev) == 3 else np.arange(len(L_dev))
     best: Denoiser | None = None
     best_score = -np.inf
     selection = []
     for params in candidates:
         predict, learned = _fit(L_fit, cardinality=cardinality, params=params,
                                 class_balance=config.class_balance, seed=config.seed)
-        dev_score = score(y_dev, by_pattern(predict, L_dev).argmax(axis=1), config.metric)
+        dev_score = score(y_dev, hard_labels(by_pattern(predict, L_dev), tie_hash)[0], config.metric)
         selection.append({**params, f"dev_{config.metric}": dev_score})
         if dev_score > best_score:
             best_score, best = dev_score, Denoiser(predict, L_fit.shape[1], params, learned)
@@ -175,13 +203,27 @@ def fit_denoiser(
 
 def denoise(
     L_fit: np.ndarray, L: np.ndarray, *, cardinality: int, config: DenoiseConfig,
-    dev: tuple[np.ndarray, np.ndarray] | None = None,
+    dev: tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> Denoised:
     """Fit on ``L_fit`` (see :func:`fit_denoiser`) and return probabilities for ``L``."""
     if L_fit.shape[1] != L.shape[1]:
         raise ValueError(f"L_fit has {L_fit.shape[1]} LFs but L has {L.shape[1]}; they must match.")
     model = fit_denoiser(L_fit, cardinality=cardinality, config=config, dev=dev)
     return Denoised(model.predict_proba(L), model.params, model.learned_accuracy, model.selection)
+
+
+TIE_TOLERANCE = 1e-5  # Snorkel's probs_to_preds: classes within this of the maximum tie
+
+
+def hard_labels(probs: np.ndarray, tie_hash: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each item's label and whether it was a tie. A tie goes to one of the tied classes chosen by
+    the item's hash, as Snorkel's ``tie_break_policy="random"`` but the same item gets the same class
+    in every run and batch (never the first class, which would inflate it)."""
+    tied_classes = probs >= probs.max(axis=1, keepdims=True) - TIE_TOLERANCE
+    n_tied = tied_classes.sum(axis=1)
+    which = (np.asarray(tie_hash, dtype=np.uint64) % n_tied.astype(np.uint64)).astype(np.int64)
+    label = (np.cumsum(tied_classes, axis=1) > which[:, None]).argmax(axis=1)
+    return label, n_tied > 1
 
 
 def majority_proba(L: np.ndarray, *, cardinality: int) -> np.ndarray:

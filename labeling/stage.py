@@ -15,7 +15,6 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from snorkel.utils import probs_to_preds
 
 from thresher.labeling.analysis import LFSummaryTally
 from thresher.labeling.apply import validate_sql_lfs
@@ -28,7 +27,7 @@ from thresher.labeling.llm.apply import PromptRun, apply_prompted_lfs
 from thresher.labeling.llm.factory import build_backend
 from thresher.labeling.llm.backend import Backend, Budget
 from thresher.labeling.llm.prompt import PromptedLF
-from thresher.labeling.model import Denoiser, entropy, fit_denoiser, fit_sample, majority_proba, score, vote_patterns
+from thresher.labeling.model import Denoiser, entropy, fit_denoiser, fit_sample, hard_labels, majority_proba, score
 from thresher.core.stages import Stage, StageContext
 from thresher.storage.connection import registered, transaction
 from thresher.storage.repo import constant_column, replace_run_rows
@@ -47,6 +46,8 @@ class LabelSummary:
     n_lfs: int
     n_votes: int
     coverage: float
+    tied: int = 0  # covered items whose top classes tie (left undecided when tie_break is "abstain")
+    tie_break: str = "abstain"
     accuracy: dict[str, dict[str, float]] = field(default_factory=dict)
     lfs: pd.DataFrame | None = None
     faults: dict[str, Any] = field(default_factory=dict)
@@ -65,7 +66,8 @@ class LabelSummary:
     def as_dict(self) -> dict[str, Any]:
         return {
             "n_items": self.n_items, "n_lfs": self.n_lfs, "n_votes": self.n_votes,
-            "coverage": self.coverage, "accuracy": self.accuracy, "faults": self.faults,
+            "coverage": self.coverage, "tied": self.tied, "tie_break": self.tie_break,
+            "accuracy": self.accuracy, "faults": self.faults,
             "model": self.model, "selection": self.selection, "evaluated": self.evaluated, "llm": self.llm,
         }
 
@@ -159,7 +161,8 @@ class _LabelRows:
         self._con, self.n_lfs = con, n_lfs
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {LABEL_ROWS_TABLE} AS "
-            "SELECT (row_number() OVER (ORDER BY i.item_id) - 1)::BIGINT AS rn, i.item_id, i.split, i.gold, v.cols, v.votes "
+            "SELECT (row_number() OVER (ORDER BY i.item_id) - 1)::BIGINT AS rn, i.item_id, hash(i.item_id) AS tie_hash, "
+            "i.split, i.gold, v.cols, v.votes "
             f"FROM items i LEFT JOIN (SELECT item_id, list(col ORDER BY col) AS cols, list(vote ORDER BY col) AS votes "
             f"FROM {RUN_VOTES} GROUP BY item_id) v USING (item_id) WHERE i.item_seq <= $through ORDER BY i.item_id",
             {"through": through_seq})
@@ -222,7 +225,7 @@ def _fit(config: LabelingConfig, rows: _LabelRows) -> Denoiser:
             raise ValueError(
                 f"select_on={config.model.select_on!r} has no items with gold labels. Splits present: {present}"
             )
-        dev = (rows.matrix(dev_rows), gold_ids(dev_rows.column("gold")))
+        dev = (rows.matrix(dev_rows), gold_ids(dev_rows.column("gold")), dev_rows.column("tie_hash").to_numpy())
     sample = fit_sample(n_fit, config.model.fit_rows, config.model.seed)
     if sample is None:
         fit_rows = rows.where(fit_where, params)
@@ -241,7 +244,7 @@ class _AccuracyTally:
         self._items: dict[str, int] = {}
         self._covered: dict[str, int] = {}
 
-    def add(self, L: np.ndarray, probs: np.ndarray, splits: np.ndarray, gold: np.ndarray) -> None:
+    def add(self, L: np.ndarray, probs: np.ndarray, splits: np.ndarray, gold: np.ndarray, tie_hash: np.ndarray) -> None:
         covered = (L != ABSTAIN).any(axis=1)
         for split in {s for s in splits if s is not None}:
             in_split = splits == split
@@ -250,16 +253,16 @@ class _AccuracyTally:
         mask = (gold >= 0) & np.array([s is not None for s in splits], dtype=bool)
         if not mask.any():
             return
-        L, probs, splits, gold = L[mask], probs[mask], splits[mask], gold[mask]
+        L, probs, splits, gold, covered = L[mask], probs[mask], splits[mask], gold[mask], covered[mask]
         mv_probs = majority_proba(L, cardinality=self.K)
-        # Snorkel's LabelModel.score() default: ties (and uncovered items with a uniform prior) abstain
-        # and are left out, so its accuracy is over the items the model decides.
-        # probs_to_preds loops in Python: it runs once per vote pattern (an item's probabilities follow from its votes).
-        first, inverse = vote_patterns(L)
+        # Ties go to a class chosen per item (never the first class, which would inflate it). The
+        # "decided" scores are Snorkel's LabelModel.score() default: ties and uncovered items abstain
+        # and are left out, so they are over the items the model decides.
+        label, tied = hard_labels(probs, tie_hash[mask])
+        mv_label, mv_tied = hard_labels(mv_probs, tie_hash[mask])
         predictions = np.stack([
-            gold, probs.argmax(axis=1), mv_probs.argmax(axis=1),
-            probs_to_preds(probs[first], tie_break_policy="abstain")[inverse],
-            probs_to_preds(mv_probs[first], tie_break_policy="abstain")[inverse],
+            gold, label, mv_label,
+            np.where(covered & ~tied, label, ABSTAIN), np.where(covered & ~mv_tied, mv_label, ABSTAIN),
         ]).astype(np.int8 if self.K < 127 else np.int32)
         for split in set(splits):
             self._gold.setdefault(split, []).append(predictions[:, splits == split])
@@ -304,9 +307,10 @@ class _Tallies:
     lfs: LFSummaryTally
     accuracy: _AccuracyTally
     covered: int = 0
+    tied: int = 0  # covered items whose most probable classes tie
 
 
-def _label_batches(run_id: str, rows: _LabelRows, model: Denoiser, tallies: _Tallies, *,
+def _label_batches(run_id: str, rows: _LabelRows, model: Denoiser, tallies: _Tallies, *, tie_break: str,
                    progress: bool) -> Iterator[pa.Table]:
     """The ``labels`` rows, ``LABEL_ROWS`` items at a time: each batch's votes are read, predicted and
     tallied just before its rows are written."""
@@ -317,27 +321,31 @@ def _label_batches(run_id: str, rows: _LabelRows, model: Denoiser, tallies: _Tal
         L = rows.matrix(batch)
         probs = model.predict_proba(L)
         gold, splits = gold_ids(batch.column("gold")), _splits(batch.column("split"))
+        tie_hash = batch.column("tie_hash").to_numpy()
         covered = (L != ABSTAIN).any(axis=1)
+        label, tied = hard_labels(probs, tie_hash)
         tallies.covered += int(covered.sum())
+        tallies.tied += int((covered & tied).sum())
         tallies.lfs.add(L, gold)
-        tallies.accuracy.add(L, probs, splits, gold)
+        tallies.accuracy.add(L, probs, splits, gold, tie_hash)
         yield pa.table({
             "run_id": constant_column(run_id, len(probs)), "item_id": batch.column("item_id"),
-            "label": pa.array(probs.argmax(axis=1), pa.int32()),
+            "label": pa.array(label, pa.int32()),
             "probs": pa.FixedSizeListArray.from_arrays(pa.array(probs.astype(float).ravel()),
                                                        probs.shape[1]).cast(pa.list_(pa.float64())),
             "confidence": probs.max(axis=1).astype(float), "entropy": entropy(probs).astype(float),
-            "covered": covered,
+            "covered": covered, "decided": covered & ~tied if tie_break == "abstain" else covered,
         })
 
 
 def _write(con: duckdb.DuckDBPyConnection, run_id: str, votes: _Votes, through_seq: int, rows: _LabelRows,
-           model: Denoiser, tallies: _Tallies, *, progress: bool) -> pd.DataFrame:
+           model: Denoiser, tallies: _Tallies, *, tie_break: str, progress: bool) -> pd.DataFrame:
     """The run's ``labels``, ``lfs``, ``lf_summary`` (and ``prompt_votes``) rows, in one transaction;
     returns the LF summary (complete once every batch of labels is written)."""
     names, lf_rows = votes.names, votes.lf_rows
     with transaction(con):
-        replace_run_rows(con, "labels", run_id, _label_batches(run_id, rows, model, tallies, progress=progress))
+        replace_run_rows(con, "labels", run_id, _label_batches(run_id, rows, model, tallies, tie_break=tie_break,
+                                                                progress=progress))
         summary_df = tallies.lfs.frame()
         summary_df["learned_accuracy"] = np.nan if model.learned_accuracy is None else model.learned_accuracy
         replace_run_rows(con, "lfs", run_id, pa.table({
@@ -385,14 +393,15 @@ def label(
         release_buffers(con)  # what DuckDB kept while it grouped the votes
         model = _fit(config, rows)
         tallies = _Tallies(LFSummaryTally(votes.names), _AccuracyTally(len(config.classes)))
-        summary_df = _write(con, run_id, votes, through_seq, rows, model, tallies, progress=progress)
+        summary_df = _write(con, run_id, votes, through_seq, rows, model, tallies, tie_break=config.model.tie_break,
+                            progress=progress)
     finally:
         if rows is not None:
             rows.drop()
         con.execute(f"DROP TABLE IF EXISTS {RUN_VOTES}")
     summary = LabelSummary(
         run_id=run_id, n_items=rows.n_items, n_lfs=len(votes.names), n_votes=rows.n_votes,
-        coverage=tallies.covered / rows.n_items, accuracy=tallies.accuracy.result(), lfs=summary_df,
+        coverage=tallies.covered / rows.n_items, tied=tallies.tied, tie_break=config.model.tie_break, accuracy=tallies.accuracy.result(), lfs=summary_df,
         faults=votes.faults.as_dict(), model=model.params, selection=model.selection, evaluated=votes.evaluated,
         llm=None if votes.prompt_run is None else votes.prompt_run.as_dict(),
     )

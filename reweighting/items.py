@@ -22,16 +22,17 @@ def labelled_query(
 ) -> tuple[str, dict[str, str]]:
     """The SQL (and its parameters) of the labelled items, ordered by item_id; ``columns`` picks what it returns.
 
-    Denoised labels come from ``label_run``; items no LF voted on are left out unless
-    ``include_uncovered`` (their label is then the class prior's argmax).
+    Denoised labels come from ``label_run``; items it left undecided (no LF voted on them or, under
+    ``tie_break: abstain``, their classes tie) are left out unless ``include_uncovered`` (an uncovered
+    item's label is then the class prior's most probable class).
     """
     if labels_from == "given":
         return (f"SELECT {columns} FROM (SELECT *, 1.0::DOUBLE AS confidence FROM items) i "
                 "WHERE i.label IS NOT NULL ORDER BY i.item_id"), {}
     if label_run is None:
         raise ValueError("labels_from='denoised' needs a label run.")
-    covered = "" if include_uncovered else "AND l.covered"
-    return (f"SELECT {columns} FROM items i JOIN labels l ON l.item_id = i.item_id AND l.run_id = $run {covered} "
+    decided = "" if include_uncovered else "AND l.decided"
+    return (f"SELECT {columns} FROM items i JOIN labels l ON l.item_id = i.item_id AND l.run_id = $run {decided} "
             "ORDER BY i.item_id"), {"run": label_run}
 
 

@@ -100,13 +100,14 @@ def _curated_query(config: ExportConfig, label_run: str | None, detect_run: str,
         if label_run is None:
             raise ValueError("labels_from='denoised' needs a label run.")
         label_sql = ("JOIN labels l ON l.item_id = i.item_id AND l.run_id = $label_run")
-        label_cols = "l.label, l.probs, l.covered"
+        label_cols = "l.label, l.probs, l.covered, l.decided"
     else:
         label_sql = "JOIN (SELECT item_id, label FROM items WHERE label IS NOT NULL) l ON l.item_id = i.item_id"
-        label_cols = "l.label, NULL::DOUBLE[] AS probs, TRUE AS covered"
+        label_cols = "l.label, NULL::DOUBLE[] AS probs, TRUE AS covered, TRUE AS decided"
     split_filter = "" if config.splits is None else "WHERE list_contains($splits, i.split)"
     reasons = [(config.selected_only, "NOT selected", "not_selected"),  # outside the select stage's choice
                (config.drop_uncovered, "NOT coalesce(covered, FALSE)", "uncovered"),
+               (config.drop_uncovered, "NOT coalesce(decided, FALSE)", "tied"),  # tie_break: abstain
                (config.drop_label_issues, "coalesce(is_issue, FALSE)", "label_issue"),
                (True, "weight IS NULL", "not_weighted")]  # the stage the weights come from did not weigh it
     reason = "CASE " + " ".join(f"WHEN {test} THEN '{name}'" for used, test, name in reasons if used) + " END"

@@ -17,7 +17,7 @@ from thresher.storage.connection import transaction
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 def _rebuilt_without_key(tables: dict[str, str]) -> str:
     """SQL that rebuilds each table with the given columns (and no key), keeping its rows."""
@@ -297,6 +297,17 @@ MIGRATIONS: tuple[str, ...] = (
                          selected BOOLEAN NOT NULL, rank INTEGER""",
         "prompt_votes": "run_id VARCHAR NOT NULL, item_id VARCHAR NOT NULL, lf VARCHAR NOT NULL, vote INTEGER NOT NULL",
     }),
+)
+_CURATED_5 = MIGRATIONS[4][MIGRATIONS[4].index("CREATE VIEW curated AS"):]
+MIGRATIONS += (
+    # 7: labels.decided: covered and, under tie_break "abstain", not a tie; the later stages read the
+    # items their label run decided. Earlier runs had no tie policy: their covered items count as decided.
+    f"""
+    ALTER TABLE labels ADD COLUMN decided BOOLEAN;
+    UPDATE labels SET decided = covered;
+    {_CURATED_5.replace("CREATE VIEW curated AS", "CREATE OR REPLACE VIEW curated AS")
+               .replace("l.confidence, l.covered,", "l.confidence, l.covered, l.decided,")}
+    """,
 )
 
 assert len(MIGRATIONS) == SCHEMA_VERSION

@@ -201,9 +201,22 @@ def _show_label(summary: dict) -> None:
         out.print(f"  [yellow]LF {lf!r} raised on {fault['count']} items (abstained there)[/], e.g. {examples}",
                   highlight=False)
     model = summary["model"]
-    out.print(f"  model: {', '.join(f'{k}={v}' for k, v in model.items())}"
-              + (f" (selected among {len(summary['selection'])} candidates on the dev split)" if summary["selection"] else ""),
-              highlight=False)
+    auto = any("heldout_agreement" in entry or "excluded" in entry for entry in summary["selection"])
+    how = ""
+    if summary["selection"]:
+        how = (" (model: auto, by held-out vote agreement, no gold)" if auto
+               else f" (selected among {len(summary['selection'])} candidates on the dev split)")
+    out.print(f"  model: {', '.join(f'{k}={v}' for k, v in model.items())}{how}", highlight=False)
+    if auto:
+        for entry in summary["selection"]:
+            score = (f"agreement {entry['heldout_agreement']:.4f}" if "heldout_agreement" in entry
+                     else f"left out: {entry.get('excluded')}")
+            out.print(f"    {'*' if entry.get('chosen') else ' '} {entry['model']}: {score}", highlight=False)
+    if summary.get("tied"):
+        policy = summary.get("tie_break", "abstain")
+        out.print(f"  {summary['tied']} covered items tie between classes: "
+                  + ("left undecided (tie_break: abstain), so the later stages leave them out" if policy == "abstain"
+                     else "each given one of its tied classes (tie_break: random)"), highlight=False)
     if summary["accuracy"]:
         binary = any("denoised_f1" in acc for acc in summary["accuracy"].values())
         columns = ["split", "denoised acc", "majority acc"] + (["denoised F1", "majority F1"] if binary else [])
@@ -212,7 +225,7 @@ def _show_label(summary: dict) -> None:
                 + ([acc["denoised_f1"], acc["majority_vote_f1"]] if binary else [])
                 + [acc.get("denoised_decided"), acc.get("decided"), acc["coverage"], acc["n"]]
                 for split, acc in summary["accuracy"].items()]
-        out.print(_table("Denoised labels against gold (acc: every item, ties to the first class; decided: "
+        out.print(_table("Denoised labels against gold (acc: every item, a tie to one of its classes per item; decided: "
                          "Snorkel's score(), ties and uncovered left out)", columns, rows))
 
 

@@ -180,7 +180,7 @@ def _balance_section(con: duckdb.DuckDBPyConnection, report: Report, classes: li
         "gold": dict(con.execute("SELECT gold, count(*) FROM items WHERE gold IS NOT NULL GROUP BY gold").fetchall()),
     }
     if "label" in runs:
-        columns["denoised"] = dict(con.execute("SELECT label, count(*) FROM labels WHERE run_id = ? AND covered "
+        columns["denoised"] = dict(con.execute("SELECT label, count(*) FROM labels WHERE run_id = ? AND decided "
                                                "GROUP BY label", [runs["label"]]).fetchall())
     if "export" in runs:
         exported = run_summary(con, runs["export"], "export").get("label_distribution", {})

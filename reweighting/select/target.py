@@ -66,7 +66,7 @@ def _from_items(con: duckdb.DuckDBPyConnection, ids_sql: str, params: dict, labe
     if labels == "denoised":
         if label_run is None:
             raise ValueError("target.labels is 'denoised' but there is no label run (labels_from is 'given').")
-        label_sql = "(SELECT l.label FROM labels l WHERE l.item_id = i.item_id AND l.run_id = $label_run AND l.covered)"
+        label_sql = "(SELECT l.label FROM labels l WHERE l.item_id = i.item_id AND l.run_id = $label_run AND l.decided)"
         params = {**params, "label_run": label_run}
     else:
         label_sql = f"i.{'label' if labels == 'given' else 'gold'}"

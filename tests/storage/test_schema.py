@@ -30,18 +30,25 @@ def test_read_only_needs_an_existing_database(tmp_path):
         connect(tmp_path / "missing.duckdb", read_only=True)
 
 
+def _database_at(path, version: int) -> duckdb.DuckDBPyConnection:
+    """A raw connection to a new database migrated up to ``version`` only (as an older thresher left it)."""
+    from thresher.storage.schema import MIGRATIONS
+
+    raw = duckdb.connect(str(path))
+    raw.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMP DEFAULT current_timestamp)")
+    for number, sql in enumerate(MIGRATIONS[:version], start=1):
+        raw.execute(sql)
+        raw.execute("INSERT INTO schema_version (version) VALUES (?)", [number])
+    return raw
+
+
 def test_version_6_drops_the_per_item_keys_and_keeps_the_rows(tmp_path):
     """A version-5 database with items and labels migrates without losing a row or a default, and
     ingest still refuses repeated ids once no key does."""
     from thresher.storage.ingest import IngestConfig, SourceConfig, ingest
-    from thresher.storage.schema import MIGRATIONS
 
     path = tmp_path / "v5.duckdb"
-    raw = duckdb.connect(str(path))
-    raw.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMP DEFAULT current_timestamp)")
-    for version, sql in enumerate(MIGRATIONS[:5], start=1):
-        raw.execute(sql)
-        raw.execute("INSERT INTO schema_version (version) VALUES (?)", [version])
+    raw = _database_at(path, 5)
     raw.execute("INSERT INTO items (item_id, item_seq, dataset, text, source, content_hash) VALUES ('a', 1, 'd', 'old', 's', 'h')")
     raw.execute("INSERT INTO labels VALUES ('r', 'a', 1, [0.2, 0.8], 0.8, 0.5, TRUE)")
     raw.close()
@@ -88,7 +95,8 @@ def test_rows_with_wrong_columns_are_refused_before_the_runs_rows_go(con):
     def rows(n: int, start: int = 0) -> pa.Table:
         return pa.table({"run_id": ["r"] * n, "item_id": [f"i{start + k}" for k in range(n)],
                          "label": pa.array([1] * n, pa.int32()), "probs": [[0.2, 0.8]] * n,
-                         "confidence": [0.8] * n, "entropy": [0.5] * n, "covered": [True] * n})
+                         "confidence": [0.8] * n, "entropy": [0.5] * n, "covered": [True] * n,
+                         "decided": [True] * n})
 
     assert replace_run_rows(con, "labels", "r", rows(3)) == 3
     with pytest.raises(ValueError, match="must have the columns"):
@@ -96,3 +104,16 @@ def test_rows_with_wrong_columns_are_refused_before_the_runs_rows_go(con):
     assert con.execute("SELECT count(*) FROM labels WHERE run_id = 'r'").fetchall() == [(3,)]
     assert replace_run_rows(con, "labels", "r", iter([rows(2), rows(2, start=2)])) == 4
     assert con.execute("SELECT count(*) FROM labels WHERE run_id = 'r'").fetchall() == [(4,)]
+
+
+def test_version_7_marks_old_covered_labels_decided(tmp_path):
+    """Labels written before the tie policy existed: covered items count as decided, the rest not,
+    and the curated view shows the column."""
+    path = tmp_path / "v6.duckdb"
+    raw = _database_at(path, 6)
+    raw.execute("INSERT INTO labels VALUES ('r', 'a', 1, [0.2, 0.8], 0.8, 0.5, TRUE), ('r', 'b', 0, [0.5, 0.5], 0.5, 0.7, FALSE)")
+    raw.close()
+    con = connect(path)
+    assert con.execute("SELECT item_id, covered, decided FROM labels ORDER BY 1").fetchall() == [("a", True, True), ("b", False, False)]
+    assert "decided" in {r[0] for r in con.execute("DESCRIBE curated").fetchall()}
+    con.close()

@@ -1,0 +1,150 @@
+"""Benchmark: label models on every shared dataset with LF votes or per-worker labels, no gold used.
+
+Datasets (vote matrices built here from the shared files):
+  youtube        WRENCH youtube, the 10 shipped LF votes, train+valid+test (1,956 items)
+  sms (wrench)   WRENCH sms valid+test, the 73 shipped regex-LF votes (1,000 items)
+  sms rules      ImplyLoss SMS train+valid+test, the 73 rules of rule.txt applied by thresher (5,502)
+  trec rules     ImplyLoss TREC train+valid+test, 6 classes, the 68 rules of rule.txt (5,965)
+  rte crowd      RTE-1, one LF per MTurk worker (164), 10 labels per pair (800)
+  music crowd    GTZAN genres, one LF per MTurk worker (44), 10 classes (700)
+Every model is fitted on all items of the dataset (transductive, as crowd aggregation is used), with
+thresher's defaults; no model sees a gold label, and ``auto`` chooses by held-out vote agreement
+(labeling/auto.py). Scores are over the items some LF voted on (what the later stages read), ties
+broken per item (labeling.model.hard_labels): accuracy, and F1 of class 1 (binary) or macro F1.
+"best - auto" is how far auto ends below the best of the three, by accuracy and by F1.
+
+    .venv/bin/python -m benchmarks.label_models
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Iterator
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+from sklearn.metrics import f1_score
+
+from thresher.labeling.config import DenoiseConfig
+from thresher.labeling.lf.base import ABSTAIN, Row
+from thresher.labeling.lf.rules import load_rule_file
+from thresher.labeling.model import fit_denoiser, hard_labels
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+MODELS = ["majority", "label_model", "dawid_skene", "auto"]
+TREC_CLASSES = ["DESC", "ENTY", "HUM", "ABBR", "LOC", "NUM"]
+TREC_LONG = {"DESCRIPTION": "DESC", "ENTITY": "ENTY", "HUMAN": "HUM", "ABBREVIATION": "ABBR",
+             "LOCATION": "LOC", "NUMERIC": "NUM"}
+
+
+def _wrench(folder: str, splits: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    L, y = [], []
+    for split in splits:
+        for entry in json.loads((SHARED / folder / f"{split}.json").read_text()).values():
+            L.append(entry["weak_labels"])
+            y.append(entry["label"])
+    return np.array(L), np.array(y)
+
+
+def _rules(folder: str, classes: list[str], label_map: dict[str, str] | None,
+           rows: list[tuple[str, int]]) -> tuple[np.ndarray, np.ndarray]:
+    lfs = load_rule_file(SHARED / folder / "rule.txt", classes=classes, label_map=label_map)
+    return np.array([[lf(Row(text=text)) for lf in lfs] for text, _ in rows]), np.array([g for _, g in rows])
+
+
+def _sms_rows() -> list[tuple[str, int]]:
+    rows = []
+    for split in ("train", "valid", "test"):
+        with (SHARED / "sms_spam_implyloss" / f"{split}.csv").open(encoding="utf-8", newline="") as handle:
+            rows += [(r["v2"], 1 if r["v1"] == "spam" else 0) for r in csv.DictReader(handle)]
+    return rows
+
+
+def _trec_rows() -> list[tuple[str, int]]:
+    rows = []
+    for split in ("train", "valid", "test"):
+        for line in (SHARED / "trec_implyloss" / f"{split}.txt").read_text(encoding="latin-1").splitlines():
+            label, _, text = line.partition(":")
+            rows.append((text, TREC_CLASSES.index(label)))
+    return rows
+
+
+def _crowd(answers: list[tuple[str, str, int]], gold: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """One column per worker from (item, worker, label) answers."""
+    items = sorted({a[0] for a in answers})
+    workers = sorted({a[1] for a in answers})
+    row, col = {k: i for i, k in enumerate(items)}, {k: j for j, k in enumerate(workers)}
+    L = np.full((len(items), len(workers)), ABSTAIN)
+    for item, worker, value in answers:
+        L[row[item], col[worker]] = value
+    return L, np.array([gold[i] for i in items])
+
+
+def _rte() -> tuple[np.ndarray, np.ndarray]:
+    with (SHARED / "snow2008_rte_crowd" / "rte.standardized.tsv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    return _crowd([(r["orig_id"], r["!amt_worker_ids"], int(r["response"])) for r in rows],
+                  {r["orig_id"]: int(r["gold"]) for r in rows})
+
+
+def _music() -> tuple[np.ndarray, np.ndarray]:
+    with (SHARED / "music_genre_mturk_rodrigues" / "mturk_answers.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    classes = sorted({r["Input.true_label"] for r in rows})
+    return _crowd([(r["Input.song"], r["WorkerID"], classes.index(r["Answer.pred_label"])) for r in rows],
+                  {r["Input.song"]: classes.index(r["Input.true_label"]) for r in rows})
+
+
+def datasets() -> Iterator[tuple[str, int, np.ndarray, np.ndarray]]:
+    """(name, classes, L, gold) of every shared dataset with votes or per-worker labels."""
+    yield "youtube", 2, *_wrench("wrench_youtube", ["train", "valid", "test"])
+    yield "sms (wrench)", 2, *_wrench("wrench_sms_partial", ["valid", "test"])
+    yield "sms rules", 2, *_rules("sms_spam_implyloss", ["ham", "spam"], None, _sms_rows())
+    yield "trec rules", 6, *_rules("trec_implyloss", TREC_CLASSES, TREC_LONG, _trec_rows())
+    yield "rte crowd", 2, *_rte()
+    yield "music crowd", 10, *_music()
+
+
+def evaluate(L: np.ndarray, gold: np.ndarray, K: int, model: str) -> dict:
+    start = time.perf_counter()
+    fitted = fit_denoiser(L, cardinality=K, config=DenoiseConfig(model=model))
+    probs = fitted.predict_proba(L)
+    seconds = time.perf_counter() - start
+    tie_hash = np.random.default_rng(0).integers(0, 2**63, size=len(L), dtype=np.uint64)
+    label, _ = hard_labels(probs, tie_hash)
+    covered = (L != ABSTAIN).any(axis=1)
+    y, p = gold[covered], label[covered]
+    f1 = f1_score(y, p, average="binary" if K == 2 else "macro", zero_division=0)
+    return {"accuracy": float((y == p).mean()), "f1": float(f1), "seconds": seconds, "chosen": fitted.params["model"],
+            "selection": fitted.selection}
+
+
+def main() -> None:
+    console = Console(width=220)
+    console.print(f"snorkel {version('snorkel')}, crowd-kit {version('crowd-kit')}, numpy {version('numpy')}")
+    table = Table(title="Label models without gold (covered items; accuracy / F1)")
+    for column in ["dataset", "items", "LFs", "coverage", *MODELS, "auto chose", "best - auto"]:
+        table.add_column(column)
+    results = {}
+    for name, K, L, gold in datasets():
+        scores = {model: evaluate(L, gold, K, model) for model in MODELS}
+        results[name] = scores
+        best = {metric: max(scores[m][metric] for m in MODELS[:3]) for metric in ("accuracy", "f1")}
+        table.add_row(name, str(len(L)), str(L.shape[1]), f"{(L != ABSTAIN).any(axis=1).mean():.3f}",
+                      *(f"{scores[m]['accuracy']:.3f} / {scores[m]['f1']:.3f}" for m in MODELS),
+                      scores["auto"]["chosen"],
+                      " / ".join(f"{best[metric] - scores['auto'][metric]:+.3f}" for metric in ("accuracy", "f1")))
+        console.print(f"{name}: auto's criterion " + ", ".join(
+            f"{e['model']} {e['heldout_agreement']:.4f}" if "heldout_agreement" in e else f"{e['model']} left out"
+            for e in scores["auto"]["selection"] if "model" in e), highlight=False)
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""``model: auto``: choose majority vote, Snorkel's LabelModel or Dawid-Skene from the votes alone.
+
+The criterion is held-out vote agreement: on items with at least two votes, one vote each is hidden,
+every candidate is fitted on the rest, and it is scored by how often its label for the item (ties
+shared among the tied classes) equals the hidden vote. When the LFs are better than chance and
+independent given the true class, that agreement rises with the candidate's accuracy, so it ranks the
+candidates as accuracy would without a gold label. Dawid-Skene is left out when most votes come from
+LFs that vote a single class: it models votes, not abstains, so such LFs carry nothing in it and it
+returns the class prior.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from thresher.labeling.lf.base import ABSTAIN
+
+if TYPE_CHECKING:
+    from thresher.labeling.config import DenoiseConfig
+
+MASKS = 3  # hidden-vote draws averaged per candidate
+
+
+def shared_ties(probs: np.ndarray, tolerance: float = 1e-5) -> np.ndarray:
+    """One-hot of each row's most probable class, a tie's mass shared among the tied classes."""
+    top = probs >= probs.max(axis=1, keepdims=True) - tolerance
+    return top / top.sum(axis=1, keepdims=True)
+
+
+def heldout_agreement(L: np.ndarray, fit: Callable[[np.ndarray], np.ndarray], rng: np.random.Generator) -> float:
+    """Hide one random vote of every item with two or more; fit on the rest (``fit(L) -> probs``) and
+    return the mean agreement of the predicted labels with the hidden votes."""
+    voted = L != ABSTAIN
+    items = np.nonzero(voted.sum(axis=1) >= 2)[0]
+    if len(items) == 0:
+        raise ValueError("No item has two or more votes: held-out agreement cannot be measured.")
+    # a random voter of each item: the voter whose uniform key is largest among the item's voters
+    keys = np.where(voted[items], rng.random((len(items), L.shape[1])), -1.0)
+    lfs = keys.argmax(axis=1)
+    hidden = L[items, lfs].astype(np.int64)
+    masked = L.copy()
+    masked[items, lfs] = ABSTAIN
+    probs = shared_ties(fit(masked)[items])
+    return float(probs[np.arange(len(items)), hidden].mean())
+
+
+def multi_class_vote_share(L: np.ndarray) -> float:
+    """The share of votes cast by LFs that vote more than one class."""
+    votes = 0
+    multi = 0
+    for j in range(L.shape[1]):
+        column = L[:, j][L[:, j] != ABSTAIN]
+        votes += len(column)
+        if len(np.unique(column)) > 1:
+            multi += len(column)
+    return multi / votes if votes else 0.0
+
+
+def choose_model(
+    L_fit: np.ndarray, *, cardinality: int, config: DenoiseConfig, candidates: list[dict[str, Any]],
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The candidate with the highest held-out agreement on (a sample of) ``L_fit``, and every
+    candidate's score or the reason it was left out; the chosen one is marked ``chosen``."""
+    from thresher.labeling.model import _fit
+
+    rng = np.random.default_rng(config.seed)
+    L = L_fit
+    if len(L) > config.auto_rows:
+        L = L[np.sort(rng.choice(len(L), size=config.auto_rows, replace=False))]
+    share = multi_class_vote_share(L)
+    selection: list[dict[str, Any]] = []
+    for params in candidates:
+        reason = None
+        if params["model"] == "label_model" and L.shape[1] < 3:
+            reason = f"Snorkel's LabelModel needs at least 3 LFs; there are {L.shape[1]}"
+        elif params["model"] == "dawid_skene" and share < 0.5:
+            reason = (f"{share:.0%} of the votes come from LFs that vote more than one class; Dawid-Skene models "
+                      "votes, not abstains, so on one-class LFs it returns the class prior")
+        if reason is not None:
+            selection.append({**params, "excluded": reason})
+            continue
+
+        def fit(masked: np.ndarray, params: dict[str, Any] = params) -> np.ndarray:
+            predict, _ = _fit(masked, cardinality=cardinality, params=params, class_balance=config.class_balance,
+                              seed=config.seed)
+            return predict(masked)
+
+        try:
+            scores = [heldout_agreement(L, fit, np.random.default_rng(config.seed + draw)) for draw in range(MASKS)]
+        except ValueError as exc:  # too few votes to hide one, or a model that cannot be fitted on them
+            selection.append({**params, "excluded": str(exc)})
+            continue
+        selection.append({**params, "heldout_agreement": float(np.mean(scores))})
+    scored = [entry for entry in selection if "heldout_agreement" in entry]
+    if not scored:
+        chosen = {"model": "majority"}
+        selection.append({**chosen, "chosen": True, "excluded": "no candidate could be scored; majority vote kept"})
+        return chosen, selection
+    best = max(scored, key=lambda entry: entry["heldout_agreement"])  # the first of equals: simpler models first
+    best["chosen"] = True
+    return {k: v for k, v in best.items() if k not in ("heldout_agreement", "chosen")}, selection
