@@ -12,38 +12,84 @@ from thresher.storage.repo import constant_column
 WeightMethod = Literal["label_quality", "confidence", "quality_x_confidence", "uniform"]
 
 
-def compute_weights(method: WeightMethod, *, label_quality: np.ndarray, confidence: np.ndarray) -> np.ndarray:
-    """Weights in [0, 1] for each item.
+WeightBalance = Literal["per_class", "none"]
+
+
+def compute_weights(method: WeightMethod, *, label_quality: np.ndarray, confidence: np.ndarray,
+                    labels: np.ndarray | None = None, balance: WeightBalance = "none") -> np.ndarray:
+    """A weight for each item.
 
     ``label_quality``: cleanlab's score of the label; ``confidence``: the label model's top
-    probability; ``quality_x_confidence``: their product; ``uniform``: all ones.
+    probability; ``quality_x_confidence``: their product; ``uniform``: all ones. These are in [0, 1].
+    With ``balance="per_class"`` (and ``labels``) they are then rescaled per class, see :func:`per_class_shares`.
     """
     if label_quality.shape != confidence.shape:
         raise ValueError(f"label_quality {label_quality.shape} and confidence {confidence.shape} must have one shape.")
     if method == "label_quality":
-        return label_quality.astype(float)
-    if method == "confidence":
-        return confidence.astype(float)
-    if method == "quality_x_confidence":
-        return (label_quality * confidence).astype(float)
-    if method == "uniform":
-        return np.ones_like(label_quality, dtype=float)
-    raise ValueError(f"The 'method' parameter must be one of {WeightMethod.__args__}. Got {method!r} instead.")
+        weights = label_quality.astype(float)
+    elif method == "confidence":
+        weights = confidence.astype(float)
+    elif method == "quality_x_confidence":
+        weights = (label_quality * confidence).astype(float)
+    elif method == "uniform":
+        weights = np.ones_like(label_quality, dtype=float)
+    else:
+        raise ValueError(f"The 'method' parameter must be one of {WeightMethod.__args__}. Got {method!r} instead.")
+    if balance == "none":
+        return weights
+    if labels is None:
+        raise ValueError("balance='per_class' needs each item's label.")
+    return per_class_shares(weights, labels)
+
+
+def per_class_shares(weights: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``weights`` rescaled within each class so that the class holds the share of the total weight it
+    holds of the items, the total unchanged; the order of the items within a class is kept.
+
+    A score such as label quality is lower on a minority class whatever the labels' accuracy (the
+    classifier is less sure of it), so raw scores as weights would crush that class. A class whose
+    weights are all 0 stays at 0 (the shares are then among the other classes).
+    """
+    weights = np.asarray(weights, dtype=float)
+    labels = np.asarray(labels)
+    if weights.shape != labels.shape:
+        raise ValueError(f"weights {weights.shape} and labels {labels.shape} must have one shape.")
+    total = weights.sum()
+    out = weights.copy()
+    if total <= 0:
+        return out
+    classes, inverse = np.unique(labels, return_inverse=True)
+    class_totals = np.bincount(inverse, weights=weights, minlength=len(classes))
+    weighted = class_totals[inverse] > 0
+    mean = total / weighted.sum()  # over the items of classes with some weight: the total is kept
+    for c in np.flatnonzero(class_totals > 0):
+        in_class = inverse == c
+        out[in_class] *= in_class.sum() * mean / class_totals[c]
+    return out
+
+
+def weight_share(weights: np.ndarray, labels: np.ndarray, n_classes: int) -> list[float]:
+    """Each class's share of the total weight."""
+    totals = np.bincount(labels, weights=weights, minlength=n_classes)
+    return (totals / totals.sum()).tolist() if totals.sum() > 0 else [0.0] * n_classes
 
 
 FLAG_BELOW = 0.5
 
 
 def weight_rows(run_id: str, stage: str, item_ids: list[str] | pa.Array, method: str, weights: np.ndarray,
-                history: np.ndarray | None = None) -> pa.Table:
-    """Rows of the ``weights`` table: the final weight, its flag (< 0.5) and, when the weights
-    were learned over epochs (``history``: epochs x items), their trajectory summary."""
+                history: np.ndarray | None = None, flagged: np.ndarray | None = None) -> pa.Table:
+    """Rows of the ``weights`` table: the final weight, its flag (``flagged``, e.g. the detector's own
+    flags; default: weight < 0.5) and, when the weights were learned over epochs (``history``: epochs x
+    items), their trajectory summary."""
     n = len(item_ids)
     if weights.shape != (n,):
         raise ValueError(f"weights has shape {weights.shape}; expected ({n},), one per item.")
+    if flagged is not None and flagged.shape != (n,):
+        raise ValueError(f"flagged has shape {flagged.shape}; expected ({n},), one per item.")
     columns = {"run_id": constant_column(run_id, n), "stage": constant_column(stage, n), "item_id": item_ids,
-               "method": constant_column(method, n),
-               "weight": weights.astype(float), "flagged": weights < FLAG_BELOW}
+               "method": constant_column(method, n), "weight": weights.astype(float),
+               "flagged": weights < FLAG_BELOW if flagged is None else flagged.astype(bool)}
     if history is None:
         empty = pa.nulls(n, pa.float64())
         columns.update(weight_first=empty, weight_mean=empty, weight_min=empty, weight_max=empty,

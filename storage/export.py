@@ -185,6 +185,7 @@ class _ShardWriter:
         self.row_group = min(config.rows_per_shard, 8192)
         self.shards: list[dict[str, Any]] = []
         self.labels: Counter = Counter()
+        self.label_weight: Counter = Counter()  # weight sum per class name
         self.weight = {"min": np.inf, "max": -np.inf, "sum": 0.0}
         self._writer: pq.ParquetWriter | None = None
         self._pending: list[pa.Table] = []
@@ -218,7 +219,10 @@ class _ShardWriter:
         shard["weight_sum"] += float(weights.sum())
         shard["first_item_id"] = shard["first_item_id"] or part.column("item_id")[0].as_py()
         shard["last_item_id"] = part.column("item_id")[-1].as_py()
-        self.labels.update(part.column("label_name").to_pylist())
+        names = part.column("label_name").to_pylist()
+        self.labels.update(names)
+        for name, weight in zip(names, weights):
+            self.label_weight[name] += float(weight)
         self.weight = {"min": min(self.weight["min"], float(weights.min())),
                        "max": max(self.weight["max"], float(weights.max())), "sum": self.weight["sum"] + float(weights.sum())}
         self._pending.append(part)
@@ -290,6 +294,10 @@ def export(
             "schema": [{"name": f.name, "type": str(f.type)} for f in SHARD_SCHEMA],
             "rows": n_kept,
             "label_distribution": {c: writer.labels.get(c, 0) for c in classes},
+            # each class's share of the rows and of the total weight (detect's weight_balance: per_class keeps them equal)
+            "class_shares": {c: {"rows": writer.labels.get(c, 0) / n_kept,
+                                 "weight": writer.label_weight.get(c, 0.0) / weights["sum"] if weights["sum"] else 0.0}
+                             for c in classes},
             "weight_summary": {"min": weights["min"], "max": weights["max"],
                                "mean": weights["sum"] / n_kept, "sum": weights["sum"]},
             "excluded": excluded,

@@ -227,17 +227,24 @@ def _detect_section(con: duckdb.DuckDBPyConnection, report: Report, run: str) ->
 
 
 def _weights_section(con: duckdb.DuckDBPyConnection, report: Report, runs: dict[str, str]) -> None:
-    series = {}
+    series, flagged = {}, {}
     for stage in ("detect", "reweight"):
         if stage in runs:
-            rows = con.execute("SELECT method, weight FROM weights WHERE run_id = ? AND stage = ?",
+            rows = con.execute("SELECT method, weight, flagged FROM weights WHERE run_id = ? AND stage = ?",
                                [runs[stage], stage]).fetchall()
             if rows:
-                series[f"{stage}: {rows[0][0]}"] = np.array([w for _, w in rows], dtype=float)
+                series[f"{stage}: {rows[0][0]}"] = np.array([w for _, w, _ in rows], dtype=float)
+                flagged[f"{stage}: {rows[0][0]}"] = sum(bool(f) for _, _, f in rows)
     if not series:
         return
-    table = _table(["weights", "items", "mean", "below 0.5"],
-                   [(k, len(v), float(v.mean()), int((v < 0.5).sum())) for k, v in series.items()])
+    table = _table(["weights", "items", "mean", "flagged"],
+                   [(k, len(v), float(v.mean()), flagged[k]) for k, v in series.items()])
+    shares = run_summary(con, runs["detect"], "detect").get("weights", {}) if "detect" in runs else {}
+    if shares.get("share"):
+        table += (f"<p>Each class's share of the items and of the detect weights ({html.escape(shares['method'])}, "
+                  f"balance {html.escape(shares['balance'])}; unbalanced: the raw scores).</p>"
+                  + _table(["class", "items", "weight", "weight, unbalanced"],
+                           [(name, v["items"], v["weight"], v["weight_unbalanced"]) for name, v in shares["share"].items()]))
 
     def draw(ax) -> None:
         for name, weights in series.items():

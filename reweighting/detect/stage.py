@@ -17,7 +17,7 @@ from thresher.features import FeatureConfig, item_features
 from thresher.core.classes import gold_ids
 from thresher.reweighting.gold import GoldCheck
 from thresher.reweighting.items import label_input, labelled_arrays, labelled_query
-from thresher.reweighting.weights import WeightMethod, compute_weights, weight_rows
+from thresher.reweighting.weights import WeightBalance, WeightMethod, compute_weights, weight_rows, weight_share
 from thresher.storage.connection import transaction
 from thresher.storage.repo import constant_column, replace_run_rows
 from thresher.core.config import StageConfig
@@ -54,6 +54,9 @@ class DetectConfig(StageConfig):
                                                validate_default=True)
     use: DetectorName | None = None
     weight: WeightMethod = "label_quality"  # label_quality: the score of the detector in use
+    # per_class: the weights are rescaled within each class so that it keeps its share of the total
+    # weight (a minority class gets lower scores whatever its labels' accuracy); none: the raw scores
+    weight_balance: WeightBalance = "per_class"
     random_state: int = 0
     # More checked items than stream_above (with TF-IDF features): hashed TF-IDF, fold models fitted
     # on train_rows items drawn at random, every item scored in chunks on all cores (streamed.py).
@@ -113,11 +116,12 @@ class DetectSummary:
     detectors: dict[str, dict[str, float]] = field(default_factory=dict)
     features: dict[str, Any] = field(default_factory=dict)  # what the probabilities were computed on
     classes: dict[str, Any] = field(default_factory=dict)  # checked, unchecked (too few items), absent
+    weights: dict[str, Any] = field(default_factory=dict)  # method, balance, each class's share of items and weight
 
     def as_dict(self) -> dict[str, Any]:
         return {"label_run": self.label_run, "n_checked": self.n_checked, "n_issues": self.n_issues,
                 "gold": self.gold, "use": self.use, "detectors": self.detectors, "features": self.features,
-                "classes": self.classes}
+                "classes": self.classes, "weights": self.weights}
 
 
 @dataclass(frozen=True)
@@ -233,7 +237,8 @@ def detect(
     result = results[config.detector_in_use]
     labels = all_labels
     confidence = items.column("confidence").to_numpy().astype(float)
-    weights = compute_weights(config.weight, label_quality=result.scores, confidence=confidence)
+    weights = compute_weights(config.weight, label_quality=result.scores, confidence=confidence, labels=labels,
+                              balance=config.weight_balance)
 
     n = len(item_ids)
     with transaction(con):
@@ -241,8 +246,8 @@ def detect(
             "run_id": constant_column(run_id, n), "item_id": item_ids, "detector": constant_column(r.name, n),
             "score": r.scores.astype(float), "is_issue": r.is_issue.astype(bool),
         }) for r in results.values()]))
-        replace_run_rows(con, "weights", run_id, weight_rows(run_id, "detect", item_ids, config.weight, weights),
-                         stage="detect")
+        replace_run_rows(con, "weights", run_id, weight_rows(run_id, "detect", item_ids, config.weight, weights,
+                                                             flagged=result.is_issue), stage="detect")
 
     check = GoldCheck(labels, gold_ids(items.column("gold")))
     quality: dict[str, float] = {}
@@ -256,8 +261,14 @@ def detect(
         }
     per_detector = {name: {**r.summary(), **(check.flags(r.is_issue, r.scores) if check.has.any() else {})}
                     for name, r in results.items()}
+    names = kinds.names
+    raw = compute_weights(config.weight, label_quality=result.scores, confidence=confidence)
+    shares = {"items": np.bincount(labels, minlength=len(names)) / n, "weight": weight_share(weights, labels, len(names)),
+              "weight_unbalanced": weight_share(raw, labels, len(names))}
+    weight_info = {"method": config.weight, "balance": config.weight_balance,
+                   "share": {name: {k: round(float(v[c]), 4) for k, v in shares.items()} for c, name in enumerate(names)}}
     summary = DetectSummary(run_id, label_run, n, int(result.is_issue.sum()), quality, config.detector_in_use,
-                            per_detector, features, kinds.report())
+                            per_detector, features, kinds.report(), weight_info)
     if summary.classes["unchecked"]:
         logger.warning("Not checked (fewer than n_folds=%d items): %s; kept unflagged.", config.n_folds,
                        summary.classes["unchecked"])

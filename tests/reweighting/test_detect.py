@@ -63,7 +63,8 @@ def test_detect_stage_writes_scores_and_weights(con):
     ingest(con, IngestConfig(classes=["HAM", "SPAM"], sources=[SourceConfig(
         path=str(YOUTUBE_EXAMPLE / "data" / "Youtube01-*.csv"), dataset="youtube",
         columns={"text": "CONTENT", "label": "CLASS", "gold": "CLASS", "id": "COMMENT_ID"})]))
-    summary = detect(con, DetectConfig(labels_from="given", weight="label_quality"), run_id="d1", label_run=None)
+    summary = detect(con, DetectConfig(labels_from="given", weight="label_quality", weight_balance="none"), run_id="d1",
+                     label_run=None)
     assert summary.n_checked == 350
     rows = con.execute(
         "SELECT n.score, n.is_issue, w.weight FROM noise_scores n JOIN weights w USING (run_id, item_id) WHERE run_id = 'd1'"
@@ -207,7 +208,7 @@ def test_stage_writes_every_detector_and_uses_one(con):
         path=str(YOUTUBE_EXAMPLE / "data" / "Youtube0[12]-*.csv"), dataset="youtube",
         columns={"text": "CONTENT", "label": "CLASS", "gold": "CLASS", "id": "COMMENT_ID"})]))
     config = DetectConfig(labels_from="given", detectors=["confident_learning", "small_loss", "linear_separation"],
-                          use="small_loss", weight="label_quality")
+                          use="small_loss", weight="label_quality", weight_balance="none")
     summary = detect(con, config, run_id="m", label_run=None)
     assert summary.use == "small_loss" and set(summary.detectors) == {"confident_learning", "small_loss", "linear_separation"}
     counts = dict(con.execute("SELECT detector, count(*) FROM noise_scores WHERE run_id = 'm' GROUP BY detector").fetchall())
