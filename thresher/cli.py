@@ -243,6 +243,11 @@ def _show_detect(summary: dict) -> None:
     if unchecked:
         shown = ", ".join(f"{name} ({n})" for name, n in unchecked.items())
         out.print(f"  not checked, too few items for the folds: {shown}; kept unflagged", highlight=False)
+    weights = summary.get("weights", {})
+    if weights.get("share"):
+        shares = ", ".join(f"{name} {v['items']:.1%} of items, {v['weight']:.1%} of weight "
+                           f"({v['weight_unbalanced']:.1%} unbalanced)" for name, v in weights["share"].items())
+        out.print(f"  weights ({weights['method']}, balance {weights['balance']}): {shares}", highlight=False)
     detectors = summary.get("detectors", {})
     if len(detectors) > 1 or any("f1" in d for d in detectors.values()):
         gold = any("f1" in d for d in detectors.values())

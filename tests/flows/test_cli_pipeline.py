@@ -89,6 +89,7 @@ def test_single_stages_rerun_idempotently(project):
     assert result.exit_code == 0 and "0 new items, 1953 already present" in result.stdout
     result = invoke("detect", project / "thresher.yaml", "--no-progress", "--force")
     assert result.exit_code == 0 and "labels checked" in result.stdout
+    assert "of weight" in result.stdout and "balance per_class" in result.stdout, result.stdout
     result = invoke("reweight", project / "thresher.yaml", "--no-progress", "--force")
     assert result.exit_code == 0 and "items weighed by storm" in result.stdout and "Weights per epoch" in result.stdout
     per_run = sql(project, "select count(*) from weights where stage = 'reweight' group by run_id").stdout.splitlines()[1:]
