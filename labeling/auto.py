@@ -59,13 +59,15 @@ def multi_class_vote_share(L: np.ndarray) -> float:
     return multi / votes if votes else 0.0
 
 
+Fit = Callable[[np.ndarray, dict[str, Any]], Callable[[np.ndarray], np.ndarray]]
+
+
 def choose_model(
-    L_fit: np.ndarray, *, cardinality: int, config: DenoiseConfig, candidates: list[dict[str, Any]],
+    L_fit: np.ndarray, *, config: DenoiseConfig, candidates: list[dict[str, Any]], fit: Fit,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The candidate with the highest held-out agreement on (a sample of) ``L_fit``, and every
-    candidate's score or the reason it was left out; the chosen one is marked ``chosen``."""
-    from thresher.labeling.model import _fit
-
+    candidate's score or the reason it was left out; the chosen one is marked ``chosen``.
+    ``fit(L, params)`` fits one candidate and returns its predict_proba."""
     rng = np.random.default_rng(config.seed)
     L = L_fit
     if len(L) > config.auto_rows:
@@ -83,13 +85,12 @@ def choose_model(
             selection.append({**params, "excluded": reason})
             continue
 
-        def fit(masked: np.ndarray, params: dict[str, Any] = params) -> np.ndarray:
-            predict, _ = _fit(masked, cardinality=cardinality, params=params, class_balance=config.class_balance,
-                              seed=config.seed)
-            return predict(masked)
+        def fit_predict(masked: np.ndarray, params: dict[str, Any] = params) -> np.ndarray:
+            return fit(masked, params)(masked)
 
         try:
-            scores = [heldout_agreement(L, fit, np.random.default_rng(config.seed + draw)) for draw in range(MASKS)]
+            scores = [heldout_agreement(L, fit_predict, np.random.default_rng(config.seed + draw))
+                      for draw in range(MASKS)]
         except ValueError as exc:  # too few votes to hide one, or a model that cannot be fitted on them
             selection.append({**params, "excluded": str(exc)})
             continue

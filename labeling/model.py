@@ -14,6 +14,7 @@ import numpy as np
 from sklearn.metrics import f1_score
 from snorkel.labeling.model import LabelModel, MajorityLabelVoter
 
+from thresher.labeling.auto import choose_model
 from thresher.labeling.config import DenoiseConfig
 from thresher.labeling.lf.base import ABSTAIN
 
@@ -158,11 +159,12 @@ def fit_denoiser(
     and the best is kept (the configured settings first, so ties keep them).
     """
     if config.model == "auto" and dev is None:
-        from thresher.labeling.auto import choose_model
+        def fit(L: np.ndarray, params: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
+            return _fit(L, cardinality=cardinality, params=params, class_balance=config.class_balance, seed=config.seed)[0]
 
-        params, selection = choose_model(L_fit, cardinality=cardinality, config=config,
-                                         candidates=[{"model": "majority"}, _configured(config.model_copy(update={"model": "label_model"})),
-                                                     _dawid_skene(config)])
+        candidates = [{"model": "majority"}, _configured(config.model_copy(update={"model": "label_model"})),
+                      _dawid_skene(config)]
+        params, selection = choose_model(L_fit, config=config, candidates=candidates, fit=fit)
         predict, learned = _fit(L_fit, cardinality=cardinality, params=params,
                                 class_balance=config.class_balance, seed=config.seed)
         return Denoiser(predict, L_fit.shape[1], params, learned, selection)

@@ -17,8 +17,9 @@ from thresher.features import FeatureConfig, item_features
 from thresher.core.classes import gold_ids
 from thresher.reweighting.gold import GoldCheck
 from thresher.reweighting.items import label_input, labelled_arrays, labelled_query
+from thresher.reweighting.detect.tuning import TuneConfig, Tuned, stratified_sample, tune
 from thresher.reweighting.weights import WeightBalance, WeightMethod, compute_weights, weight_rows, weight_share
-from thresher.storage.connection import transaction
+from thresher.storage.connection import registered, transaction
 from thresher.storage.repo import constant_column, replace_run_rows
 from thresher.core.config import StageConfig
 from thresher.core.stages import Stage, StageContext
@@ -49,7 +50,10 @@ class DetectConfig(StageConfig):
     include_uncovered: bool = False  # also check items no LF voted on (their label is the prior)
     features: FeatureConfig = FeatureConfig()
     n_folds: int = Field(5, ge=2, le=50)
-    C: float = Field(1.0, gt=0)
+    # The logistic regression's C; auto: chosen with TF-IDF min_df among ``tune`` by out-of-fold
+    # log-loss on the given labels (never gold), see tuning.py
+    C: float | Literal["auto"] = "auto"
+    tune: TuneConfig = TuneConfig()
     detectors: dict[DetectorName, Any] = Field(default_factory=lambda: {"confident_learning": {}}, min_length=1,
                                                validate_default=True)
     use: DetectorName | None = None
@@ -85,6 +89,13 @@ class DetectConfig(StageConfig):
     @classmethod
     def _settings(cls, value: dict[str, Any]) -> dict[str, Any]:
         return {name: DETECTORS[name].model_validate(settings or {}) for name, settings in value.items()}
+
+    @field_validator("C")
+    @classmethod
+    def _positive(cls, value: float | str) -> float | str:
+        if value != "auto" and not (isinstance(value, (int, float)) and value > 0):
+            raise ValueError(f"C must be a positive number or 'auto'. Got {value!r}.")
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> "DetectConfig":
@@ -208,6 +219,18 @@ def detect(
     labels = kinds.renumbered(all_labels[checked])
     from sklearn.linear_model import LogisticRegression
 
+    texts = None if streamed else items.column("text").filter(checked).to_pylist()
+    X = None
+    tuned: Tuned | None = None
+    if config.C == "auto":
+        X = None if streamed or config.features.encoder == "tfidf" else item_features(
+            con, config.features, item_ids.filter(checked), texts, progress=progress, chunking=chunking)
+        tuned = _tune(con, config, labels, item_ids.filter(checked), texts, X)
+        config = config.model_copy(update={"C": tuned.C})
+        if tuned.min_df is not None:
+            config = config.model_copy(update={"features": config.features.model_copy(update={
+                "tfidf": config.features.tfidf.model_copy(update={"min_df": tuned.min_df})})})
+    assert not isinstance(config.C, str)
     estimator = LogisticRegression(C=config.C, max_iter=2000)
     if streamed:
         needs_features = sorted(set(config.detectors) - {"confident_learning", "small_loss", "ensemble"})
@@ -226,13 +249,15 @@ def detect(
         X = np.empty((len(labels), 0))  # the detectors that run here use the probabilities only
         features = {"kind": "hashed tf-idf, streamed", "train_rows": min(config.train_rows, len(labels))}
     else:
-        texts = items.column("text").filter(checked).to_pylist()
-        X = item_features(con, config.features, item_ids.filter(checked), texts, progress=progress, chunking=chunking)
+        if X is None:
+            X = item_features(con, config.features, item_ids.filter(checked), texts, progress=progress, chunking=chunking)
         from thresher.reweighting.detect.confident_learning import out_of_fold_proba
 
         pred_probs = out_of_fold_proba(estimator, X, labels, n_folds=config.n_folds, random_state=config.random_state,
                                        progress=progress)
         features = {"kind": config.features.encoder, "train_rows": len(labels)}
+    features.update(C=config.C, min_df=config.features.tfidf.min_df if config.features.encoder == "tfidf" else None,
+                    tuned=None if tuned is None else tuned.as_dict())
     results = {name: _widened(r, checked) for name, r in run_detectors(X, labels, pred_probs, config, estimator).items()}
     result = results[config.detector_in_use]
     labels = all_labels
@@ -274,6 +299,40 @@ def detect(
                        summary.classes["unchecked"])
     logger.info("Checked %d labels: %d issues; %s", n, summary.n_issues, quality)
     return summary
+
+
+def _tune(con: duckdb.DuckDBPyConnection, config: DetectConfig, labels: np.ndarray, item_ids: pa.Array,
+          texts: list[str] | None, X: Any) -> Tuned:
+    """Choose C (and min_df, for TF-IDF features whose min_df the config leaves unset) on a stratified
+    sample of the checked items; on the streamed path the sample's texts are read here and its TF-IDF
+    computed in memory."""
+    sample = stratified_sample(labels, config.tune.rows, config.n_folds, config.random_state)
+    tfidf = config.features.encoder == "tfidf"
+    min_dfs: list[int | None] = [None]
+    if tfidf:
+        min_dfs = [config.features.tfidf.min_df] if "min_df" in config.features.tfidf.model_fields_set \
+            else list(config.tune.min_df)
+        if texts is None:
+            with registered(con, _tune_ids=pa.table({"item_id": item_ids.take(pa.array(sample))})):
+                texts_of = [r[0] for r in con.sql("SELECT text FROM items WHERE item_id IN (SELECT item_id FROM _tune_ids) "
+                                                  "ORDER BY item_id").fetchall()]
+        else:
+            texts_of = [texts[i] for i in sample]
+
+    def features(min_df: int | None) -> Any:
+        if not tfidf:
+            return X[sample]
+        from thresher.features import tfidf_features
+
+        return tfidf_features(texts_of, config.features.tfidf.model_copy(update={"min_df": min_df}))
+
+    tuned = tune(features, labels[sample], Cs=list(config.tune.C), min_dfs=min_dfs, n_folds=config.n_folds,
+                 random_state=config.random_state)
+    if len(min_dfs) == 1:
+        tuned.min_df = None
+    logger.info("Detect classifier: C=%s, min_df=%s chosen by out-of-fold log-loss on %d given labels",
+                tuned.C, tuned.min_df, tuned.rows)
+    return tuned
 
 
 class DetectStage(Stage):

@@ -102,13 +102,19 @@ def _trec_jsonl(src: Path, dst: Path, *, fine_label: bool) -> None:
     dst.write_text("\n".join(lines) + "\n")
 
 
-def test_trec_rules_multiclass_with_selection_on_valid(con, shared_data, tmp_path):
+def ingest_trec(con, shared_data: Path, tmp_path: Path) -> Path:
+    """TREC's train, valid and test splits as items with coarse gold labels; returns its folder."""
     folder = shared_data / "trec_implyloss"
     for split in ("train", "valid", "test"):
         _trec_jsonl(folder / f"{split}.txt", tmp_path / f"{split}.jsonl", fine_label=split == "test")
     ingest(con, IngestConfig(classes=TREC_CLASSES, sources=[
         SourceConfig(path=str(tmp_path / f"{s}.jsonl"), dataset="trec", split=s, columns={"gold": "gold"})
         for s in ("train", "valid", "test")]))
+    return folder
+
+
+def test_trec_rules_multiclass_with_selection_on_valid(con, shared_data, tmp_path):
+    folder = ingest_trec(con, shared_data, tmp_path)
     config = LabelingConfig(classes=TREC_CLASSES, lfs=[{"kind": "rule_file", "path": str(folder / "rule.txt"), "label_map": TREC_LONG}],
                             model={"fit_splits": ["train"], "select_on": "valid"})
     summary = label(con, config, run_id="trec")

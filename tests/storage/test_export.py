@@ -65,7 +65,7 @@ def test_manifest_describes_the_shards(pipeline_db, tmp_path):
         assert shard["bytes"] == path.stat().st_size and shard["sha256"] == sha256_file(path)
         assert pq.ParquetFile(path).metadata.row_group(0).column(0).compression == "ZSTD"
     assert sum(manifest["label_distribution"].values()) == manifest["rows"]
-    assert manifest["weight_summary"]["min"] >= 0 and manifest["weight_summary"]["max"] <= 1
+    assert manifest["weight_summary"]["min"] >= 0  # per-class balanced weights can exceed 1
     assert [f["name"] for f in manifest["schema"]][:5] == ["item_id", "dataset", "split", "text", "label"]
     # What was left out is recorded with its reason, and adds up.
     con = connect(pipeline_db, read_only=True)
