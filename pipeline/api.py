@@ -162,10 +162,11 @@ class Pipeline:
             con.close()
 
     def labels(self) -> pd.DataFrame:
-        """The latest denoised labels: item, text, label id and name, class probabilities, confidence."""
+        """The latest denoised labels: item, text, label id and name, class probabilities, confidence, and
+        whether an LF voted (covered) and the label was decided (not a tie under tie_break: abstain)."""
         names = ", ".join(f"'{c}'" for c in self.config.classes)
         return self._latest("label", f"SELECT l.item_id, i.text, l.label, [{names}][l.label + 1] AS label_name, "
-                                     "l.probs, l.confidence, l.entropy, l.covered, i.gold FROM labels l "
+                                     "l.probs, l.confidence, l.entropy, l.covered, l.decided, i.gold FROM labels l "
                                      "JOIN items i USING (item_id) WHERE l.run_id = ? ORDER BY l.item_id")
 
     def noise_scores(self) -> pd.DataFrame:

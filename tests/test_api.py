@@ -42,7 +42,7 @@ def test_a_run_from_a_dataframe_returns_dataframes(notebook):
     assert len(labels) == result.summaries["ingest"]["new_items"] == frame["COMMENT_ID"].nunique()  # repeated ids are not new items
     assert set(labels["label_name"]) == {"HAM", "SPAM"}
     decided = labels[labels["decided"]]  # uncovered items (a tie of the prior) get a class drawn per item
-    assert ((decided["label"] == decided["gold"]).mean()) > 0.8 and len(decided) > 0.8 * len(labels)
+    assert ((decided["label"] == decided["gold"]).mean()) > 0.8 and len(decided) > 0.6 * len(labels)
     scores = result.noise_scores
     assert set(scores["detector"]) == {"confident_learning"} and scores["score"].between(0, 1).all()
     assert len(result.weights) == len(scores) and "weight" in result.weights
