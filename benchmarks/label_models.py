@@ -10,7 +10,7 @@ Datasets (vote matrices built here from the shared files):
 Every model is fitted on all items of the dataset (transductive, as crowd aggregation is used), with
 thresher's defaults; no model sees a gold label, and ``auto`` chooses by held-out vote agreement
 (labeling/auto.py). Scores are over the items some LF voted on (what the later stages read), ties
-broken per item (labeling.model.hard_labels): accuracy, and F1 of class 1 (binary) or macro F1.
+broken per item (labeling.ties.hard_labels): accuracy, and F1 of class 1 (binary) or macro F1.
 "best - auto" is how far auto ends below the best of the three, by accuracy and by F1.
 
 The second table checks the rule-noise sets' labels (majority vote of the rules, covered items, ties
@@ -39,7 +39,8 @@ from sklearn.metrics import f1_score
 from thresher.labeling.config import DenoiseConfig
 from thresher.labeling.lf.base import ABSTAIN, Row
 from thresher.labeling.lf.rules import load_rule_file
-from thresher.labeling.model import fit_denoiser, hard_labels
+from thresher.labeling.model import fit_denoiser
+from thresher.labeling.ties import hard_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

@@ -17,17 +17,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from thresher.labeling.lf.base import ABSTAIN
+from thresher.labeling.ties import shared_ties
 
 if TYPE_CHECKING:
     from thresher.labeling.config import DenoiseConfig
 
 MASKS = 3  # hidden-vote draws averaged per candidate
-
-
-def shared_ties(probs: np.ndarray, tolerance: float = 1e-5) -> np.ndarray:
-    """One-hot of each row's most probable class, a tie's mass shared among the tied classes."""
-    top = probs >= probs.max(axis=1, keepdims=True) - tolerance
-    return top / top.sum(axis=1, keepdims=True)
 
 
 def heldout_agreement(L: np.ndarray, fit: Callable[[np.ndarray], np.ndarray], rng: np.random.Generator) -> float:

@@ -17,6 +17,7 @@ from snorkel.labeling.model import LabelModel, MajorityLabelVoter
 from thresher.labeling.auto import choose_model
 from thresher.labeling.config import DenoiseConfig
 from thresher.labeling.lf.base import ABSTAIN
+from thresher.labeling.ties import hard_labels
 
 
 @contextmanager
@@ -212,20 +213,6 @@ def denoise(
         raise ValueError(f"L_fit has {L_fit.shape[1]} LFs but L has {L.shape[1]}; they must match.")
     model = fit_denoiser(L_fit, cardinality=cardinality, config=config, dev=dev)
     return Denoised(model.predict_proba(L), model.params, model.learned_accuracy, model.selection)
-
-
-TIE_TOLERANCE = 1e-5  # Snorkel's probs_to_preds: classes within this of the maximum tie
-
-
-def hard_labels(probs: np.ndarray, tie_hash: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each item's label and whether it was a tie. A tie goes to one of the tied classes chosen by
-    the item's hash, as Snorkel's ``tie_break_policy="random"`` but the same item gets the same class
-    in every run and batch (never the first class, which would inflate it)."""
-    tied_classes = probs >= probs.max(axis=1, keepdims=True) - TIE_TOLERANCE
-    n_tied = tied_classes.sum(axis=1)
-    which = (np.asarray(tie_hash, dtype=np.uint64) % n_tied.astype(np.uint64)).astype(np.int64)
-    label = (np.cumsum(tied_classes, axis=1) > which[:, None]).argmax(axis=1)
-    return label, n_tied > 1
 
 
 def majority_proba(L: np.ndarray, *, cardinality: int) -> np.ndarray:

@@ -27,7 +27,8 @@ from thresher.labeling.llm.apply import PromptRun, apply_prompted_lfs
 from thresher.labeling.llm.factory import build_backend
 from thresher.labeling.llm.backend import Backend, Budget
 from thresher.labeling.llm.prompt import PromptedLF
-from thresher.labeling.model import Denoiser, entropy, fit_denoiser, fit_sample, hard_labels, majority_proba, score
+from thresher.labeling.model import Denoiser, entropy, fit_denoiser, fit_sample, majority_proba, score
+from thresher.labeling.ties import hard_labels
 from thresher.core.stages import Stage, StageContext
 from thresher.storage.connection import registered, transaction
 from thresher.storage.repo import constant_column, replace_run_rows

@@ -15,31 +15,23 @@ WeightMethod = Literal["label_quality", "confidence", "quality_x_confidence", "u
 WeightBalance = Literal["per_class", "none"]
 
 
-def compute_weights(method: WeightMethod, *, label_quality: np.ndarray, confidence: np.ndarray,
-                    labels: np.ndarray | None = None, balance: WeightBalance = "none") -> np.ndarray:
-    """A weight for each item.
+def compute_weights(method: WeightMethod, *, label_quality: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+    """Weights in [0, 1] for each item (class-aware ones: :func:`per_class_shares` of these).
 
     ``label_quality``: cleanlab's score of the label; ``confidence``: the label model's top
-    probability; ``quality_x_confidence``: their product; ``uniform``: all ones. These are in [0, 1].
-    With ``balance="per_class"`` (and ``labels``) they are then rescaled per class, see :func:`per_class_shares`.
+    probability; ``quality_x_confidence``: their product; ``uniform``: all ones.
     """
     if label_quality.shape != confidence.shape:
         raise ValueError(f"label_quality {label_quality.shape} and confidence {confidence.shape} must have one shape.")
     if method == "label_quality":
-        weights = label_quality.astype(float)
-    elif method == "confidence":
-        weights = confidence.astype(float)
-    elif method == "quality_x_confidence":
-        weights = (label_quality * confidence).astype(float)
-    elif method == "uniform":
-        weights = np.ones_like(label_quality, dtype=float)
-    else:
-        raise ValueError(f"The 'method' parameter must be one of {WeightMethod.__args__}. Got {method!r} instead.")
-    if balance == "none":
-        return weights
-    if labels is None:
-        raise ValueError("balance='per_class' needs each item's label.")
-    return per_class_shares(weights, labels)
+        return label_quality.astype(float)
+    if method == "confidence":
+        return confidence.astype(float)
+    if method == "quality_x_confidence":
+        return (label_quality * confidence).astype(float)
+    if method == "uniform":
+        return np.ones_like(label_quality, dtype=float)
+    raise ValueError(f"The 'method' parameter must be one of {WeightMethod.__args__}. Got {method!r} instead.")
 
 
 def per_class_shares(weights: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -18,7 +18,9 @@ from thresher.core.classes import gold_ids
 from thresher.reweighting.gold import GoldCheck
 from thresher.reweighting.items import label_input, labelled_arrays, labelled_query
 from thresher.reweighting.detect.tuning import TuneConfig, Tuned, stratified_sample, tune
-from thresher.reweighting.weights import WeightBalance, WeightMethod, compute_weights, weight_rows, weight_share
+from thresher.reweighting.weights import (
+    WeightBalance, WeightMethod, compute_weights, per_class_shares, weight_rows, weight_share,
+)
 from thresher.storage.connection import registered, transaction
 from thresher.storage.repo import constant_column, replace_run_rows
 from thresher.core.config import StageConfig
@@ -262,8 +264,8 @@ def detect(
     result = results[config.detector_in_use]
     labels = all_labels
     confidence = items.column("confidence").to_numpy().astype(float)
-    weights = compute_weights(config.weight, label_quality=result.scores, confidence=confidence, labels=labels,
-                              balance=config.weight_balance)
+    raw = compute_weights(config.weight, label_quality=result.scores, confidence=confidence)
+    weights = per_class_shares(raw, labels) if config.weight_balance == "per_class" else raw
 
     n = len(item_ids)
     with transaction(con):
@@ -287,7 +289,6 @@ def detect(
     per_detector = {name: {**r.summary(), **(check.flags(r.is_issue, r.scores) if check.has.any() else {})}
                     for name, r in results.items()}
     names = kinds.names
-    raw = compute_weights(config.weight, label_quality=result.scores, confidence=confidence)
     shares = {"items": np.bincount(labels, minlength=len(names)) / n, "weight": weight_share(weights, labels, len(names)),
               "weight_unbalanced": weight_share(raw, labels, len(names))}
     weight_info = {"method": config.weight, "balance": config.weight_balance,

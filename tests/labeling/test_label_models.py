@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from thresher.labeling.config import LabelingConfig
-from thresher.labeling.model import hard_labels
+from thresher.labeling.ties import hard_labels
 from thresher.labeling.stage import label
 from thresher.reweighting.items import labelled_items
 from thresher.storage.ingest import IngestConfig, SourceConfig, ingest

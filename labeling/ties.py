@@ -1,0 +1,31 @@
+"""Ties between a label model's most probable classes: which classes tie, and how an item's tie is
+resolved (never to the first class, which would inflate it)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+TIE_TOLERANCE = 1e-5  # Snorkel's probs_to_preds: classes within this of the maximum tie
+
+
+def top_classes(probs: np.ndarray) -> np.ndarray:
+    """For each row, which classes are within ``TIE_TOLERANCE`` of its maximum."""
+    return probs >= probs.max(axis=1, keepdims=True) - TIE_TOLERANCE
+
+
+def hard_labels(probs: np.ndarray, tie_hash: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each item's label and whether it was a tie. A tie goes to one of the tied classes chosen by
+    the item's hash, as Snorkel's ``tie_break_policy="random"`` but the same item gets the same class
+    in every run and batch."""
+    tied_classes = top_classes(probs)
+    n_tied = tied_classes.sum(axis=1)
+    which = (np.asarray(tie_hash, dtype=np.uint64) % n_tied.astype(np.uint64)).astype(np.int64)
+    label = (np.cumsum(tied_classes, axis=1) > which[:, None]).argmax(axis=1)
+    return label, n_tied > 1
+
+
+def shared_ties(probs: np.ndarray) -> np.ndarray:
+    """One-hot of each row's most probable class, a tie's mass shared among the tied classes (the
+    expected one-hot under a random tie-break)."""
+    top = top_classes(probs)
+    return top / top.sum(axis=1, keepdims=True)
