@@ -4,9 +4,12 @@ The criterion is held-out vote agreement: on items with at least two votes, one 
 every candidate is fitted on the rest, and it is scored by how often its label for the item (ties
 shared among the tied classes) equals the hidden vote. When the LFs are better than chance and
 independent given the true class, that agreement rises with the candidate's accuracy, so it ranks the
-candidates as accuracy would without a gold label. Dawid-Skene is left out when most votes come from
-LFs that vote a single class: it models votes, not abstains, so such LFs carry nothing in it and it
-returns the class prior.
+candidates as accuracy would without a gold label. Rules are often not independent: several fire on
+the same words. So with a one-class LF's vote, the votes of its overlapping one-class LFs (those
+that fire on more than half of its items) are hidden too, and a candidate is scored on predicting a
+rule from evidence other than its near-duplicates; otherwise a model that follows the correlated
+cluster scores best. Dawid-Skene is left out when most votes come from LFs that vote a single class:
+it models votes, not abstains, so such LFs carry nothing in it and it returns the class prior.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from scipy import sparse
 
 from thresher.labeling.lf.base import ABSTAIN
 from thresher.labeling.ties import shared_ties
@@ -23,11 +27,33 @@ if TYPE_CHECKING:
     from thresher.labeling.config import DenoiseConfig
 
 MASKS = 3  # hidden-vote draws averaged per candidate
+OVERLAP = 0.5  # a one-class LF's partner fires on more than this share of its items
 
 
-def heldout_agreement(L: np.ndarray, fit: Callable[[np.ndarray], np.ndarray], rng: np.random.Generator) -> float:
-    """Hide one random vote of every item with two or more; fit on the rest (``fit(L) -> probs``) and
-    return the mean agreement of the predicted labels with the hidden votes."""
+def overlapping_lfs(L: np.ndarray) -> list[np.ndarray]:
+    """For each LF, the other LFs hidden with its vote: when it votes one class, the one-class LFs
+    that fire on more than ``OVERLAP`` of the items it fires on (any class); none otherwise. LFs that
+    vote several classes (annotators) are never partners: they share items by the task's design."""
+    voted = L != ABSTAIN
+    one_class = np.array([len(np.unique(L[voted[:, j], j])) == 1 for j in range(L.shape[1])], dtype=bool)
+    partners = [np.empty(0, dtype=np.int64) for _ in range(L.shape[1])]
+    rules = np.flatnonzero(one_class)
+    if len(rules) < 2:
+        return partners
+    fires = sparse.csc_matrix(voted[:, rules].astype(np.float32))
+    both = (fires.T @ fires).toarray()
+    share = both / np.maximum(np.diag(both)[:, None], 1.0)  # share[a, b]: P(rule b fires | rule a fires)
+    np.fill_diagonal(share, 0.0)
+    for a, j in enumerate(rules):
+        partners[j] = rules[share[a] > OVERLAP]
+    return partners
+
+
+def heldout_agreement(L: np.ndarray, fit: Callable[[np.ndarray], np.ndarray], rng: np.random.Generator,
+                      partners: list[np.ndarray] | None = None) -> float:
+    """Hide one random vote of every item with two or more (and, on that item, the votes of the hidden
+    LF's ``partners``); fit on the rest (``fit(L) -> probs``) and return the mean agreement of the
+    predicted labels with the hidden votes."""
     voted = L != ABSTAIN
     items = np.nonzero(voted.sum(axis=1) >= 2)[0]
     if len(items) == 0:
@@ -38,6 +64,9 @@ def heldout_agreement(L: np.ndarray, fit: Callable[[np.ndarray], np.ndarray], rn
     hidden = L[items, lfs].astype(np.int64)
     masked = L.copy()
     masked[items, lfs] = ABSTAIN
+    for j, others in enumerate(partners or []):
+        if len(others):
+            masked[np.ix_(items[lfs == j], others)] = ABSTAIN
     probs = shared_ties(fit(masked)[items])
     return float(probs[np.arange(len(items)), hidden].mean())
 
@@ -68,6 +97,7 @@ def choose_model(
     if len(L) > config.auto_rows:
         L = L[np.sort(rng.choice(len(L), size=config.auto_rows, replace=False))]
     share = multi_class_vote_share(L)
+    partners = overlapping_lfs(L)
     selection: list[dict[str, Any]] = []
     for params in candidates:
         reason = None
@@ -84,7 +114,7 @@ def choose_model(
             return fit(masked, params)(masked)
 
         try:
-            scores = [heldout_agreement(L, fit_predict, np.random.default_rng(config.seed + draw))
+            scores = [heldout_agreement(L, fit_predict, np.random.default_rng(config.seed + draw), partners)
                       for draw in range(MASKS)]
         except ValueError as exc:  # too few votes to hide one, or a model that cannot be fitted on them
             selection.append({**params, "excluded": str(exc)})
