@@ -15,6 +15,7 @@ from thresher.features.sentence import SentenceEncoder
 from thresher.features.static import StaticEncoder
 from thresher.features.tfidf import TfidfConfig, tfidf_features
 from thresher.core.config import StageConfig
+from thresher.core.device import DeviceName
 
 if TYPE_CHECKING:
     from thresher.core.chunking import Chunking
@@ -25,7 +26,7 @@ EncoderName = Literal["tfidf", "minilm", "minilm-static", "numeric"]
 class FeatureConfig(StageConfig):
     """Which features represent an item.
 
-    ``tfidf``: word and character n-grams of the text (fast, no model). ``minilm``: the packaged
+    ``tfidf``: word 1-2-grams of the text (fast, no model; see ``tfidf.py``). ``minilm``: the packaged
     all-MiniLM-L6-v2 sentence embeddings (~115-235 texts/s on 2 cores). ``minilm-static``: a static
     model distilled from it with model2vec (tens of thousands of texts/s; see ``static.py``).
     ``numeric``: the source columns named in ``numeric_columns``, standardised. Embeddings are cached
@@ -36,6 +37,7 @@ class FeatureConfig(StageConfig):
     tfidf: TfidfConfig = TfidfConfig()
     static_dims: int = Field(256, ge=2, le=384)
     numeric_columns: list[str] = Field(default_factory=list)
+    device: DeviceName = "auto"  # where minilm encodes: a GPU when torch sees one (auto), cpu, cuda[:N]
 
     @property
     def chunked(self) -> bool:
@@ -75,7 +77,8 @@ def features_with_outside(
     if config.encoder == "tfidf":
         both = tfidf_features(list(texts) + list(outside_texts), config.tfidf)
         return both[: len(texts)], both[len(texts):]
-    encoder = SentenceEncoder() if config.encoder == "minilm" else StaticEncoder(pca_dims=config.static_dims)
+    encoder = (SentenceEncoder(device=config.device) if config.encoder == "minilm"
+               else StaticEncoder(pca_dims=config.static_dims))
     if chunking is not None:  # encoded elsewhere, chunk by chunk; cached here (one writer)
         encoder = ChunkedEncoder(encoder, chunking.map_chunks, chunking.rows)
     inside = cached_embeddings(con, encoder, item_ids, texts, progress=progress)[0]

@@ -30,7 +30,7 @@ class SentenceEncoder:
     name = MINILM
     dimension = 384
 
-    def __init__(self, *, batch_size: int = 64, device: str = "cpu") -> None:
+    def __init__(self, *, batch_size: int = 64, device: str = "auto") -> None:
         self.batch_size = batch_size
         self.device = device
         self._model = None
@@ -40,7 +40,9 @@ class SentenceEncoder:
             return
         from sentence_transformers import SentenceTransformer
 
-        self._model = SentenceTransformer(offline_minilm_path(), device=self.device)
+        from thresher.core.device import resolve_device
+
+        self._model = SentenceTransformer(offline_minilm_path(), device=str(resolve_device(self.device)))
 
     def encode(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
         """N x 384 float32 embeddings, in the order of ``texts``."""

@@ -7,7 +7,6 @@ directory is published atomically: readers see the old export or the new one, ne
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -28,6 +27,7 @@ from pydantic import Field
 
 import thresher
 from thresher.storage.connection import transaction
+from thresher.storage.shards import FORMAT, FORMAT_VERSION, MANIFEST, UnsafeShardPath, sha256_file, shard_file  # noqa: F401
 from thresher.storage.repo import replace_run_rows
 from thresher.core.progress import track
 from thresher.core.config import StageConfig
@@ -35,10 +35,6 @@ from thresher.core.stages import Stage, StageContext
 from thresher.storage.repo import detector_in_use, input_run, latest_run
 
 logger = logging.getLogger(__name__)
-
-MANIFEST = "manifest.json"
-FORMAT = "thresher-shards"
-FORMAT_VERSION = 1
 
 SHARD_SCHEMA = pa.schema([
     ("item_id", pa.string()),
@@ -83,14 +79,6 @@ class ExportSummary:
     def as_dict(self) -> dict[str, Any]:
         return {"out_dir": self.out_dir, "rows": self.rows, "shards": self.shards,
                 "excluded": self.excluded, "label_distribution": self.label_distribution}
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _curated_query(config: ExportConfig, label_run: str | None, detect_run: str, detector: str, weight_run: str,
@@ -322,33 +310,6 @@ def export(
     summary = ExportSummary(run_id, str(out_dir), n_kept, len(shards), excluded, manifest["label_distribution"])
     logger.info("Exported %d rows in %d shards to %s; excluded %s", summary.rows, summary.shards, out_dir, summary.excluded)
     return summary
-
-
-class UnsafeShardPath(ValueError):
-    """A manifest names a shard outside its export directory (absolute, ``..``, or through a symlink)."""
-
-
-def shard_file(root: str | Path, name: str) -> Path:
-    """The shard ``name`` of the export at ``root``, refusing any path that leaves ``root``.
-
-    A manifest is data, and whoever can edit it can also set the checksum: so a shard path must be
-    relative, without ``..``, and resolve (symlinks followed) to a file inside the export directory.
-
-    >>> shard_file("/data/export", "shard-00000.parquet").name
-    'shard-00000.parquet'
-    >>> shard_file("/data/export", "../../etc/x.parquet")
-    Traceback (most recent call last):
-    ...
-    thresher.storage.export.UnsafeShardPath: The manifest's shard path '../../etc/x.parquet' leaves the export directory '/data/export'; shard paths must be relative names inside it.
-    """
-    base = Path(root)
-    path = Path(name)
-    inside = (not path.is_absolute() and ".." not in path.parts and name.strip() != ""
-              and "\0" not in name and (base / path).resolve().is_relative_to(base.resolve()))
-    if not inside:
-        raise UnsafeShardPath(f"The manifest's shard path {name!r} leaves the export directory '{base}'; "
-                              "shard paths must be relative names inside it.")
-    return base / path
 
 
 def remove_stale_staging(out_dir: Path) -> list[Path]:

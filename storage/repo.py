@@ -17,8 +17,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 import duckdb
-import numpy as np
 import pyarrow as pa
+
 
 
 logger = logging.getLogger(__name__)
@@ -40,11 +40,6 @@ def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     if not rows:
         raise ValueError(f"The database has no table '{table}'.")
     return [r[0] for r in rows]
-
-
-def constant_column(value: str, n: int) -> pa.DictionaryArray:
-    """``value`` ``n`` times, stored once (dictionary-encoded): a run id beside millions of rows."""
-    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int8)), pa.array([value], pa.string()))
 
 
 def replace_run_rows(con: duckdb.DuckDBPyConnection, table: str, run_id: str, data: pa.Table | Iterable[pa.Table],

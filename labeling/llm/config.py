@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from thresher.core.config import StageConfig
+from thresher.core.device import DeviceName
 
 
 class BudgetConfig(StageConfig):
@@ -65,6 +66,7 @@ class EmbeddedBackendConfig(StageConfig):
     encoder: Literal["minilm", "minilm-static"] = "minilm"
     margin: float = Field(0.1, ge=0, le=2)  # abstain unless the best statement wins by this cosine margin
     batch_size: int = Field(512, ge=1)
+    device: DeviceName = "auto"  # where minilm encodes (the static encoder runs on the CPU)
     budget: BudgetConfig = BudgetConfig()
 
     @property
@@ -79,7 +81,7 @@ class TransformersBackendConfig(StageConfig):
     model_path: str = Field(min_length=1)  # relative to the config file
     max_tokens: int = Field(5, ge=1)
     batch_size: int = Field(8, ge=1)
-    device: str = "cpu"
+    device: DeviceName = "auto"  # a GPU when torch sees one; cpu; cuda; cuda:N
     budget: BudgetConfig = BudgetConfig()
 
     @property

@@ -60,7 +60,7 @@ class EmbeddedBackend(Backend):
         if self._encoder is None:
             from thresher.features import SentenceEncoder, StaticEncoder
 
-            self._encoder = SentenceEncoder() if self.config.encoder == "minilm" else StaticEncoder()
+            self._encoder = SentenceEncoder(device=self.config.device) if self.config.encoder == "minilm" else StaticEncoder()
             if self.chunking is not None:
                 from thresher.features.chunked import ChunkedEncoder
 

@@ -46,7 +46,10 @@ class TransformersBackend(Backend):
             tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, padding_side="left")
             if tokenizer.pad_token is None:
                 tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-            model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True).to(self.config.device).eval()
+            from thresher.core.device import resolve_device
+
+            self._device = resolve_device(self.config.device)
+            model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True).to(self._device).eval()
             self._loaded = (tokenizer, model)
         return self._loaded
 
@@ -73,7 +76,7 @@ class TransformersBackend(Backend):
                 return
             started = time.perf_counter()
             inputs = tokenizer([self.text(r, tokenizer) for r in chunk], return_tensors="pt", padding=True)
-            inputs = {k: v.to(self.config.device) for k, v in inputs.items()}
+            inputs = {k: v.to(self._device) for k, v in inputs.items()}
             with torch.inference_mode():
                 output = model.generate(**inputs, max_new_tokens=self.config.max_tokens, do_sample=False,
                                         pad_token_id=tokenizer.pad_token_id)

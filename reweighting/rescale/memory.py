@@ -44,61 +44,67 @@ class PassStats:
 
         return cls(losses.mean(0), std(losses), top.mean(0), std(top), agree)
 
-    def take(self, index: torch.Tensor) -> "PassStats":
-        return PassStats(self.loss_mean[index], self.loss_std[index], self.prob_mean[index],
-                         self.prob_std[index], self.agree[index])
 
-
-def _cat(a: PassStats, b: PassStats) -> PassStats:
-    return PassStats(*(torch.cat((getattr(a, f), getattr(b, f))) for f in
-                       ("loss_mean", "loss_std", "prob_mean", "prob_std", "agree")))
+_FIELDS = ("loss_mean", "loss_std", "prob_mean", "prob_std", "agree")
 
 
 class StatsMemory:
-    """The last ``window`` samples of each of ``n_groups`` groups, and the features built on them."""
+    """The last ``window`` samples of each of ``n_groups`` groups, and the features built on them.
 
-    def __init__(self, n_groups: int, window: int, *, categories: bool = True) -> None:
+    The windows are ring buffers on the statistics' device, updated by scatter: no step waits for
+    the device (a GPU run never syncs with the host here). The statistics of a window do not
+    depend on the order of its samples, so a ring serves as well as a queue.
+    """
+
+    def __init__(self, n_groups: int, window: int, *, categories: bool = True,
+                 device: torch.device | str = "cpu") -> None:
         if n_groups < 1 or window < 1:
             raise ValueError(f"n_groups and window must be >= 1. Got {n_groups} and {window} instead.")
         self.n_groups, self.window, self.categories = n_groups, window, categories
-        self._kept: list[PassStats | None] = [None] * n_groups
-        # (group, category, 14): the 12 summary statistics plus the centre (mean loss, mean loss std)
-        self._table = torch.full((n_groups, _CATEGORIES, 12), float("nan"))
+        # slot `window` of each group takes the samples a batch pushes out at once (never read)
+        self._buffer = torch.zeros((len(_FIELDS), n_groups, window + 1), device=device)
+        self._seen = torch.zeros(n_groups, dtype=torch.long, device=device)  # samples ever added per group
+        # (group, category, 12) summary statistics; NaN until the group has samples
+        self._table = torch.full((n_groups, _CATEGORIES, 12), float("nan"), device=device)
 
     def update(self, stats: PassStats, groups: torch.Tensor) -> None:
-        """Append a batch's samples to their groups' windows and refresh those groups' summaries."""
-        for g in torch.unique(groups).tolist():
-            new = stats.take(groups == g)
-            kept = new if self._kept[g] is None else _cat(self._kept[g], new)
-            if len(kept.agree) > self.window:
-                kept = kept.take(torch.arange(len(kept.agree) - self.window, len(kept.agree)))
-            self._kept[g] = kept
-            self._table[g] = self._summarise(kept)
+        """Append a batch's samples to their groups' windows and refresh the summaries."""
+        one_hot = (groups.view(-1, 1) == torch.arange(self.n_groups, device=groups.device)).long()  # (n, groups)
+        rank = (one_hot.cumsum(0) - 1).gather(1, groups.view(-1, 1)).squeeze(1)  # place within its group
+        added = one_hot.sum(0)
+        keep = rank >= added[groups] - self.window  # a group's last `window` samples of this batch
+        slot = torch.where(keep, (self._seen[groups] + rank) % self.window, self.window)
+        values = torch.stack([getattr(stats, f).float() for f in _FIELDS])  # (5, n)
+        self._buffer[:, groups, slot] = values
+        self._seen += added
+        self._table = torch.where((self._seen > 0).view(-1, 1, 1), self._summarise(), self._table)
 
-    @staticmethod
-    def _summarise(kept: PassStats) -> torch.Tensor:
-        """(3, 12) statistics of the kept samples per category (all, agreeing, disagreeing)."""
-        members = torch.stack((torch.ones_like(kept.agree), kept.agree, ~kept.agree)).float()  # (3, m)
-        count = members.sum(dim=1, keepdim=True)
+    def _summarise(self) -> torch.Tensor:
+        """(groups, 3, 12) statistics of each window per category (all, agreeing, disagreeing)."""
+        valid = torch.arange(self.window, device=self._seen.device) < self._seen.clamp(max=self.window).view(-1, 1)
+        loss_mean, loss_std, prob_mean, prob_std, agree = self._buffer[:, :, :self.window]
+        agree = agree > 0.5
+        members = torch.stack((valid, valid & agree, valid & ~agree), dim=1).float()  # (groups, 3, window)
+        count = members.sum(dim=2, keepdim=True)
 
         def mean_std(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            values = values.expand_as(members)
-            mean = (members * values).sum(1, keepdim=True) / count.clamp_min(1)
-            var = (members * (values - mean) ** 2).sum(1, keepdim=True) / (count - 1).clamp_min(1)
+            values = values.unsqueeze(1).expand_as(members) if values.dim() == 2 else values
+            mean = (members * values).sum(2, keepdim=True) / count.clamp_min(1)
+            var = (members * (values - mean) ** 2).sum(2, keepdim=True) / (count - 1).clamp_min(1)
             mean = torch.where(count > 0, mean, torch.full_like(mean, float("nan")))
             std = torch.where(count > 1, var.sqrt(), torch.full_like(var, EPS))
-            return mean.squeeze(1), std.squeeze(1)
+            return mean.squeeze(2), std.squeeze(2)
 
-        lm = mean_std(kept.loss_mean)
-        ls = mean_std(kept.loss_std)
-        pm = mean_std(kept.prob_mean)
-        ps = mean_std(kept.prob_std)
+        lm = mean_std(loss_mean)
+        ls = mean_std(loss_std)
+        pm = mean_std(prob_mean)
+        ps = mean_std(prob_std)
         # Each member against its category's centre: N(mean loss, mean loss std).
-        mu, sigma = kept.loss_mean.expand_as(members), kept.loss_std.expand_as(members)
-        centre_mu, centre_std = lm[0].view(-1, 1).expand_as(members), ls[0].view(-1, 1).expand_as(members)
+        mu, sigma = loss_mean.unsqueeze(1).expand_as(members), loss_std.unsqueeze(1).expand_as(members)
+        centre_mu, centre_std = lm[0].unsqueeze(2).expand_as(members), ls[0].unsqueeze(2).expand_as(members)
         kl = mean_std(gaussian_kl(mu, sigma, centre_mu, centre_std).nan_to_num())
         ovl = mean_std(gaussian_overlap(mu, sigma, centre_mu, centre_std).nan_to_num())
-        return torch.stack([*lm, *ls, *pm, *ps, *kl, *ovl], dim=1).float()
+        return torch.stack([*lm, *ls, *pm, *ps, *kl, *ovl], dim=2).float()
 
     def features(self, stats: PassStats, groups: torch.Tensor) -> torch.Tensor:
         """The (n, 18) statistics of each sample next to its group and category in memory.

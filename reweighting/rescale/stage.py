@@ -18,6 +18,7 @@ from pydantic import Field
 
 from thresher.features import FeatureConfig, item_features
 from thresher.core.classes import gold_ids
+from thresher.core.device import DeviceName
 from thresher.reweighting.gold import GoldCheck
 from thresher.reweighting.items import label_input, labelled_arrays
 from thresher.reweighting.rescale.base import Optimizer, Strategy
@@ -57,6 +58,8 @@ class ReweightConfig(StageConfig):
     simulate_only: bool = False
     temperature: float = Field(1.0, gt=0)  # loss rules: softmax temperature r
     burn_in_steps: int = Field(0, ge=0)    # loss rules: uniform weights for the first steps
+    device: DeviceName = "auto"            # auto: a GPU when torch sees one; cpu; cuda; cuda:N
+    precision: Literal["float32", "bfloat16"] = "float32"  # bfloat16: the classifier's passes under autocast
     random_state: int = 0
 
     def estimator(self, progress: bool = False) -> Reweighter:

@@ -21,7 +21,7 @@ losses (in the reference the rescaler then gets no signal at all).
 from __future__ import annotations
 
 import time
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -37,6 +37,7 @@ from thresher.reweighting.rescale.loss_rules import loss_rule_weights
 from thresher.reweighting.rescale.memory import N_STAT_FEATURES, PassStats, StatsMemory
 from thresher.reweighting.rescale.rescaler import Rescaler
 from thresher.reweighting.weights import FLAG_BELOW
+from thresher.core.device import resolve_device
 from thresher.core.seeding import seeded_init
 from thresher.core.progress import track
 
@@ -82,6 +83,12 @@ class Reweighter(ClassifierMixin, BaseEstimator):
     Parameters follow the STORM paper's TF-IDF setting by default: batch 32, Adam lr 5e-2 restarted
     each step as in its reference code, 10 epochs, dropout 0.1 on the inputs of the extra passes,
     G = 3 passes, rescaler Adam lr 1e-2.
+
+    ``device`` (``auto``, ``cpu``, ``cuda[:N]``) holds the model, the rescaler, their optimiser state,
+    the labels and dense features; a step never waits for the device. The random draws (batch order,
+    meta batches, dropout) come from CPU generators on every device, so a GPU run follows the CPU
+    run's draws and differs from it only by float rounding. ``precision="bfloat16"`` runs the
+    classifier's passes under autocast (the rescaler and the weights stay float32).
     """
 
     def __init__(
@@ -90,6 +97,7 @@ class Reweighter(ClassifierMixin, BaseEstimator):
         optimizer: Optimizer = "adam_reset", rescaler_features: Literal["all", "loss"] = "all", class_separation: bool = True,
         categories: bool = True, meta_loss_rescaling: bool = True, simulate_only: bool = False,
         temperature: float = 1.0, burn_in_steps: int = 0,
+        device: str = "cpu", precision: Literal["float32", "bfloat16"] = "float32",
         random_state: int = 0, progress: bool = False,
     ) -> None:
         self.strategy = strategy
@@ -108,6 +116,8 @@ class Reweighter(ClassifierMixin, BaseEstimator):
         self.simulate_only = simulate_only
         self.temperature = temperature
         self.burn_in_steps = burn_in_steps
+        self.device = device
+        self.precision = precision
         self.random_state = random_state
         self.progress = progress
 
@@ -128,6 +138,8 @@ class Reweighter(ClassifierMixin, BaseEstimator):
             raise ValueError("lr, rescaler_lr and temperature must be > 0.")
         if self.hidden < 0:
             raise ValueError(f"The 'hidden' parameter must be >= 0 (0: linear). Got {self.hidden} instead.")
+        if self.precision not in ("float32", "bfloat16"):
+            raise ValueError(f"The 'precision' parameter must be 'float32' or 'bfloat16'. Got {self.precision!r} instead.")
 
     @staticmethod
     def _check_X(X) -> np.ndarray | sp.csr_matrix:
@@ -140,8 +152,16 @@ class Reweighter(ClassifierMixin, BaseEstimator):
             raise ValueError("X contains NaN or infinite values.")
         return X
 
+    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
+        """A host tensor on the training device; pinned first on a GPU, so the copy does not block."""
+        if self._device.type == "cpu":
+            return x
+        return x.pin_memory().to(self._device, non_blocking=True)
+
     def _dense(self, rows, *, dropout: bool = False) -> torch.Tensor:
-        """A batch as a dense tensor; with ``dropout``, its non-zero inputs dropped at rate ``dropout``.
+        """A batch as a dense tensor on the device; with ``dropout``, its non-zero inputs dropped at
+        rate ``dropout``. ``rows`` is a sparse matrix (built on the host, then copied) or a tensor
+        already on the device.
 
         Only non-zero inputs can change, so the draws are made for those alone (sparse TF-IDF
         rows are mostly zeros).
@@ -151,14 +171,15 @@ class Reweighter(ClassifierMixin, BaseEstimator):
                 keep = (torch.rand(rows.nnz, generator=self._gen) >= self.dropout).numpy()
                 rows = sp.csr_matrix((rows.data * keep / (1 - self.dropout), rows.indices, rows.indptr),
                                      shape=rows.shape)
-            return torch.from_numpy(rows.toarray())
-        x = torch.from_numpy(np.ascontiguousarray(rows))
+            return self._to_device(torch.from_numpy(rows.toarray()))
         if dropout and self.dropout > 0:
-            x = x * (torch.rand(x.shape, generator=self._gen) >= self.dropout) / (1 - self.dropout)
-        return x
+            keep = self._to_device(torch.rand(rows.shape, generator=self._gen) >= self.dropout)
+            return rows * keep / (1 - self.dropout)
+        return rows
 
     def _forward(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        return functional_call(self.model_, params, (x,))
+        with torch.autocast(self._device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
+            return functional_call(self.model_, params, (x,)).float()
 
     def _passes(self, params, rows, y) -> tuple[torch.Tensor, PassStats]:
         """Loss with graph from the plain pass, plus statistics over all G passes."""
@@ -229,7 +250,13 @@ class Reweighter(ClassifierMixin, BaseEstimator):
             rescaler_opt = torch.optim.Adam(self.rescaler_.parameters(), lr=self.rescaler_lr)
 
         n, B = len(y), int(self.batch_size)
-        y_all = torch.from_numpy(y.astype(np.int64))
+        sparse = sp.issparse(X)
+        X_device = None if sparse else self._to_device(torch.from_numpy(X))
+        y_all = self._to_device(torch.from_numpy(y.astype(np.int64)))
+
+        def rows(index: np.ndarray, index_device: torch.Tensor) -> Any:
+            return X[index] if sparse else X_device[index_device]
+
         self.weight_history_ = np.full((self.epochs, n), np.nan)
         self.epoch_log_: list[dict[str, float]] = []
         best = (-np.inf, None, -1)
@@ -238,19 +265,27 @@ class Reweighter(ClassifierMixin, BaseEstimator):
                            enabled=self.progress):
             started = time.perf_counter()
             order = rng.permutation(n)
+            order_device = self._to_device(torch.from_numpy(order))
+            if storm:  # one draw per epoch: the same numbers as a draw per step
+                meta = meta_rng.integers(0, n, size=n)
+                meta_device = self._to_device(torch.from_numpy(meta))
             groups = K if self.class_separation else 1
-            memory = StatsMemory(groups, B, categories=self.categories)
-            meta_memory = StatsMemory(groups, B, categories=self.categories)
+            memory = StatsMemory(groups, B, categories=self.categories, device=self._device)
+            meta_memory = StatsMemory(groups, B, categories=self.categories, device=self._device)
+            epoch_weights = torch.full((n,), float("nan"), device=self._device)
             for start in range(0, n, B):
                 step += 1
-                idx = order[start:start + B]
-                x, yb = X[idx], y_all[idx]
+                idx, idx_device = order[start:start + B], order_device[start:start + B]
+                x, yb = rows(idx, idx_device), y_all[idx_device]
                 if storm:
-                    params, state, w = self._storm_step(params, state, step, x, yb, X, y_all, meta_rng,
+                    meta_idx = meta_device[start:start + B]
+                    meta_batch = (rows(meta[start:start + B], meta_idx), y_all[meta_idx])
+                    params, state, w = self._storm_step(params, state, step, x, yb, meta_batch,
                                                         memory, meta_memory, rescaler_opt)
                 else:
                     params, state, w = self._plain_step(params, state, step, x, yb)
-                self.weight_history_[epoch, idx] = w.detach().numpy()
+                epoch_weights[idx_device] = w.detach()
+            self.weight_history_[epoch] = epoch_weights.cpu().numpy()  # the epoch's one wait for the device
             seconds = time.perf_counter() - started
             self._params = {k: v.detach() for k, v in params.items()}
             entry = {"epoch": epoch, "seconds": seconds,
@@ -274,7 +309,9 @@ class Reweighter(ClassifierMixin, BaseEstimator):
         return self
 
     def _setup(self, X, n_classes: int) -> None:
-        """Seed, and build the classifier (and the rescaler for STORM) with their initial weights."""
+        """Seed, and build the classifier (and the rescaler for STORM) with their initial weights,
+        on the CPU (the same initial weights on every device), then move them to the device."""
+        self._device = resolve_device(self.device)
         self._gen = torch.Generator().manual_seed(self.random_state)
         self.classes_ = np.arange(n_classes)
         self.n_features_in_ = X.shape[1]
@@ -283,8 +320,9 @@ class Reweighter(ClassifierMixin, BaseEstimator):
             if self.strategy == "storm":
                 n_feats = (N_STAT_FEATURES if self.rescaler_features == "all" else 1) + 1  # + agreement flag
                 self.rescaler_ = Rescaler(n_feats, n_classes if self.class_separation else 1)
+        self.model_.to(self._device)
         if self.strategy == "storm":
-            self.rescaler_.train()
+            self.rescaler_.to(self._device).train()
 
     def _init_params(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """The classifier's parameters as leaves, and zero Adam moments."""
@@ -311,7 +349,7 @@ class Reweighter(ClassifierMixin, BaseEstimator):
         return ({k: v.detach().requires_grad_() for k, v in new_params.items()},
                 {k: v.detach() for k, v in new_state.items()}, w)
 
-    def _storm_step(self, params, state, step, x, yb, X, y_all, rng, memory, meta_memory, rescaler_opt):
+    def _storm_step(self, params, state, step, x, yb, meta_batch, memory, meta_memory, rescaler_opt):
         # Inner: weights from the rescaler, one differentiable Adam step on the weighted sum.
         loss, stats = self._passes(params, x, yb)
         w = self._weigh(memory, loss, stats, yb)
@@ -322,8 +360,7 @@ class Reweighter(ClassifierMixin, BaseEstimator):
         if self.simulate_only:  # the rescaler learns as in STORM; the model will take a plain step
             plain = dict(zip(params, torch.autograd.grad(loss.sum(), list(params.values()), retain_graph=True)))
         # Outer: a meta batch drawn uniformly (with replacement) from the same noisy rows.
-        meta_idx = rng.integers(0, len(y_all), size=len(yb))
-        xm, ym = X[meta_idx], y_all[meta_idx]
+        xm, ym = meta_batch
         meta_loss, meta_stats = self._passes(virtual, xm, ym)
         if self.meta_loss_rescaling:
             meta_loss = meta_loss * self._weigh(meta_memory, meta_loss, meta_stats, ym)
@@ -346,8 +383,9 @@ class Reweighter(ClassifierMixin, BaseEstimator):
         out = []
         with torch.no_grad():
             for start in range(0, X.shape[0], 4096):
-                rows = np.arange(start, min(start + 4096, X.shape[0]))
-                out.append(torch.softmax(self._forward(self._params, self._dense(X[rows])), dim=1).numpy())
+                rows = X[start:start + 4096]
+                x = self._dense(rows) if sp.issparse(rows) else self._to_device(torch.from_numpy(np.ascontiguousarray(rows)))
+                out.append(torch.softmax(self._forward(self._params, x), dim=1).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, len(self.classes_)))
 
     def predict(self, X) -> np.ndarray:

@@ -65,8 +65,7 @@ def _oracle_features(history: list[tuple], window: int, sample: tuple) -> list[f
 def test_memory_features_match_a_plain_python_oracle():
     rng = np.random.default_rng(1)
     window, memory, history = 6, StatsMemory(2, 6), []
-    for _ in range(4):  # several batches, so the windows slide
-        n = 5
+    for n in (5, 5, 15, 3):  # the windows slide; the third batch alone overflows them
         losses = torch.tensor(rng.uniform(0, 3, (3, n)), dtype=torch.float32)
         probs = torch.softmax(torch.tensor(rng.normal(size=(3, n, 2)), dtype=torch.float32), dim=2)
         labels = torch.tensor(rng.integers(0, 2, n))
@@ -108,13 +107,13 @@ def test_rescaler_learns_through_both_paths():
     est._setup(X, 2)
     params, state = est._init_params()
     memory, meta_memory = StatsMemory(2, 16), StatsMemory(2, 16)
-    rows, yb = X[:16], torch.from_numpy(y[:16])
+    rows, yb = torch.from_numpy(X[:16]), torch.from_numpy(y[:16])
     loss, stats = est._passes(params, rows, yb)
     w = est._weigh(memory, loss, stats, yb)
     grads = dict(zip(params, torch.autograd.grad((loss * w).sum(), list(params.values()), create_graph=True)))
     from thresher.reweighting.rescale.trainer import _adam
     virtual, _ = _adam(params, grads, state, 1, est.lr)
-    meta_rows, ym = X[16:32], torch.from_numpy(y[16:32])
+    meta_rows, ym = torch.from_numpy(X[16:32]), torch.from_numpy(y[16:32])
     meta_loss, meta_stats = est._passes(virtual, meta_rows, ym)
     w_meta = est._weigh(meta_memory, meta_loss, meta_stats, ym)
     rescaler = list(est.rescaler_.parameters())

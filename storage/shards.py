@@ -1,0 +1,47 @@
+"""The export's on-disk format: the manifest's name and format tag, shard checksums, and the rule
+that keeps a manifest's shard paths inside the export. Light on purpose (no DuckDB): training
+workers import it through the loader."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+MANIFEST = "manifest.json"
+FORMAT = "thresher-shards"
+FORMAT_VERSION = 1
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class UnsafeShardPath(ValueError):
+    """A manifest names a shard outside its export directory (absolute, ``..``, or through a symlink)."""
+
+
+def shard_file(root: str | Path, name: str) -> Path:
+    """The shard ``name`` of the export at ``root``, refusing any path that leaves ``root``.
+
+    A manifest is data, and whoever can edit it can also set the checksum: so a shard path must be
+    relative, without ``..``, and resolve (symlinks followed) to a file inside the export directory.
+
+    >>> shard_file("/data/export", "shard-00000.parquet").name
+    'shard-00000.parquet'
+    >>> shard_file("/data/export", "../../etc/x.parquet")
+    Traceback (most recent call last):
+    ...
+    thresher.storage.shards.UnsafeShardPath: The manifest's shard path '../../etc/x.parquet' leaves the export directory '/data/export'; shard paths must be relative names inside it.
+    """
+    base = Path(root)
+    path = Path(name)
+    inside = (not path.is_absolute() and ".." not in path.parts and name.strip() != ""
+              and "\0" not in name and (base / path).resolve().is_relative_to(base.resolve()))
+    if not inside:
+        raise UnsafeShardPath(f"The manifest's shard path {name!r} leaves the export directory '{base}'; "
+                              "shard paths must be relative names inside it.")
+    return base / path
