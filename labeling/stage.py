@@ -31,7 +31,7 @@ from thresher.labeling.model import Denoiser, entropy, fit_denoiser, fit_sample,
 from thresher.labeling.ties import hard_labels
 from thresher.core.stages import Stage, StageContext
 from thresher.storage.connection import registered, transaction
-from thresher.storage.columns import constant_column
+from thresher.storage.arrow_columns import constant_column
 from thresher.storage.repo import replace_run_rows
 from thresher.storage.schema import release_buffers
 from thresher.storage.state import latest_summary

@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 
-from thresher.storage.columns import constant_column
+from thresher.storage.arrow_columns import constant_column
 
 WeightMethod = Literal["label_quality", "confidence", "quality_x_confidence", "uniform"]
 

@@ -22,7 +22,7 @@ from thresher.reweighting.weights import (
     WeightBalance, WeightMethod, compute_weights, per_class_shares, weight_rows, weight_share,
 )
 from thresher.storage.connection import registered, transaction
-from thresher.storage.columns import constant_column
+from thresher.storage.arrow_columns import constant_column
 from thresher.storage.repo import replace_run_rows
 from thresher.core.config import StageConfig
 from thresher.core.stages import Stage, StageContext
