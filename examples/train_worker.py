@@ -98,7 +98,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=64, help="rows per step on each rank")
     parser.add_argument("--lr", type=float, default=0.05)
-    parser.add_argument("--buckets", type=int, default=1 << 18, help="hashed n-gram vocabulary size")
+    parser.add_argument("--buckets", type=int, default=1 << 16, help="hashed n-gram vocabulary size")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader worker processes per rank")
     parser.add_argument("--ignore-weights", action="store_true", help="train with uniform weights (baseline)")
     parser.add_argument("--eval-db", help="project database to evaluate against (gold labels)")
