@@ -57,6 +57,7 @@ class LabelSummary:
     selection: list[dict[str, Any]] = field(default_factory=list)
     evaluated: dict[str, int] = field(default_factory=dict)  # items each LF ran on (0: cache only)
     llm: dict[str, Any] | None = None  # prompted LFs: prompts cached / sent / failed, per-LF answers
+    classes: list[str] = field(default_factory=list)  # the names of the label ids (polarity, labels)
 
     def lf_records(self) -> list[dict[str, Any]]:
         """The LF summary as JSON-able dicts (missing values as None)."""
@@ -71,6 +72,7 @@ class LabelSummary:
             "coverage": self.coverage, "tied": self.tied, "tie_break": self.tie_break,
             "accuracy": self.accuracy, "faults": self.faults,
             "model": self.model, "selection": self.selection, "evaluated": self.evaluated, "llm": self.llm,
+            "classes": self.classes,
         }
 
 
@@ -350,6 +352,7 @@ def _write(con: duckdb.DuckDBPyConnection, run_id: str, votes: _Votes, through_s
                                                                 progress=progress))
         summary_df = tallies.lfs.frame()
         summary_df["learned_accuracy"] = np.nan if model.learned_accuracy is None else model.learned_accuracy
+        summary_df.loc[summary_df["coverage"] == 0, "learned_accuracy"] = np.nan  # an LF that never voted has none
         replace_run_rows(con, "lfs", run_id, pa.table({
             "run_id": [run_id] * len(names), "lf": names,
             "kind": [lf_rows[n][0] for n in names], "version": [lf_rows[n][1] for n in names],
@@ -405,7 +408,7 @@ def label(
         run_id=run_id, n_items=rows.n_items, n_lfs=len(votes.names), n_votes=rows.n_votes,
         coverage=tallies.covered / rows.n_items, tied=tallies.tied, tie_break=config.model.tie_break, accuracy=tallies.accuracy.result(), lfs=summary_df,
         faults=votes.faults.as_dict(), model=model.params, selection=model.selection, evaluated=votes.evaluated,
-        llm=None if votes.prompt_run is None else votes.prompt_run.as_dict(),
+        llm=None if votes.prompt_run is None else votes.prompt_run.as_dict(), classes=list(config.classes),
     )
     logger.info("Labeled %d items with %d LFs; coverage %.3f; accuracy %s",
                 summary.n_items, summary.n_lfs, summary.coverage, summary.accuracy)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
 import os
 import sys
 from enum import Enum
@@ -145,6 +146,7 @@ def _run(stage: str, config: Path, *, db: str | None = None, out_dir: str | None
         raise
     stages = ({k: v for k, v in summary.items() if isinstance(v, dict)} if stage == "pipeline" else {stage: summary})
     for name, stage in stages.items():
+        stage["db"] = str(cfg.db)  # for the hints the summaries print
         if stage.get("cached"):
             out.print(f"[dim]{name}: config and inputs unchanged since run {stage['run_id']}, reused "
                       "(--force recomputes)[/]", highlight=False)
@@ -167,13 +169,15 @@ def _show_ingest(summary: dict) -> None:
               f"{summary['already_present']} already present, {sum(rejected.values())} rejected{reasons}",
               highlight=False)
     if rejected:
-        out.print("  see them with: thresher sql \"select line, reason, detail from rejects\" --db DB", highlight=False)
+        db = shlex.quote(summary.get("db", "DB"))
+        out.print(f"  see them with: thresher sql \"select line, reason, detail from rejects\" --db {db}", highlight=False,
+                  soft_wrap=True)  # one line, ready to paste
 
 
 def _show_label(summary: dict) -> None:
     out.print(f"[bold]label[/]: {summary['n_items']} items, {summary['n_lfs']} LFs, "
               f"{summary['n_votes']} votes, coverage {summary['coverage']:.3f}", highlight=False)
-    _show_lfs(summary["lf_summary"])
+    _show_lfs(summary["lf_summary"], summary.get("classes", []))
     evaluated = summary.get("evaluated", {})
     if evaluated:
         groups: dict[int, list[str]] = {}
@@ -229,9 +233,14 @@ def _show_label(summary: dict) -> None:
                          "Snorkel's score(), ties and uncovered left out)", columns, rows))
 
 
-def _show_lfs(records: list[dict]) -> None:
-    rows = [[r["lf"], r["polarity"], r["coverage"], r["overlaps"], r["conflicts"], r["correct"],
-             r["emp_accuracy"], r["learned_accuracy"]] for r in records]
+def _polarity(ids: list[int] | None, classes: list[str]) -> str:
+    """An LF's classes by name (ids where the run did not record the names)."""
+    return ", ".join(classes[i] if 0 <= i < len(classes) else str(i) for i in ids or []) or "-"
+
+
+def _show_lfs(records: list[dict], classes: list[str]) -> None:
+    rows = [[r["lf"], _polarity(r["polarity"], classes), r["coverage"], r["overlaps"], r["conflicts"], r["correct"],
+             r["emp_accuracy"], r["learned_accuracy"] if r["coverage"] else None] for r in records]
     columns = ["lf", "polarity", "coverage", "overlaps", "conflicts", "correct", "emp. acc", "learned acc"]
     out.print(_table("Labeling functions", columns, rows))
 
@@ -460,7 +469,7 @@ def lfs(config: Path = ConfigArg, db: str = DbOpt) -> None:
     from thresher.labeling.analysis import stored_lf_summary
     from thresher.storage.repo import latest_run
 
-    _, con = _open_read_only(config, db)
+    cfg, con = _open_read_only(config, db)
     try:
         run_id = latest_run(con, "label")
         records = stored_lf_summary(con, run_id)
@@ -471,7 +480,7 @@ def lfs(config: Path = ConfigArg, db: str = DbOpt) -> None:
         con.close()
     out.print(f"[bold]label run {run_id}[/]: {summary['n_items']} items, coverage {summary['coverage']:.3f}, "
               f"model {summary.get('model', {})}", highlight=False)
-    _show_lfs(records)
+    _show_lfs(records, summary.get("classes") or list(cfg.classes))
 
 
 @app.command()

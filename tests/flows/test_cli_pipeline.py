@@ -87,6 +87,10 @@ def test_sql_errors_are_clear(project, tmp_path):
 def test_single_stages_rerun_idempotently(project):
     result = invoke("ingest", project / "thresher.yaml", "--no-progress", "--force")
     assert result.exit_code == 0 and "0 new items, 1953 already present" in result.stdout
+    hint = next(line for line in result.stdout.splitlines() if "see them with" in line)
+    assert hint.endswith("thresher.duckdb") and "--db DB" not in hint, hint  # the real path, ready to paste
+    lfs = invoke("lfs", project / "thresher.yaml")
+    assert lfs.exit_code == 0 and "SPAM" in lfs.stdout and "[1]" not in lfs.stdout, lfs.stdout  # polarity by name
     result = invoke("detect", project / "thresher.yaml", "--no-progress", "--force")
     assert result.exit_code == 0 and "labels checked" in result.stdout
     assert "of weight" in result.stdout and "balance per_class" in result.stdout, result.stdout
@@ -294,6 +298,7 @@ def test_report_renders_with_its_plots_in_headless_chromium(project, tmp_path):
     html = page.read_text()
     images = html.count('src="data:image/png;base64,')
     assert images >= 4 and f"{images} plots" in result.output  # + a selection plot once a select stage ran
+    assert "<td>SPAM</td>" in html  # LF polarity by class name
     for heading in ("Stages", "Labeling functions", "LabelModel accuracy", "Class balance before and after",
                     "Noise detection", "Weight distribution", "Export", "LLM-prompted LFs"):
         assert heading in html, heading

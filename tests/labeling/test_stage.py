@@ -106,6 +106,22 @@ def test_majority_vote_model_and_multiclass_shape(wrench_youtube):
     assert learned == [(0,)]  # majority vote learns no LF accuracies
 
 
+def test_an_lf_that_never_votes_has_no_learned_accuracy_and_polarity_reads_as_class_names(wrench_youtube):
+    from thresher.cli import _show_lfs, out
+
+    config = LabelingConfig(classes=["HAM", "SPAM"], source_votes=True,
+                            lfs=[{"kind": "keyword", "name": "never", "label": "SPAM", "terms": ["qqzxqqzx"]}])
+    summary = label(wrench_youtube, config, run_id="never")
+    rows = dict(wrench_youtube.execute("SELECT lf, learned_accuracy FROM lf_summary WHERE run_id = 'never'").fetchall())
+    assert rows["never"] is None  # not Snorkel's 1.0 for an LF without a single vote
+    assert sum(v is not None for v in rows.values()) == len(rows) - 1
+    assert summary.as_dict()["classes"] == ["HAM", "SPAM"]
+    with out.capture() as captured:
+        _show_lfs(summary.lf_records(), summary.classes)
+    table = captured.get()
+    assert "SPAM" in table and "HAM" in table and "[1]" not in table
+
+
 def test_lf_summary_is_snorkels(wrench_youtube, shared_data):
     import json
 
