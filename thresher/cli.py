@@ -506,16 +506,24 @@ def report(
 
 
 class Format(str, Enum):
+    auto = "auto"
     table = "table"
     csv = "csv"
     json = "json"
 
 
+CELL_WIDTH = 60  # a table cell on a terminal shows this many characters, then an ellipsis
+
+
 @app.command()
 def sql(
     query: str = typer.Argument(..., help="SQL to run, e.g. \"select * from items limit 5\"."),
-    db: Path = typer.Option(Path("thresher.duckdb"), "--db", help="Database file to query."),
-    format: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
+    config: Path = typer.Argument(None, exists=True, dir_okay=False,
+                                  help="Pipeline config: query its database (as every other command)."),
+    db: Path = typer.Option(None, "--db", help="Database file to query; overrides the config's (default: "
+                            "thresher.duckdb)."),
+    format: Format = typer.Option(Format.auto, "--format", "-f", help="Output format; auto: a table on a "
+                                  "terminal (long cells cut), CSV when piped (full values)."),
 ) -> None:
     """Query the database read-only: only statements that read are run.
 
@@ -534,6 +542,17 @@ def sql(
         read_statements(query)  # refused before the database is even opened
     except ReadOnlySQLError as exc:
         _fail(str(exc))
+    if db is None and config is not None:
+        from thresher.pipeline.config import load_config
+
+        try:
+            db = Path(load_config(config).db)
+        except (OSError, ValueError) as exc:
+            _fail(str(exc))
+    db = db or Path("thresher.duckdb")
+    terminal = sys.stdout.isatty()
+    if format is Format.auto:
+        format = Format.table if terminal else Format.csv
     con, from_snapshot = _reader(db)
     allowed = [snapshot_dir(db)] if from_snapshot else []
     try:
@@ -551,12 +570,12 @@ def sql(
         sys.stdout.write(json.dumps([dict(zip(columns, row)) for row in rows], default=str, ensure_ascii=False) + "\n")
     else:
         table = Table()
-        for column in columns:
-            table.add_column(column)
+        for column in columns:  # on a terminal, long values end in an ellipsis; piped, they are whole
+            table.add_column(column, max_width=CELL_WIDTH if terminal else None,
+                             overflow="ellipsis" if terminal else "fold", no_wrap=terminal)
         for row in rows:
             table.add_row(*("NULL" if v is None else str(v) for v in row))
-        # Piped output is not cut to a terminal's width.
-        Console(width=None if sys.stdout.isatty() else 100_000).print(table)
+        Console(width=None if terminal else 100_000).print(table)
 
 
 if __name__ == "__main__":

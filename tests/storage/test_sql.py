@@ -150,3 +150,36 @@ def test_snapshot_answers_are_read_only_too(project: Path, tmp_path: Path):
 def test_an_empty_or_unparseable_query_is_a_clear_error(query: str):
     with pytest.raises(ReadOnlySQLError):
         read_statements(query)
+
+
+def test_sql_takes_the_config_and_cuts_long_cells_only_on_a_terminal(project: Path, tmp_path: Path, shared_data: Path):
+    import os
+    import pty
+
+    from tests.conftest import minimal_config
+
+    config = minimal_config(tmp_path, shared_data, extra=f'db: "{project}"')
+    long_value = "select repeat('x', 500) as long, count(*) as n from items"
+    piped = runner.invoke(app, ["sql", long_value, str(config)])  # not a terminal: CSV, whole values
+    assert piped.exit_code == 0, piped.output
+    assert piped.output.splitlines() == ["long,n", "x" * 500 + ",3"]
+    assert runner.invoke(app, ["sql", "select 1 as one", str(config), "--db", str(tmp_path / "absent.duckdb")]).exit_code == 1
+
+    leader, follower = pty.openpty()  # a real terminal: a table, the long cell cut with an ellipsis
+    env = {**os.environ, "COLUMNS": "120", "TERM": "xterm"}
+    done = subprocess.run([sys.executable, "-m", "thresher.cli", "sql", long_value, str(config)], stdout=follower,
+                          stderr=subprocess.PIPE, env=env, timeout=300)
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    text = shown.decode("utf-8", "replace")
+    assert done.returncode == 0, done.stderr
+    assert "…" in text and "x" * 100 not in text and "long" in text, text
