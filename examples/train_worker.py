@@ -6,7 +6,7 @@ DistributedDataParallel: NCCL on GPUs, gloo on CPUs. Each rank reads a disjoint 
 ranks' gradients are averaged every step, so their parameters stay identical. Ranks whose slices are
 one batch shorter join the others (torch's Join), so uneven slices never hang a step.
 
-    python examples/train_worker.py demo-out/export/manifest.json \\
+    python examples/train_worker.py demo-out/export \\
         --eval-db demo-out/thresher.duckdb --eval-split test
     torchrun --standalone --nproc_per_node 2 examples/train_worker.py demo-out/export
 
@@ -94,7 +94,7 @@ def checksum(model: nn.Module) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("manifest", help="manifest.json of a thresher export (or its directory)")
+    parser.add_argument("manifest", help="the export directory (or its .manifest.json)")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=64, help="rows per step on each rank")
     parser.add_argument("--lr", type=float, default=0.05)

@@ -1,4 +1,4 @@
-"""Export the curated set as deterministic zstd Parquet shards plus ``manifest.json``.
+"""Export the curated set as deterministic zstd Parquet shards plus ``.manifest.json``.
 
 Rows are sorted by ``item_id`` and cut into shards of ``rows_per_shard``; each shard is written
 by one writer, so the same data always gives byte-identical shards with stable checksums. The
@@ -27,7 +27,9 @@ from pydantic import Field
 
 import thresher
 from thresher.storage.connection import transaction
-from thresher.storage.shards import FORMAT, FORMAT_VERSION, MANIFEST, UnsafeShardPath, sha256_file, shard_file  # noqa: F401
+from thresher.storage.shards import (  # noqa: F401
+    FORMAT, FORMAT_VERSION, MANIFEST, OLD_MANIFEST, UnsafeShardPath, manifest_path, sha256_file, shard_file,
+)
 from thresher.storage.repo import replace_run_rows
 from thresher.core.progress import track
 from thresher.core.config import StageConfig
@@ -41,7 +43,7 @@ SHARD_SCHEMA = pa.schema([
     ("dataset", pa.string()),
     ("split", pa.string()),
     ("text", pa.string()),
-    ("label", pa.int32()),
+    ("label", pa.int64()),  # int64: what a Hugging Face ClassLabel is
     ("label_name", pa.string()),
     ("probs", pa.list_(pa.float32())),
     ("weight", pa.float32()),
@@ -136,6 +138,23 @@ def _selection_info(con: duckdb.DuckDBPyConnection, select_run: str | None) -> d
     return {"run": select_run, "method": method, "selected": selected, "pool": pool}
 
 
+def shard_schema(classes: list[str]) -> pa.Schema:
+    """The shard schema with its class names as Parquet key-value metadata: ``thresher`` (classes, the
+    label column) and ``huggingface`` (the features, ``label`` a ``ClassLabel``), so tools that do not
+    know thresher still read the labels by name."""
+    def value(dtype: str) -> dict[str, str]:
+        return {"dtype": dtype, "_type": "Value"}
+
+    features = {"item_id": value("string"), "dataset": value("string"), "split": value("string"),
+                "text": value("string"), "label": {"names": list(classes), "_type": "ClassLabel"},
+                "label_name": value("string"), "probs": {"feature": value("float32"), "_type": "Sequence"},  # read by datasets 3 to 5
+                "weight": value("float32"), "label_quality": value("float32"), "gold_label": value("int32")}
+    return SHARD_SCHEMA.with_metadata({
+        "thresher": json.dumps({"format": FORMAT, "classes": list(classes), "label_column": "label"}),
+        "huggingface": json.dumps({"info": {"features": features}}),
+    })
+
+
 def _shard_table(rows: pa.Table | pa.RecordBatch, classes: list[str]) -> pa.Table:
     """Curated rows in the shard schema: class names beside ids, one-hot probabilities where none were learned."""
     K = len(classes)
@@ -155,21 +174,22 @@ def _shard_table(rows: pa.Table | pa.RecordBatch, classes: list[str]) -> pa.Tabl
         "dataset": rows.column("dataset"),
         "split": rows.column("split"),
         "text": rows.column("text"),
-        "label": pa.array(labels, pa.int32()),
+        "label": pa.array(labels, pa.int64()),
         "label_name": pa.array(classes, pa.string()).take(pa.array(labels)),
         "probs": pa.ListArray.from_arrays(offsets, pa.array(dense.ravel(), pa.float32())),
         "weight": rows.column("weight").cast(pa.float32()),
         "label_quality": rows.column("label_quality").cast(pa.float32()),
         "gold_label": rows.column("gold_label").cast(pa.int32()),
-    }, schema=SHARD_SCHEMA)
+    }, schema=shard_schema(classes))
 
 
 class _ShardWriter:
     """Writes kept rows, in item_id order, into shards of ``rows_per_shard`` rows as they come (memory:
     one batch), with the row groups ``pq.write_table`` would make; records each shard for the manifest."""
 
-    def __init__(self, directory: Path, config: ExportConfig) -> None:
+    def __init__(self, directory: Path, config: ExportConfig, classes: list[str]) -> None:
         self.directory, self.config = directory, config
+        self.schema = shard_schema(classes)
         self.row_group = min(config.rows_per_shard, 8192)
         self.shards: list[dict[str, Any]] = []
         self.labels: Counter = Counter()
@@ -196,7 +216,7 @@ class _ShardWriter:
 
     def _open(self) -> None:
         name = f"shard-{len(self.shards):05d}.parquet"
-        self._writer = pq.ParquetWriter(self.directory / name, SHARD_SCHEMA, compression="zstd",
+        self._writer = pq.ParquetWriter(self.directory / name, self.schema, compression="zstd",
                                         compression_level=self.config.zstd_level, write_statistics=True)
         self.shards.append({"path": name, "rows": 0, "weight_sum": 0.0, "first_item_id": None})
 
@@ -265,7 +285,7 @@ def export(
         remove_stale_staging(out_dir)
         staging = out_dir.with_name(f".{out_dir.name}.tmp-{run_id}")
         staging.mkdir(parents=True)
-        writer = _ShardWriter(staging, config)
+        writer = _ShardWriter(staging, config, list(classes))
         batches = _kept_rows(con)
         for batch in track(batches, description="Writing shards", total=-(-n_kept // (8 * 8192)), enabled=progress):
             writer.write(_shard_table(batch, list(classes)))
@@ -339,7 +359,7 @@ def remove_stale_staging(out_dir: Path) -> list[Path]:
 def _is_export(path: Path) -> bool:
     """Whether ``path`` holds a readable thresher manifest."""
     try:
-        return json.loads((path / MANIFEST).read_text()).get("format") == FORMAT
+        return json.loads(manifest_path(path).read_text()).get("format") == FORMAT
     except (OSError, ValueError):
         return False
 
@@ -349,7 +369,7 @@ def _check_replaceable(out_dir: Path) -> None:
     if not out_dir.exists() or not any(out_dir.iterdir()) or _is_export(out_dir):
         return
     raise FileExistsError(
-        f"'{out_dir}' exists and is not a thresher export (no {MANIFEST} of format {FORMAT!r}); "
+        f"'{out_dir}' exists and is not a thresher export (no {MANIFEST} or {OLD_MANIFEST} of format {FORMAT!r}); "
         f"refusing to replace it. Choose another out_dir or empty it."
     )
 

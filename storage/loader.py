@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from thresher.storage.shards import FORMAT, MANIFEST, sha256_file, shard_file
+from thresher.storage.shards import FORMAT, manifest_path, sha256_file, shard_file
 
 
 class ShardIntegrityError(RuntimeError):
@@ -32,10 +32,11 @@ class ShardIntegrityError(RuntimeError):
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:
-    """Load and check a ``manifest.json`` (a directory holding one is accepted too)."""
+    """Load and check an export's manifest: its path, or the export directory (``.manifest.json``, or
+    ``manifest.json`` in exports written before that name)."""
     path = Path(path)
     if path.is_dir():
-        path = path / MANIFEST
+        path = manifest_path(path)
     manifest = json.loads(path.read_text())
     if manifest.get("format") != FORMAT:
         raise ValueError(f"'{path}' is not a thresher manifest (format {manifest.get('format')!r}).")
@@ -57,7 +58,7 @@ class ShardedParquetDataset(IterableDataset):
 
     Parameters
     ----------
-    manifest : path to ``manifest.json`` or its directory.
+    manifest : the export directory, or the path of its manifest.
     rank, world_size : this process's place among the training processes.
     columns : columns to read (default: all).
     verify : check each shard's sha256 before reading it (default True).

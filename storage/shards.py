@@ -1,15 +1,27 @@
 """The export's on-disk format: the manifest's name and format tag, shard checksums, and the rule
 that keeps a manifest's shard paths inside the export. Light on purpose (no DuckDB): training
-workers import it through the loader."""
+workers import it through the loader.
+
+The manifest is ``.manifest.json``: pandas, pyarrow, DuckDB (``read_parquet('export')``) and Hugging
+Face ``load_dataset("parquet", data_dir=...)`` skip hidden files, so they read the export directory
+as the dataset it is. Exports written before that have ``manifest.json``; both are read."""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
 
-MANIFEST = "manifest.json"
+MANIFEST = ".manifest.json"
+OLD_MANIFEST = "manifest.json"  # exports written before 2026-12-03
 FORMAT = "thresher-shards"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: label int64 (was int32), class names in the Parquet metadata, .manifest.json
+
+
+def manifest_path(directory: str | Path) -> Path:
+    """The manifest of the export at ``directory``: ``.manifest.json``, or an older export's ``manifest.json``."""
+    directory = Path(directory)
+    current = directory / MANIFEST
+    return current if current.exists() or not (directory / OLD_MANIFEST).exists() else directory / OLD_MANIFEST
 
 
 def sha256_file(path: Path) -> str:

@@ -52,7 +52,7 @@ def test_everything_is_recorded_in_the_project_database(notebook):
     pipe, result, _, root = notebook
     runs = pipe.sql("select stage, status, run_id from runs order by started_at")
     assert list(runs["stage"]) == ["ingest", "label", "detect", "export"] and set(runs["run_id"]) == {result.run_id}
-    manifest = json.loads((root / "export" / "manifest.json").read_text())
+    manifest = json.loads((root / "export" / ".manifest.json").read_text())
     assert manifest["run_id"] == result.run_id
     with pytest.raises(ValueError, match="read-only"):
         pipe.sql("delete from items")

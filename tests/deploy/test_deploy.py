@@ -153,4 +153,4 @@ def test_the_scheduler_creates_a_run_that_completes_with_logs_and_artifacts(pref
     assert [(stage, status) for stage, status, _ in runs] == [
         ("ingest", "completed"), ("label", "completed"), ("detect", "completed"), ("export", "completed")]
     assert labels == 250 and all(flow_run_id for _, _, flow_run_id in runs)
-    assert (tmp_path / "export" / "manifest.json").exists()
+    assert (tmp_path / "export" / ".manifest.json").exists()

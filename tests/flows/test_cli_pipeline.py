@@ -56,7 +56,7 @@ def test_run_writes_every_stage_with_its_prefect_flow_run(project):
     assert counts["items"] == counts["labels"] == 1953 and counts["rejects"] == 3
     assert 0 < counts["noise_scores"] == counts["weights_detect"] == counts["weights_reweight"] < 1953
     assert shard_weights[0] > 800 and shard_weights[0] == shard_weights[1]  # the shards carry STORM's weights
-    manifest = json.loads((project / "export" / "manifest.json").read_text())
+    manifest = json.loads((project / "export" / ".manifest.json").read_text())
     assert manifest["rows"] > 800 and manifest["run_id"] == runs[-1][3] == runs[0][3]
 
 
@@ -222,7 +222,7 @@ def test_a_killed_stage_is_marked_interrupted_and_its_staging_removed(project):
     assert result.exit_code == 0, result.output
     row = json.loads(sql(project, "select status, error from runs where run_id = 'killed-run'", "json").stdout)[0]
     assert row["status"] == "interrupted" and "ended before the stage finished" in row["error"]
-    assert not staging.exists() and (project / "export" / "manifest.json").exists()
+    assert not staging.exists() and (project / "export" / ".manifest.json").exists()
 
 
 def test_invalid_config_names_the_field(tmp_path):
@@ -255,7 +255,7 @@ def test_select_then_export_the_selection(project, tmp_path):
     out = tmp_path / "selected"
     result = invoke("export", project / "select.yaml", "--out", out, "--no-progress")
     assert result.exit_code == 0 and "not_selected" in result.stdout, result.output
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = json.loads((out / ".manifest.json").read_text())
     chosen = sql(project, "select count(*) from selections s join runs r using (run_id) where r.stage = 'select' "
                           "and s.selected").stdout.splitlines()[1]
     # The export also drops the detect stage's label issues, so it holds at most the selection.

@@ -101,5 +101,5 @@ def test_kill_9_at_several_points_then_rerun(tmp_path, shared_data):
     assert completed["export"] == 1 and export > 0
     # The stages the kills cut short say so; none stays 'running' forever.
     assert "running" not in statuses and statuses["interrupted"] >= 1, statuses
-    manifest = json.loads((tmp_path / "export" / "manifest.json").read_text())
+    manifest = json.loads((tmp_path / "export" / ".manifest.json").read_text())
     assert manifest["rows"] == export

@@ -67,7 +67,7 @@ def test_export_carries_the_chosen_weights(con, tmp_path):
         export(con, ExportConfig(out_dir=str(out), labels_from="given", drop_label_issues=False),
                classes=["HAM", "SPAM"], run_id=f"e-{stage}", label_run=None, detect_run="r",
                weight_run="r", weight_stage=stage)
-        manifest = json.loads((out / "manifest.json").read_text())
+        manifest = json.loads((out / ".manifest.json").read_text())
         assert manifest["weights"]["stage"] == stage
         assert manifest["weights"]["methods"] == (["label_quality"] if stage == "detect" else ["linupper"])
         mismatched = con.execute(

@@ -175,7 +175,7 @@ def test_export_keeps_only_the_selection(con, tmp_path):
     assert exported == ids and summary.rows == 300
     total = con.execute("SELECT count(*) FROM items").fetchall()[0][0]
     assert summary.excluded == {"not_selected": total - 300}  # target items included: nothing vanishes uncounted
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = json.loads((out / ".manifest.json").read_text())
     assert manifest["selection"] == {"run": "x", "method": "color_filter", "selected": 300,
                                      "pool": chosen.n_pool}
     with pytest.raises(ValueError, match="needs a select run"):

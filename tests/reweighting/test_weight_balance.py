@@ -59,7 +59,7 @@ def test_label_quality_weights_keep_the_minority_share(sms, tmp_path):
     out = tmp_path / "export"
     export(sms, ExportConfig(out_dir=str(out), labels_from="given", drop_label_issues=False), classes=["ham", "spam"],
            run_id="e", label_run=None, detect_run="bal")
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = json.loads((out / ".manifest.json").read_text())
     spam = manifest["class_shares"]["spam"]
     assert spam["weight"] == pytest.approx(spam["rows"], abs=1e-6)
     sms.execute("INSERT INTO runs (run_id, stage, status, config_hash, started_at, ended_at, summary) "

@@ -52,7 +52,7 @@ def _export(db: Path, out: Path, **options) -> dict:
         export(con, ExportConfig(out_dir=str(out), **options), classes=CLASSES, run_id="r", label_run="r", detect_run="r")
     finally:
         con.close()
-    return json.loads((out / "manifest.json").read_text())
+    return json.loads((out / ".manifest.json").read_text())
 
 
 def _ids(dataset) -> list[str]:
@@ -174,6 +174,47 @@ def test_the_distributed_worker_sees_every_row_once_and_keeps_the_ranks_identica
     assert f"on {manifest['rows']} rows, 2 rank(s)" in done.stdout
 
 
+READERS = """
+import json, sys
+import duckdb, pandas as pd, pyarrow.dataset as ds, pyarrow.parquet as pq
+import datasets
+out = sys.argv[1]
+hf = datasets.load_dataset("parquet", data_dir=out, cache_dir=sys.argv[2])["train"]
+meta = pq.read_schema(out + "/shard-00000.parquet").metadata
+print(json.dumps({
+    "pandas": len(pd.read_parquet(out)), "pyarrow": ds.dataset(out).count_rows(),
+    "duckdb_glob": duckdb.sql(f"select count(*) from '{out}/*.parquet'").fetchall()[0][0],
+    "duckdb_dir": duckdb.sql(f"select count(*) from read_parquet('{out}')").fetchall()[0][0],
+    "hf": hf.num_rows, "hf_label": type(hf.features["label"]).__name__, "hf_names": hf.features["label"].names,
+    "hf_first": [hf.features["label"].int2str(hf[0]["label"]), hf[0]["label_name"]],
+    "thresher_meta": json.loads(meta[b"thresher"]),
+    "imported_thresher": any(m == "thresher" or m.startswith("thresher.") for m in sys.modules),
+}))
+"""
+
+
+def test_the_export_directory_is_a_dataset_for_pandas_pyarrow_duckdb_and_hugging_face(pipeline_db, tmp_path):
+    manifest = _export(pipeline_db, tmp_path / "out", rows_per_shard=97)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", READERS, str(tmp_path / "out"), str(tmp_path / "hf-cache")],
+                          capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    rows = manifest["rows"]
+    assert [seen[k] for k in ("pandas", "pyarrow", "duckdb_glob", "duckdb_dir", "hf")] == [rows] * 5
+    assert seen["hf_label"] == "ClassLabel" and seen["hf_names"] == CLASSES
+    assert seen["hf_first"][0] == seen["hf_first"][1]  # the ClassLabel's name is the row's label_name
+    assert seen["thresher_meta"]["classes"] == CLASSES and not seen["imported_thresher"]
+
+
+def test_exports_with_the_old_manifest_name_still_load(pipeline_db, tmp_path):
+    manifest = _export(pipeline_db, tmp_path / "out", rows_per_shard=97)
+    (tmp_path / "out" / ".manifest.json").rename(tmp_path / "out" / "manifest.json")  # as written before 2026-12-03
+    assert len(_ids(ShardedParquetDataset(tmp_path / "out"))) == manifest["rows"]
+    again = _export(pipeline_db, tmp_path / "out", rows_per_shard=97)  # an old export is replaced, not refused
+    assert again["rows"] == manifest["rows"] and not (tmp_path / "out" / "manifest.json").exists()
+
+
 def test_corrupted_or_missing_shard_is_detected(pipeline_db, tmp_path):
     manifest = _export(pipeline_db, tmp_path / "out", rows_per_shard=97)
     victim = tmp_path / "out" / manifest["shards"][1]["path"]
@@ -205,7 +246,7 @@ def test_the_loader_refuses_shard_paths_outside_the_export(pipeline_db, tmp_path
     for path in ["../elsewhere/x.parquet", str(outside), "link.parquet", "sub/../../elsewhere/x.parquet", ""]:
         edited = {**manifest, "shards": [{**manifest["shards"][0], "path": path, "sha256": sha256_file(outside)},
                                          *manifest["shards"][1:]]}
-        (tmp_path / "out" / "manifest.json").write_text(json.dumps(edited))
+        (tmp_path / "out" / ".manifest.json").write_text(json.dumps(edited))
         with pytest.raises(UnsafeShardPath, match="leaves the export directory"):
             ShardedParquetDataset(tmp_path / "out")
     os.unlink(tmp_path / "out" / "link.parquet")
@@ -221,7 +262,7 @@ def test_reexport_replaces_the_directory_and_refuses_foreign_ones(pipeline_db, t
     out = tmp_path / "out"
     _export(pipeline_db, out, rows_per_shard=50)
     manifest = _export(pipeline_db, out, rows_per_shard=5000)
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "shard-00000.parquet"]
+    assert sorted(p.name for p in out.iterdir()) == [".manifest.json", "shard-00000.parquet"]
     assert manifest["shards"][0]["rows"] == manifest["rows"]
     foreign = tmp_path / "mine"
     foreign.mkdir()
@@ -250,7 +291,7 @@ def test_shard_files_do_not_depend_on_how_the_rows_arrive(pipeline_db, tmp_path)
     files = {}
     for name, size in {"whole": big.num_rows, "odd": 7919, "tiny": 1000}.items():
         (tmp_path / name).mkdir()
-        writer = _ShardWriter(tmp_path / name, config)
+        writer = _ShardWriter(tmp_path / name, config, CLASSES)
         for start in range(0, big.num_rows, size):
             writer.write(big.slice(start, size))
         files[name] = writer.close()
