@@ -69,10 +69,3 @@ class LFSummaryTally:
             with np.errstate(invalid="ignore", divide="ignore"):
                 summary["emp_accuracy"] = np.where(voted > 0, self._correct / voted, np.nan)
         return summary
-
-
-def stored_lf_summary(con, run_id: str) -> list[dict]:
-    """The ``lf_summary`` rows of one label run, as dicts, in LF order."""
-    relation = con.sql("SELECT * EXCLUDE (run_id) FROM lf_summary WHERE run_id = $run ORDER BY lf", params={"run": run_id})
-    columns = relation.columns
-    return [dict(zip(columns, row)) for row in relation.fetchall()]

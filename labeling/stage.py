@@ -439,6 +439,6 @@ class LabelStage(Stage):
         return 1 if config.llm is not None and config.llm.backend == "openai" else 0
 
     def extra(self, con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
-        from thresher.labeling.analysis import stored_lf_summary
+        from thresher.storage.repo import stored_lf_summary
 
         return {"lf_summary": stored_lf_summary(con, run_id)}

@@ -222,3 +222,10 @@ def run_stage(
         finally:
             con.close()
             del con
+
+
+def stored_lf_summary(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict]:
+    """The ``lf_summary`` rows of one label run, as dicts, in LF order (read without Snorkel, for ``thresher lfs``)."""
+    relation = con.sql("SELECT * EXCLUDE (run_id) FROM lf_summary WHERE run_id = $run ORDER BY lf", params={"run": run_id})
+    columns = relation.columns
+    return [dict(zip(columns, row)) for row in relation.fetchall()]

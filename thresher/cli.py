@@ -466,8 +466,7 @@ def export(config: Path = ConfigArg, db: str = DbOpt, out_dir: str = OutOpt, pro
 @app.command()
 def lfs(config: Path = ConfigArg, db: str = DbOpt) -> None:
     """Show the LF summary of the latest label run: coverage, overlaps, conflicts, accuracies."""
-    from thresher.labeling.analysis import stored_lf_summary
-    from thresher.storage.repo import latest_run
+    from thresher.storage.repo import latest_run, stored_lf_summary
 
     cfg, con = _open_read_only(config, db)
     try:

@@ -84,6 +84,24 @@ def test_sql_errors_are_clear(project, tmp_path):
     assert result.exit_code == 1 and "No thresher database" in result.stderr
 
 
+def test_read_only_commands_do_not_load_the_heavy_stack(project):
+    """`thresher lfs`, `sql` and `--version` answer without torch, Snorkel or scikit-learn (their
+    start-up time is measured in benchmarks/cli_startup.py)."""
+    probe = """
+import sys
+from typer.testing import CliRunner
+from thresher.cli import app
+for args in (["--version"], ["sql", "select count(*) from items", sys.argv[1]], ["lfs", sys.argv[1]]):
+    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+print(sorted(m for m in ("torch", "snorkel", "sklearn", "cleanlab", "prefect") if m in sys.modules))
+"""
+    done = subprocess.run([sys.executable, "-c", probe, str(project / "thresher.yaml")], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
+
+
 def test_single_stages_rerun_idempotently(project):
     result = invoke("ingest", project / "thresher.yaml", "--no-progress", "--force")
     assert result.exit_code == 0 and "0 new items, 1953 already present" in result.stdout
