@@ -7,6 +7,7 @@ A flow takes the validated config (``config``) from a parent flow or the CLI, or
 """
 
 
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -23,6 +24,8 @@ from thresher.storage.repo import new_run_id
 
 # Every flow's state hooks: the line `thresher deploy` prints per run.
 HOOKS = {"on_completion": [run_line], "on_failure": [run_line], "on_crashed": [run_line]}
+# Called in this process with (stage, summary) as each stage finishes: the CLI prints them as they come.
+STAGE_LISTENERS: list[Callable[[str, dict[str, Any]], None]] = []
 
 
 @task(name="thresher-stage", cache_policy=NO_CACHE)  # reuse is decided by the run records (pipeline/runner.py)
@@ -48,6 +51,8 @@ def run_stage_task(config: PipelineConfig, name: str, *, run_id: str, progress: 
         logger.info("%s: inputs and config unchanged; reusing run %s (cached)", name, summary["run_id"])
     publish_stage(name, summary, summary.get("lf_summary"))
     logger.info("%s %s: %s", name, summary["run_id"], {k: v for k, v in summary.items() if k != "lf_summary"})
+    for listener in STAGE_LISTENERS:
+        listener(name, summary)
     return summary
 
 

@@ -131,9 +131,24 @@ def _run(stage: str, config: Path, *, db: str | None = None, out_dir: str | None
     from thresher.labeling.llm.backend import LLMBackendError
     from thresher.storage.lock import DatabaseLockedError
 
+    from thresher.flows.stage import STAGE_LISTENERS
+    from thresher.storage.repo import new_run_id
+
+    def show(name: str, finished: dict) -> None:  # each stage's summary as soon as it finishes
+        finished["db"] = str(cfg.db)  # for the hints the summaries print
+        if finished.get("cached"):
+            out.print(f"[dim]{name}: config and inputs unchanged since run {finished['run_id']}, reused "
+                      "(--force recomputes)[/]", highlight=False)
+        else:
+            SHOW[name](finished)
+
     flow = flows.pipeline_flow if stage == "pipeline" else flows.STAGE_FLOWS[stage]
+    run_id = new_run_id()
+    if stage == "pipeline":
+        out.print(f"[bold]run {run_id}[/]", highlight=False)
+    STAGE_LISTENERS.append(show)
     try:
-        summary = flow(config_path=str(config), config=cfg, progress=progress, force=force)
+        summary = flow(config_path=str(config), config=cfg, run_id=run_id, progress=progress, force=force)
     except (OSError, LookupError, ValueError, LFFaultError, LLMBackendError, DatabaseLockedError) as exc:
         if _options["debug"]:
             raise
@@ -144,12 +159,8 @@ def _run(stage: str, config: Path, *, db: str | None = None, out_dir: str | None
             raise
         _fail(prefect_setup.explain(exc) or f"{type(exc).__name__}: {exc} (run with --debug for the traceback)")
         raise
-    stages = ({k: v for k, v in summary.items() if isinstance(v, dict)} if stage == "pipeline" else {stage: summary})
-    for name, stage in stages.items():
-        stage["db"] = str(cfg.db)  # for the hints the summaries print
-        if stage.get("cached"):
-            out.print(f"[dim]{name}: config and inputs unchanged since run {stage['run_id']}, reused "
-                      "(--force recomputes)[/]", highlight=False)
+    finally:
+        STAGE_LISTENERS.remove(show)
     return summary
 
 
@@ -314,13 +325,7 @@ def _show_export(summary: dict) -> None:
 def run(config: Path = ConfigArg, db: str = DbOpt, out_dir: str = OutOpt, progress: bool = ProgressOpt,
         force: bool = ForceOpt) -> None:
     """Run the whole pipeline: ingest, label, detect, reweight and select (when configured), export."""
-    from thresher.core.stages import NAMES
-
-    summary = _run("pipeline", config, db=db, out_dir=out_dir, progress=progress, force=force)
-    out.print(f"[bold]run {summary['run_id']}[/]")
-    for name in NAMES:
-        if name in summary:
-            SHOW[name](summary[name])
+    _run("pipeline", config, db=db, out_dir=out_dir, progress=progress, force=force)  # summaries stream as stages end
 
 
 SHOW = {"ingest": _show_ingest, "label": _show_label, "detect": _show_detect, "reweight": _show_reweight,
@@ -396,7 +401,7 @@ def check(config: Path = ConfigArg, db: str = DbOpt, out_dir: str = OutOpt) -> N
 @app.command()
 def ingest(config: Path = ConfigArg, db: str = DbOpt, progress: bool = ProgressOpt, force: bool = ForceOpt) -> None:
     """Load the configured sources into the database; bad rows go to the rejects table."""
-    _show_ingest(_run("ingest", config, db=db, progress=progress, force=force))
+    _run("ingest", config, db=db, progress=progress, force=force)  # prints the summary as the stage ends
 
 
 @app.command()
@@ -409,7 +414,7 @@ def label(
     if dry_run:
         _label_dry_run(config, db)
         return
-    _show_label(_run("label", config, db=db, progress=progress, force=force))
+    _run("label", config, db=db, progress=progress, force=force)  # prints the summary as the stage ends
 
 
 def _label_dry_run(config: Path, db: str | None) -> None:
@@ -442,25 +447,25 @@ def _label_dry_run(config: Path, db: str | None) -> None:
 @app.command()
 def detect(config: Path = ConfigArg, db: str = DbOpt, progress: bool = ProgressOpt, force: bool = ForceOpt) -> None:
     """Find label issues (cleanlab confident learning) and compute per-item weights."""
-    _show_detect(_run("detect", config, db=db, progress=progress, force=force))
+    _run("detect", config, db=db, progress=progress, force=force)  # prints the summary as the stage ends
 
 
 @app.command()
 def reweight(config: Path = ConfigArg, db: str = DbOpt, progress: bool = ProgressOpt, force: bool = ForceOpt) -> None:
     """Learn per-item loss weights while training (STORM, loss rules or uniform); see 'reweight' in the config."""
-    _show_reweight(_run("reweight", config, db=db, progress=progress, force=force))
+    _run("reweight", config, db=db, progress=progress, force=force)  # prints the summary as the stage ends
 
 
 @app.command()
 def select(config: Path = ConfigArg, db: str = DbOpt, progress: bool = ProgressOpt, force: bool = ForceOpt) -> None:
     """Choose the training subset that serves a target set (CoLoR-Filter, GIO or random); see 'select' in the config."""
-    _show_select(_run("select", config, db=db, progress=progress, force=force))
+    _run("select", config, db=db, progress=progress, force=force)  # prints the summary as the stage ends
 
 
 @app.command()
 def export(config: Path = ConfigArg, db: str = DbOpt, out_dir: str = OutOpt, progress: bool = ProgressOpt) -> None:
     """Write the curated set as Parquet shards with a manifest for training workers."""
-    _show_export(_run("export", config, db=db, out_dir=out_dir, progress=progress))
+    _run("export", config, db=db, out_dir=out_dir, progress=progress)  # prints the summary as the stage ends
 
 
 @app.command()

@@ -126,6 +126,7 @@ def test_unchanged_stages_are_reused(project):
     assert result.exit_code == 0, result.output
     for stage in ("ingest", "label", "detect", "reweight"):
         assert f"{stage}: config and inputs unchanged since run" in result.output, stage
+    assert "new items" not in result.output and "labels checked" not in result.output  # no old counts re-printed
     runs = json.loads(sql(project, "select stage, count(*) as n from runs group by stage", "json").stdout)
     assert {r["stage"]: r["n"] for r in runs}["export"] >= 2  # export always runs (its files may be gone)
     assert "export:" in result.output
@@ -187,6 +188,19 @@ def test_a_failed_stage_leaves_earlier_stages_intact(project, tmp_path):
     status = sql(project, "select status, error from runs where stage = 'export' order by started_at desc limit 1", "json")
     latest = json.loads(status.stdout)[0]
     assert latest["status"] == "failed" and "FileExistsError" in latest["error"]
+
+
+def test_run_prints_each_stage_as_it_ends_and_keeps_them_when_a_later_one_fails(project, tmp_path):
+    foreign = tmp_path / "not-an-export"
+    foreign.mkdir()
+    (foreign / "precious.txt").write_text("do not delete")
+    result = invoke("run", project / "thresher.yaml", "--out", foreign, "--no-progress", "--force")
+    assert result.exit_code == 1 and "not a thresher export" in result.stderr
+    shown = result.stdout
+    for part in ("ingest: 1956 rows read", "label:", "labels checked", "items weighed by storm"):
+        assert part in shown, (part, shown)
+    assert shown.index("ingest:") < shown.index("labels checked") < shown.index("items weighed by storm")
+    assert "export:" not in shown
 
 
 def hold(db: Path, seconds: float, *, read_only: bool) -> subprocess.Popen:
