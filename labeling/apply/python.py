@@ -188,7 +188,8 @@ def apply_python_lfs(
         per_row = (time.perf_counter() - started) / max(first.num_rows, 1)
         jobs = resolve_jobs(n_jobs, per_row * (total - first.num_rows))
     if jobs == 1:
-        for batch in track(batches, description="Python LFs", enabled=progress, total=max(n_batches - 1, 0)):
+        for batch in track(batches, description="Python LFs", enabled=progress and n_batches > 1,
+                           total=max(n_batches - 1, 0)):  # no empty 0/0 bar
             collect(_apply_batch(lfs, batch))
     else:
         context = multiprocessing.get_context("spawn")  # fork is unsafe once DuckDB/Prefect threads run
