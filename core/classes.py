@@ -32,6 +32,16 @@ def parse_class(value: Any, classes: list[str]) -> int | None:
     raise ValueError(f"{value!r} is neither a class id nor one of the classes {classes}")
 
 
+def class_names(ids: list[int] | None, classes: list[str]) -> str:
+    """Class ids as a person reads them: their names, comma-separated (an id without a name as the id;
+    ``-`` for none).
+
+    >>> class_names([1, 0, 7], ["HAM", "SPAM"])
+    'SPAM, HAM, 7'
+    """
+    return ", ".join(classes[i] if 0 <= i < len(classes) else str(i) for i in ids or []) or "-"
+
+
 def gold_ids(values: Any) -> np.ndarray:
     """Gold class ids as an int64 array, -1 where an item has no gold label (the ``items.gold`` NULLs);
     ``values`` is a list or an Arrow integer column (read without a Python object per row).

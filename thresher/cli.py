@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
-import shlex
 import os
+import shlex
 import sys
 from enum import Enum
 from pathlib import Path
@@ -244,13 +244,10 @@ def _show_label(summary: dict) -> None:
                          "Snorkel's score(), ties and uncovered left out)", columns, rows))
 
 
-def _polarity(ids: list[int] | None, classes: list[str]) -> str:
-    """An LF's classes by name (ids where the run did not record the names)."""
-    return ", ".join(classes[i] if 0 <= i < len(classes) else str(i) for i in ids or []) or "-"
-
-
 def _show_lfs(records: list[dict], classes: list[str]) -> None:
-    rows = [[r["lf"], _polarity(r["polarity"], classes), r["coverage"], r["overlaps"], r["conflicts"], r["correct"],
+    from thresher.core.classes import class_names
+
+    rows = [[r["lf"], class_names(r["polarity"], classes), r["coverage"], r["overlaps"], r["conflicts"], r["correct"],
              r["emp_accuracy"], r["learned_accuracy"] if r["coverage"] else None] for r in records]
     columns = ["lf", "polarity", "coverage", "overlaps", "conflicts", "correct", "emp. acc", "learned acc"]
     out.print(_table("Labeling functions", columns, rows))

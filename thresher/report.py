@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
+from thresher.core.classes import class_names
 from thresher.storage.repo import run_summary
 
 STAGES = ("ingest", "label", "detect", "reweight", "select", "export")
@@ -144,7 +145,7 @@ def _label_section(con: duckdb.DuckDBPyConnection, report: Report, run: str) -> 
         "FROM lf_summary s JOIN lfs l USING (run_id, lf) WHERE s.run_id = ? ORDER BY s.lf", [run]).fetchall()
     summary = run_summary(con, run, "label")
     classes = summary.get("classes", [])
-    lfs = [(r[0], r[1], ", ".join(classes[i] if i < len(classes) else str(i) for i in r[2] or []) or "-", *r[3:7],
+    lfs = [(r[0], r[1], class_names(r[2], classes), *r[3:7],
             r[7] if r[3] else None) for r in lfs]  # polarity by name; no learned accuracy for an LF without votes
     accuracy = [(split, a.get("denoised"), a.get("majority_vote"), a.get("denoised_decided"), a.get("decided"),
                  a.get("coverage"), a.get("n")) for split, a in summary.get("accuracy", {}).items()]
