@@ -39,10 +39,21 @@ class SentenceEncoder:
         if self._model is not None:
             return
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
 
         from thresher.core.device import resolve_device
 
-        self._model = SentenceTransformer(offline_minilm_path(), device=str(resolve_device(self.device)))
+        # transformers 5 draws a weight-loading bar and logs a load report (the packaged checkpoint's
+        # unused position_ids) on every load: noise in every run's terminal, so both are off meanwhile.
+        verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        try:
+            self._model = SentenceTransformer(offline_minilm_path(), device=str(resolve_device(self.device)))
+        finally:
+            hf_logging.set_verbosity(verbosity)
+            if bars:
+                hf_logging.enable_progress_bar()
 
     def encode(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
         """N x 384 float32 embeddings, in the order of ``texts``."""

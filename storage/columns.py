@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +22,54 @@ SAMPLE_ROWS = 50
 _CSV_SAMPLE_BYTES = 1 << 20
 
 
-def _flatten(obj: dict[str, Any], prefix: str = "") -> set[str]:
-    """Every key of a JSON object, nested keys as dotted paths (``data.text``)."""
-    names = set()
+def _flatten(obj: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Every key of a JSON object with its value, nested keys as dotted paths (``data.text``) too."""
+    flat: dict[str, Any] = {}
     for key, value in obj.items():
         name = f"{prefix}{key}"
-        names.add(name)
+        flat[name] = value
         if isinstance(value, dict):
-            names |= _flatten(value, f"{name}.")
-    return names
+            flat.update(_flatten(value, f"{name}."))
+    return flat
+
+
+def iter_rows(path: Path, fmt: str, config: SourceConfig) -> Iterator[dict[str, Any]]:
+    """The rows of one CSV, JSONL, JSON-array or Parquet file as mappings, nested fields also under dotted
+    names; rows that do not parse are skipped (ingest is what quarantines them, with a reason)."""
+    if fmt == "csv":
+        csv.field_size_limit(sys.maxsize)  # as ingest: max_field_bytes is enforced there, with a reject
+        with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
+            reader = csv.DictReader(handle, delimiter=config.delimiter)
+            while True:
+                try:
+                    row = next(reader)
+                except csv.Error:
+                    continue
+                except StopIteration:
+                    return
+                yield {k: v for k, v in row.items() if isinstance(k, str)}
+    elif fmt == "jsonl":
+        with path.open("rb") as handle:
+            for line in handle:
+                try:
+                    obj = json.loads(line.decode("utf-8-sig", "replace"))
+                except ValueError:
+                    continue
+                if isinstance(obj, dict):
+                    yield _flatten(obj)
+    elif fmt == "json":
+        data = json.loads(path.read_bytes().decode("utf-8-sig", "replace"))
+        for entry in data if isinstance(data, list) else []:
+            if isinstance(entry, dict):
+                yield _flatten(entry)
+    elif fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=10_000):
+            for row in batch.to_pylist():
+                yield _flatten(row)
+    else:
+        raise ValueError(f"Rows of format {fmt!r} are not read here (CSV, JSONL, JSON arrays and Parquet are).")
 
 
 def sample_columns(path: Path, fmt: str, config: SourceConfig) -> set[str]:
@@ -37,21 +79,6 @@ def sample_columns(path: Path, fmt: str, config: SourceConfig) -> set[str]:
             head = handle.read(_CSV_SAMPLE_BYTES).decode("utf-8-sig", "replace")
         header = next(csv.reader(io.StringIO(head, newline=""), delimiter=config.delimiter), [])
         return set(header)
-    if fmt == "jsonl":
-        names: set[str] = set()
-        with path.open("rb") as handle:
-            seen = 0
-            for line in handle:
-                try:
-                    obj = json.loads(line.decode("utf-8-sig", "replace"))
-                except ValueError:
-                    continue
-                if isinstance(obj, dict):
-                    names |= _flatten(obj)
-                    seen += 1
-                if seen >= SAMPLE_ROWS:
-                    break
-        return names
     if fmt == "parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -67,17 +94,17 @@ def sample_columns(path: Path, fmt: str, config: SourceConfig) -> set[str]:
 
         walk(schema, "")
         return names
-    data = json.loads(path.read_bytes().decode("utf-8-sig", "replace"))  # json: an array; wrench: an object
+    if fmt in ("jsonl", "json"):
+        names = set()
+        for row in itertools.islice(iter_rows(path, fmt, config), SAMPLE_ROWS):
+            names |= set(row)
+        return names
+    data = json.loads(path.read_bytes().decode("utf-8-sig", "replace"))  # wrench: an object of entries
     names = set()
-    if fmt == "json" and isinstance(data, list):
-        for entry in data[:SAMPLE_ROWS]:
-            if isinstance(entry, dict):
-                names |= _flatten(entry)
-    elif isinstance(data, dict):
-        for _, entry in zip(range(SAMPLE_ROWS), data.values()):
-            if isinstance(entry, dict):
-                names |= {f"data.{n}" for n in _flatten(entry.get("data") or {})}
-                names |= {k for k in entry if k not in ("data", "weak_labels")}
+    for _, entry in zip(range(SAMPLE_ROWS), data.values() if isinstance(data, dict) else []):
+        if isinstance(entry, dict):
+            names |= {f"data.{n}" for n in _flatten(entry.get("data") or {})}
+            names |= {k for k in entry if k not in ("data", "weak_labels")}
     return names
 
 

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 import csv
+import subprocess
+import sys
 
 from thresher.features import FeatureConfig, SentenceEncoder, StaticEncoder, cached_embeddings, item_features
 from thresher.reweighting.detect.stage import DetectConfig, detect
@@ -36,6 +38,15 @@ def test_packaged_minilm_embeds_offline(encoder):
     cosine = vectors @ vectors.T / np.outer(np.linalg.norm(vectors, axis=1), np.linalg.norm(vectors, axis=1))
     assert cosine[0, 2] > 0.9 > cosine[0, 1]  # near-duplicates are close, unrelated texts are not
     np.testing.assert_allclose(encoder.encode(["great song"]), vectors[1:2], atol=1e-5)
+
+
+def test_loading_minilm_prints_nothing():
+    """Loading the model must not print transformers' weight-loading bar or its load report (an
+    'UNEXPECTED position_ids' table) into the terminal of every run that embeds."""
+    code = "from thresher.features import SentenceEncoder; SentenceEncoder().setup()"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "" and done.stderr == "", done.stderr[-2000:]
 
 
 @pytest.mark.slow
