@@ -54,7 +54,6 @@ class DataProfile:
 
     path: Path
     fmt: str
-    delimiter: str
     rows: int
     columns: list[str]
     text: str
@@ -138,8 +137,7 @@ def profile_data(path: Path, *, text: str | None = None, label: str | None = Non
                  classes: list[str] | None = None, progress: bool = True) -> DataProfile:
     """Read ``path`` once and decide each column's role; the arguments override what is guessed
     (``no_label``: the file's labels, if any, are not used; ``classes``: the class names)."""
-    source = SourceConfig(path=str(path), dataset="starter",
-                          delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+    source = SourceConfig(path=str(path), dataset="starter")
     fmt = source.resolved_format(path)
     if fmt == "wrench":
         raise StarterError(f"'{path.name}' is a JSON object, not an array of rows: for WRENCH files write the "
@@ -192,7 +190,7 @@ def profile_data(path: Path, *, text: str | None = None, label: str | None = Non
     if split_column is not None and len(splits) > MAX_SPLITS:
         split_column, splits = None, Counter()
     unlabelled = labels.pop(None, 0)
-    profile = DataProfile(path=path, fmt=fmt, delimiter=source.delimiter, rows=n_rows, columns=columns,
+    profile = DataProfile(path=path, fmt=fmt, rows=n_rows, columns=columns,
                           text=text_column, text_chars=text_chars, classes=[], label=label_column, id=id_column,
                           split=split_column, split_rows=dict(splits), unlabelled_rows=unlabelled)
     profile.classes, profile.class_rows = _classes(path, label_column, labels, classes, explicit=label is not None)
@@ -324,8 +322,6 @@ def starter_config(profile: DataProfile, directory: Path, project: str) -> str:
                   _c("", "(denoised: the LFs' labels instead)")]
     lines += ["", "sources:", _c(f"  - path: {_q(data_path)}", f"{profile.rows:,} rows when init read it"),
               f"    dataset: {_q(dataset)}"]
-    if profile.fmt == "csv" and profile.delimiter != ",":
-        lines.append(f"    delimiter: {_q(profile.delimiter)}")
     if profile.split is None:
         lines.append(_c("    split: train", "every row in one split (or map a split column below)"))
     lines += ["    columns:",

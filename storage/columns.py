@@ -39,7 +39,7 @@ def iter_rows(path: Path, fmt: str, config: SourceConfig) -> Iterator[dict[str, 
     if fmt == "csv":
         csv.field_size_limit(sys.maxsize)  # as ingest: max_field_bytes is enforced there, with a reject
         with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
-            reader = csv.DictReader(handle, delimiter=config.delimiter)
+            reader = csv.DictReader(handle, delimiter=config.resolved_delimiter(path))
             while True:
                 try:
                     row = next(reader)
@@ -77,7 +77,7 @@ def sample_columns(path: Path, fmt: str, config: SourceConfig) -> set[str]:
     if fmt == "csv":
         with path.open("rb") as handle:
             head = handle.read(_CSV_SAMPLE_BYTES).decode("utf-8-sig", "replace")
-        header = next(csv.reader(io.StringIO(head, newline=""), delimiter=config.delimiter), [])
+        header = next(csv.reader(io.StringIO(head, newline=""), delimiter=config.resolved_delimiter(path)), [])
         return set(header)
     if fmt == "parquet":
         import pyarrow as pa

@@ -108,7 +108,7 @@ class SourceConfig(StageConfig):
     dataset: str = Field(min_length=1)
     split: str | None = None
     columns: ColumnMap = ColumnMap()
-    delimiter: str = Field(",", min_length=1, max_length=1)
+    delimiter: str | None = Field(None, min_length=1, max_length=1)  # None: a tab for .tsv files, else a comma
     max_field_bytes: int = Field(1_000_000, ge=1)
     lf_names: list[str] | None = None  # WRENCH only: names of the weak_labels columns
     # Without an id column: "content" hashes the row (exact repeats become duplicate_row rejects);
@@ -143,6 +143,12 @@ class SourceConfig(StageConfig):
             return value
         key = _label_key(value)
         return self.label_map[key] if key in self.label_map else value
+
+    def resolved_delimiter(self, path: Path) -> str:
+        """The configured CSV delimiter, or the one implied by the file extension."""
+        if self.delimiter is not None:
+            return self.delimiter
+        return "\t" if path.suffix.lower() == ".tsv" else ","
 
     def resolved_format(self, path: Path) -> Format:
         """The configured format, or the one implied by the file extension."""
@@ -330,7 +336,7 @@ def _parse_csv(handle: Any, path: Path, config: SourceConfig, summary: SourceSum
             yield line
 
     def reader() -> Iterator[list[str]]:
-        return csv.reader(feed(), delimiter=config.delimiter, strict=True)
+        return csv.reader(feed(), delimiter=config.resolved_delimiter(path), strict=True)
 
     csv.field_size_limit(sys.maxsize)
     records = reader()

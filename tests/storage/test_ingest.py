@@ -181,6 +181,16 @@ def test_reingest_is_idempotent(con, tmp_path):
     assert con.execute("SELECT count(*) FROM rejects").fetchall()[0][0] == sum(first.rejected.values())
 
 
+def test_tsv_files_are_split_on_tabs_unless_told_otherwise(con, tmp_path):
+    (tmp_path / "a.tsv").write_text("text\tlabel\ngood song, really\tHAM\ncheck out my channel\tSPAM\n")
+    summary = ingest(con, _config(tmp_path / "a.tsv", columns={"text": "text", "label": "label"}))
+    assert summary.new_items == 2 and _rejects(con) == []
+    assert con.execute("SELECT text, label FROM items ORDER BY label").fetchall() == [
+        ("good song, really", 0), ("check out my channel", 1)]
+    (tmp_path / "b.tsv").write_text("text;label\nnice;HAM\n")  # an explicit delimiter wins over the extension
+    assert ingest(con, _config(tmp_path / "b.tsv", delimiter=";", columns={"label": "label"})).new_items == 1
+
+
 def test_content_hash_ids_are_stable_without_an_id_column(con, tmp_path):
     path = tmp_path / "rows.jsonl"
     path.write_text('{"text": "a", "label": 0}\n{"text": "b", "label": 1}\n{"text": "a", "label": 0}\n')
