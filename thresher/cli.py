@@ -319,6 +319,57 @@ def _show_export(summary: dict) -> None:
 
 
 @app.command()
+def init(
+    directory: Path = typer.Argument(Path("."), file_okay=False,
+                                     help="Project directory (made if missing); thresher.yaml and lfs.py go here."),
+    data: Path = typer.Option(None, "--data", exists=True, dir_okay=False,
+                              help="Your data file: CSV, TSV, JSONL, a JSON array or Parquet. Default: the one data "
+                              "file in DIRECTORY."),
+    text: str = typer.Option(None, "--text", help="The column with the text (default: one named like text, or "
+                             "the longest strings)."),
+    label: str = typer.Option(None, "--label", help="The column with the labels to clean (default: one named "
+                              "label, class, category, ...)."),
+    no_label: bool = typer.Option(False, "--no-label", help="Do not use a label column: label with LFs only."),
+    classes: str = typer.Option(None, "--classes", help="Class names, comma-separated: needed without a label "
+                                "column; with --label, names for its values (ids or names)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing thresher.yaml and lfs.py."),
+    progress: bool = ProgressOpt,
+) -> None:
+    """Start a project for your own data file: a commented config and LF file that check accepts and run completes.
+
+    The roles of the columns (text, label, id, split) and the classes are read from the file.
+
+    With a label column the config cleans those labels; without one, pass --classes: LFs label the rows."""
+    from thresher.pipeline.starter import find_data_file, profile_data, write_starter
+
+    try:
+        path = data if data is not None else find_data_file(directory)
+        profile = profile_data(path, text=text, label=label, no_label=no_label, progress=progress,
+                               classes=None if classes is None else classes.split(","))
+        written = write_starter(directory, profile, force=force)
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+    out.print(f"Read {path}: {profile.rows:,} rows, columns {', '.join(profile.columns)}.", highlight=False)
+    rows = [["text", profile.text, f"mean {profile.text_chars:,.0f} characters"]]
+    if profile.label is not None:
+        counts = ", ".join(f"{c} {n:,}" for c, n in profile.class_rows.items())
+        empty = f"; {profile.unlabelled_rows:,} empty" if profile.unlabelled_rows else ""
+        rows.append(["label", profile.label, f"{len(profile.classes)} classes: {counts}{empty} (cleaned: labels_from "
+                     "given)"])
+    else:
+        rows.append(["label", "-", f"none: LFs vote the classes {', '.join(profile.classes)}"])
+    rows.append(["id", profile.id or "-", "unique" if profile.id else "none unique: items named by a hash of the row"])
+    splits = ", ".join(f"{s} {n:,}" for s, n in profile.split_rows.items())
+    rows.append(["split", profile.split or "-", splits if profile.split else "none: every row in 'train'"])
+    out.print(_table("Columns", ["role", "column", "what init found"], rows))
+    config = written[0]
+    out.print(f"Wrote {written[0]} and {written[1]}. Next:", highlight=False)
+    for command in (f"thresher check {config}", f"thresher run {config}",
+                    f'thresher sql "SELECT * FROM curated LIMIT 10" {config}'):
+        out.print(f"  {command}", highlight=False, soft_wrap=True)
+
+
+@app.command()
 def run(config: Path = ConfigArg, db: str = DbOpt, out_dir: str = OutOpt, progress: bool = ProgressOpt,
         force: bool = ForceOpt) -> None:
     """Run the whole pipeline: ingest, label, detect, reweight and select (when configured), export."""
@@ -374,58 +425,6 @@ def deploy(
     flow.serve(name=name or cfg.project, cron=cron, interval=interval, parameters=parameters,
                description=f"thresher {stage} of {config.resolve()}", tags=["thresher", stage],
                entrypoint_type=EntrypointType.MODULE_PATH)
-
-
-@app.command()
-def init(
-    directory: Path = typer.Argument(Path("."), file_okay=False,
-                                     help="Project directory (made if missing); thresher.yaml and lfs.py go here."),
-    data: Path = typer.Option(None, "--data", exists=True, dir_okay=False,
-                              help="Your data file: CSV, TSV, JSONL, a JSON array or Parquet. Default: the one data "
-                              "file in DIRECTORY."),
-    text: str = typer.Option(None, "--text", help="The column with the text (default: one named like text, or "
-                             "the longest strings)."),
-    label: str = typer.Option(None, "--label", help="The column with the labels to clean (default: one named "
-                              "label, class, category, ...)."),
-    no_label: bool = typer.Option(False, "--no-label", help="Do not use a label column: label with LFs only."),
-    classes: str = typer.Option(None, "--classes", help="Class names, comma-separated: needed without a label "
-                                "column; with --label, names for its values (ids or names)."),
-    force: bool = typer.Option(False, "--force", help="Replace an existing thresher.yaml and lfs.py."),
-    progress: bool = ProgressOpt,
-) -> None:
-    """Start a project for your own data: a commented config and LF file that `thresher check` accepts and
-    `thresher run` completes.
-
-    The columns' roles (text, label, id, split) and the classes are read from the file. With a label
-    column the pipeline cleans those labels; without one, pass --classes and the starter labels with a
-    zero-shot prompted LF (offline) and an example Python LF in lfs.py."""
-    from thresher.pipeline.starter import find_data_file, profile_data, write_starter
-
-    try:
-        path = data if data is not None else find_data_file(directory)
-        profile = profile_data(path, text=text, label=label, no_label=no_label, progress=progress,
-                               classes=None if classes is None else classes.split(","))
-        written = write_starter(directory, profile, force=force)
-    except (OSError, ValueError) as exc:
-        _fail(str(exc))
-    out.print(f"Read {path}: {profile.rows:,} rows, columns {', '.join(profile.columns)}.", highlight=False)
-    rows = [["text", profile.text, f"mean {profile.text_chars:,.0f} characters"]]
-    if profile.label is not None:
-        counts = ", ".join(f"{c} {n:,}" for c, n in profile.class_rows.items())
-        empty = f"; {profile.unlabelled_rows:,} empty" if profile.unlabelled_rows else ""
-        rows.append(["label", profile.label, f"{len(profile.classes)} classes: {counts}{empty} (cleaned: labels_from "
-                     "given)"])
-    else:
-        rows.append(["label", "-", f"none: LFs vote the classes {', '.join(profile.classes)}"])
-    rows.append(["id", profile.id or "-", "unique" if profile.id else "none unique: items named by a hash of the row"])
-    splits = ", ".join(f"{s} {n:,}" for s, n in profile.split_rows.items())
-    rows.append(["split", profile.split or "-", splits if profile.split else "none: every row in 'train'"])
-    out.print(_table("Columns", ["role", "column", "what init found"], rows))
-    config = written[0]
-    out.print(f"Wrote {written[0]} and {written[1]}. Next:", highlight=False)
-    for command in (f"thresher check {config}", f"thresher run {config}",
-                    f'thresher sql "SELECT * FROM curated LIMIT 10" {config}'):
-        out.print(f"  {command}", highlight=False, soft_wrap=True)
 
 
 @app.command()
