@@ -41,6 +41,9 @@ TEXT_NAMES = ("text", "content", "body", "comment", "message", "review", "senten
 LABEL_NAMES = ("label", "labels", "class", "category", "target", "sentiment", "y", "tag", "annotation")
 ID_NAMES = ("id", "uuid", "guid", "key")
 SPLIT_NAMES = ("split", "subset", "partition")
+# Ids are checked for repeats in this many rows (a set of them is held); ingest quarantines any later
+# repeat with a reason (duplicate_row, conflicting_id), so a longer file loses nothing.
+ID_CHECK_ROWS = 2_000_000
 ZERO_SHOT_MARGIN = 0.05  # cosine margin the starter's zero-shot LF must win by (the backend default is 0.1)
 
 
@@ -154,7 +157,7 @@ def profile_data(path: Path, *, text: str | None = None, label: str | None = Non
     label_column = label
     if label is not None and label not in columns:
         raise StarterError(f"--label {label!r} is not a column of the file; its columns: {', '.join(columns)}.")
-    if label is None and not no_label and classes is None:
+    if label is None and not no_label:
         small = [c for c in _named(columns, LABEL_NAMES, used)
                  if len({_value_key(row.get(c)) for row in sample} - {None}) <= MAX_CLASSES]
         label_column = small[0] if small else None
@@ -178,7 +181,7 @@ def profile_data(path: Path, *, text: str | None = None, label: str | None = Non
                 labels[_value_key(row.get(label_column))] += 1
             if split_column is not None:
                 splits[_value_key(row.get(split_column)) or "(empty)"] += 1
-            if id_column is not None:
+            if id_column is not None and n_rows <= ID_CHECK_ROWS:
                 value = _value_key(row.get(id_column))
                 if value is None or value in seen_ids:
                     id_column, seen_ids = None, set()  # a missing or repeated id: items are named by content
@@ -234,7 +237,7 @@ def _classes(path: Path, label: str | None, values: Counter, given: list[str] | 
         counts[names[class_id or 0]] += n  # (never None: empty cells were counted apart)
     if unknown:
         raise StarterError(f"Label values {sorted(unknown)[:10]} of column {label!r} are neither among --classes "
-                           f"{names} nor class ids 0..{len(names) - 1}.")
+                           f"{names} nor class ids 0..{len(names) - 1}; pass --no-label to label with LFs only.")
     return names, {name: counts[name] for name in names}
 
 

@@ -330,8 +330,8 @@ def init(
     label: str = typer.Option(None, "--label", help="The column with the labels to clean (default: one named "
                               "label, class, category, ...)."),
     no_label: bool = typer.Option(False, "--no-label", help="Do not use a label column: label with LFs only."),
-    classes: str = typer.Option(None, "--classes", help="Class names, comma-separated: needed without a label "
-                                "column; with --label, names for its values (ids or names)."),
+    classes: str = typer.Option(None, "--classes", help="Class names, comma-separated: for the label column's "
+                                "values (ids or names), or, without a label column, the classes LFs vote."),
     force: bool = typer.Option(False, "--force", help="Replace an existing thresher.yaml and lfs.py."),
     progress: bool = ProgressOpt,
 ) -> None:

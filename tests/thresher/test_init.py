@@ -66,6 +66,14 @@ def test_a_labelled_csv_gets_a_config_that_cleans_its_labels(tmp_path: Path):
     uncommented_labeling(tmp_path / "thresher.yaml")
     report = check_config(tmp_path / "thresher.yaml")
     assert report.lfs == ["names_a_class"] and report.config.labels_from == "denoised"
+    # --classes names the label column's values (here the ids 0 and 1); values it cannot name are an error.
+    result = init(tmp_path, "--classes", "ham,spam", "--force")
+    assert result.exit_code == 0 and "ham 175, spam 175" in result.output, result.output
+    assert load_config(tmp_path / "thresher.yaml").sources[0].columns.label == "CLASS"
+    result = init(tmp_path, "--classes", "ham", "--force")
+    assert result.exit_code == 1 and "at least two distinct names" in result.output
+    result = init(tmp_path, "--classes", "ham,spam,eggs", "--force")
+    assert result.exit_code == 0 and "eggs 0" in result.output
 
 
 def test_nested_jsonl_with_class_names_and_a_zero_shot_lf(news_jsonl: Path, tmp_path: Path):
@@ -143,6 +151,9 @@ def test_clear_errors_and_nothing_overwritten(tmp_path: Path):
     one_class.write_text("text,label\nhello there,pos\ngood day,pos\n")
     result = init(one_class.parent)
     assert result.exit_code == 1 and "one value ('pos')" in result.output and "--no-label" in result.output
+    result = init(one_class.parent, "--classes", "neg,positive")
+    assert result.exit_code == 1 and "Label values ['pos'] of column 'label'" in result.output
+    assert "--no-label" in result.output
     (one_class.parent / "d.csv").write_text("")
     assert "No rows could be read" in init(one_class.parent).output
 
