@@ -1,4 +1,4 @@
-"""A self-contained HTML report of one pipeline run: tables, and plots embedded as PNG images.
+"""A self-contained HTML report of one pipeline run: tables, and SVG plots embedded as images.
 
 It shows what each stage did: the LF summary with the LabelModel's estimated accuracies, class
 balance before and after curation, noise-score histograms per detector, the weight distribution,
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +16,7 @@ import duckdb
 import numpy as np
 
 from thresher.core.classes import class_names
+from thresher.plots import bar_chart, histogram
 from thresher.storage.repo import run_summary
 
 STAGES = ("ingest", "label", "detect", "reweight", "select", "export")
@@ -75,23 +75,10 @@ def _table(columns: list[str], rows: list[tuple | list]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _figure(report: Report, draw, *, width: float = 7, height: float = 3.2) -> str:
-    """Draw with matplotlib (Agg) and embed the PNG as a data URI."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(width, height), dpi=100)
-    try:
-        draw(ax)
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
-    finally:
-        plt.close(fig)
+def _figure(report: Report, svg: str) -> str:
+    """An SVG chart (see :mod:`thresher.plots`) as an image embedded in the page."""
     report.images += 1
-    return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
+    return f'<img alt="plot" src="data:image/svg+xml;base64,{base64.b64encode(svg.encode()).decode()}">'
 
 
 def stage_runs(con: duckdb.DuckDBPyConnection, run_id: str | None) -> dict[str, str]:
@@ -154,16 +141,8 @@ def _label_section(con: duckdb.DuckDBPyConnection, report: Report, run: str) -> 
     learned = [np.nan if r[7] is None else r[7] for r in lfs]
     empirical = [np.nan if r[6] is None else r[6] for r in lfs]
 
-    def draw(ax) -> None:
-        x = np.arange(len(names))
-        ax.bar(x - 0.2, learned, 0.4, label="LabelModel estimate")
-        ax.bar(x + 0.2, empirical, 0.4, label="empirical (gold)")
-        ax.set_xticks(x, names, rotation=60, ha="right", fontsize=7)
-        ax.set_ylim(0, 1)
-        ax.set_ylabel("LF accuracy")
-        ax.legend(fontsize=8)
-
-    body += _figure(report, draw, height=3.6)
+    body += _figure(report, bar_chart(names, {"LabelModel estimate": learned, "empirical (gold)": empirical},
+                                      y_title="LF accuracy", y_max=1.0))
     if accuracy:
         body += "<h3>Denoised labels against gold</h3>" + _table(
             ["split", "LabelModel", "majority vote", "LabelModel, decided items (Snorkel's score())", "decided",
@@ -194,18 +173,10 @@ def _balance_section(con: duckdb.DuckDBPyConnection, report: Report, classes: li
         return
     rows = [[c] + [columns[k].get(i, 0) for k in columns] for i, c in enumerate(classes)]
 
-    def draw(ax) -> None:
-        x = np.arange(len(classes))
-        width = 0.8 / len(columns)
-        for j, (name, counts) in enumerate(columns.items()):
-            total = sum(counts.values())
-            ax.bar(x + (j - (len(columns) - 1) / 2) * width, [counts.get(i, 0) / total for i in range(len(classes))],
-                   width, label=f"{name} ({total:,})")
-        ax.set_xticks(x, classes)
-        ax.set_ylabel("share of items")
-        ax.legend(fontsize=8)
-
-    report.add("Class balance before and after", _table(["class", *columns], rows) + _figure(report, draw))
+    shares = {f"{name} ({sum(counts.values()):,})": [counts.get(i, 0) / sum(counts.values()) for i in range(len(classes))]
+              for name, counts in columns.items()}
+    chart = bar_chart(classes, shares, y_title="share of items")
+    report.add("Class balance before and after", _table(["class", *columns], rows) + _figure(report, chart))
 
 
 def _detect_section(con: duckdb.DuckDBPyConnection, report: Report, run: str) -> None:
@@ -218,15 +189,9 @@ def _detect_section(con: duckdb.DuckDBPyConnection, report: Report, run: str) ->
         scores = np.array(con.execute("SELECT score, is_issue FROM noise_scores WHERE run_id = ? AND detector = ?",
                                       [run, detector]).fetchall(), dtype=float)
 
-        def draw(ax, scores=scores, detector=detector) -> None:
-            bins = np.linspace(0, 1, 41)
-            ax.hist(scores[scores[:, 1] == 0, 0], bins=bins, alpha=0.7, label="kept")
-            ax.hist(scores[scores[:, 1] == 1, 0], bins=bins, alpha=0.7, label="flagged")
-            ax.set_xlabel(f"{detector} score (lower = more likely mislabelled)")
-            ax.set_ylabel("items")
-            ax.legend(fontsize=8)
-
-        body += _figure(report, draw, height=2.6)
+        body += _figure(report, histogram({"kept": scores[scores[:, 1] == 0, 0], "flagged": scores[scores[:, 1] == 1, 0]},
+                                          bins=np.linspace(0, 1, 41),
+                                          x_title=f"{detector} score (lower = more likely mislabelled)"))
     report.add(f"Noise detection (detect run {run})", body)
 
 
@@ -250,14 +215,9 @@ def _weights_section(con: duckdb.DuckDBPyConnection, report: Report, runs: dict[
                   + _table(["class", "items", "weight", "weight, unbalanced"],
                            [(name, v["items"], v["weight"], v["weight_unbalanced"]) for name, v in shares["share"].items()]))
 
-    def draw(ax) -> None:
-        for name, weights in series.items():
-            ax.hist(weights, bins=np.linspace(0, max(1.0, float(weights.max())), 41), alpha=0.6, label=name)
-        ax.set_xlabel("per-item weight")
-        ax.set_ylabel("items")
-        ax.legend(fontsize=8)
-
-    report.add("Weight distribution", table + _figure(report, draw, height=2.6))
+    top = max(1.0, *(float(w.max()) for w in series.values()))
+    chart = histogram(series, bins=np.linspace(0, top, 41), x_title="per-item weight")
+    report.add("Weight distribution", table + _figure(report, chart))
 
 
 def _select_section(con: duckdb.DuckDBPyConnection, report: Report, run: str, classes: list[str]) -> None:
@@ -275,12 +235,7 @@ def _select_section(con: duckdb.DuckDBPyConnection, report: Report, run: str, cl
         selected = np.array([r[0] for r in con.execute(
             "SELECT score FROM selections WHERE run_id = ? AND score IS NOT NULL AND selected", [run]).fetchall()])
 
-        def draw(ax) -> None:
-            bins = np.linspace(scores.min(), scores.max() + 1e-9, 41)
-            ax.hist(scores, bins=bins, alpha=0.6, label="pool")
-            ax.hist(selected, bins=bins, alpha=0.8, label="selected")
-            ax.set_xlabel("selection score (higher = more useful for the target)")
-            ax.legend(fontsize=8)
-
-        body += _figure(report, draw, height=2.6)
+        body += _figure(report, histogram({"pool": scores, "selected": selected},
+                                          bins=np.linspace(scores.min(), scores.max() + 1e-9, 41),
+                                          x_title="selection score (higher = more useful for the target)"))
     report.add(f"Selection (select run {run})", body)

@@ -85,18 +85,20 @@ def test_sql_errors_are_clear(project, tmp_path):
 
 
 def test_read_only_commands_do_not_load_the_heavy_stack(project):
-    """`thresher lfs`, `sql` and `--version` answer without torch, Snorkel or scikit-learn (their
-    start-up time is measured in benchmarks/cli_startup.py)."""
+    """`thresher lfs`, `sql`, `report` and `--version` answer without torch, Snorkel, scikit-learn or
+    matplotlib (their start-up time is measured in benchmarks/cli_startup.py)."""
     probe = """
 import sys
 from typer.testing import CliRunner
 from thresher.cli import app
-for args in (["--version"], ["sql", "select count(*) from items", sys.argv[1]], ["lfs", sys.argv[1]]):
+for args in (["--version"], ["sql", "select count(*) from items", sys.argv[1]], ["lfs", sys.argv[1]],
+             ["report", sys.argv[1], "--out", sys.argv[2]]):
     result = CliRunner().invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
-print(sorted(m for m in ("torch", "snorkel", "sklearn", "cleanlab", "prefect") if m in sys.modules))
+print(sorted(m for m in ("torch", "snorkel", "sklearn", "cleanlab", "prefect", "matplotlib") if m in sys.modules))
 """
-    done = subprocess.run([sys.executable, "-c", probe, str(project / "thresher.yaml")], capture_output=True,
+    done = subprocess.run([sys.executable, "-c", probe, str(project / "thresher.yaml"),
+                           str(project / "report-probe.html")], capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
@@ -328,7 +330,7 @@ def test_report_renders_with_its_plots_in_headless_chromium(project, tmp_path):
     result = invoke("report", project / "thresher.yaml", "--out", page)
     assert result.exit_code == 0, result.output
     html = page.read_text()
-    images = html.count('src="data:image/png;base64,')
+    images = html.count('src="data:image/svg+xml;base64,')
     assert images >= 4 and f"{images} plots" in result.output  # + a selection plot once a select stage ran
     assert "<td>SPAM</td>" in html  # LF polarity by class name
     for heading in ("Stages", "Labeling functions", "LabelModel accuracy", "Class balance before and after",
