@@ -27,11 +27,10 @@ from thresher.core.classes import parse_class
 from thresher.core.progress import ProgressCounter
 from thresher.pipeline.config import config_from_dict
 from thresher.storage.columns import iter_rows
-from thresher.storage.ingest import SourceConfig
+from thresher.storage.ingest import EXTENSIONS, SourceConfig
 
 CONFIG_NAME = "thresher.yaml"
 LF_FILE_NAME = "lfs.py"
-DATA_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".parquet", ".pq")
 SAMPLE_ROWS = 200  # rows that decide the text, label, id and split columns
 MAX_CLASSES = 100  # a column with more distinct values is not taken for a label
 MAX_SPLITS = 20
@@ -72,12 +71,12 @@ class DataProfile:
 
 def find_data_file(directory: Path) -> Path:
     """The one data file in ``directory`` (not searched below it), or an error naming what is there."""
-    found = sorted(p for p in directory.glob("*") if p.is_file() and p.suffix.lower() in DATA_SUFFIXES)
+    found = sorted(p for p in directory.glob("*") if p.is_file() and p.suffix.lower() in EXTENSIONS)
     if len(found) == 1:
         return found[0]
     where = f"'{directory}'"
     if not found:
-        raise StarterError(f"No data file ({', '.join(DATA_SUFFIXES)}) in {where}: pass one with --data FILE.")
+        raise StarterError(f"No data file ({', '.join(EXTENSIONS)}) in {where}: pass one with --data FILE.")
     raise StarterError(f"{len(found)} data files in {where} ({', '.join(p.name for p in found[:10])}): pick one with "
                        "--data FILE (the config's 'path' can be made a glob afterwards).")
 
@@ -104,7 +103,9 @@ def _is_number(value: Any) -> bool:
 
 
 def _value_key(value: Any) -> str | None:
-    """A label, id or split cell as text (1.0 as 1); None when empty."""
+    """A label, id or split cell as text, None when empty; a float 1.0 reads as 1, the text "1.0" stays
+    "1.0" (unlike ingest's label_map keys): class names made from it must match the raw text, which
+    ingest's label parsing compares by name."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, float) and value.is_integer():

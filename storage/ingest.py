@@ -49,7 +49,7 @@ RejectReason = Literal[
 ]
 REJECT_REASONS: tuple[str, ...] = RejectReason.__args__  # type: ignore[attr-defined]
 
-_EXTENSIONS: dict[str, Format] = {
+EXTENSIONS: dict[str, Format] = {  # file suffix -> the format it implies
     ".csv": "csv",
     ".tsv": "csv",
     ".jsonl": "jsonl",
@@ -157,11 +157,11 @@ class SourceConfig(StageConfig):
         if path.suffix.lower() == ".json":
             return "json" if _starts_with_array(path) else "wrench"
         try:
-            return _EXTENSIONS[path.suffix.lower()]
+            return EXTENSIONS[path.suffix.lower()]
         except KeyError:
             raise ValueError(
                 f"The 'format' of source '{self.path}' cannot be inferred from the extension "
-                f"'{path.suffix}'. Set format to one of {sorted(set(_EXTENSIONS.values()))}."
+                f"'{path.suffix}'. Set format to one of {sorted(set(EXTENSIONS.values()))}."
             ) from None
 
 
