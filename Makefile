@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo lint test clean
+.PHONY: install demo lint test test-all clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy $(TYPED)
 
+# The fast tier: every unmarked test (no slow, quality, prefect or gpu marker), a few minutes on 2 cores.
+FAST := not slow and not quality and not prefect and not gpu
+
 test: lint
+	$(BIN)/python -m pytest -q -m "$(FAST)"
+
+# Every test: the fast tier, then the slow, quality, Prefect and GPU tiers (CI runs this).
+test-all: lint
 	$(BIN)/python -m pytest -q
 
 clean:

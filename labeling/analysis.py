@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from snorkel.labeling import LFAnalysis
 
 from thresher.labeling.model import quiet_snorkel
 
@@ -40,6 +39,8 @@ class LFSummaryTally:
             raise ValueError(f"L has shape {L.shape} but {len(self.lf_names)} LF names were given.")
         if len(L) == 0:
             return
+        from snorkel.labeling import LFAnalysis  # snorkel pulls in sklearn: loaded when a summary is made
+
         with quiet_snorkel():
             part = LFAnalysis(L).lf_summary()
         self._fractions += part[["Coverage", "Overlaps", "Conflicts"]].to_numpy(dtype=float).T * len(L)

@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import f1_score
-from snorkel.labeling.model import LabelModel, MajorityLabelVoter
 
 from thresher.labeling.auto import choose_model
 from thresher.labeling.config import DenoiseConfig
@@ -44,6 +42,8 @@ class Denoised:
 
 def score(y: np.ndarray, predicted: np.ndarray, metric: str) -> float:
     """Accuracy, F1 of class 1 (binary), or macro F1."""
+    from sklearn.metrics import f1_score  # imported where used: torch, snorkel and sklearn load in seconds
+
     if metric == "accuracy":
         return float((y == predicted).mean())
     if metric == "f1":
@@ -103,6 +103,8 @@ def _fit(L_fit: np.ndarray, *, cardinality: int, params: dict[str, Any], class_b
         )
     if not (L_fit != ABSTAIN).any():
         raise ValueError("No LF voted on any item the label model is fitted on: it cannot be fitted.")
+    from snorkel.labeling.model import LabelModel
+
     model = LabelModel(cardinality=cardinality, verbose=False)
     with quiet_snorkel():
         model.fit(
@@ -217,6 +219,8 @@ def denoise(
 
 def majority_proba(L: np.ndarray, *, cardinality: int) -> np.ndarray:
     """Snorkel's MajorityLabelVoter probabilities (ties share mass; no vote gives uniform)."""
+    from snorkel.labeling.model import MajorityLabelVoter
+
     voter = MajorityLabelVoter(cardinality=cardinality)
     with quiet_snorkel():
         return by_pattern(voter.predict_proba, L)

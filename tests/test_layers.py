@@ -8,6 +8,7 @@ Every import is counted, at module level or inside a function, except those unde
 from __future__ import annotations
 
 import ast
+import functools
 import tomllib
 from pathlib import Path
 
@@ -19,8 +20,9 @@ FOLDERS = {"core": "core", "storage": "storage", "features": "features", "labeli
            "reweighting": "reweighting", "pipeline": "pipeline", "flows": "flows", "app": "thresher"}
 
 
+@functools.cache
 def _modules() -> dict[str, Path]:
-    """Every module of the project by its installed name (thresher.<layer>.<...>)."""
+    """Every module of the project by its installed name (thresher.<layer>.<...>); one walk of the tree."""
     modules = {}
     for layer, folder in FOLDERS.items():
         for path in (ROOT / folder).rglob("*.py"):
@@ -66,34 +68,39 @@ def _imports(path: Path, modules: dict[str, Path]) -> set[str]:
     return found
 
 
-GRAPH = {module: _imports(path, _modules()) for module, path in _modules().items()}
+@functools.cache
+def _graph() -> dict[str, set[str]]:
+    """Each module's project imports, parsed once per session when a test first asks."""
+    modules = _modules()
+    return {module: _imports(path, modules) for module, path in modules.items()}
 
 
 def test_each_layer_imports_only_the_layers_below() -> None:
     wrong = [f"{module} ({_layer(module)}) imports {target} ({_layer(target)})"
-             for module, targets in GRAPH.items() for target in targets
+             for module, targets in _graph().items() for target in targets
              if LAYERS.index(_layer(target)) > LAYERS.index(_layer(module))]
     assert not wrong, "\n".join(wrong)
 
 
 def test_the_root_package_imports_only_the_ground_floor() -> None:
-    assert {_layer(m) for m in GRAPH["thresher"]} <= {"core"}, GRAPH["thresher"]
+    assert {_layer(m) for m in _graph()["thresher"]} <= {"core"}, _graph()["thresher"]
 
 
 def test_no_module_cycle() -> None:
+    graph = _graph()
     state: dict[str, int] = {}
     cycles = []
 
     def visit(module: str, stack: list[str]) -> None:
         state[module] = 1
-        for target in sorted(GRAPH.get(module, ())):
+        for target in sorted(graph.get(module, ())):
             if state.get(target) == 1:
                 cycles.append(" -> ".join(stack[stack.index(target):] + [target]))
             elif target not in state:
                 visit(target, stack + [target])
         state[module] = 2
 
-    for module in sorted(GRAPH):
+    for module in sorted(graph):
         if module not in state:
             visit(module, [module])
     assert not cycles, "\n".join(cycles)
@@ -106,9 +113,9 @@ def test_every_package_folder_is_installed_under_thresher() -> None:
     assert {name for name in tool["packages"] if "." not in name} == {"thresher"}
 
 
-@pytest.mark.parametrize("module", sorted(m for m in GRAPH if m.split(".")[1:2] == ["core"]))
+@pytest.mark.parametrize("module", sorted(m for m in _modules() if m.split(".")[1:2] == ["core"]))
 def test_the_ground_floor_imports_no_stage(module: str) -> None:
-    assert {_layer(m) for m in GRAPH[module]} <= {"core"}, GRAPH[module]
+    assert {_layer(m) for m in _graph()[module]} <= {"core"}, _graph()[module]
 
 
 def test_every_registered_stage_is_shown_by_the_cli_and_configured_by_the_pipeline() -> None:

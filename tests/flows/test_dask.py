@@ -6,7 +6,6 @@ import shutil
 
 import pytest
 
-from thresher.flows import ingest_flow, label_flow
 from thresher.storage.schema import connect
 from tests.conftest import YOUTUBE_EXAMPLE
 
@@ -28,6 +27,7 @@ labeling:
 
 
 def test_chunks_on_a_local_cluster_give_the_single_process_votes(tmp_path, shared_data):
+    from thresher.flows import ingest_flow, label_flow  # prefect: imported by the tests that run flows
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
 
@@ -54,6 +54,8 @@ def test_chunks_on_a_local_cluster_give_the_single_process_votes(tmp_path, share
 def _detect_single_and_dask(tmp_path, shared_data, detect: str, chunk_rows: int, queries: list[str]) -> dict:
     """Ingest, label and detect the YouTube config with ``detect`` settings, in one process and on a
     2-worker cluster; each run's summary and ``queries`` results."""
+    from thresher.flows import ingest_flow, label_flow  # prefect: imported by the tests that run flows
+
     from thresher.flows import detect_flow
 
     text = CONFIG.format(data=shared_data / "wrench_youtube").replace(
@@ -90,6 +92,8 @@ def test_embeddings_are_encoded_in_chunks_on_the_cluster(tmp_path, shared_data):
 def test_prompts_to_an_openai_server_are_answered_in_chunks_on_the_cluster(tmp_path, shared_data, monkeypatch):
     """Workers read the API key from their own environment, send each distinct prompt once, share the
     configured concurrency, and spool answers that only the driver stores; votes equal one process's."""
+    from thresher.flows import ingest_flow, label_flow  # prefect: imported by the tests that run flows
+
     from thresher.testing.openai_server import OpenAIServer, yes_if
 
     monkeypatch.setenv("THRESHER_DASK_TEST_KEY", "sk-dask-test")  # before the cluster's workers start
@@ -146,6 +150,7 @@ def test_streamed_detect_on_the_cluster_flags_what_one_process_flags(tmp_path, s
 def test_reweight_trains_on_a_cluster_worker_and_weighs_what_one_process_weighs(tmp_path, shared_data):
     """STORM's training (sequential: one model, step by step) runs whole as one Prefect task on a
     2-worker LocalCluster (with this process's torch threads): the same weights as in one process."""
+    from thresher.flows import ingest_flow, label_flow  # prefect: imported by the tests that run flows
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
 

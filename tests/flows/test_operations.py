@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from thresher.flows import ingest_flow, label_flow
 from thresher.labeling.llm.backend import LLMBackendError
 from thresher.storage.schema import connect
 from tests.conftest import REPO, minimal_config
@@ -35,6 +34,8 @@ def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def test_a_401_fails_the_label_stage_without_a_task_retry(tmp_path, shared_data):
+    from thresher.flows import ingest_flow, label_flow  # prefect: imported by the tests that run flows
+
     concurrency = 2
     with OpenAIServer() as server:
         server.fault = lambda i, prompt: "401"

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
 
 import duckdb
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from snorkel.labeling import LFApplier, labeling_function
 
 from thresher.labeling.apply import LFFaultError, apply_python_lfs, apply_sql_lfs, validate_sql_lfs
 from thresher.labeling.lf import ABSTAIN, KeywordLF, LookupLF, PythonLF, RegexLF, Row, SqlLF, load_python_lf, load_rule_file
@@ -33,50 +31,42 @@ def _items(con) -> tuple[list[str], list[str]]:
     return [r[0] for r in rows], [r[1] for r in rows]
 
 
-# The same heuristics written the way a Snorkel user writes them.
-@labeling_function()
-def subscribe(x):
-    return SPAM if "subscribe" in x.text.lower() else ABSTAIN
+def snorkel_lfs() -> list:
+    """YouTube heuristics written the way a Snorkel user writes them (the LF benchmark's; its
+    ``THRESHER`` list holds their SQL twins). Imported here: snorkel loads in seconds."""
+    from benchmarks.lf_apply import SNORKEL
+
+    return SNORKEL
 
 
-@labeling_function()
-def my_channel(x):
-    return SPAM if re.search(r"\bmy (channel|video)\b", x.text, flags=re.I) else ABSTAIN
+def sql_twins() -> list:
+    from benchmarks.lf_apply import THRESHER
+
+    return THRESHER
 
 
-@labeling_function()
-def check_out(x):
-    return SPAM if re.search(r"check\s+(it\s+)?out", x.text, flags=re.I) else ABSTAIN
+def snorkel_votes(texts: list[str]) -> np.ndarray:
+    """Snorkel's own LFApplier over ``snorkel_lfs()``."""
+    from snorkel.labeling import LFApplier
 
-
-@labeling_function()
-def song(x):
-    return HAM if re.search(r"\b(song|beautiful)\b", x.text, flags=re.I) else ABSTAIN
-
-
-SQL_TWINS = [
-    KeywordLF("subscribe", terms=["subscribe"], label=SPAM, word_boundary=False),
-    KeywordLF("my_channel", terms=["my channel", "my video"], label=SPAM),
-    RegexLF("check_out", pattern=r"check\s+(it\s+)?out", label=SPAM, case_sensitive=False),
-    KeywordLF("song", terms=["song", "beautiful"], label=HAM),
-]
+    return LFApplier(snorkel_lfs()).apply([Row(text=t) for t in texts], progress_bar=False)
 
 
 def test_snorkel_lfs_and_sql_lfs_give_identical_votes_on_youtube(youtube):
     item_ids, texts = _items(youtube)
-    snorkel_L = LFApplier([subscribe, my_channel, check_out, song]).apply([Row(text=t) for t in texts], progress_bar=False)
-    names = [lf.name for lf in SQL_TWINS]
-    sql_L = vote_matrix(apply_sql_lfs(youtube, SQL_TWINS), item_ids, names)
+    snorkel_L = snorkel_votes(texts)
+    twins = sql_twins()
+    sql_L = vote_matrix(apply_sql_lfs(youtube, twins), item_ids, [lf.name for lf in twins])
     assert (sql_L != ABSTAIN).sum() > 500  # the LFs really fire
     np.testing.assert_array_equal(sql_L, snorkel_L)
 
 
 def test_snorkel_lfs_run_unchanged_through_the_python_applier(youtube):
     item_ids, texts = _items(youtube)
-    lfs = [PythonLF(f) for f in (subscribe, my_channel, check_out, song)]
+    lfs = [PythonLF(f) for f in snorkel_lfs()]
     votes, faults = apply_python_lfs(youtube, lfs)
     L = vote_matrix(votes, item_ids, [lf.name for lf in lfs])
-    expected = LFApplier([subscribe, my_channel, check_out, song]).apply([Row(text=t) for t in texts], progress_bar=False)
+    expected = snorkel_votes(texts)
     np.testing.assert_array_equal(L, expected)
     assert not faults
 
@@ -160,7 +150,7 @@ def test_a_raising_lf_abstains_is_counted_and_fails_above_the_fault_rate(youtube
 
 @pytest.mark.slow
 def test_worker_processes_give_the_same_votes(youtube):
-    lfs = [PythonLF(f) for f in (subscribe, my_channel, check_out, song)]
+    lfs = [PythonLF(f) for f in snorkel_lfs()]
     lfs.append(load_python_lf(f"{YOUTUBE_EXAMPLE / 'lfs.py'}:short_comment"))  # loaded from a file path
     lfs.append(PythonLF(_broken))
     serial, serial_faults = apply_python_lfs(youtube, lfs, max_fault_rate=1.0)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from snorkel.labeling import LFAnalysis
 
 from thresher.labeling.config import LabelingConfig
 from thresher.labeling.stage import label
@@ -135,6 +134,8 @@ def test_lf_summary_is_snorkels(wrench_youtube, shared_data):
                for e in json.loads((shared_data / "wrench_youtube" / f"{name}.json").read_text()).values()]
     L = np.array([e["weak_labels"] for e in entries])
     y = np.array([e["label"] for e in entries])
+    from snorkel.labeling import LFAnalysis
+
     expected = LFAnalysis(L).lf_summary(Y=y)
     for j, (name, coverage, overlaps, conflicts, correct, incorrect) in enumerate(rows):
         assert name == f"lf_{j}"

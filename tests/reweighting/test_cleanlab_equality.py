@@ -8,9 +8,6 @@ of the same logistic regression, on the same TF-IDF matrix with the same ``Strat
 from __future__ import annotations
 
 import numpy as np
-from cleanlab.filter import find_label_issues
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from thresher.features import TfidfConfig, tfidf_features
 from thresher.reweighting.detect.stage import DetectConfig, detect
@@ -19,6 +16,10 @@ from tests.conftest import YOUTUBE_EXAMPLE
 
 
 def test_detect_flags_equal_cleanlab_called_directly(con):
+    from cleanlab.filter import find_label_issues
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
     ingest(con, IngestConfig(classes=["HAM", "SPAM"], sources=[SourceConfig(
         path=str(YOUTUBE_EXAMPLE / "data" / "Youtube0[1-5]-*.csv"), dataset="youtube",
         columns={"text": "CONTENT", "label": "CLASS", "gold": "CLASS", "id": "COMMENT_ID"})]))

@@ -7,9 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from benchmarks import noise_detection as noisy_benchmark  # the benchmark's loaders and downstream model
 
-from thresher.reweighting.detect import ConfidentLearning, DetectorResult
 from thresher.features import TfidfConfig, tfidf_features
 from thresher.reweighting.detect.stage import DetectConfig, detect
 from thresher.reweighting.weights import compute_weights
@@ -31,6 +29,8 @@ def _f1(flagged: np.ndarray, truth: np.ndarray) -> float:
 
 
 def test_known_noise_matrix_is_recovered(seed):
+    from thresher.reweighting.detect import ConfidentLearning
+
     rng = np.random.default_rng(seed)
     K, n = 3, 600
     centers = np.array([[0, 0], [4, 0], [0, 4]])
@@ -47,6 +47,8 @@ def test_known_noise_matrix_is_recovered(seed):
 
 @pytest.mark.slow
 def test_injected_noise_on_real_youtube_text(con, seed):
+    from thresher.reweighting.detect import ConfidentLearning
+
     ingest(con, IngestConfig(classes=["HAM", "SPAM"], sources=[SourceConfig(
         path=str(YOUTUBE_EXAMPLE / "data" / "*.csv"), dataset="youtube",
         columns={"text": "CONTENT", "gold": "CLASS", "id": "COMMENT_ID"})]))
@@ -76,12 +78,16 @@ def test_detect_stage_writes_scores_and_weights(con):
 
 
 def test_too_few_items_per_class_is_a_clear_error():
+    from thresher.reweighting.detect import ConfidentLearning
+
     X = np.random.default_rng(0).normal(size=(10, 2))
     with pytest.raises(ValueError, match="at least n_folds=5 items"):
         ConfidentLearning().fit(X, np.array([0] * 8 + [1] * 2))
 
 
 def test_detector_result_validates():
+    from thresher.reweighting.detect import DetectorResult
+
     with pytest.raises(ValueError, match="outside \\[0, 1\\]"):
         DetectorResult("x", np.array([0.5, 1.5]), np.array([False, True]))
     with pytest.raises(ValueError, match="equal length"):
@@ -101,6 +107,8 @@ def test_weights_stay_in_unit_interval_and_keep_length(quality, method):
 @pytest.fixture(scope="module")
 def youtube_noisy():
     """TF-IDF of the bundled YouTube comments with 20 % symmetric label noise (seed 0)."""
+    from benchmarks import noise_detection as noisy_benchmark  # the benchmark's loaders (cleanlab, datasets)
+
     texts, gold = noisy_benchmark.youtube()
     noisy, flipped = _flip(gold, 0.2, 2, np.random.default_rng(0))
     return tfidf_features(texts, TfidfConfig()), noisy, flipped
@@ -110,7 +118,6 @@ def youtube_noisy():
 def detected(youtube_noisy):
     """Every detector run twice on the same data (for the determinism check)."""
     from sklearn.linear_model import LogisticRegression
-
     from thresher.reweighting.detect import out_of_fold_proba
     from thresher.reweighting.detect.stage import DetectConfig, run_detectors
 
@@ -146,6 +153,7 @@ def test_small_loss_fraction_rule_flags_cleanlabs_noise_rate(youtube_noisy):
 
 
 def test_degenerate_inputs_get_clear_errors_or_documented_results():
+    from thresher.reweighting.detect import ConfidentLearning
     from thresher.reweighting.detect import LinearSeparation, SmallLoss, combine_votes
 
     rng = np.random.default_rng(0)
@@ -225,8 +233,8 @@ def test_hybrid_kept_rows_close_most_of_the_noisy_to_clean_gap(static, lsa_mode,
     """A network that fits its labels, trained on the hybrid's kept rows, gets back most of what 20 %
     symmetric noise costs it (YouTube, static MiniLM; measured 0.91 global / 0.71 per class at seed 0)."""
     from sklearn.model_selection import train_test_split
-
     from thresher.reweighting.detect import Hybrid
+    from benchmarks import noise_detection as noisy_benchmark  # the benchmark's loaders and downstream model
 
     texts, gold = noisy_benchmark.youtube()
     X = static.encode(texts)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.linear_model import LogisticRegression
 
 from thresher.reweighting.detect.registry import DETECTORS, Shared, build_detectors
 
@@ -22,6 +21,8 @@ def _data(seed: int = 0):
 
 
 def _detector(name: str):
+    from sklearn.linear_model import LogisticRegression
+
     members = {} if name != "ensemble" else {"confident_learning": {}, "small_loss": {}}
     settings = {key: DETECTORS[key].model_validate(value) for key, value in {**members, name: {}}.items()}
     shared = Shared(estimator=LogisticRegression(max_iter=2000), n_folds=5, random_state=0)

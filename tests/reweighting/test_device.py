@@ -1,5 +1,5 @@
 """Where torch work runs (``device``): the option in every torch stage, CPU and GPU runs equal within
-float rounding, and no host syncs in STORM's steps on a GPU. The GPU tests skip where torch sees none."""
+float rounding, and no host syncs in STORM's steps on a GPU. The ``gpu`` tests skip where torch sees none."""
 
 from __future__ import annotations
 
@@ -7,21 +7,13 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 from pydantic import ValidationError
-from scipy.stats import spearmanr
-from sklearn.metrics import roc_auc_score
 
-from thresher.core.device import resolve_device
 from thresher.features import FeatureConfig, TfidfConfig, tfidf_features
 from thresher.labeling.llm.config import EmbeddedBackendConfig, TransformersBackendConfig
-from thresher.reweighting.rescale import Reweighter
 from thresher.reweighting.rescale.stage import ReweightConfig
 
 from tests.reweighting.test_rescale import _youtube
-
-GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no GPU here")
-
 
 @pytest.fixture(scope="module")
 def youtube_flipped():
@@ -32,6 +24,9 @@ def youtube_flipped():
 
 
 def test_device_names_resolve_or_fail_clearly():
+    from thresher.core.device import resolve_device
+    import torch
+
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
     with pytest.raises(ValueError, match="'auto', 'cpu', 'cuda' or 'cuda:N'"):
@@ -59,6 +54,9 @@ def test_every_torch_stage_takes_the_option_and_it_does_not_change_what_is_compu
 
 
 def test_a_named_gpu_that_is_not_there_is_an_error_not_a_cpu_run():
+    from thresher.reweighting.rescale import Reweighter
+    import torch
+
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     X = np.random.default_rng(0).normal(size=(40, 4)).astype(np.float32)
@@ -70,6 +68,10 @@ def test_bfloat16_changes_the_weights_no_more_than_another_seed(youtube_flipped)
     """Mixed precision (autocast, the CPU's bfloat16 path): the weights rank the items as close to
     float32's as float32 with another seed does, and find the flipped labels as well. Measured (4
     epochs): Spearman bf16 vs fp32 0.83, fp32 seed 0 vs seed 1 0.71; AUROC 0.937 vs 0.947."""
+    from thresher.reweighting.rescale import Reweighter
+    from scipy.stats import spearmanr
+    from sklearn.metrics import roc_auc_score
+
     X, noisy, flipped = youtube_flipped
     full = Reweighter("storm", epochs=4, random_state=0).fit(X, noisy)
     other_seed = Reweighter("storm", epochs=4, random_state=1).fit(X, noisy)
@@ -78,9 +80,12 @@ def test_bfloat16_changes_the_weights_no_more_than_another_seed(youtube_flipped)
     assert roc_auc_score(flipped, -half.weights_) > roc_auc_score(flipped, -full.weights_) - 0.02
 
 
-@GPU
+@pytest.mark.gpu
 @pytest.mark.parametrize("hidden", [0, 64])
 def test_gpu_run_equals_the_cpu_run_within_float_rounding(youtube_flipped, hidden):
+    from thresher.reweighting.rescale import Reweighter
+    from scipy.stats import spearmanr
+
     X, noisy, _ = youtube_flipped
     dense = X[:800].toarray()
     cpu = Reweighter("storm", hidden=hidden, epochs=2, device="cpu").fit(dense, noisy[:800])
@@ -92,8 +97,11 @@ def test_gpu_run_equals_the_cpu_run_within_float_rounding(youtube_flipped, hidde
     assert spearmanr(cpu.weights_, sparse_gpu.weights_).statistic > 0.99
 
 
-@GPU
+@pytest.mark.gpu
 def test_storm_steps_never_wait_for_the_gpu():
+    from thresher.reweighting.rescale import Reweighter
+    import torch
+
     rng = np.random.default_rng(0)
     X = rng.normal(size=(2000, 32)).astype(np.float32)
     y = (X[:, 0] > 0).astype(np.int64)

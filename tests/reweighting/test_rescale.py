@@ -9,12 +9,8 @@ import statistics
 
 import numpy as np
 import pytest
-import torch
 
 from thresher.features import TfidfConfig, tfidf_features
-from thresher.reweighting.rescale import Reweighter, loss_rule_weights, shape_losses
-from thresher.reweighting.rescale.gaussian import gaussian_kl, gaussian_overlap
-from thresher.reweighting.rescale.memory import PassStats, StatsMemory
 
 from tests.conftest import SHARED_DATA as SHARED  # honours THRESHER_SHARED_DATA
 
@@ -26,6 +22,9 @@ def _kl(mp, sp_, mq, sq):
 
 
 def test_gaussian_comparisons_match_statistics_module():
+    from thresher.reweighting.rescale.gaussian import gaussian_kl, gaussian_overlap
+    import torch
+
     rng = np.random.default_rng(0)
     mu_a, mu_b = rng.normal(size=200), rng.normal(size=200)
     sd_a, sd_b = rng.uniform(0.01, 2, 200), rng.uniform(0.01, 2, 200)
@@ -63,6 +62,9 @@ def _oracle_features(history: list[tuple], window: int, sample: tuple) -> list[f
 
 
 def test_memory_features_match_a_plain_python_oracle():
+    from thresher.reweighting.rescale.memory import PassStats, StatsMemory
+    import torch
+
     rng = np.random.default_rng(1)
     window, memory, history = 6, StatsMemory(2, 6), []
     for n in (5, 5, 15, 3):  # the windows slide; the third batch alone overflows them
@@ -80,6 +82,9 @@ def test_memory_features_match_a_plain_python_oracle():
 
 
 def test_agreement_is_a_majority_over_passes_with_ties_broken_by_the_first():
+    from thresher.reweighting.rescale.memory import PassStats
+    import torch
+
     labels = torch.tensor([0, 0])
     # passes predict (sample 0): 1, 0 -> tie, first pass disagrees; (sample 1): 0, 1 -> tie, first agrees
     probs = torch.tensor([[[0.2, 0.8], [0.9, 0.1]], [[0.7, 0.3], [0.4, 0.6]]])
@@ -95,6 +100,10 @@ def _toy(n: int = 120, seed: int = 0, classes: int = 2):
 
 
 def test_rescaler_learns_through_both_paths():
+    from thresher.reweighting.rescale.memory import StatsMemory
+    from thresher.reweighting.rescale import Reweighter
+    import torch
+
     X, y = _toy()
     est = Reweighter("storm", epochs=1, batch_size=16)
     est._setup(X, 2)
@@ -125,6 +134,8 @@ def test_rescaler_learns_through_both_paths():
 
 
 def test_same_seed_same_result_and_other_seed_differs():
+    from thresher.reweighting.rescale import Reweighter
+
     X, y = _toy(seed=3)
     a = Reweighter("storm", epochs=2, random_state=7).fit(X, y)
     b = Reweighter("storm", epochs=2, random_state=7).fit(X, y)
@@ -136,6 +147,8 @@ def test_same_seed_same_result_and_other_seed_differs():
 
 @pytest.mark.parametrize("strategy", ["storm", "linupper", "uniform"])
 def test_batch_of_one_and_absent_classes_do_not_crash(strategy):
+    from thresher.reweighting.rescale import Reweighter
+
     X, y = _toy(n=10, classes=2)
     model = Reweighter(strategy, epochs=2, batch_size=1).fit(X, y, n_classes=3)  # class 2 never appears
     assert model.weights_.shape == (10,) and np.isfinite(model.weights_).all()
@@ -145,6 +158,8 @@ def test_batch_of_one_and_absent_classes_do_not_crash(strategy):
 
 
 def test_options_of_the_paper_run():
+    from thresher.reweighting.rescale import Reweighter
+
     X, y = _toy(n=64)
     for params in ({"rescaler_features": "loss"}, {"class_separation": False}, {"simulate_only": True},
                    {"categories": False}, {"meta_loss_rescaling": False}, {"optimizer": "adam"}, {"hidden": 16}):
@@ -153,6 +168,8 @@ def test_options_of_the_paper_run():
 
 
 def test_simulate_only_trains_the_plain_model():
+    from thresher.reweighting.rescale import Reweighter
+
     X, y = _toy(n=64)
     simulated = Reweighter("storm", epochs=2, simulate_only=True).fit(X, y)
     plain = Reweighter("uniform", epochs=2).fit(X, y)
@@ -163,6 +180,8 @@ def test_simulate_only_trains_the_plain_model():
 
 
 def test_clear_errors():
+    from thresher.reweighting.rescale import Reweighter
+
     X, y = _toy(n=20)
     with pytest.raises(ValueError, match="strategy"):
         Reweighter("storms").fit(X, y)
@@ -175,6 +194,9 @@ def test_clear_errors():
 
 
 def test_loss_rules():
+    from thresher.reweighting.rescale import loss_rule_weights, shape_losses
+    import torch
+
     losses = torch.tensor([0.0, 1.0, 2.0, 3.0, 4.0])  # normalised: -1, -0.5, 0, 0.5, 1
     lin, quad, ext = (loss_rule_weights(losses, r) for r in ("linupper", "quadratic", "extremes"))
     for w in (lin, quad, ext):
@@ -198,6 +220,8 @@ def _youtube():
 
 @pytest.mark.slow
 def test_storm_weights_noisy_labels_below_clean_ones_on_youtube():
+    from thresher.reweighting.rescale import Reweighter
+
     texts, gold = _youtube()
     X = tfidf_features(texts, TfidfConfig(ngram_max=1))
     rng = np.random.default_rng(0)

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from thresher.features import TfidfConfig, tfidf_features
-from thresher.reweighting.select import GIO, ColorFilter, budget_count, knn_kl
 from tests.conftest import SHARED_DATA
 
 
@@ -35,6 +34,8 @@ def two_domains():
 
 @pytest.fixture(scope="module")
 def fitted(two_domains):
+    from thresher.reweighting.select import ColorFilter
+
     X_pool, y_pool, _, _, X_target, y_target = two_domains
     return ColorFilter(random_state=0).fit(X_pool, y_pool, X_target, y_target)
 
@@ -63,6 +64,8 @@ def test_global_and_batchwise_selections_overlap_heavily(fitted):
 
 
 def test_clear_errors():
+    from thresher.reweighting.select import ColorFilter, budget_count
+
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(50, 3)), rng.integers(0, 2, 50)
     with pytest.raises(ValueError, match="target set is empty"):
@@ -91,6 +94,8 @@ def _two_gaussians(seed: int = 0):
 
 
 def test_knn_kl_matches_its_definition_and_ranks_distributions():
+    from thresher.reweighting.select import knn_kl
+
     target, pool, near = _two_gaussians()
     x, y, k = target, pool[near == 1][:60], 5
     n, d, m = len(x), 2, len(y)
@@ -103,6 +108,8 @@ def test_knn_kl_matches_its_definition_and_ranks_distributions():
 
 
 def test_gio_selects_where_the_target_is_and_the_kl_falls():
+    from thresher.reweighting.select import GIO, knn_kl
+
     target, pool, near = _two_gaussians()
     gio = GIO(random_state=0).fit(pool, None, target, None)
     chosen = gio.selected_
@@ -119,6 +126,8 @@ def test_gio_selects_where_the_target_is_and_the_kl_falls():
 
 
 def test_gio_on_kmeans_centroids_expands_clusters():
+    from thresher.reweighting.select import GIO
+
     target, pool, near = _two_gaussians(1)
     gio = GIO(n_clusters=40, v_init="jump", stop="never", max_points=10, random_state=0).fit(pool, None, target, None)
     assert len(gio.centroids_chosen_) == 10 and len(gio.selected_) > 10
@@ -126,6 +135,8 @@ def test_gio_on_kmeans_centroids_expands_clusters():
 
 
 def test_gio_errors():
+    from thresher.reweighting.select import GIO
+
     target, pool, _ = _two_gaussians()
     with pytest.raises(ValueError, match="target must be a non-empty"):
         GIO().fit(pool, None, target[:0], None)
@@ -139,7 +150,6 @@ def test_gio_errors():
 
 def test_closed_form_gradient_matches_autograd():
     import torch
-
     from thresher.reweighting.select.gio import kl_gradient
 
     target, pool, _ = _two_gaussians()

@@ -6,18 +6,15 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
-from sklearn.linear_model import LogisticRegression
 
-from benchmarks import noise_detection as noisy_benchmark
 from thresher.features import TfidfConfig
-from thresher.reweighting.detect import out_of_fold_proba
-from thresher.reweighting.detect.confident_learning import ConfidentLearning
-from thresher.reweighting.detect.streamed import hashed_counts, hashed_tfidf, local_map, streamed_out_of_fold_proba
 from tests.reweighting.test_detect import _flip
 
 
 @pytest.fixture(scope="module")
 def youtube():
+    from benchmarks import noise_detection as noisy_benchmark
+
     texts, gold = noisy_benchmark.youtube()
     noisy, flipped = _flip(gold, 0.2, 2, np.random.default_rng(0))
     con = duckdb.connect()
@@ -27,6 +24,9 @@ def youtube():
 
 
 def _streamed(con, labels, train_rows, workers=2):
+    from thresher.reweighting.detect.streamed import local_map, streamed_out_of_fold_proba
+    from sklearn.linear_model import LogisticRegression
+
     return streamed_out_of_fold_proba(con, "SELECT text FROM rows ORDER BY position", {}, labels,
                                       features=TfidfConfig(), estimator=LogisticRegression(max_iter=2000), n_folds=3,
                                       random_state=0, train_rows=train_rows, chunk_rows=400,
@@ -36,6 +36,10 @@ def _streamed(con, labels, train_rows, workers=2):
 def test_with_every_row_in_the_sample_it_is_in_memory_cross_validation(youtube):
     """Parts, workers and chunk scoring change nothing: with train_rows >= N the probabilities equal
     out_of_fold_proba on the same hashed TF-IDF matrix (same StratifiedKFold folds)."""
+    from thresher.reweighting.detect import out_of_fold_proba
+    from thresher.reweighting.detect.streamed import hashed_tfidf
+    from sklearn.linear_model import LogisticRegression
+
     con, texts, noisy, _ = youtube
     X = hashed_tfidf(texts, TfidfConfig())
     expected = out_of_fold_proba(LogisticRegression(max_iter=2000), X, noisy, n_folds=3, random_state=0)
@@ -48,6 +52,8 @@ def test_with_every_row_in_the_sample_it_is_in_memory_cross_validation(youtube):
 def test_a_sample_still_finds_the_flipped_labels(youtube):
     """Fold models fitted on 1,000 of the 1,956 items still score every item out of fold: cleanlab's
     flags on them find the injected 20 % noise nearly as well as on all rows (measured F1 0.80 vs 0.86)."""
+    from thresher.reweighting.detect.confident_learning import ConfidentLearning
+
     con, _, noisy, flipped = youtube
 
     def f1(probs):
@@ -69,6 +75,8 @@ def test_too_few_items_of_a_class_is_a_clear_error(youtube):
 def test_the_local_workers_end_with_the_work(youtube):
     """Without a cluster the parts go to joblib's local processes; they are stopped when the
     probabilities are ready, not left for reuse holding their last chunks through later stages."""
+    from thresher.reweighting.detect.streamed import streamed_out_of_fold_proba
+    from sklearn.linear_model import LogisticRegression
     import psutil
 
     con, _, noisy, _ = youtube
@@ -83,6 +91,7 @@ def test_the_local_workers_end_with_the_work(youtube):
 def test_the_hashed_columns_kept_are_the_frequent_ones(youtube):
     """As TfidfVectorizer keeps its vocabulary: columns in at least min_df texts, the max_features
     with the largest total counts; a column left out never outcounts one kept."""
+    from thresher.reweighting.detect.streamed import hashed_counts, hashed_tfidf
     from thresher.reweighting.detect.streamed import frequent_columns
 
     _, texts, _, _ = youtube

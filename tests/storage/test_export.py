@@ -12,15 +12,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import torch
-from torch.utils.data import DataLoader
 
 from thresher.labeling.config import LabelingConfig
 from thresher.labeling.stage import label
 from thresher.reweighting.detect.stage import DetectConfig, detect
 from thresher.storage.export import ExportConfig, export, sha256_file
 from thresher.storage.ingest import IngestConfig, SourceConfig, ingest
-from thresher.storage.loader import ShardedParquetDataset, ShardIntegrityError, collate_rows
 from thresher.storage.schema import connect
 from tests.conftest import REPO, YOUTUBE_EXAMPLE
 
@@ -82,6 +79,8 @@ def test_manifest_describes_the_shards(pipeline_db, tmp_path):
 
 @pytest.mark.parametrize("world_size", [1, 3])
 def test_every_row_exactly_once_across_ranks(pipeline_db, tmp_path, world_size):
+    from thresher.storage.loader import ShardedParquetDataset
+
     manifest = _export(pipeline_db, tmp_path / "out", rows_per_shard=97)
     seen: Counter = Counter()
     for rank in range(world_size):
@@ -98,6 +97,9 @@ def test_every_row_exactly_once_across_ranks(pipeline_db, tmp_path, world_size):
 
 
 def test_dataloader_workers_split_a_rank_again(pipeline_db, tmp_path):
+    from thresher.storage.loader import ShardedParquetDataset, collate_rows
+    from torch.utils.data import DataLoader
+
     manifest = _export(pipeline_db, tmp_path / "out", rows_per_shard=97)
     seen: Counter = Counter()
     for rank in range(3):
@@ -113,6 +115,10 @@ def test_dataloader_workers_split_a_rank_again(pipeline_db, tmp_path):
 
 
 def test_batches_of_columns_match_the_rows_and_shuffle_per_epoch(pipeline_db, tmp_path):
+    from thresher.storage.loader import ShardedParquetDataset
+    import torch
+    from torch.utils.data import DataLoader
+
     manifest = _export(pipeline_db, tmp_path / "out", rows_per_shard=97)
     rows = {r["item_id"]: r for r in ShardedParquetDataset(tmp_path / "out")}
     orders = []
@@ -144,6 +150,8 @@ def test_batches_of_columns_match_the_rows_and_shuffle_per_epoch(pipeline_db, tm
 def test_the_distributed_worker_sees_every_row_once_and_keeps_the_ranks_identical(pipeline_db, tmp_path):
     """examples/train_worker.py under torchrun, two gloo ranks on the CPU, uneven slices (one rank
     takes one step more): every row once per epoch, and the same parameters on both ranks."""
+    from thresher.storage.loader import ShardedParquetDataset
+
     # an export with an odd row count: the two ranks' slices differ by one row
     for drop_issues, drop_uncovered in ((True, True), (False, True), (True, False), (False, False)):
         manifest = _export(pipeline_db, tmp_path / "out", rows_per_shard=97, drop_label_issues=drop_issues,
@@ -208,6 +216,8 @@ def test_the_export_directory_is_a_dataset_for_pandas_pyarrow_duckdb_and_hugging
 
 
 def test_exports_with_the_old_manifest_name_still_load(pipeline_db, tmp_path):
+    from thresher.storage.loader import ShardedParquetDataset
+
     manifest = _export(pipeline_db, tmp_path / "out", rows_per_shard=97)
     (tmp_path / "out" / ".manifest.json").rename(tmp_path / "out" / "manifest.json")  # as written before 2026-12-03
     assert len(_ids(ShardedParquetDataset(tmp_path / "out"))) == manifest["rows"]
@@ -216,6 +226,8 @@ def test_exports_with_the_old_manifest_name_still_load(pipeline_db, tmp_path):
 
 
 def test_corrupted_or_missing_shard_is_detected(pipeline_db, tmp_path):
+    from thresher.storage.loader import ShardedParquetDataset, ShardIntegrityError
+
     manifest = _export(pipeline_db, tmp_path / "out", rows_per_shard=97)
     victim = tmp_path / "out" / manifest["shards"][1]["path"]
     data = bytearray(victim.read_bytes())
@@ -233,9 +245,9 @@ def test_corrupted_or_missing_shard_is_detected(pipeline_db, tmp_path):
 
 def test_the_loader_refuses_shard_paths_outside_the_export(pipeline_db, tmp_path):
     """An edited manifest (with matching checksums) cannot make the loader read another file."""
+    from thresher.storage.loader import ShardedParquetDataset
     import os
     import shutil
-
     from thresher.storage.export import UnsafeShardPath, sha256_file
 
     manifest = _export(pipeline_db, tmp_path / "out", rows_per_shard=97)
@@ -274,6 +286,8 @@ def test_reexport_replaces_the_directory_and_refuses_foreign_ones(pipeline_db, t
 
 
 def test_invalid_rank_is_a_clear_error(pipeline_db, tmp_path):
+    from thresher.storage.loader import ShardedParquetDataset
+
     _export(pipeline_db, tmp_path / "out")
     with pytest.raises(ValueError, match="rank must be in"):
         ShardedParquetDataset(tmp_path / "out", rank=3, world_size=3)
