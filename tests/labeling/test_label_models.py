@@ -53,6 +53,7 @@ def _run(con, model: dict, run_id: str):
     return label(con, LabelingConfig(classes=["no", "yes"], source_votes=True, model=model), run_id=run_id)
 
 
+@pytest.mark.quality
 def test_dawid_skene_on_real_crowd_labels_beats_the_label_model(rte):
     """RTE-1, 164 workers, 10 labels per pair (Snow et al. 2008): Dawid-Skene is the crowd model.
     Measured: Dawid-Skene 0.927, majority vote 0.897 (ties per item), Snorkel's LabelModel 0.766."""
@@ -64,6 +65,8 @@ def test_dawid_skene_on_real_crowd_labels_beats_the_label_model(rte):
     assert len(learned) == 164 and 0 < learned.min() and learned.max() <= 1
 
 
+@pytest.mark.slow
+@pytest.mark.quality
 def test_auto_chooses_without_gold_and_says_why(rte):
     summary = _run(rte, {"model": "auto"}, "auto")
     assert summary.model["model"] == "dawid_skene"
@@ -77,6 +80,7 @@ def test_auto_chooses_without_gold_and_says_why(rte):
     assert _run(rte, {"model": "auto"}, "auto2").model == summary.model
 
 
+@pytest.mark.quality
 def test_auto_leaves_out_dawid_skene_for_one_class_lfs(con, shared_data):
     """WRENCH YouTube's LFs each vote one class: Dawid-Skene would return the class prior."""
     ingest(con, IngestConfig(classes=["HAM", "SPAM"], sources=[SourceConfig(
@@ -118,6 +122,7 @@ def test_tie_policy_decides_what_the_later_stages_read(rte, tie_break):
     assert len(tied_labels) == 2  # ties go to both classes, not all to the first
 
 
+@pytest.mark.quality
 def test_auto_is_not_fooled_by_overlapping_rules(con, shared_data, tmp_path):
     """TREC's 68 rules overlap (several fire on the same question words). Plain held-out agreement
     preferred the LabelModel (0.619 vs 0.595), which follows the overlapping cluster, though majority

@@ -14,7 +14,7 @@ from thresher.labeling.config import LabelingConfig
 from thresher.labeling.stage import label
 from thresher.storage.ingest import IngestConfig, SourceConfig, ingest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.quality]  # accuracy thresholds on real datasets
 
 
 def zero_shot(task: str) -> dict:

@@ -18,7 +18,7 @@ from thresher.labeling.matrix import vote_matrix
 from thresher.labeling.stage import label
 from thresher.storage.ingest import IngestConfig, SourceConfig, ingest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.quality]  # accuracy thresholds on real datasets
 SMS_CLASSES = ["ham", "spam"]
 TREC_CLASSES = ["DESC", "ENTY", "HUM", "ABBR", "LOC", "NUM"]
 TREC_LONG = {"DESCRIPTION": "DESC", "ENTITY": "ENTY", "HUMAN": "HUM", "ABBREVIATION": "ABBR",

@@ -21,6 +21,7 @@ def wrench_youtube(con, shared_data):
     return con
 
 
+@pytest.mark.quality
 def test_label_model_matches_published_wrench_number(wrench_youtube):
     config = LabelingConfig(classes=["HAM", "SPAM"], source_votes=True, model={"fit_splits": ["train"]})
     summary = label(wrench_youtube, config, run_id="r1")

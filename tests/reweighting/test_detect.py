@@ -45,6 +45,7 @@ def test_known_noise_matrix_is_recovered(seed):
     assert result.scores[flipped].mean() < result.scores[~flipped].mean() - 0.3
 
 
+@pytest.mark.quality
 @pytest.mark.slow
 def test_injected_noise_on_real_youtube_text(con, seed):
     from thresher.reweighting.detect import ConfidentLearning
@@ -134,6 +135,7 @@ def detected(youtube_noisy):
     # contrastive features the paper assumes) P .58-.71 R .72-.80; hybrid P .65-.94 R .70-.85.
     ("small_loss", 0.75, 0.6), ("linear_separation", 0.45, 0.55), ("hybrid", 0.5, 0.55), ("ensemble", 0.75, 0.6),
 ])
+@pytest.mark.quality
 def test_detectors_on_real_text_with_injected_noise(youtube_noisy, detected, name, floor_precision, floor_recall):
     _, _, flipped = youtube_noisy
     result, again = detected[0][name], detected[1][name]
@@ -142,6 +144,7 @@ def test_detectors_on_real_text_with_injected_noise(youtube_noisy, detected, nam
     assert np.array_equal(result.is_issue, again.is_issue)  # same seed, same flags
 
 
+@pytest.mark.quality
 def test_small_loss_fraction_rule_flags_cleanlabs_noise_rate(youtube_noisy):
     X, noisy, flipped = youtube_noisy
     from thresher.reweighting.detect import SmallLoss
@@ -227,6 +230,7 @@ def test_stage_writes_every_detector_and_uses_one(con):
     assert mismatched == 0
 
 
+@pytest.mark.quality
 @pytest.mark.slow
 @pytest.mark.parametrize("lsa_mode, threshold", [("global", 0.5), ("per_class", 0.05)])
 def test_hybrid_kept_rows_close_most_of_the_noisy_to_clean_gap(static, lsa_mode, threshold):

@@ -64,6 +64,8 @@ def test_a_named_gpu_that_is_not_there_is_an_error_not_a_cpu_run():
         Reweighter(device="cuda", epochs=1).fit(X, np.arange(40) % 2)
 
 
+@pytest.mark.slow
+@pytest.mark.quality
 def test_bfloat16_changes_the_weights_no_more_than_another_seed(youtube_flipped):
     """Mixed precision (autocast, the CPU's bfloat16 path): the weights rank the items as close to
     float32's as float32 with another seed does, and find the flipped labels as well. Measured (4

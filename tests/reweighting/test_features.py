@@ -40,6 +40,7 @@ def test_packaged_minilm_embeds_offline(encoder):
     np.testing.assert_allclose(encoder.encode(["great song"]), vectors[1:2], atol=1e-5)
 
 
+@pytest.mark.slow  # a fresh process loads torch and the model
 def test_loading_minilm_prints_nothing():
     """Loading the model must not print transformers' weight-loading bar or its load report (an
     'UNEXPECTED position_ids' table) into the terminal of every run that embeds."""
@@ -72,6 +73,7 @@ def _youtube_texts(n: int) -> list[str]:
         return [r["CONTENT"] for r in csv.DictReader(handle)][:n]
 
 
+@pytest.mark.quality
 @pytest.mark.slow
 def test_static_model_agrees_with_the_full_model(static, encoder):
     texts = _youtube_texts(150)
@@ -119,6 +121,7 @@ def music_csv(shared_data, tmp_path):
     return path, sorted({r["class"] for r in rows})
 
 
+@pytest.mark.quality
 def test_numeric_columns_find_real_crowd_noise(con, music_csv):
     path, classes = music_csv
     ingest(con, IngestConfig(classes=classes, sources=[SourceConfig(

@@ -218,6 +218,7 @@ def _youtube():
     return texts, np.array(labels)
 
 
+@pytest.mark.quality
 @pytest.mark.slow
 def test_storm_weights_noisy_labels_below_clean_ones_on_youtube():
     from thresher.reweighting.rescale import Reweighter

@@ -27,6 +27,7 @@ def _ingest_noisy(con, rate: float = 0.3) -> None:
     con.execute("UPDATE items SET label = 1 - label WHERE list_contains($ids, item_id)", {"ids": flip})
 
 
+@pytest.mark.quality
 @pytest.mark.slow
 def test_stage_writes_weights_beside_detect_and_reruns_idempotently(con):
     _ingest_noisy(con)

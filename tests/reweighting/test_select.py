@@ -40,6 +40,7 @@ def fitted(two_domains):
     return ColorFilter(random_state=0).fit(X_pool, y_pool, X_target, y_target)
 
 
+@pytest.mark.quality
 @pytest.mark.slow
 def test_target_domain_and_clean_labels_come_first(two_domains, fitted):
     _, _, domain, flipped, _, _ = two_domains

@@ -61,6 +61,7 @@ def _selected_share(con, run_id: str) -> tuple[float, float]:
 
 
 @pytest.mark.slow
+@pytest.mark.quality
 def test_color_filter_picks_the_target_domain_and_reruns_idempotently(con):
     summary = select(con, _config(budget=0.1), classes=CLASSES, run_id="r1", label_run=None)
     n_pool = con.execute("SELECT count(*) FROM items WHERE split = 'train'").fetchall()[0][0]
@@ -100,6 +101,7 @@ def test_class_balance_follows_the_target(con):
 
 
 @pytest.mark.slow
+@pytest.mark.quality
 def test_leaving_out_label_issues_cleans_the_selection(con):
     from thresher.reweighting.detect.stage import DetectConfig, detect
 
@@ -131,6 +133,7 @@ def test_split_sql_and_file_targets_agree(con):
 
 
 @pytest.mark.slow
+@pytest.mark.quality
 def test_language_model_mode_needs_no_labels(con):
     config = _config(budget=0.1, target={"split": "target", "labels": "gold"},
                      color_filter={"mode": "lm", "lm_prior_epochs": 1, "lm_finetune_epochs": 3})
@@ -146,6 +149,7 @@ def test_language_model_mode_needs_no_labels(con):
 
 
 @pytest.mark.slow
+@pytest.mark.quality
 def test_gio_and_random(con):
     gio = select(con, _config(method="gio", budget=150, pool_splits=["train"]), classes=CLASSES,
                  run_id="gio", label_run=None)

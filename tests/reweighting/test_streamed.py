@@ -49,6 +49,7 @@ def test_with_every_row_in_the_sample_it_is_in_memory_cross_validation(youtube):
                                _streamed(con, noisy, train_rows=10_000, workers=2), atol=1e-12)
 
 
+@pytest.mark.quality
 def test_a_sample_still_finds_the_flipped_labels(youtube):
     """Fold models fitted on 1,000 of the 1,956 items still score every item out of fold: cleanlab's
     flags on them find the injected 20 % noise nearly as well as on all rows (measured F1 0.80 vs 0.86)."""

@@ -21,6 +21,7 @@ def trec_rules(con, shared_data, tmp_path):
     return con
 
 
+@pytest.mark.quality
 @pytest.mark.slow
 def test_auto_c_is_chosen_on_the_given_labels_and_detects_rule_noise_better(trec_rules):
     tuned = detect(trec_rules, DetectConfig(), run_id="auto", label_run="mv", classes=TREC_CLASSES)
@@ -39,6 +40,7 @@ def test_auto_c_is_chosen_on_the_given_labels_and_detects_rule_noise_better(trec
     assert auc_tuned > 0.53 and auc_tuned > auc_fixed + 0.08, (auc_tuned, auc_fixed)
 
 
+@pytest.mark.slow
 def test_the_choice_reads_no_gold_and_honours_a_set_min_df(trec_rules):
     """Same labels with gold removed: the same choice; a min_df set in the config is not tuned."""
     config = DetectConfig(features={"tfidf": {"min_df": 2}}, tune={"rows": 1000, "C": [0.1, 10.0]})

@@ -38,7 +38,7 @@ def pipeline_db(tmp_path_factory) -> Path:
         {"kind": "keyword", "name": "song", "label": "HAM", "terms": ["song", "love", "best"]},
         {"kind": "python", "function": f"{YOUTUBE_EXAMPLE / 'lfs.py'}:short_comment"},
     ]), run_id="r")
-    detect(con, DetectConfig(), run_id="r", label_run="r")
+    detect(con, DetectConfig(C=1.0), run_id="r", label_run="r")  # C fixed: no tuning
     con.close()
     return path
 
@@ -96,6 +96,7 @@ def test_every_row_exactly_once_across_ranks(pipeline_db, tmp_path, world_size):
     assert set(seen) == kept
 
 
+@pytest.mark.slow  # two DataLoader worker processes per rank
 def test_dataloader_workers_split_a_rank_again(pipeline_db, tmp_path):
     from thresher.storage.loader import ShardedParquetDataset, collate_rows
     from torch.utils.data import DataLoader
@@ -114,7 +115,8 @@ def test_dataloader_workers_split_a_rank_again(pipeline_db, tmp_path):
     assert len(seen) == manifest["rows"] and set(seen.values()) == {1}
 
 
-def test_batches_of_columns_match_the_rows_and_shuffle_per_epoch(pipeline_db, tmp_path):
+@pytest.mark.parametrize("workers", [0, pytest.param(2, marks=pytest.mark.slow)])  # 2 worker processes: ~10 s
+def test_batches_of_columns_match_the_rows_and_shuffle_per_epoch(pipeline_db, tmp_path, workers):
     from thresher.storage.loader import ShardedParquetDataset
     import torch
     from torch.utils.data import DataLoader
@@ -127,9 +129,10 @@ def test_batches_of_columns_match_the_rows_and_shuffle_per_epoch(pipeline_db, tm
         for rank in range(2):
             dataset = ShardedParquetDataset(tmp_path / "out", rank=rank, world_size=2, batch_size=50, shuffle=True, seed=3)
             dataset.set_epoch(epoch)
-            loader = DataLoader(dataset, batch_size=None, num_workers=2, multiprocessing_context="forkserver")
+            loader = DataLoader(dataset, batch_size=None, num_workers=workers,
+                                multiprocessing_context="forkserver" if workers else None)
             batches = list(loader)
-            assert sum(len(b["item_id"]) < 50 for b in batches) <= 2  # each worker's last batch may be short
+            assert sum(len(b["item_id"]) < 50 for b in batches) <= max(workers, 1)  # each worker's last batch may be short
             for batch in batches:
                 assert batch["label"].dtype == torch.long and batch["weight"].dtype == torch.float32
                 assert batch["probs"].shape == (len(batch["item_id"]), 2)
@@ -321,7 +324,7 @@ def test_given_labels_export_one_hot_probabilities(tmp_path):
     ingest(con, IngestConfig(classes=CLASSES, sources=[SourceConfig(
         path=str(YOUTUBE_EXAMPLE / "data" / "*.csv"), dataset="youtube",
         columns={"text": "CONTENT", "label": "CLASS", "id": "COMMENT_ID"})]))
-    detect(con, DetectConfig(labels_from="given"), run_id="g", label_run=None)
+    detect(con, DetectConfig(labels_from="given", C=1.0), run_id="g", label_run=None)  # C fixed: no tuning
     export(con, ExportConfig(out_dir=str(tmp_path / "out"), labels_from="given"), classes=CLASSES, run_id="g",
            label_run=None, detect_run="g")
     given = dict(con.execute("SELECT item_id, label FROM items").fetchall())

@@ -202,6 +202,7 @@ FUZZ = settings(max_examples=30, deadline=None, suppress_health_check=[HealthChe
                                                                         HealthCheck.too_slow])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", sorted(WRITERS))
 @FUZZ
 @given(data=st.data())
