@@ -1,17 +1,10 @@
-"""Shared fixtures (the real datasets in ../shared/data, a fresh database file, a seed, the Prefect test
-server) and the tiers: the markers, and the rule that keeps unmarked tests fast.
-
-Tiers: ``make test`` runs the unmarked tests (the fast tier); ``make test-all`` runs everything. A test
-takes ``slow`` (seconds of work), ``quality`` (real-data accuracy thresholds), ``prefect`` (needs the
-Prefect server; given by :func:`pytest_collection_modifyitems` to everything under tests/flows and
-tests/deploy) or ``gpu`` (needs CUDA; skipped without it). An unmarked test whose call takes longer
-than :data:`FAST_CALL_S` seconds (times the load factor, see :func:`slow_call_limit`) fails the run.
-"""
+"""Shared fixtures: the real datasets in ../shared/data, a fresh database file, a seed, the Prefect test
+server for ``prefect`` tests, the GPU skip for ``gpu`` tests. The tiers themselves (markers, the 5 s
+rule, cheap collection) are in :mod:`tests.tiers`."""
 
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -22,68 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("THRESHER_SHARED_DATA", REPO.parent / "shared" / "data"))
 YOUTUBE_EXAMPLE = REPO / "examples" / "youtube"
 
-TIER_MARKERS = ("slow", "quality", "prefect", "gpu")
-PREFECT_FOLDERS = ("flows", "deploy")
-FAST_CALL_S = 5.0
-_TOO_SLOW: list[tuple[str, float, float]] = []
-# Libraries that take seconds to import: a test module imports them inside the tests that use them.
-HEAVY_IMPORTS = ("torch", "snorkel", "prefect", "sklearn", "cleanlab", "transformers", "sentence_transformers",
-                 "datasets", "crowdkit", "dask")
-HEAVY_AT_COLLECTION = pytest.StashKey[list[str]]()
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        parts = item.path.relative_to(REPO / "tests").parts
-        if parts[0] in PREFECT_FOLDERS:
-            item.add_marker(pytest.mark.prefect)
-
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    import sys
-
-    loaded = {name.partition(".")[0] for name in sys.modules}
-    session.config.stash[HEAVY_AT_COLLECTION] = sorted(loaded.intersection(HEAVY_IMPORTS))
-
-
-def slow_call_limit() -> float:
-    """The longest call an unmarked test may take: ``FAST_CALL_S`` times a factor for a loaded machine.
-
-    The factor is ``THRESHER_SLOW_FACTOR`` if set, else the 1-minute load average per core when that
-    is above 1 (two CPU-bound processes beside the suite on 2 cores make it about 2): a test gets the
-    share of the machine it would have alone.
-    """
-    factor = os.environ.get("THRESHER_SLOW_FACTOR")
-    if factor is not None:
-        return FAST_CALL_S * float(factor)
-    return FAST_CALL_S * max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item):
-    start = time.perf_counter()
-    try:
-        return (yield)
-    finally:
-        took = time.perf_counter() - start
-        if not any(item.get_closest_marker(name) for name in TIER_MARKERS):
-            limit = slow_call_limit()
-            if took > limit:
-                _TOO_SLOW.append((item.nodeid, took, limit))
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if _TOO_SLOW and exitstatus == pytest.ExitCode.OK:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    if _TOO_SLOW:
-        terminalreporter.section("unmarked tests over the fast-tier limit", sep="=", red=True, bold=True)
-        for nodeid, took, limit in _TOO_SLOW:
-            terminalreporter.line(f"{nodeid}: {took:.1f} s (limit {limit:.1f} s)")
-        terminalreporter.line("Make the test cheaper or mark it slow/quality (CONTRIBUTING.md: tiers); "
-                              "THRESHER_SLOW_FACTOR scales the limit on a loaded machine.")
+pytest_plugins = ["tests.tiers"]
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import HEAVY_AT_COLLECTION
+from tests.tiers import HEAVY_AT_COLLECTION
 
 
 def test_collecting_the_tests_imported_no_heavy_library(request: pytest.FixtureRequest) -> None:

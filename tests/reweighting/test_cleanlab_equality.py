@@ -1,6 +1,6 @@
 """thresher's confident learning is cleanlab's own: the same features and folds give the same flags.
 
-The detect stage's flags on the UCI YouTube comments (20 % of the given labels flipped) equal those of
+The detect stage's flags on 700 UCI YouTube comments (two of the five files, 20 % of the given labels flipped) equal those of
 cleanlab's ``find_label_issues`` called directly on scikit-learn's ``cross_val_predict`` probabilities
 of the same logistic regression, on the same TF-IDF matrix with the same ``StratifiedKFold`` split.
 """
@@ -21,7 +21,7 @@ def test_detect_flags_equal_cleanlab_called_directly(con):
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     ingest(con, IngestConfig(classes=["HAM", "SPAM"], sources=[SourceConfig(
-        path=str(YOUTUBE_EXAMPLE / "data" / "Youtube0[1-5]-*.csv"), dataset="youtube",
+        path=str(YOUTUBE_EXAMPLE / "data" / "Youtube0[1-2]-*.csv"), dataset="youtube",
         columns={"text": "CONTENT", "label": "CLASS", "gold": "CLASS", "id": "COMMENT_ID"})]))
     ids = [r[0] for r in con.execute("SELECT item_id FROM items ORDER BY item_id").fetchall()]
     flip = [i for i, f in zip(ids, np.random.default_rng(1).random(len(ids)) < 0.2) if f]
@@ -38,5 +38,5 @@ def test_detect_flags_equal_cleanlab_called_directly(con):
     pred_probs = cross_val_predict(LogisticRegression(C=1.0, max_iter=2000), X, labels, cv=folds, method="predict_proba")
     theirs = find_label_issues(labels, pred_probs, n_jobs=1)  # one process: its pool would fork this one
 
-    assert len(ours) == len(ids) == 1953  # 1,956 rows, 3 repeated ids across the files
-    assert 100 < int(theirs.sum()) and np.array_equal(np.array(ours), theirs)
+    assert len(ours) == len(ids) == 700
+    assert 50 < int(theirs.sum()) and np.array_equal(np.array(ours), theirs)
