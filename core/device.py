@@ -7,6 +7,8 @@ there is an error, not a silent CPU run: a job sized for a GPU would crawl on th
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
 
 from pydantic import StringConstraints
@@ -34,3 +36,20 @@ def resolve_device(name: str) -> torch.device:
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ValueError(f"device {name!r} was asked for, but torch sees {torch.cuda.device_count()} GPU(s).")
     return device
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch intra-op threads, then restore the caller's number.
+
+    One thread for work made of many tiny ops (Snorkel's LabelModel fit): with more, each op waits at
+    a thread barrier, and on a machine whose cores are busy with other work every wait costs a
+    scheduler slice (``benchmarks/label_model_threads.py``)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

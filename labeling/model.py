@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from thresher.core.device import torch_threads
 from thresher.labeling.auto import choose_model
 from thresher.labeling.config import DenoiseConfig
 from thresher.labeling.lf.base import ABSTAIN
@@ -106,7 +107,7 @@ def _fit(L_fit: np.ndarray, *, cardinality: int, params: dict[str, Any], class_b
     from snorkel.labeling.model import LabelModel
 
     model = LabelModel(cardinality=cardinality, verbose=False)
-    with quiet_snorkel():
+    with quiet_snorkel(), torch_threads(1):  # tiny tensors: more threads only wait for each other
         model.fit(
             L_fit,
             class_balance=None if class_balance is None else np.asarray(class_balance),

@@ -18,7 +18,7 @@ from pydantic import Field
 
 from thresher.features import FeatureConfig, item_features
 from thresher.core.classes import gold_ids
-from thresher.core.device import DeviceName
+from thresher.core.device import DeviceName, torch_threads
 from thresher.reweighting.gold import GoldCheck
 from thresher.reweighting.items import label_input, labelled_arrays
 from thresher.reweighting.rescale.base import Optimizer, Strategy
@@ -105,14 +105,8 @@ def _against_gold(weights: np.ndarray, flagged: np.ndarray, check: GoldCheck) ->
 def fit_weights(config: ReweightConfig, X: Any, labels: np.ndarray, threads: int) -> Reweighter:
     """The weight learner of ``config`` fitted on ``X`` and ``labels`` on a cluster worker, with the
     caller's number of torch threads: sums split over other thread counts round differently."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         return config.estimator().fit(X, labels)
-    finally:
-        torch.set_num_threads(before)
 
 
 def reweight(
