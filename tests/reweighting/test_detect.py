@@ -117,7 +117,7 @@ def youtube_noisy():
 
 @pytest.fixture(scope="module")
 def detected(youtube_noisy):
-    """Every detector run twice on the same data (for the determinism check)."""
+    """Every detector run on the same data (determinism: tests/reweighting/test_detector_contract.py)."""
     from sklearn.linear_model import LogisticRegression
     from thresher.reweighting.detect import out_of_fold_proba
     from thresher.reweighting.detect.stage import DetectConfig, run_detectors
@@ -126,7 +126,7 @@ def detected(youtube_noisy):
     config = DetectConfig(detectors=["confident_learning", "small_loss", "linear_separation", "hybrid", "ensemble"])
     estimator = LogisticRegression(max_iter=2000)
     pred_probs = out_of_fold_proba(estimator, X, noisy, random_state=0)
-    return [run_detectors(X, noisy, pred_probs, config, estimator) for _ in range(2)]
+    return run_detectors(X, noisy, pred_probs, config, estimator)
 
 
 @pytest.mark.slow
@@ -138,10 +138,9 @@ def detected(youtube_noisy):
 @pytest.mark.quality
 def test_detectors_on_real_text_with_injected_noise(youtube_noisy, detected, name, floor_precision, floor_recall):
     _, _, flipped = youtube_noisy
-    result, again = detected[0][name], detected[1][name]
+    result = detected[name]
     tp = (result.is_issue & flipped).sum()
     assert tp / result.is_issue.sum() >= floor_precision and tp / flipped.sum() >= floor_recall
-    assert np.array_equal(result.is_issue, again.is_issue)  # same seed, same flags
 
 
 @pytest.mark.quality
