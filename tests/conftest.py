@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("THRESHER_SHARED_DATA", REPO.parent / "shared" / "data"))
 YOUTUBE_EXAMPLE = REPO / "examples" / "youtube"
 
-pytest_plugins = ["tests.tiers"]
+pytest_plugins = ["tests.tiers", "pytester"]  # pytester: tests/test_tiers.py runs inner sessions
 
 
 @pytest.fixture(autouse=True)

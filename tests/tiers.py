@@ -33,15 +33,16 @@ TESTS = Path(__file__).resolve().parent
 
 
 class ImportClock(importlib.abc.MetaPathFinder):
-    """Times the first import of each heavy library. A library loads once per session, in whichever
-    test first needs it, so that test is not charged for it."""
+    """Times the first import of each of ``names`` (top-level packages). A library loads once per
+    session, in whichever test first needs it, so that test is not charged for it."""
 
-    def __init__(self) -> None:
+    def __init__(self, names: tuple[str, ...] = HEAVY_IMPORTS) -> None:
+        self.names = names
         self.seconds = 0.0
         self._depth = 0
 
     def find_spec(self, name, path, target=None):
-        if name not in HEAVY_IMPORTS:
+        if name not in self.names:
             return None
         spec = importlib.machinery.PathFinder.find_spec(name, path, target)
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
@@ -89,9 +90,11 @@ class CallClock:
     started: float = field(default_factory=time.perf_counter)
     cpu: tuple[float, float] | None = field(default_factory=_cpu_seconds)
     imported_before: float = 0.0
+    set_factor: str | None = None  # read when the call starts: a test may set the variable for a session it runs
 
     def __post_init__(self) -> None:
         self.imported_before = self.imports.seconds
+        self.set_factor = os.environ.get("THRESHER_SLOW_FACTOR")
 
     def stop(self) -> tuple[float, float]:
         wall = time.perf_counter() - self.started
@@ -99,8 +102,8 @@ class CallClock:
         return took, FAST_CALL_S * self._factor(wall)
 
     def _factor(self, wall: float) -> float:
-        if "THRESHER_SLOW_FACTOR" in os.environ:
-            return float(os.environ["THRESHER_SLOW_FACTOR"])
+        if self.set_factor is not None:
+            return float(self.set_factor)
         now = _cpu_seconds()
         if self.cpu is None or now is None or wall <= 0:
             return 1.0
@@ -120,7 +123,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if item.path.relative_to(TESTS).parts[0] in PREFECT_FOLDERS:
+        if TESTS in item.path.parents and item.path.relative_to(TESTS).parts[0] in PREFECT_FOLDERS:
             item.add_marker(pytest.mark.prefect)
 
 
