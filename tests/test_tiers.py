@@ -34,6 +34,7 @@ def test_marked_quality():
 
 def test_an_unmarked_test_over_the_limit_fails_the_run_and_is_named(pytester: pytest.Pytester, monkeypatch) -> None:
     monkeypatch.setenv("PYTHONPATH", str(REPO))
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")  # only tests.tiers: the inner sessions start in ~1 s
     monkeypatch.setenv("THRESHER_SLOW_FACTOR", "0.02")  # a 0.1 s limit
     pytester.makepyfile(test_timing=SLOW_TESTS)
     pytester.makeini("[pytest]\nmarkers =\n    slow: x\n    quality: x\n    prefect: x\n    gpu: x\n")
