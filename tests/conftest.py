@@ -21,8 +21,8 @@ pytest_plugins = ["tests.tiers", "pytester"]  # pytester: tests/test_tiers.py ru
 @pytest.fixture(autouse=True)
 def _tier_needs(request: pytest.FixtureRequest) -> None:
     """A ``prefect`` test gets the session's Prefect server; a ``gpu`` test skips where torch sees no GPU."""
-    if request.node.get_closest_marker("prefect") and "served_prefect" not in request.fixturenames:
-        request.getfixturevalue("prefect_server")  # tests/deploy starts a real `prefect server` of its own
+    if request.node.get_closest_marker("prefect"):
+        request.getfixturevalue("prefect_server")  # tests/deploy overrides it with a real `prefect server start`
     if request.node.get_closest_marker("gpu"):
         import torch
 
@@ -43,6 +43,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory):
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
 
 _FORKS: list[int] = []
 os.register_at_fork(before=lambda: _FORKS.append(os.getpid()))

@@ -54,8 +54,9 @@ def _healthy(api: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def served_prefect(tmp_path_factory):
-    """A real Prefect server (its own home and SQLite database); about 16 s to start on 2 cores."""
+def prefect_server(tmp_path_factory):
+    """A real Prefect server (its own home and SQLite database); about 16 s to start on 2 cores. It
+    overrides the session's test server (tests/conftest.py) for this module."""
     home = tmp_path_factory.mktemp("prefect-server")
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
@@ -81,9 +82,9 @@ def served_prefect(tmp_path_factory):
     log.close()
 
 
-def test_the_scheduler_creates_a_run_that_completes_with_logs_and_artifacts(served_prefect, tmp_path, shared_data):
+def test_the_scheduler_creates_a_run_that_completes_with_logs_and_artifacts(prefect_server, tmp_path, shared_data):
     config = minimal_config(tmp_path, shared_data, "project: deploy-test\n")
-    env = {**os.environ, "PREFECT_API_URL": served_prefect, "PREFECT_HOME": str(tmp_path / "client-home"),
+    env = {**os.environ, "PREFECT_API_URL": prefect_server, "PREFECT_HOME": str(tmp_path / "client-home"),
            "PREFECT_RUNNER_POLL_FREQUENCY": "2"}
     env.pop("PREFECT_LOGGING_LEVEL", None)
     log_path = tmp_path / "serve.log"
@@ -94,7 +95,7 @@ def test_the_scheduler_creates_a_run_that_completes_with_logs_and_artifacts(serv
         deadline = time.monotonic() + 180
         deployment = None
         while deployment is None:
-            found = [d for d in post_json(f"{served_prefect}/deployments/filter", {}) if d["name"] == "nightly"]
+            found = [d for d in post_json(f"{prefect_server}/deployments/filter", {}) if d["name"] == "nightly"]
             deployment = found[0] if found else None
             assert serving.poll() is None, log_path.read_text()
             assert time.monotonic() < deadline, "the deployment was not registered within 180 s"
@@ -106,7 +107,7 @@ def test_the_scheduler_creates_a_run_that_completes_with_logs_and_artifacts(serv
         deadline = time.monotonic() + 600
         scheduled = None
         while scheduled is None:
-            runs = post_json(f"{served_prefect}/flow_runs/filter",
+            runs = post_json(f"{prefect_server}/flow_runs/filter",
                              {"flow_runs": {"deployment_id": {"any_": [deployment["id"]]}}})
             assert not [r for r in runs if r["state_type"] in ("FAILED", "CRASHED")], (runs, log_path.read_text())
             done = [r for r in runs if r["auto_scheduled"] and r["state_type"] == "COMPLETED"]
@@ -126,7 +127,7 @@ def test_the_scheduler_creates_a_run_that_completes_with_logs_and_artifacts(serv
         log.close()
 
     # The parent run carries the pipeline's summary artifact, with rounded numbers.
-    artifacts = post_json(f"{served_prefect}/artifacts/filter", {"artifacts": {"key": {"any_": ["thresher-pipeline"]},
+    artifacts = post_json(f"{prefect_server}/artifacts/filter", {"artifacts": {"key": {"any_": ["thresher-pipeline"]},
                                                                                "flow_run_id": {"any_": [scheduled["id"]]}}})
     assert len(artifacts) == 1, artifacts
     markdown = artifacts[0]["data"]
@@ -135,7 +136,7 @@ def test_the_scheduler_creates_a_run_that_completes_with_logs_and_artifacts(serv
     numbers = [float(x) for x in re.findall(r"\| (\d+\.\d+) \|", markdown)]
     assert numbers and all(len(repr(x).split(".")[1]) <= 3 for x in numbers), markdown
     # Each stage's INFO summary reached the server's logs of the runs.
-    logs = post_json(f"{served_prefect}/logs/filter", {"limit": 200})
+    logs = post_json(f"{prefect_server}/logs/filter", {"limit": 200})
     messages = " ".join(entry["message"] for entry in logs)
     for stage in ("ingest", "label", "detect", "export"):
         assert f"{stage} {run_id}:" in messages, (stage, messages[-3000:])
