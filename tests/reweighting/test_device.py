@@ -15,6 +15,7 @@ from thresher.reweighting.rescale.stage import ReweightConfig
 
 from tests.reweighting.test_rescale import _youtube
 
+
 @pytest.fixture(scope="module")
 def youtube_flipped():
     texts, gold = _youtube()
