@@ -27,6 +27,7 @@ from thresher.core.classes import parse_class
 from thresher.core.progress import ProgressCounter
 from thresher.pipeline.config import config_from_dict
 from thresher.storage.columns import iter_rows
+from thresher.storage.export import HELD_OUT_SPLITS
 from thresher.storage.ingest import EXTENSIONS, SourceConfig
 
 CONFIG_NAME = "thresher.yaml"
@@ -361,8 +362,24 @@ def starter_config(profile: DataProfile, directory: Path, project: str) -> str:
         "",
         _c("export:", "Parquet shards + .manifest.json for training workers"),
         "  out_dir: export",
+        _export_splits_line(profile),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _export_splits_line(profile: DataProfile) -> str:
+    """The export's splits: the training ones only, so evaluation rows stay out of the training shards."""
+    if profile.split is None:
+        return _c("  splits: [train]", "the split every row is in above; evaluation splits stay out")
+    found = sorted(profile.split_rows)
+    training = [s for s in found if s.lower() not in HELD_OUT_SPLITS]
+    held = [s for s in found if s not in training]
+    if "(empty)" in found:  # rows without a split: the rule, not a list, names them
+        return _c("  splits: training", f"every split but the evaluation ones ({', '.join(held) or 'none here'})")
+    if not training:
+        return _c("  splits: all", f"every split is an evaluation name ({', '.join(held)}): all are exported")
+    note = f"held out: {', '.join(held)}" if held else "every split init saw; evaluation splits would stay out"
+    return _c(f"  splits: [{', '.join(_q(s) for s in training)}]", note)
 
 
 def starter_lfs(profile: DataProfile) -> str:

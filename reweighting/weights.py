@@ -66,6 +66,19 @@ def weight_share(weights: np.ndarray, labels: np.ndarray, n_classes: int) -> lis
     return (totals / totals.sum()).tolist() if totals.sum() > 0 else [0.0] * n_classes
 
 
+def balanced(weights: np.ndarray, labels: np.ndarray, balance: WeightBalance,
+             names: list[str]) -> tuple[np.ndarray, dict[str, object]]:
+    """The weights as stored (:func:`per_class_shares` under ``per_class``) and what the summary shows
+    of them: each class's share of the items, of the weight, and of the weight before balancing."""
+    raw = np.asarray(weights, dtype=float)
+    out = per_class_shares(raw, labels) if balance == "per_class" else raw
+    K = len(names)
+    shares = {"items": np.bincount(labels, minlength=K) / max(len(labels), 1), "weight": weight_share(out, labels, K),
+              "weight_unbalanced": weight_share(raw, labels, K)}
+    return out, {"balance": balance,
+                 "share": {name: {k: round(float(v[c]), 4) for k, v in shares.items()} for c, name in enumerate(names)}}
+
+
 FLAG_BELOW = 0.5
 
 

@@ -38,6 +38,10 @@ from thresher.storage.repo import detector_in_use, input_run, latest_run
 
 logger = logging.getLogger(__name__)
 
+# Split names that hold evaluation rows: `export.splits: training` leaves them out.
+HELD_OUT_SPLITS = ("test", "testing", "valid", "validation", "val", "dev", "development", "eval", "evaluation",
+                   "holdout", "heldout", "held_out", "gold")
+
 SHARD_SCHEMA = pa.schema([
     ("item_id", pa.string()),
     ("dataset", pa.string()),
@@ -57,7 +61,9 @@ class ExportConfig(StageConfig):
 
     out_dir: str = "export"
     rows_per_shard: int = Field(100_000, ge=1)
-    splits: list[str] | None = None  # None: every split
+    # training: every split but the held-out ones (HELD_OUT_SPLITS; items without a split count as
+    # training), so evaluation rows never reach the training shards unnoticed; all: every split.
+    splits: list[str] | Literal["training", "all"] = "training"
     drop_label_issues: bool = True
     drop_uncovered: bool = True
     labels_from: Literal["denoised", "given"] = "denoised"
@@ -77,14 +83,25 @@ class ExportSummary:
     shards: int
     excluded: dict[str, int] = field(default_factory=dict)
     label_distribution: dict[str, int] = field(default_factory=dict)
+    splits: dict[str, int] = field(default_factory=dict)  # rows exported per split
+    held_out: dict[str, int] = field(default_factory=dict)  # items of the splits left out, per split
 
     def as_dict(self) -> dict[str, Any]:
-        return {"out_dir": self.out_dir, "rows": self.rows, "shards": self.shards,
-                "excluded": self.excluded, "label_distribution": self.label_distribution}
+        return {"out_dir": self.out_dir, "rows": self.rows, "shards": self.shards, "splits": self.splits,
+                "held_out": self.held_out, "excluded": self.excluded, "label_distribution": self.label_distribution}
+
+
+def exported_splits(config: ExportConfig, splits: list[str | None]) -> list[str | None]:
+    """Which of the database's ``splits`` (None: items without one) ``config.splits`` exports."""
+    if config.splits == "all":
+        return list(splits)
+    if config.splits == "training":
+        return [s for s in splits if s is None or s.lower() not in HELD_OUT_SPLITS]
+    return [s for s in splits if s in config.splits]
 
 
 def _curated_query(config: ExportConfig, label_run: str | None, detect_run: str, detector: str, weight_run: str,
-                   weight_stage: str, select_run: str | None) -> tuple[str, dict[str, Any]]:
+                   weight_stage: str, select_run: str | None, splits: list[str | None]) -> tuple[str, dict[str, Any]]:
     """Every candidate item with its label, weight and flags, and ``reason``: why it is left out (NULL: kept)."""
     if config.labels_from == "denoised":
         if label_run is None:
@@ -94,8 +111,9 @@ def _curated_query(config: ExportConfig, label_run: str | None, detect_run: str,
     else:
         label_sql = "JOIN (SELECT item_id, label FROM items WHERE label IS NOT NULL) l ON l.item_id = i.item_id"
         label_cols = "l.label, NULL::DOUBLE[] AS probs, TRUE AS covered, TRUE AS decided"
-    split_filter = "" if config.splits is None else "WHERE list_contains($splits, i.split)"
-    reasons = [(config.selected_only, "NOT selected", "not_selected"),  # outside the select stage's choice
+    in_splits = "(list_contains($splits, i.split) OR (i.split IS NULL AND $unsplit))"
+    reasons = [(True, "NOT in_splits", "held_out_split"),  # export.splits leaves its split out
+               (config.selected_only, "NOT selected", "not_selected"),  # outside the select stage's choice
                (config.drop_uncovered, "NOT coalesce(covered, FALSE)", "uncovered"),
                (config.drop_uncovered, "NOT coalesce(decided, FALSE)", "tied"),  # tie_break: abstain
                (config.drop_label_issues, "coalesce(is_issue, FALSE)", "label_issue"),
@@ -104,20 +122,19 @@ def _curated_query(config: ExportConfig, label_run: str | None, detect_run: str,
     query = f"""
         SELECT *, {reason} AS reason FROM (
         SELECT i.item_id, i.dataset, i.split, {label_cols}, w.weight, w.method AS weight_method,
-               n.score AS label_quality, n.is_issue, i.gold AS gold_label, coalesce(s.selected, FALSE) AS selected
+               n.score AS label_quality, n.is_issue, i.gold AS gold_label, coalesce(s.selected, FALSE) AS selected,
+               {in_splits} AS in_splits
         FROM items i {label_sql}
         LEFT JOIN selections s ON s.item_id = i.item_id AND s.run_id = $select_run
         LEFT JOIN weights w ON w.item_id = i.item_id AND w.run_id = $weight_run AND w.stage = $weight_stage
         LEFT JOIN noise_scores n ON n.item_id = i.item_id AND n.run_id = $detect_run
-             AND n.detector = $detector
-        {split_filter})
+             AND n.detector = $detector)
     """
     params: dict[str, Any] = {"detect_run": detect_run, "detector": detector, "weight_run": weight_run,
                               "weight_stage": weight_stage, "select_run": select_run}
     if config.labels_from == "denoised":
         params["label_run"] = label_run
-    if config.splits is not None:
-        params["splits"] = list(config.splits)
+    params.update(splits=[s for s in splits if s is not None], unsplit=None in splits)
     return query, params
 
 
@@ -270,14 +287,25 @@ def export(
         raise ValueError("export.selected_only needs a select run: run `thresher select CONFIG` first.")
     _check_replaceable(Path(config.out_dir))
     weight_run = weight_run or detect_run
-    query, params = _curated_query(config, label_run, detect_run, detector, weight_run, weight_stage, select_run)
+    per_split = dict(con.sql("SELECT split, count(*) FROM items GROUP BY ALL").fetchall())
+    chosen = exported_splits(config, list(per_split))
+    held_out = {_split_name(s): n for s, n in sorted(per_split.items(), key=lambda kv: _split_name(kv[0]))
+                if s not in chosen}
+    if per_split and not chosen:
+        raise ValueError(f"export.splits: {config.splits} matches none of the splits ({', '.join(held_out)}): "
+                         "list the splits to export (e.g. splits: [train]) or set splits: all.")
+    query, params = _curated_query(config, label_run, detect_run, detector, weight_run, weight_stage, select_run,
+                                   chosen)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _export AS {query}", params)
     try:
         counts = dict(con.sql("SELECT coalesce(reason, ''), count(*) FROM _export GROUP BY ALL").fetchall())
         n_kept = counts.pop("", 0)
         excluded = dict(sorted(counts.items()))
         if n_kept == 0:
-            raise ValueError(f"Nothing to export: all {sum(excluded.values())} candidate items were excluded {Counter(excluded)}.")
+            raise ValueError(f"Nothing to export: all {sum(excluded.values())} candidate items of the splits "
+                             f"{sorted(map(_split_name, chosen))} were excluded {Counter(excluded)}.")
+        kept_splits = {_split_name(s): n for s, n in con.sql(
+            "SELECT split, count(*) FROM _export WHERE reason IS NULL GROUP BY ALL ORDER BY ALL").fetchall()}
         methods = [m for (m,) in con.sql("SELECT DISTINCT weight_method FROM _export WHERE weight_method IS NOT NULL "
                                          "ORDER BY 1").fetchall()]
 
@@ -301,6 +329,8 @@ def export(
             "classes": list(classes),
             "schema": [{"name": f.name, "type": str(f.type)} for f in SHARD_SCHEMA],
             "rows": n_kept,
+            "splits": kept_splits,  # rows per split; the splits left out (export.splits) with their items:
+            "held_out": held_out,
             "label_distribution": {c: writer.labels.get(c, 0) for c in classes},
             # each class's share of the rows and of the total weight (detect's weight_balance: per_class keeps them equal)
             "class_shares": {c: {"rows": writer.labels.get(c, 0) / n_kept,
@@ -327,9 +357,15 @@ def export(
             }))
     finally:
         con.execute("DROP TABLE IF EXISTS _export")
-    summary = ExportSummary(run_id, str(out_dir), n_kept, len(shards), excluded, manifest["label_distribution"])
-    logger.info("Exported %d rows in %d shards to %s; excluded %s", summary.rows, summary.shards, out_dir, summary.excluded)
+    summary = ExportSummary(run_id, str(out_dir), n_kept, len(shards), excluded, manifest["label_distribution"],
+                            kept_splits, held_out)
+    logger.info("Exported %d rows of %s in %d shards to %s (held out: %s); excluded %s", summary.rows,
+                summary.splits, summary.shards, out_dir, summary.held_out or "none", summary.excluded)
     return summary
+
+
+def _split_name(split: str | None) -> str:
+    return "(no split)" if split is None else split
 
 
 def remove_stale_staging(out_dir: Path) -> list[Path]:

@@ -39,7 +39,7 @@ def project(tmp_path_factory):
     config["labeling"].pop("llm")
     config.pop("reweight")
     config["detect"] = {"n_folds": 3}
-    config["export"] = {"out_dir": "export", "splits": ["train"], "rows_per_shard": 100}
+    config["export"] = {"out_dir": "export", "rows_per_shard": 100}  # the default splits: the training ones
     path = root / "thresher.yaml"
     path.write_text(yaml.safe_dump(config))
     pipe = thresher.Pipeline(path)
@@ -64,9 +64,12 @@ def test_the_shards_hold_the_train_rows_less_the_flagged(project):
     out = path.parent / "export"
     manifest = json.loads((out / ".manifest.json").read_text())
     table = ds.dataset(out, format="parquet").to_table()
-    excluded = result.summaries["export"]["excluded"]  # flagged by detect, or no LF voted
-    assert set(excluded) == {"label_issue", "uncovered"} and excluded["label_issue"] > 0
-    assert manifest["run_id"] == result.run_id and manifest["rows"] == table.num_rows == 350 - sum(excluded.values())
+    excluded = result.summaries["export"]["excluded"]  # flagged by detect, no LF voted, or the test split
+    assert set(excluded) == {"label_issue", "uncovered", "held_out_split"} and excluded["label_issue"] > 0
+    assert excluded["held_out_split"] == 369 and set(table.column("split").to_pylist()) == {"train"}
+    assert manifest["held_out"] == result.summaries["export"]["held_out"] == {"test": 369}
+    assert manifest["splits"] == {"train": table.num_rows}
+    assert manifest["run_id"] == result.run_id and manifest["rows"] == table.num_rows == 719 - sum(excluded.values())
     assert set(table.column("label").to_pylist()) == {0, 1} and len(set(table.column("item_id").to_pylist())) == table.num_rows
     stored = pipe.sql("select reason, count(*) as n from excluded group by reason")
     assert stored.set_index("reason")["n"].to_dict() == excluded
@@ -76,8 +79,8 @@ def test_sql_reads_every_stage_and_writes_nothing(project):
     _, pipe, result = project
     fates = pipe.sql("select split, count(*) as n, count(excluded_reason) as excluded from curated group by split order by split")
     excluded = sum(result.summaries["export"]["excluded"].values())
-    assert fates.to_dict("records") == [{"split": "test", "n": 369, "excluded": 0},
-                                        {"split": "train", "n": 350, "excluded": excluded}]
+    assert fates.to_dict("records") == [{"split": "test", "n": 369, "excluded": 369},
+                                        {"split": "train", "n": 350, "excluded": excluded - 369}]
     for statement in ("delete from items", "attach 'other.duckdb' as o", "select 1; drop table items",
                       "copy items to 'leak.csv'"):
         with pytest.raises(ValueError):

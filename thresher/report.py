@@ -208,12 +208,15 @@ def _weights_section(con: duckdb.DuckDBPyConnection, report: Report, runs: dict[
         return
     table = _table(["weights", "items", "mean", "flagged"],
                    [(k, len(v), float(v.mean()), flagged[k]) for k, v in series.items()])
-    shares = run_summary(con, runs["detect"], "detect").get("weights", {}) if "detect" in runs else {}
-    if shares.get("share"):
-        table += (f"<p>Each class's share of the items and of the detect weights ({html.escape(shares['method'])}, "
-                  f"balance {html.escape(shares['balance'])}; unbalanced: the raw scores).</p>"
-                  + _table(["class", "items", "weight", "weight, unbalanced"],
-                           [(name, v["items"], v["weight"], v["weight_unbalanced"]) for name, v in shares["share"].items()]))
+    for stage in ("detect", "reweight"):
+        shares = run_summary(con, runs[stage], stage).get("weights", {}) if stage in runs else {}
+        if shares.get("share"):
+            method = shares.get("method") or run_summary(con, runs[stage], stage).get("strategy", "")
+            table += (f"<p>Each class's share of the items and of the {stage} weights ({html.escape(str(method))}, "
+                      f"balance {html.escape(shares['balance'])}; unbalanced: the raw weights).</p>"
+                      + _table(["class", "items", "weight", "weight, unbalanced"],
+                               [(name, v["items"], v["weight"], v["weight_unbalanced"])
+                                for name, v in shares["share"].items()]))
 
     top = max(1.0, *(float(w.max()) for w in series.values()))
     chart = histogram(series, bins=np.linspace(0, top, 41), x_title="per-item weight")

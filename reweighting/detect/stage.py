@@ -19,7 +19,7 @@ from thresher.reweighting.gold import GoldCheck
 from thresher.reweighting.items import label_input, labelled_arrays, labelled_query
 from thresher.reweighting.detect.tuning import TuneConfig, Tuned, stratified_sample, tune
 from thresher.reweighting.weights import (
-    WeightBalance, WeightMethod, compute_weights, per_class_shares, weight_rows, weight_share,
+    WeightBalance, WeightMethod, balanced, compute_weights, weight_rows,
 )
 from thresher.storage.connection import registered, transaction
 from thresher.storage.arrow_columns import constant_column
@@ -266,7 +266,7 @@ def detect(
     labels = all_labels
     confidence = items.column("confidence").to_numpy().astype(float)
     raw = compute_weights(config.weight, label_quality=result.scores, confidence=confidence)
-    weights = per_class_shares(raw, labels) if config.weight_balance == "per_class" else raw
+    weights, weight_info = balanced(raw, labels, config.weight_balance, kinds.names)
 
     n = len(item_ids)
     with transaction(con):
@@ -289,11 +289,7 @@ def detect(
         }
     per_detector = {name: {**r.summary(), **(check.flags(r.is_issue, r.scores) if check.has.any() else {})}
                     for name, r in results.items()}
-    names = kinds.names
-    shares = {"items": np.bincount(labels, minlength=len(names)) / n, "weight": weight_share(weights, labels, len(names)),
-              "weight_unbalanced": weight_share(raw, labels, len(names))}
-    weight_info = {"method": config.weight, "balance": config.weight_balance,
-                   "share": {name: {k: round(float(v[c]), 4) for k, v in shares.items()} for c, name in enumerate(names)}}
+    weight_info = {"method": config.weight, **weight_info}
     summary = DetectSummary(run_id, label_run, n, int(result.is_issue.sum()), quality, config.detector_in_use,
                             per_detector, features, kinds.report(), weight_info)
     if summary.classes["unchecked"]:

@@ -22,7 +22,7 @@ from thresher.core.device import DeviceName, torch_threads
 from thresher.reweighting.gold import GoldCheck
 from thresher.reweighting.items import label_input, labelled_arrays
 from thresher.reweighting.rescale.base import Optimizer, Strategy
-from thresher.reweighting.weights import weight_rows
+from thresher.reweighting.weights import WeightBalance, balanced, weight_rows
 from thresher.storage.connection import transaction
 from thresher.storage.repo import replace_run_rows
 from thresher.core.config import StageConfig
@@ -61,11 +61,14 @@ class ReweightConfig(StageConfig):
     device: DeviceName = "auto"            # auto: a GPU when torch sees one; cpu; cuda; cuda:N
     precision: Literal["float32", "bfloat16"] = "float32"  # bfloat16: the classifier's passes under autocast
     random_state: int = 0
+    # per_class: the learned weights are rescaled within each class so that it keeps its share of the
+    # total weight (STORM's raw weights crushed YouTube's smaller class to a mean of 0.06); none: as learned.
+    weight_balance: WeightBalance = "per_class"
 
     def estimator(self, progress: bool = False) -> Reweighter:
         from thresher.reweighting.rescale import Reweighter
 
-        params = self.model_dump(exclude={"labels_from", "include_uncovered", "features"})
+        params = self.model_dump(exclude={"labels_from", "include_uncovered", "features", "weight_balance"})
         return Reweighter(**params, progress=progress)
 
 
@@ -82,11 +85,12 @@ class ReweightSummary:
     seconds: float
     epochs: list[dict[str, float]] = field(default_factory=list)
     gold: dict[str, float] = field(default_factory=dict)
+    weights: dict[str, Any] = field(default_factory=dict)  # balance, each class's share of items and weight
 
     def as_dict(self) -> dict[str, Any]:
         return {"label_run": self.label_run, "strategy": self.strategy, "n_items": self.n_items,
                 "n_flagged": self.n_flagged, "mean_weight": self.mean_weight, "seconds": self.seconds,
-                "epochs": self.epochs, "gold": self.gold}
+                "epochs": self.epochs, "gold": self.gold, "weights": self.weights}
 
 
 def _against_gold(weights: np.ndarray, flagged: np.ndarray, check: GoldCheck) -> dict[str, float]:
@@ -111,9 +115,11 @@ def fit_weights(config: ReweightConfig, X: Any, labels: np.ndarray, threads: int
 
 def reweight(
     con: duckdb.DuckDBPyConnection, config: ReweightConfig, *, run_id: str, label_run: str | None,
-    progress: bool = False, chunking: Chunking | None = None,
+    progress: bool = False, chunking: Chunking | None = None, classes: list[str] | None = None,
 ) -> ReweightSummary:
-    """Learn a weight for every labelled item; write them to ``weights`` (stage ``reweight``)."""
+    """Learn a weight for every labelled item; write them to ``weights`` (stage ``reweight``), each class
+    keeping its share of the total weight under ``weight_balance: per_class``. ``classes`` names the
+    class ids in the summary (default: the ids)."""
     items, item_ids, labels = labelled_arrays(con, config.labels_from, label_run,
                                               include_uncovered=config.include_uncovered, purpose="weigh")
     X = item_features(con, config.features, item_ids, items.column("text").to_pylist(), progress=progress,
@@ -126,13 +132,16 @@ def reweight(
 
         model = chunking.map_chunks(fit_weights, [(config, X, labels, torch.get_num_threads())])[0]
     seconds = time.perf_counter() - started
-    with transaction(con):
-        replace_run_rows(con, "weights", run_id, weight_rows(run_id, "reweight", item_ids, config.strategy,
-                                                             model.weights_, model.weight_history_), stage="reweight")
+    names = classes or [str(c) for c in range(int(labels.max()) + 1)]
+    weights, weight_info = balanced(model.weights_, labels, config.weight_balance, names)
+    with transaction(con):  # flagged: the learned weight was below 0.5, whatever the balancing made of it
+        replace_run_rows(con, "weights", run_id, weight_rows(run_id, "reweight", item_ids, config.strategy, weights,
+                                                             model.weight_history_, flagged=model.flagged_),
+                         stage="reweight")
     check = GoldCheck(labels, gold_ids(items.column("gold").to_pylist()))
     summary = ReweightSummary(run_id, label_run, config.strategy, len(item_ids), int(model.flagged_.sum()),
-                              float(model.weights_.mean()), seconds, model.epoch_log_,
-                              _against_gold(model.weights_, model.flagged_, check))
+                              float(weights.mean()), seconds, model.epoch_log_,
+                              _against_gold(model.weights_, model.flagged_, check), weight_info)
     logger.info("Weighed %d items with %s in %.1f s: %d below 0.5; %s", summary.n_items, config.strategy,
                 seconds, summary.n_flagged, summary.gold)
     return summary
@@ -145,7 +154,7 @@ class ReweightStage(Stage):
         config: ReweightConfig = context.config
         context.input_run_id = label_input(con, config.labels_from)
         return reweight(con, config, run_id=context.run_id, label_run=context.input_run_id,
-                        progress=context.progress, chunking=context.chunking)
+                        progress=context.progress, chunking=context.chunking, classes=context.classes)
 
     def uses_cluster(self, config: ReweightConfig) -> bool:
         return True  # the training runs on a worker, and chunked features are encoded there

@@ -47,8 +47,9 @@ class SelectConfig(StageConfig):
     labels_from: Literal["denoised", "given"] = "denoised"
     include_uncovered: bool = False
     # Leave out the items the detect stage flagged as label issues (the export drops them anyway,
-    # and CoLoR-Filter's loss differences are heaviest-tailed on wrong labels).
-    drop_label_issues: bool = True
+    # and CoLoR-Filter's loss differences are heaviest-tailed on wrong labels). None: when a detect
+    # run exists (the summary says which); true: a detect run is required; false: never.
+    drop_label_issues: bool | None = None
     pool_splits: list[str] | None = None  # None: every split
     features: FeatureConfig | None = None  # None: tfidf for CoLoR-Filter, minilm-static for GIO
     # Each method's settings, under its name (see reweighting/select/registry.py); ``method`` picks one.
@@ -88,6 +89,7 @@ class SelectSummary:
     n_selected: int
     seconds: float
     n_label_issues_left_out: int = 0
+    label_issues_from: str | None = None  # the detect run whose flags were left out (None: none was)
     datasets: dict[str, dict[str, int]] = field(default_factory=dict)  # {dataset: {pool, selected}}
     labels: dict[str, int] = field(default_factory=dict)  # label distribution of the selection
     gold: dict[str, float] = field(default_factory=dict)
@@ -161,7 +163,7 @@ def select(
     run are not candidates.
     """
     target = load_target(con, config.target, classes=classes, label_run=label_run)
-    issues = (detect_run, detector) if detect_run is not None and config.drop_label_issues else None
+    issues = (detect_run, detector) if detect_run is not None and config.drop_label_issues is not False else None
     pool, n_dropped = _pool(con, config, label_run, target, issues)
     n = pool.num_rows
     from thresher.reweighting.select.color_filter import budget_count
@@ -190,6 +192,7 @@ def select(
     pool_counts, chosen_counts = Counter(datasets), Counter(datasets[i] for i in chosen)
     summary = SelectSummary(
         run_id, config.method, config.target.describe(), len(target), n, len(chosen), seconds, n_dropped,
+        label_issues_from=issues[0] if issues else None,
         datasets={d: {"pool": pool_counts[d], "selected": chosen_counts.get(d, 0)} for d in sorted(pool_counts)},
         labels={classes[c]: int((labels[chosen] == c).sum()) for c in range(len(classes))},
         gold=_against_gold(check, chosen), kl=kl)
@@ -215,7 +218,15 @@ class SelectStage(Stage):
         config: SelectConfig = context.config
         needs_label_run = config.labels_from == "denoised" or config.target.labels == "denoised"
         context.input_run_id = latest_run(con, "label") if needs_label_run else None
-        detect_run = latest_run(con, "detect") if config.drop_label_issues else None
+        detect_run = None
+        if config.drop_label_issues is not False:
+            try:
+                detect_run = latest_run(con, "detect")
+            except LookupError:
+                if config.drop_label_issues:
+                    raise LookupError("select.drop_label_issues: true needs a completed detect run: run `thresher "
+                                      "detect CONFIG` first, or leave drop_label_issues unset to select without one.")
+                logger.info("No detect run: selecting without leaving out label issues")
         detector = detector_in_use(con, detect_run) if detect_run else ""
         return select(con, config, classes=context.classes, run_id=context.run_id, label_run=context.input_run_id,
                       detect_run=detect_run, detector=detector, progress=context.progress, chunking=context.chunking)

@@ -32,7 +32,7 @@ def _ingest_noisy(con, rate: float = 0.3) -> None:
 def test_stage_writes_weights_beside_detect_and_reruns_idempotently(con):
     _ingest_noisy(con)
     detect(con, DetectConfig(labels_from="given"), run_id="r1", label_run=None)
-    config = ReweightConfig(labels_from="given", epochs=4)
+    config = ReweightConfig(labels_from="given", epochs=4, weight_balance="none")  # the weights as STORM learned them
     summary = reweight(con, config, run_id="r1", label_run=None)
     n = con.execute("SELECT count(*) FROM items").fetchall()[0][0]
     assert summary.n_items == n and len(summary.epochs) == 4

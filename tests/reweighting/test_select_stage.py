@@ -227,3 +227,28 @@ def test_unlabelled_target_in_labelled_mode_is_an_error(con):
 def test_config_errors(raw, message):
     with pytest.raises(ValidationError, match=message):
         SelectConfig.model_validate({"target": {"split": "target"}, **raw})
+
+
+def test_random_selection_needs_no_detect_run(tmp_path):
+    """`select` by itself, as `thresher select` runs it: with drop_label_issues unset it selects without
+    a detect run and says so; set to true it asks for one; after detect it leaves the flags out."""
+    import thresher
+
+    columns = {"text": "CONTENT", "label": "CLASS", "id": "COMMENT_ID"}
+    config = {"db": str(tmp_path / "t.duckdb"), "classes": CLASSES, "labels_from": "given",
+              "sources": [{"path": str(YOUTUBE_EXAMPLE / "data" / f"Youtube0{i}-*.csv"), "dataset": "youtube",
+                           "split": split, "columns": columns} for i, split in ((1, "train"), (2, "target"))],
+              "detect": {"C": 1.0, "n_folds": 3},
+              "select": {"method": "random", "budget": 100, "target": {"split": "target"}, "pool_splits": ["train"]}}
+    pipe = thresher.Pipeline(config)
+    pipe.run_stage("ingest")
+    summary = pipe.run_stage("select")
+    assert summary["n_selected"] == 100 and summary["n_pool"] == 350 and summary["label_issues_from"] is None
+    strict = thresher.Pipeline({**config, "select": {**config["select"], "drop_label_issues": True}})
+    with pytest.raises(LookupError, match="drop_label_issues: true needs a completed detect run"):
+        strict.run_stage("select")
+    detected = pipe.run_stage("detect")
+    summary = pipe.run_stage("select")
+    assert summary["label_issues_from"] == detected["run_id"]
+    flagged_in_pool = pipe.sql("select count(*) as n from curated where flagged and split = 'train'")["n"][0]
+    assert summary["n_label_issues_left_out"] == flagged_in_pool > 0

@@ -70,6 +70,47 @@ def test_label_quality_weights_keep_the_minority_share(sms, tmp_path):
     assert "share of the items and of the detect weights" in html
 
 
+@pytest.fixture
+def sms_slice(con, shared_data, tmp_path):
+    """The first 1,000 ImplyLoss SMS train rows (about 13 % spam) with their labels given."""
+    lines = (shared_data / "sms_spam_implyloss" / "train.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    path = tmp_path / "sms.csv"
+    path.write_text("".join(lines[:1001]), encoding="utf-8")
+    ingest(con, IngestConfig(classes=["ham", "spam"], sources=[SourceConfig(
+        path=str(path), dataset="sms", split="train", columns={"text": "v2", "label": "v1", "gold": "v1"})]))
+    return con
+
+
+@pytest.mark.parametrize("stage, method", [("detect", "label_quality"), ("detect", "confidence"),
+                                           ("detect", "quality_x_confidence"), ("reweight", "storm"),
+                                           ("reweight", "linupper"), ("reweight", "quadratic"),
+                                           ("reweight", "extremes"), ("reweight", "uniform")])
+def test_every_weight_source_keeps_the_class_shares(sms_slice, tmp_path, stage, method):
+    con = sms_slice
+    detect(con, DetectConfig(labels_from="given", C=1.0, n_folds=3, **({"weight": method} if stage == "detect" else {})),
+           run_id="r", label_run=None, classes=["ham", "spam"])
+    if stage == "reweight":
+        from thresher.reweighting.rescale.stage import ReweightConfig, reweight
+
+        summary = reweight(con, ReweightConfig(labels_from="given", strategy=method, epochs=1), run_id="r",
+                           label_run=None, classes=["ham", "spam"])
+        spam = summary.weights["share"]["spam"]
+        assert spam["weight"] == pytest.approx(spam["items"], abs=1e-4) and summary.weights["balance"] == "per_class"
+        con.execute("INSERT INTO runs (run_id, stage, status, config_hash, started_at, ended_at, summary) "
+                    "VALUES ('r', 'reweight', 'completed', 'x', now(), now(), $summary)",
+                    {"summary": json.dumps(summary.as_dict())})
+        assert f"share of the items and of the reweight weights ({method}" in build_report(con, ["ham", "spam"]).html()
+    items = dict(con.sql("SELECT label, count(*) / (SELECT count(*) FROM items) FROM items GROUP BY 1").fetchall())
+    shares = con.sql("SELECT i.label, sum(w.weight) / sum(sum(w.weight)) OVER () FROM weights w JOIN items i "
+                     "USING (item_id) WHERE w.stage = $stage GROUP BY 1", params={"stage": stage}).fetchall()
+    assert 0.1 < items[1] < 0.2 and dict(shares)[1] == pytest.approx(items[1], abs=1e-9)
+    out = tmp_path / "export"
+    export(con, ExportConfig(out_dir=str(out), labels_from="given", drop_label_issues=False), classes=["ham", "spam"],
+           run_id="e", label_run=None, detect_run="r", weight_run="r", weight_stage=stage)
+    manifest = json.loads((out / ".manifest.json").read_text())
+    assert manifest["class_shares"]["spam"]["weight"] == pytest.approx(manifest["class_shares"]["spam"]["rows"], abs=1e-6)
+
+
 def test_per_class_shares_keep_the_total_and_order():
     weights = np.array([0.9, 0.1, 0.5, 0.2, 0.2, 0.0])
     labels = np.array([0, 0, 0, 1, 1, 2])

@@ -59,6 +59,7 @@ def test_a_labelled_csv_gets_a_config_that_cleans_its_labels(tmp_path: Path):
     assert (source.columns.text, source.columns.label, source.columns.id) == ("CONTENT", "CLASS", "COMMENT_ID")
     assert config.classes == ["0", "1"] and config.labels_from == "given" and config.labeling is None
     assert source.path == str(tmp_path / "comments.csv") and source.split == "train"
+    assert config.export.splits == ["train"]  # written, not left to a rule the user does not see
     assert config.stages() == ["ingest", "detect", "reweight", "export"]
     report = check_config(tmp_path / "thresher.yaml")
     assert report.problems == [] and report.files == {source.path: 1}
@@ -93,6 +94,18 @@ def test_nested_jsonl_with_class_names_and_a_zero_shot_lf(news_jsonl: Path, tmp_
     assert prompt.template.startswith("Text: {text}\n\n")
     lfs = (tmp_path / "project" / "lfs.py").read_text()
     assert "SCI_TECH = 1" in lfs and "SCI_TECH: ('sci', 'tech')" in lfs and "x.data.words" not in lfs
+
+
+def test_a_split_column_exports_the_training_splits_only(tmp_path: Path):
+    with PSY.open(encoding="utf-8-sig") as handle:
+        rows = list(csv.DictReader(handle))
+    parts = ["train", "Dev", "test", "extra"]
+    pq.write_table(pa.table({"text": [r["CONTENT"] for r in rows], "label": [r["CLASS"] for r in rows],
+                             "subset": [parts[i % 4] for i in range(len(rows))]}), tmp_path / "c.parquet")
+    assert init(tmp_path).exit_code == 0
+    text = (tmp_path / "thresher.yaml").read_text()
+    assert load_config(tmp_path / "thresher.yaml").export.splits == ["extra", "train"]
+    assert re.search(r'splits: \["extra", "train"\] +# held out: Dev, test', text), text
 
 
 def test_an_unlabelled_parquet_file_needs_the_class_names(tmp_path: Path):
