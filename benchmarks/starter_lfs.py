@@ -48,13 +48,18 @@ def datasets(rows: int) -> dict[str, tuple[list[str], list[str], list[str]]]:
     return out
 
 
-def measure(root: Path, texts: list[str], gold: list[str], classes: list[str]) -> list[list[str]]:
+def measure(root: Path, texts: list[str], gold: list[str], classes: list[str], encoder: str | None = None,
+            margin: float | None = None) -> list[list[str]]:
     data = root / "rows.jsonl"
     data.write_text("".join(json.dumps({"text": t, "truth": g}) + "\n" for t, g in zip(texts, gold)))
     write_starter(root, profile_data(data, classes=classes, progress=False))
     config = root / "thresher.yaml"
     loaded = yaml.safe_load(config.read_text())
     loaded["sources"][0]["columns"]["gold"] = "truth"  # as the starter's comment says: only to score
+    if encoder is not None:
+        loaded["labeling"]["llm"]["encoder"] = encoder
+    if margin is not None:
+        loaded["labeling"]["llm"]["margin"] = margin
     config.write_text(yaml.safe_dump(loaded, sort_keys=False))
     pipe = Pipeline(config)
     pipe.run_stage("ingest")
@@ -75,14 +80,18 @@ def measure(root: Path, texts: list[str], gold: list[str], classes: list[str]) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1000)
+    parser.add_argument("--encoder", choices=["minilm", "minilm-static"], default=None,
+                        help="the zero-shot LF's encoder (default: what init writes)")
+    parser.add_argument("--margin", type=float, default=None, help="its margin (default: what init writes)")
     args = parser.parse_args()
-    table = Table(title=f"thresher init starter LFs, no label column ({args.rows} rows each)")
+    table = Table(title=f"thresher init starter LFs, no label column ({args.rows} rows each; encoder "
+                        f"{args.encoder or 'as init writes'}, margin {args.margin if args.margin is not None else 'as init writes'})")
     for column in ("dataset", "LF", "coverage", "accuracy where it votes", "zero-shot votes by class",
                    "denoised: covered, accuracy where decided"):
         table.add_column(column)
     for name, (texts, gold, classes) in datasets(args.rows).items():
         with tempfile.TemporaryDirectory() as tmp:
-            for i, row in enumerate(measure(Path(tmp), texts, gold, classes)):
+            for i, row in enumerate(measure(Path(tmp), texts, gold, classes, args.encoder, args.margin)):
                 table.add_row(name if i == 0 else "", *row)
     Console(width=150).print(table)
 

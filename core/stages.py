@@ -109,7 +109,7 @@ STAGES: tuple[StageSpec, ...] = (
     StageSpec("select", "select", ("label", "detect"), "thresher.reweighting.select.stage:SelectStage", optional=True,
               summary="thresher.reweighting.select.stage:SelectSummary"),
     # Never cached: the shards on disk may have been moved or deleted since; exporting is cheap.
-    StageSpec("export", "export", (), "thresher.storage.export:ExportStage", optional=False, cached=False,
+    StageSpec("export", "export", (), "thresher.pipeline.export_stage:CuratedExportStage", optional=False, cached=False,
               summary="thresher.storage.export:ExportSummary"),
 )
 NAMES: tuple[str, ...] = tuple(spec.name for spec in STAGES)

@@ -101,6 +101,8 @@ def main() -> None:
     parser.add_argument("--buckets", type=int, default=1 << 16, help="hashed n-gram vocabulary size")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader worker processes per rank")
     parser.add_argument("--ignore-weights", action="store_true", help="train with uniform weights (baseline)")
+    parser.add_argument("--target", choices=["manifest", "soft", "hard"], default="manifest",
+                        help="fit the label model's probabilities (soft) or the hard labels; default: the manifest's")
     parser.add_argument("--eval-db", help="project database to evaluate against (gold labels)")
     parser.add_argument("--eval-split", default="test")
     parser.add_argument("--trace", help="directory for per-rank JSON: item ids per epoch, parameter checksums")
@@ -119,8 +121,9 @@ def main() -> None:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
     manifest = read_manifest(args.manifest)
+    target = manifest.get("target", {}).get("kind", "hard") if args.target == "manifest" else args.target
     dataset = ShardedParquetDataset(args.manifest, rank=rank, world_size=world_size, batch_size=args.batch_size,
-                                    columns=["item_id", "text", "label", "weight"], shuffle=True, seed=args.seed)
+                                    columns=["item_id", "text", "label", "probs", "weight"], shuffle=True, seed=args.seed)
     generator = torch.Generator().manual_seed(args.seed)  # the same initial parameters on every rank
     model = BagOfWords(len(manifest["classes"]), args.buckets)
     with torch.no_grad():
@@ -129,7 +132,14 @@ def main() -> None:
     model = model.to(device)
     trained = DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None) if distributed else model
     optimizer = torch.optim.Adagrad(model.parameters(), lr=args.lr)
-    loss_fn = nn.CrossEntropyLoss(reduction="none")
+    hard_loss = nn.CrossEntropyLoss(reduction="none")
+
+    def loss_fn(logits: torch.Tensor, batch: dict) -> torch.Tensor:
+        """Per-row loss: cross-entropy against the label, or against the probabilities (soft)."""
+        if target == "soft":
+            return -(batch["probs"].to(device, non_blocking=True) * torch.log_softmax(logits, dim=1)).sum(dim=1)
+        return hard_loss(logits, batch["label"].to(device, non_blocking=True))
+
     trace: dict = {"rank": rank, "world_size": world_size, "device": str(device), "epochs": []}
     for epoch in range(args.epochs):
         dataset.set_epoch(epoch)
@@ -144,7 +154,7 @@ def main() -> None:
                 weights = batch["weight"].to(device, non_blocking=True)
                 if args.ignore_weights:
                     weights = torch.ones_like(weights)
-                loss = (loss_fn(logits, batch["label"].to(device, non_blocking=True)) * weights).sum() / weights.sum().clamp_min(1e-8)
+                loss = (loss_fn(logits, batch) * weights).sum() / weights.sum().clamp_min(1e-8)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -165,7 +175,7 @@ def main() -> None:
         (Path(args.trace) / f"rank{rank}.json").write_text(json.dumps(trace))
     if args.eval_db and rank == 0:
         accuracy, n = evaluate(model, args.eval_db, args.eval_split, device)
-        mode = "uniform weights" if args.ignore_weights else "thresher weights"
+        mode = f"{target} targets, " + ("uniform weights" if args.ignore_weights else "thresher weights")
         print(f"accuracy on {n} gold-labelled '{args.eval_split}' items: {accuracy:.3f} ({mode})")
     if distributed:
         dist.destroy_process_group()

@@ -44,7 +44,11 @@ SPLIT_NAMES = ("split", "subset", "partition")
 # Ids are checked for repeats in this many rows (a set of them is held); ingest quarantines any later
 # repeat with a reason (duplicate_row, conflicting_id), so a longer file loses nothing.
 ID_CHECK_ROWS = 2_000_000
-ZERO_SHOT_MARGIN = 0.05  # cosine margin the starter's zero-shot LF must win by (the backend default is 0.1)
+# The starter's zero-shot LF: the static encoder (tens of thousands of texts/s; the full MiniLM, ~200/s on
+# 2 cores, would be most of a 5,000-row first run) and the cosine margin it must win by, chosen on AG
+# News and YouTube dev rows (benchmarks/README.md, "The thresher init starter's LFs").
+ZERO_SHOT_ENCODER = "minilm-static"
+ZERO_SHOT_MARGIN = 0.02
 
 
 class StarterError(ValueError):
@@ -274,8 +278,9 @@ def _zero_shot(classes: list[str]) -> list[str]:
     answers = ", ".join(f"{_q(c.lower())}: {_q(c)}" for c in classes)
     statements = ", ".join(f"{_q(c.lower())}: {_q(f'This text is about {c}.')}" for c in classes)
     return [
-        "    # Zero-shot: the embedded backend compares each text with one sentence per class (all-MiniLM-L6-v2,",
-        "    # offline) and votes the nearest class when it wins by llm.margin, else abstains. Rewrite the",
+        "    # Zero-shot: the embedded backend compares each text with one sentence per class (a static model",
+        "    # distilled from all-MiniLM-L6-v2, offline) and votes the nearest class when it wins by llm.margin,",
+        "    # else abstains. Rewrite the",
         "    # sentences as typical items of each class for better votes; with an LLM server (llm.backend: openai)",
         "    # the template is the question it is asked.",
         "    - kind: prompt",
@@ -295,6 +300,7 @@ def _labeling_lines(profile: DataProfile) -> list[str]:
     if zero_shot:
         lines += ["  llm:",
                   _c("    backend: embedded", "or: openai (base_url, model, api_key_env), transformers (model_path)"),
+                  _c(f"    encoder: {ZERO_SHOT_ENCODER}", "fast; minilm: ~100x slower, surer votes (margin 0.05)"),
                   _c(f"    margin: {ZERO_SHOT_MARGIN}", "abstain unless the nearest sentence wins by this cosine")]
     lines += ["  model:", _c("    model: majority", "with three or more LFs that vote, try label_model or auto")]
     return lines
@@ -356,9 +362,8 @@ def starter_config(profile: DataProfile, directory: Path, project: str) -> str:
         _c("detect:", "cleanlab's confident learning on out-of-fold probabilities"),
         "  n_folds: 5",
         "",
-        _c("reweight:", "STORM learns a loss weight per item while training"),
-        _c("  strategy: storm", "or: linupper, quadratic, extremes, uniform"),
-        "  epochs: 5",
+        "# reweight: STORM's learned weights are off: they trained worse models on every shared dataset",
+        "# (benchmarks/README.md, 'Curation value'). To try them: reweight: {strategy: storm, epochs: 5}",
         "",
         _c("export:", "Parquet shards + .manifest.json for training workers"),
         "  out_dir: export",

@@ -9,20 +9,27 @@ import pyarrow as pa
 
 from thresher.storage.arrow_columns import constant_column
 
-WeightMethod = Literal["label_quality", "confidence", "quality_x_confidence", "uniform"]
+WeightMethod = Literal["flagged_quality", "label_quality", "confidence", "quality_x_confidence", "uniform"]
 
 
 WeightBalance = Literal["per_class", "none"]
 
 
-def compute_weights(method: WeightMethod, *, label_quality: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+def compute_weights(method: WeightMethod, *, label_quality: np.ndarray, confidence: np.ndarray,
+                    flagged: np.ndarray | None = None) -> np.ndarray:
     """Weights in [0, 1] for each item (class-aware ones: :func:`per_class_shares` of these).
 
+    ``flagged_quality``: 1 for the items the detector keeps, its label-quality score for the ones it
+    flags (down-weighted rather than dropped: the best recipe of benchmarks/curation_value.py);
     ``label_quality``: cleanlab's score of the label; ``confidence``: the label model's top
     probability; ``quality_x_confidence``: their product; ``uniform``: all ones.
     """
     if label_quality.shape != confidence.shape:
         raise ValueError(f"label_quality {label_quality.shape} and confidence {confidence.shape} must have one shape.")
+    if method == "flagged_quality":
+        if flagged is None or flagged.shape != label_quality.shape:
+            raise ValueError("flagged_quality needs the detector's flags, one per item.")
+        return np.where(flagged, label_quality, 1.0).astype(float)
     if method == "label_quality":
         return label_quality.astype(float)
     if method == "confidence":

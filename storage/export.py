@@ -64,15 +64,24 @@ class ExportConfig(StageConfig):
     # training: every split but the held-out ones (HELD_OUT_SPLITS; items without a split count as
     # training), so evaluation rows never reach the training shards unnoticed; all: every split.
     splits: list[str] | Literal["training", "all"] = "training"
-    drop_label_issues: bool = True
+    # Leave out what detect flagged. Off by default: detect's default weight (flagged_quality) keeps
+    # flagged items at their label-quality weight, which trained better models than dropping them.
+    drop_label_issues: bool = False
     drop_uncovered: bool = True
     labels_from: Literal["denoised", "given"] = "denoised"
+    # What a training worker should fit, recorded in the manifest (every shard has both columns):
+    # soft: `probs`, the label model's class probabilities, with a soft cross-entropy (Snorkel's
+    # noise-aware loss); hard: `label`. Soft won on every dataset of benchmarks/curation_value.py.
+    target: Literal["soft", "hard"] = "soft"
     # Whose weights the shards carry: the detect stage's (label quality, ...) or the reweight
     # stage's (STORM, loss rules). None: reweight when the pipeline config has that stage.
     weights_from: Literal["detect", "reweight"] | None = None
     # Keep only the items the select stage chose (default: true when the pipeline has that stage).
     selected_only: bool = False
     zstd_level: int = Field(3, ge=1, le=22)
+    # Score a proxy model trained on the raw labels and on the export against the gold labels of the
+    # held-out splits, on at most this many rows of each (0: do not): the summary's `proxy`.
+    proxy_rows: int = Field(50_000, ge=0)
 
 
 @dataclass
@@ -85,10 +94,12 @@ class ExportSummary:
     label_distribution: dict[str, int] = field(default_factory=dict)
     splits: dict[str, int] = field(default_factory=dict)  # rows exported per split
     held_out: dict[str, int] = field(default_factory=dict)  # items of the splits left out, per split
+    proxy: dict[str, Any] = field(default_factory=dict)  # what curation changed for a proxy model (pipeline layer)
 
     def as_dict(self) -> dict[str, Any]:
         return {"out_dir": self.out_dir, "rows": self.rows, "shards": self.shards, "splits": self.splits,
-                "held_out": self.held_out, "excluded": self.excluded, "label_distribution": self.label_distribution}
+                "held_out": self.held_out, "excluded": self.excluded, "label_distribution": self.label_distribution,
+                "proxy": self.proxy}
 
 
 def exported_splits(config: ExportConfig, splits: list[str | None]) -> list[str | None]:
@@ -323,6 +334,8 @@ def export(
             "format": FORMAT, "format_version": FORMAT_VERSION, "run_id": run_id,
             "label_run": label_run, "detect_run": detect_run, "detector": detector,
             "weights": {"stage": weight_stage, "run": weight_run, "methods": methods},
+            # the column to train on: probs (soft cross-entropy) or label (one-hot probs when labels are given)
+            "target": {"kind": config.target, "column": "probs" if config.target == "soft" else "label"},
             "selection": _selection_info(con, select_run) if config.selected_only else None,
             "thresher_version": thresher.__version__,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -23,10 +23,8 @@ def notebook(tmp_path_factory):
 
     config = yaml.safe_load((YOUTUBE_EXAMPLE / "thresher.yaml").read_text())
     config.pop("sources")
-    config.pop("reweight")
     config["labeling"].pop("llm")
     config["labeling"]["lfs"] = [lf for lf in config["labeling"]["lfs"] if lf["kind"] != "prompt"]
-    config["export"].pop("weights_from")
     frame = pd.concat([pd.read_csv(p) for p in sorted(glob.glob(str(YOUTUBE_EXAMPLE / "data" / "Youtube0[1-4]-*.csv")))])
     root = tmp_path_factory.mktemp("notebook")
     pipe = thresher.Pipeline(config, data=frame, columns={"text": "CONTENT", "gold": "CLASS", "id": "COMMENT_ID"},

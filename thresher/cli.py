@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import csv
 import json
 import os
@@ -314,8 +316,20 @@ def _show_select(summary: dict) -> None:
 def _show_export(summary: dict) -> None:
     labels = ", ".join(f"{k}: {v}" for k, v in summary["label_distribution"].items())
     excluded = ", ".join(f"{k}: {v}" for k, v in summary["excluded"].items()) or "none"
+    splits = ", ".join(f"{k} {v}" for k, v in summary.get("splits", {}).items())
+    held = ", ".join(f"{k} {v}" for k, v in summary.get("held_out", {}).items()) or "none"
     out.print(f"[bold]export[/]: {summary['rows']} rows in {summary['shards']} shard(s) -> {summary['out_dir']}\n"
-              f"  labels {labels}; excluded {excluded}", highlight=False)
+              f"  splits {splits} (held out: {held}); labels {labels}; excluded {excluded}", highlight=False)
+    proxy = summary.get("proxy") or {}
+    if proxy.get("change"):
+        raw, curated = proxy["raw"], proxy["curated"]
+        out.print(f"  proxy model on {proxy['gold_items']} gold items of {', '.join(proxy['splits'])}: accuracy "
+                  f"{raw['accuracy']:.3f} on the raw labels -> {curated['accuracy']:.3f} on the export "
+                  f"(macro F1 {raw['macro_f1']:.3f} -> {curated['macro_f1']:.3f})", highlight=False)
+        if proxy.get("warning"):
+            out.print(f"  [yellow]warning[/]: {proxy['warning']}", highlight=False)
+    elif proxy.get("note"):
+        out.print(f"  proxy model: {proxy['note']}", highlight=False)
 
 
 @app.command()
@@ -349,6 +363,12 @@ def init(
         written = write_starter(directory, profile, force=force)
     except (OSError, ValueError) as exc:
         _fail(str(exc))
+    if "minilm-static" in written[0].read_text():  # built now, once per machine, not during the first run
+        from thresher.features.static import StaticEncoder
+
+        with out.status("Building the static encoder for the zero-shot LF (once per machine, ~12 s)...") \
+                if progress else nullcontext():
+            StaticEncoder().setup()
     out.print(f"Read {path}: {profile.rows:,} rows, columns {', '.join(profile.columns)}.", highlight=False)
     rows = [["text", profile.text, f"mean {profile.text_chars:,.0f} characters"]]
     if profile.label is not None:

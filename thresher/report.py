@@ -122,8 +122,29 @@ def build_report(con: duckdb.DuckDBPyConnection, classes: list[str], *, run_id: 
         summary = run_summary(con, runs["export"], "export")
         report.add("Export", f"<p>{summary.get('rows', 0):,} rows in {summary.get('shards', 0)} shards at "
                              f"<code>{html.escape(str(summary.get('out_dir', '')))}</code>.</p>"
-                   + _table(["excluded because", "items"], sorted(summary.get("excluded", {}).items())))
+                   + _table(["excluded because", "items"], sorted(summary.get("excluded", {}).items()))
+                   + _table(["split", "rows exported", "items held out"],
+                            [(s, summary.get("splits", {}).get(s, 0), summary.get("held_out", {}).get(s, 0))
+                             for s in sorted({*summary.get("splits", {}), *summary.get("held_out", {})})]))
+        _proxy_section(report, summary.get("proxy") or {})
     return report
+
+
+def _proxy_section(report: Report, proxy: dict) -> None:
+    """What curation changed for a proxy model, or why nothing was scored."""
+    if not proxy:
+        return
+    if not proxy.get("scored"):
+        report.add("What curation changed", f"<p>Not measured: {html.escape(proxy.get('note', ''))}.</p>")
+        return
+    rows = [(name, proxy[name].get("rows"), proxy[name].get("accuracy"), proxy[name].get("macro_f1"))
+            for name in ("raw", "curated")]
+    report.add("What curation changed", (
+        f"<p>A proxy model ({html.escape(proxy['model'])}) trained on the raw labels of the training items and on "
+        f"the export, scored on the {proxy['gold_items']:,} gold labels of the held-out split(s) "
+        f"{html.escape(', '.join(proxy['splits']))}.</p>"
+        + _table(["trained on", "rows", "accuracy", "macro F1"], rows)
+        + (f"<p><b>Warning</b>: {html.escape(proxy['warning'])}.</p>" if proxy.get("warning") else "")))
 
 
 def _label_section(con: duckdb.DuckDBPyConnection, report: Report, run: str) -> None:

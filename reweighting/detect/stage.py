@@ -56,11 +56,17 @@ class DetectConfig(StageConfig):
     # The logistic regression's C; auto: chosen with TF-IDF min_df among ``tune`` by out-of-fold
     # log-loss on the given labels (never gold), see tuning.py
     C: float | Literal["auto"] = "auto"
+    # The logistic regression's solver. newton-cg reaches lbfgs's optimum (same out-of-fold log-loss to
+    # 1e-3) 10-30x faster on TF-IDF features here: scipy's L-BFGS-B step costs more than the gradient
+    # at 50k features x classes (benchmarks/README.md, "Detect's cost").
+    solver: Literal["newton-cg", "lbfgs", "saga"] = "newton-cg"
     tune: TuneConfig = TuneConfig()
     detectors: dict[DetectorName, Any] = Field(default_factory=lambda: {"confident_learning": {}}, min_length=1,
                                                validate_default=True)
     use: DetectorName | None = None
-    weight: WeightMethod = "label_quality"  # label_quality: the score of the detector in use
+    # flagged_quality: flagged items weigh their label-quality score (the detector in use's), the others 1;
+    # label_quality: every item its score (see reweighting/weights.py)
+    weight: WeightMethod = "flagged_quality"
     # per_class: the weights are rescaled within each class so that it keeps its share of the total
     # weight (a minority class gets lower scores whatever its labels' accuracy); none: the raw scores
     weight_balance: WeightBalance = "per_class"
@@ -228,13 +234,13 @@ def detect(
     if config.C == "auto":
         X = None if streamed or config.features.encoder == "tfidf" else item_features(
             con, config.features, item_ids.filter(checked), texts, progress=progress, chunking=chunking)
-        tuned = _tune(con, config, labels, item_ids.filter(checked), texts, X)
+        tuned = _tune(con, config, labels, item_ids.filter(checked), texts, X, progress)
         config = config.model_copy(update={"C": tuned.C})
         if tuned.min_df is not None:
             config = config.model_copy(update={"features": config.features.model_copy(update={
                 "tfidf": config.features.tfidf.model_copy(update={"min_df": tuned.min_df})})})
     assert not isinstance(config.C, str)
-    estimator = LogisticRegression(C=config.C, max_iter=2000)
+    estimator = LogisticRegression(C=config.C, solver=config.solver, max_iter=2000)
     if streamed:
         needs_features = sorted(set(config.detectors) - {"confident_learning", "small_loss", "ensemble"})
         if needs_features:
@@ -254,10 +260,13 @@ def detect(
     else:
         if X is None:
             X = item_features(con, config.features, item_ids.filter(checked), texts, progress=progress, chunking=chunking)
-        from thresher.reweighting.detect.confident_learning import out_of_fold_proba
+        if tuned is not None and tuned.pred_probs is not None and tuned.rows == len(labels):
+            pred_probs = tuned.pred_probs  # tuned on every checked item, with these folds: already computed
+        else:
+            from thresher.reweighting.detect.confident_learning import out_of_fold_proba
 
-        pred_probs = out_of_fold_proba(estimator, X, labels, n_folds=config.n_folds, random_state=config.random_state,
-                                       progress=progress)
+            pred_probs = out_of_fold_proba(estimator, X, labels, n_folds=config.n_folds,
+                                           random_state=config.random_state, progress=progress)
         features = {"kind": config.features.encoder, "train_rows": len(labels)}
     features.update(C=config.C, min_df=config.features.tfidf.min_df if config.features.encoder == "tfidf" else None,
                     tuned=None if tuned is None else tuned.as_dict())
@@ -265,7 +274,7 @@ def detect(
     result = results[config.detector_in_use]
     labels = all_labels
     confidence = items.column("confidence").to_numpy().astype(float)
-    raw = compute_weights(config.weight, label_quality=result.scores, confidence=confidence)
+    raw = compute_weights(config.weight, label_quality=result.scores, confidence=confidence, flagged=result.is_issue)
     weights, weight_info = balanced(raw, labels, config.weight_balance, kinds.names)
 
     n = len(item_ids)
@@ -300,7 +309,7 @@ def detect(
 
 
 def _tune(con: duckdb.DuckDBPyConnection, config: DetectConfig, labels: np.ndarray, item_ids: pa.Array,
-          texts: list[str] | None, X: Any) -> Tuned:
+          texts: list[str] | None, X: Any, progress: bool = False) -> Tuned:
     """Choose C (and min_df, for TF-IDF features whose min_df the config leaves unset) on a stratified
     sample of the checked items; on the streamed path the sample's texts are read here and its TF-IDF
     computed in memory."""
@@ -325,7 +334,7 @@ def _tune(con: duckdb.DuckDBPyConnection, config: DetectConfig, labels: np.ndarr
         return tfidf_features(texts_of, config.features.tfidf.model_copy(update={"min_df": min_df}))
 
     tuned = tune(features, labels[sample], Cs=list(config.tune.C), min_dfs=min_dfs, n_folds=config.n_folds,
-                 random_state=config.random_state)
+                 random_state=config.random_state, solver=config.solver, progress=progress)
     if len(min_dfs) == 1:
         tuned.min_df = None
     logger.info("Detect classifier: C=%s, min_df=%s chosen by out-of-fold log-loss on %d given labels",

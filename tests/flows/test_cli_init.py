@@ -39,7 +39,7 @@ def test_unlabelled_news_labelled_by_the_starter_lfs(tmp_path: Path, shared_data
     config = tmp_path / "thresher.yaml"
     assert "ok:" in invoke("check", config).output
     result = invoke("run", config, "--no-progress")
-    for stage in ("ingest: 300 rows read, 300 new items", "label:", "detect:", "reweight:", "export:"):
+    for stage in ("ingest: 300 rows read, 300 new items", "label:", "detect:", "export:"):
         assert stage in result.output, result.output
     scored = rows(invoke("sql", "SELECT count(*) AS covered, avg((c.denoised_label = list_position(['World', "
                          "'Sports', 'Business', 'Sci/Tech'], json_extract_string(i.extra, '$.gold_topic')) - 1)::int) "
@@ -52,7 +52,7 @@ def test_unlabelled_news_labelled_by_the_starter_lfs(tmp_path: Path, shared_data
 
 
 def test_labelled_comments_cleaned_as_they_are(tmp_path: Path):
-    """A label column: detect, reweight and export work on the file's own labels, no LF needed."""
+    """A label column: detect and export work on the file's own labels, no LF needed."""
     shutil.copy(YOUTUBE_EXAMPLE / "data" / "Youtube01-Psy.csv", tmp_path)
     invoke("init", tmp_path, "--no-progress")
     config = tmp_path / "thresher.yaml"

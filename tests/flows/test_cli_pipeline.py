@@ -28,9 +28,12 @@ def invoke(*args: str):
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    """A copy of the bundled example, run once end to end with `thresher run`."""
+    """A copy of the bundled example with the (optional) STORM reweight stage added, run once end to end
+    with `thresher run`."""
     root = tmp_path_factory.mktemp("project")
     shutil.copytree(YOUTUBE_EXAMPLE, root / "youtube")
+    config = root / "youtube" / "thresher.yaml"
+    config.write_text(config.read_text() + "\nreweight: {strategy: storm, epochs: 5}\n")
     result = invoke("run", root / "youtube" / "thresher.yaml", "--no-progress")
     assert result.exit_code == 0, result.output
     for part in ("ingest: 1956 rows read, 1953 new items", "label:", "detect:", "reweight:", "export:"):

@@ -97,12 +97,15 @@ def test_detector_result_validates():
 
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.floats(0, 1), min_size=1, max_size=50), st.sampled_from(
-    ["label_quality", "confidence", "quality_x_confidence", "uniform"]))
+    ["flagged_quality", "label_quality", "confidence", "quality_x_confidence", "uniform"]))
 def test_weights_stay_in_unit_interval_and_keep_length(quality, method):
     q = np.array(quality)
     c = q[::-1].copy()
-    w = compute_weights(method, label_quality=q, confidence=c)
+    flagged = q < 0.3
+    w = compute_weights(method, label_quality=q, confidence=c, flagged=flagged)
     assert w.shape == q.shape and (w >= 0).all() and (w <= 1).all()
+    if method == "flagged_quality":  # kept items weigh 1, flagged ones their score
+        assert (w[~flagged] == 1).all() and (w[flagged] == q[flagged]).all()
 
 
 @pytest.fixture(scope="module")

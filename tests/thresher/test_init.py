@@ -60,7 +60,7 @@ def test_a_labelled_csv_gets_a_config_that_cleans_its_labels(tmp_path: Path):
     assert config.classes == ["0", "1"] and config.labels_from == "given" and config.labeling is None
     assert source.path == str(tmp_path / "comments.csv") and source.split == "train"
     assert config.export.splits == ["train"]  # written, not left to a rule the user does not see
-    assert config.stages() == ["ingest", "detect", "reweight", "export"]
+    assert config.stages() == ["ingest", "detect", "export"]  # STORM is not a default: it did not pay (benchmarks)
     report = check_config(tmp_path / "thresher.yaml")
     assert report.problems == [] and report.files == {source.path: 1}
     # The commented labeling section works as the comment says, with the LF file init wrote.
@@ -120,6 +120,7 @@ def test_an_unlabelled_parquet_file_needs_the_class_names(tmp_path: Path):
     report = check_config(tmp_path / "thresher.yaml")
     assert report.config.classes == ["ham", "spam"] and report.config.labels_from == "denoised"
     assert report.lfs == ["zero_shot", "names_a_class"] and report.config.labeling.llm.backend == "embedded"
+    assert report.config.labeling.llm.encoder == "minilm-static"  # and built by init, not by the first run
     assert report.config.sources[0].columns.text == "comment"
     assert "x.likes" in (tmp_path / "lfs.py").read_text()
 
