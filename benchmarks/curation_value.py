@@ -408,12 +408,12 @@ def recipes(run: ThresherRun, X, K: int, seed: int) -> dict[str, TrainSet]:
     out["relabel"] = TrainSet(decided, np.where(flagged, oof.argmax(1), y))
     out["down-weight"] = TrainSet(decided, y, balanced(np.where(flagged, run.quality[decided], 1.0), y))
     out["confidence"] = TrainSet(decided, y, balanced(run.probs[decided].max(1), y))
-    out["label-quality"] = TrainSet(decided, y, run.detect_weight[decided])
+    out["label-quality"] = TrainSet(decided, y, balanced(run.quality[decided], y))
     out["storm"] = TrainSet(decided, y, run.reweight_weight[decided])
     out["soft-sharp"] = TrainSet(decided, sharpened(run.probs[decided]))
     out["soft-prior"] = TrainSet(decided, prior_matched(run.probs[decided], y, K))
     out["soft+drop"] = TrainSet(decided[~flagged], run.probs[decided][~flagged])
-    out["soft+label-quality"] = TrainSet(decided, run.probs[decided], run.detect_weight[decided])
+    out["soft+label-quality"] = TrainSet(decided, run.probs[decided], out["label-quality"].weights)
     out["soft+down-weight"] = TrainSet(decided, run.probs[decided], out["down-weight"].weights)
     extra, pseudo = extension(run, X, K, seed)
     out["extend"] = TrainSet(np.concatenate([decided, extra]), np.concatenate([y, pseudo]))
@@ -480,12 +480,17 @@ def run_dataset(data: Data, seeds: list[int], console: Console) -> list[dict]:
             sets["thresher"] = run.export
             for name, train in recipes(run, X_detect, K, seed).items():
                 sets[name] = train
+            chosen = sets["soft+down-weight"]  # the defaults' recipe: the export must be exactly it
+            order = np.argsort(run.export.index)
+            same = (np.array_equal(np.sort(chosen.index), run.export.index[order])
+                    and np.allclose(chosen.weights[np.argsort(chosen.index)], run.export.weights[order], atol=1e-5))
             sets["gold"] = TrainSet(np.arange(len(data.train.gold)), data.train.gold)
             for path, train in sets.items():
                 for model, (valid, test) in evaluate(data, features, train).items():
                     rows.append({"dataset": data.name, "seed": seed, "path": path, "model": model, "valid": valid,
                                  "test": test, "items": len(train.index), "seconds": train.seconds})
-            console.print(f"{data.name} seed {seed}: thresher stages {json.dumps({k: round(v, 1) for k, v in run.seconds.items()})}")
+            console.print(f"{data.name} seed {seed}: thresher stages {json.dumps({k: round(v, 1) for k, v in run.seconds.items()})}"
+                          f"; export = the soft+down-weight recipe: {'yes' if same else 'NO'}")
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return rows
