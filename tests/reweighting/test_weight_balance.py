@@ -81,7 +81,7 @@ def sms_slice(con, shared_data, tmp_path):
     return con
 
 
-@pytest.mark.parametrize("stage, method", [("detect", "label_quality"), ("detect", "confidence"),
+@pytest.mark.parametrize("stage, method", [("detect", "flagged_quality"), ("detect", "label_quality"), ("detect", "confidence"),
                                            ("detect", "quality_x_confidence"), ("reweight", "storm"),
                                            ("reweight", "linupper"), ("reweight", "quadratic"),
                                            ("reweight", "extremes"), ("reweight", "uniform")])
