@@ -44,8 +44,9 @@ def test_unlabelled_news_labelled_by_the_starter_lfs(tmp_path: Path, shared_data
     scored = rows(invoke("sql", "SELECT count(*) AS covered, avg((c.denoised_label = list_position(['World', "
                          "'Sports', 'Business', 'Sci/Tech'], json_extract_string(i.extra, '$.gold_topic')) - 1)::int) "
                          "AS acc FROM curated c JOIN items i USING (item_id) WHERE c.decided", config))[0]
-    # Measured: 188 of 300 decided at 0.71 accuracy (chance is 0.25).
-    assert int(scored["covered"]) >= 120 and float(scored["acc"]) >= 0.6, scored
+    # Measured: 199 of 300 decided at 0.604 accuracy with the static encoder init writes (chance is 0.25;
+    # the full MiniLM: 188 at 0.71).
+    assert int(scored["covered"]) >= 150 and float(scored["acc"]) >= 0.55, scored
     curated = rows(invoke("sql", "SELECT count(*) AS n FROM curated WHERE excluded_reason IS NULL", config))[0]
     manifest = json.loads((tmp_path / "export" / ".manifest.json").read_text())
     assert int(curated["n"]) == manifest["rows"] > 50
