@@ -193,8 +193,46 @@ def rte() -> Data:
     return Data("rte", ["false", "true"], "accuracy", split(parts[0]), L, split(parts[1]), split(parts[2]))
 
 
+def youtube_demo() -> Data:
+    """The UCI YouTube comments of the bundled demo (videos 1-4 train, 5 test; 150 train rows drawn as
+    valid) with the demo's 8 rule LFs (keyword, regex, Python; its prompted LFs left out), applied by
+    thresher's label stage."""
+    import yaml
+
+    import thresher
+
+    example = ROOT / "examples" / "youtube"
+    config = yaml.safe_load((example / "thresher.yaml").read_text())
+    with tempfile.TemporaryDirectory() as tmp:
+        lfs = [lf for lf in config["labeling"]["lfs"] if lf["kind"] != "prompt"]
+        for lf in lfs:
+            if lf["kind"] == "python":
+                lf["function"] = str(example / lf["function"])
+        sources = [{**source, "path": str(example / source["path"])} for source in config["sources"]]
+        pipe = thresher.Pipeline({"db": str(Path(tmp) / "t.duckdb"), "classes": config["classes"], "sources": sources,
+                                  "labeling": {"lfs": lfs, "model": {"model": "majority"}},
+                                  "export": {"out_dir": str(Path(tmp) / "e")}})
+        pipe.run_stage("ingest")
+        pipe.run_stage("label")
+        items = pipe.sql("select item_id, split, text, gold from items order by item_id")
+        votes = pipe.sql("select l.lf, v.item_id, v.vote from lfs l join lf_votes v using (version) "
+                         "where l.run_id = (select run_id from latest_runs where stage = 'label')")
+    names = sorted(votes["lf"].unique())
+    row = {item: i for i, item in enumerate(items["item_id"])}
+    L = np.full((len(items), len(names)), ABSTAIN)
+    L[votes["item_id"].map(row).to_numpy(), votes["lf"].map({n: j for j, n in enumerate(names)}).to_numpy()] = votes["vote"]
+    train = np.flatnonzero(items["split"].to_numpy() == "train")
+    test = np.flatnonzero(items["split"].to_numpy() == "test")
+    order = np.random.default_rng(0).permutation(train)
+    valid, train = np.sort(order[:150]), np.sort(order[150:])
+    texts, gold = items["text"].tolist(), items["gold"].to_numpy().astype(int)
+    split = lambda idx: Split([texts[i] for i in idx], gold[idx])  # noqa: E731
+    return Data("youtube-demo", [c.lower() for c in config["classes"]], "accuracy", split(train), L[train],
+                split(valid), split(test))
+
+
 DATASETS: dict[str, Callable[[], Data]] = {"youtube": youtube, "sms": sms, "trec": trec, "agnews": agnews,
-                                           "imdb": imdb, "music": music, "rte": rte}
+                                           "imdb": imdb, "music": music, "rte": rte, "youtube-demo": youtube_demo}
 
 
 # ---------------------------------------------------------------- training sets
@@ -411,6 +449,7 @@ def recipes(run: ThresherRun, X, K: int, seed: int) -> dict[str, TrainSet]:
     out["label-quality"] = TrainSet(decided, y, balanced(run.quality[decided], y))
     out["storm"] = TrainSet(decided, y, run.reweight_weight[decided])
     out["soft-sharp"] = TrainSet(decided, sharpened(run.probs[decided]))
+    out["soft-sharp4"] = TrainSet(decided, sharpened(run.probs[decided], 0.25))
     out["soft-prior"] = TrainSet(decided, prior_matched(run.probs[decided], y, K))
     out["soft+drop"] = TrainSet(decided[~flagged], run.probs[decided][~flagged])
     out["soft+label-quality"] = TrainSet(decided, run.probs[decided], out["label-quality"].weights)
@@ -461,7 +500,7 @@ def evaluate(data: Data, features: dict[str, tuple], train: TrainSet) -> dict[st
 
 
 PATHS = ["snorkel", "majority", "cleanlab", "thresher", "hard", "soft", "drop", "relabel", "down-weight",
-         "confidence", "label-quality", "storm", "soft-sharp", "soft-prior", "soft+drop", "soft+label-quality", "soft+down-weight", "extend",
+         "confidence", "label-quality", "storm", "soft-sharp", "soft-sharp4", "soft-prior", "soft+drop", "soft+label-quality", "soft+down-weight", "extend",
          "drop+extend", "soft+extend", "gold"]
 RECIPES = PATHS[4:-1]
 

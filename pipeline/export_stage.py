@@ -24,7 +24,8 @@ class CuratedExportStage(ExportStage):
         if config.proxy_rows > 0:
             label_run = input_run(con, latest_run(con, "detect"), "detect") if config.labels_from == "denoised" else None
             summary.proxy = proxy_check(con, out_dir=summary.out_dir, held_out=sorted(summary.held_out),
-                                        labels_from=config.labels_from, label_run=label_run, rows=config.proxy_rows)
+                                        labels_from=config.labels_from, label_run=label_run, rows=config.proxy_rows,
+                                        progress=context.progress)
             if summary.proxy.get("warning"):
                 logger.warning("Proxy model: %s", summary.proxy["warning"])
             elif summary.proxy.get("change"):

@@ -51,13 +51,14 @@ def _sample(n: int, rows: int, seed: int) -> np.ndarray:
 
 
 def proxy_check(con: duckdb.DuckDBPyConnection, *, out_dir: str, held_out: list[str], labels_from: str,
-                label_run: str | None, rows: int = 50_000, seed: int = 0) -> dict[str, Any]:
+                label_run: str | None, rows: int = 50_000, seed: int = 0, progress: bool = False) -> dict[str, Any]:
     """Accuracy and macro F1 on the gold items of the ``held_out`` splits of the proxy model trained on the
     raw labels of the training items (the given labels, or the label model's hard labels of the decided
     items) and on the export in ``out_dir`` (its target column and weights); at most ``rows`` of each."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.metrics import f1_score
 
+    from thresher.core.progress import track
     from thresher.storage.loader import read_manifest
 
     gold = con.execute("SELECT text, gold FROM items WHERE gold IS NOT NULL AND list_contains(?, split) "
@@ -89,9 +90,11 @@ def proxy_check(con: duckdb.DuckDBPyConnection, *, out_dir: str, held_out: list[
     X_eval = tfidf.transform(texts)
     out: dict[str, Any] = {"scored": True, "model": "logistic regression on TF-IDF", "gold_items": len(y),
                            "splits": held_out}
-    for name, X, target, weights in (
-            ("raw", tfidf.transform([t for t, _ in raw]), np.array([label for _, label in raw]), None),
-            ("curated", tfidf.transform(curated_texts), curated_targets, curated_weights)):
+    sides = [("raw", [t for t, _ in raw], np.array([label for _, label in raw]), None),
+             ("curated", curated_texts, curated_targets, curated_weights)]
+    for name, side_texts, target, weights in track(sides, description="Proxy model: raw labels, then the export",
+                                                   enabled=progress):
+        X = tfidf.transform(side_texts)
         if X.shape[0] == 0 or len(np.unique(target if target.ndim == 1 else target.argmax(1))) < 2:
             out[name] = {"rows": X.shape[0], "note": "fewer than two classes: no model"}
             continue
