@@ -63,7 +63,7 @@ def never_fork():
 
 def minimal_config(directory: Path, shared_data: Path, extra: str = "") -> Path:
     """A small pipeline config: WRENCH YouTube test split (250 items), its weak labels, majority vote,
-    3-fold detect, plus ``extra`` YAML; written to ``directory/thresher.yaml``."""
+    3-fold detect, every split exported, plus ``extra`` YAML; written to ``directory/thresher.yaml``."""
     path = directory / "thresher.yaml"
     path.write_text(f"""
 classes: [HAM, SPAM]
@@ -73,6 +73,7 @@ labeling:
   source_votes: true
   model: {{model: majority}}
 detect: {{n_folds: 3}}
+export: {{splits: all}}  # the one WRENCH file is the 'test' split, which the default would hold out
 {extra}""")
     return path
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(
@@ -82,7 +83,7 @@ def _reader(db: str | Path):
             con, manifest = open_snapshot(db)
         except (FileNotFoundError, RuntimeError) as missing:
             _fail(f"'{db}' is being written by a running stage, and there is no snapshot to read instead: {missing}")
-        err.print(f"[yellow]note:[/] '{db}' is being written by a running stage; answering from the snapshot of the "
+        err.print(f"[yellow]note:[/] '{escape(str(db))}' is being written by a running stage; answering from the snapshot of the "
                   f"completed stages (as of {manifest['written_at']}).", highlight=False)
         return con, True
 
@@ -109,7 +110,7 @@ def _check_config(config: Path, *, db: str | None = None, out_dir: str | None = 
 
 
 def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)  # one line, not cut at 80
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)  # one line, not cut at 80
     raise typer.Exit(code=1)
 
 
@@ -183,7 +184,7 @@ def _show_ingest(summary: dict) -> None:
               highlight=False)
     if rejected:
         db = shlex.quote(summary.get("db", "DB"))
-        out.print(f"  see them with: thresher sql \"select line, reason, detail from rejects\" --db {db}", highlight=False,
+        out.print(f"  see them with: thresher sql \"select line, reason, detail from rejects\" --db {escape(str(db))}", highlight=False,
                   soft_wrap=True)  # one line, ready to paste
 
 
@@ -212,10 +213,10 @@ def _show_label(summary: dict) -> None:
             out.print(f"  [yellow]budget reached ({llm['budget_stopped']}): the next run sends the rest[/]",
                       highlight=False)
         for error in llm["errors"]:
-            out.print(f"  [yellow]failed after retries (abstained; asked again next run)[/]: {error}", highlight=False)
+            out.print(f"  [yellow]failed after retries (abstained; asked again next run)[/]: {escape(str(error))}", highlight=False)
     for lf, fault in summary.get("faults", {}).items():
         examples = "; ".join(f"{item}: {error}" for item, error in fault["examples"])
-        out.print(f"  [yellow]LF {lf!r} raised on {fault['count']} items (abstained there)[/], e.g. {examples}",
+        out.print(f"  [yellow]LF {lf!r} raised on {fault['count']} items (abstained there)[/], e.g. {escape(examples)}",
                   highlight=False)
     model = summary["model"]
     auto = any("heldout_agreement" in entry or "excluded" in entry for entry in summary["selection"])
@@ -318,7 +319,7 @@ def _show_export(summary: dict) -> None:
     excluded = ", ".join(f"{k}: {v}" for k, v in summary["excluded"].items()) or "none"
     splits = ", ".join(f"{k} {v}" for k, v in summary.get("splits", {}).items())
     held = ", ".join(f"{k} {v}" for k, v in summary.get("held_out", {}).items()) or "none"
-    out.print(f"[bold]export[/]: {summary['rows']} rows in {summary['shards']} shard(s) -> {summary['out_dir']}\n"
+    out.print(f"[bold]export[/]: {summary['rows']} rows in {summary['shards']} shard(s) -> {escape(str(summary['out_dir']))}\n"
               f"  splits {splits} (held out: {held}); labels {labels}; excluded {excluded}", highlight=False)
     proxy = summary.get("proxy") or {}
     if proxy.get("change"):
@@ -327,9 +328,9 @@ def _show_export(summary: dict) -> None:
                   f"{raw['accuracy']:.3f} on the raw labels -> {curated['accuracy']:.3f} on the export "
                   f"(macro F1 {raw['macro_f1']:.3f} -> {curated['macro_f1']:.3f})", highlight=False)
         if proxy.get("warning"):
-            out.print(f"  [yellow]warning[/]: {proxy['warning']}", highlight=False)
+            out.print(f"  [yellow]warning[/]: {escape(proxy['warning'])}", highlight=False)
     elif proxy.get("note"):
-        out.print(f"  proxy model: {proxy['note']}", highlight=False)
+        out.print(f"  proxy model: {escape(proxy['note'])}", highlight=False)
 
 
 @app.command()
@@ -369,7 +370,7 @@ def init(
         with out.status("Building the static encoder for the zero-shot LF (once per machine, ~12 s)...") \
                 if progress else nullcontext():
             StaticEncoder().setup()
-    out.print(f"Read {path}: {profile.rows:,} rows, columns {', '.join(profile.columns)}.", highlight=False)
+    out.print(f"Read {escape(str(path))}: {profile.rows:,} rows, columns {', '.join(profile.columns)}.", highlight=False)
     rows = [["text", profile.text, f"mean {profile.text_chars:,.0f} characters"]]
     if profile.label is not None:
         counts = ", ".join(f"{c} {n:,}" for c, n in profile.class_rows.items())
@@ -383,10 +384,10 @@ def init(
     rows.append(["split", profile.split or "-", splits if profile.split else "none: every row in 'train'"])
     out.print(_table("Columns", ["role", "column", "what init found"], rows))
     config = written[0]
-    out.print(f"Wrote {written[0]} and {written[1]}. Next:", highlight=False)
+    out.print(f"Wrote {escape(str(written[0]))} and {escape(str(written[1]))}. Next:", highlight=False)
     for command in (f"thresher check {config}", f"thresher run {config}",
                     f'thresher sql "SELECT * FROM curated LIMIT 10" {config}'):
-        out.print(f"  {command}", highlight=False, soft_wrap=True)
+        out.print(f"  {escape(command)}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -461,9 +462,9 @@ def check(config: Path = ConfigArg, db: str = DbOpt, out_dir: str = OutOpt) -> N
     cfg = report.config
     stages = cfg.stages()
     files = sum(report.files.values())
-    out.print(f"[bold green]ok[/]: {config} ({time.perf_counter() - start:.2f} s): {len(cfg.sources)} source(s) "
+    out.print(f"[bold green]ok[/]: {escape(str(config))} ({time.perf_counter() - start:.2f} s): {len(cfg.sources)} source(s) "
               f"matching {files} file(s), columns found; {len(report.lfs)} LFs; stages {' -> '.join(stages)}; "
-              f"database {cfg.db}", highlight=False)
+              f"database {escape(str(cfg.db))}", highlight=False)
 
 
 @app.command()
@@ -574,7 +575,7 @@ def report(
     path = output or Path(cfg.db).parent / f"report-{result.run}.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(result.html(), encoding="utf-8")
-    out.print(f"[bold]report[/]: {len(result.sections)} sections, {result.images} plots -> {path}", highlight=False)
+    out.print(f"[bold]report[/]: {len(result.sections)} sections, {result.images} plots -> {escape(str(path))}", highlight=False)
 
 
 class Format(str, Enum):

@@ -289,6 +289,7 @@ labeling:
       name: asks_to_subscribe
       template: "{{text}}\\n\\nDoes this comment ask to subscribe?"
       answers: {{yes: SPAM, no: abstain}}
+export: {{splits: all}}  # a WRENCH file's split is its name ('test'), which the default would hold out
 {stages}""")
     return path
 

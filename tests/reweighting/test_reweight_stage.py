@@ -70,7 +70,7 @@ def test_export_carries_the_chosen_weights(con, tmp_path):
                weight_run="r", weight_stage=stage)
         manifest = json.loads((out / ".manifest.json").read_text())
         assert manifest["weights"]["stage"] == stage
-        assert manifest["weights"]["methods"] == (["label_quality"] if stage == "detect" else ["linupper"])
+        assert manifest["weights"]["methods"] == (["flagged_quality"] if stage == "detect" else ["linupper"])
         mismatched = con.execute(
             f"SELECT count(*) FROM read_parquet('{out}/*.parquet') s JOIN weights w USING (item_id) "
             f"WHERE w.run_id = 'r' AND w.stage = '{stage}' AND abs(s.weight - w.weight) > 1e-5").fetchall()[0][0]

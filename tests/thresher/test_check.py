@@ -121,3 +121,12 @@ labeling: {{source_votes: true, model: {{model: majority}}}}
     with pytest.raises(ConfigError, match=r"the vote column 'w3' is not in 'rows.json'; the columns of 'rows.json' are: "
                                           r"text, w1, w2"):
         check_config(config)
+
+
+def test_error_lines_print_brackets_verbatim(tmp_path: Path):
+    """An error naming a path or a YAML list (``[train]``) shows it as written, not eaten as console markup."""
+    config = tmp_path / "run[train].yaml"
+    config.write_text("classes: [A]\nsources: []\n")
+    result = runner.invoke(app, ["check", str(config)])
+    assert result.exit_code == 1
+    assert "run[train].yaml" in result.stderr, result.stderr
