@@ -20,7 +20,7 @@ demo: $(STAMP)
 	rm -rf demo-out
 	$(BIN)/thresher run examples/youtube/thresher.yaml --db demo-out/thresher.duckdb --out demo-out/export
 	$(BIN)/python examples/train_worker.py demo-out/export --eval-db demo-out/thresher.duckdb --eval-split test
-	$(BIN)/python examples/train_worker.py demo-out/export --eval-db demo-out/thresher.duckdb --eval-split test --target hard --ignore-weights
+	$(BIN)/python examples/train_worker.py demo-out/export --eval-db demo-out/thresher.duckdb --eval-split test --ignore-weights
 	$(BIN)/thresher sql "select split, count(*) as n from items group by split order by split" --db demo-out/thresher.duckdb
 	$(BIN)/thresher report examples/youtube/thresher.yaml --db demo-out/thresher.duckdb --out demo-out/report.html
 

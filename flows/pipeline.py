@@ -22,7 +22,7 @@ def pipeline_flow(config_path: str | None = None, db: str | None = None, out_dir
     config = config if config is not None else load_config(config_path, db=db, out_dir=out_dir)
     run_id = run_id or new_run_id()
     summaries: dict = {"run_id": run_id}
-    for name in config.stages():
+    for name in config.stage_names():
         summaries[name] = STAGE_FLOWS[name](config=config, run_id=run_id, progress=progress,
                                             force=force and stage_spec(name).cached)
     publish_pipeline(summaries)

@@ -122,7 +122,7 @@ class Pipeline:
 
         run_id = new_run_id()
         summaries = {name: self.run_stage(name, run_id=run_id, force=force, progress=progress)
-                     for name in self.config.stages()}
+                     for name in self.config.stage_names()}
         return RunResult(run_id, summaries, self)
 
     def run_stage(self, name: str, *, run_id: str | None = None, force: bool = False,
@@ -151,23 +151,25 @@ class Pipeline:
             con.close()
         return pd.DataFrame(rows, columns=columns)
 
-    def _latest(self, stage: str, query: str) -> pd.DataFrame:
+    def _latest(self, stage: str, query: str, params: list[Any] | None = None) -> pd.DataFrame:
+        """``query`` with the latest completed run of ``stage`` as its first parameter, then ``params``."""
         from thresher.storage.repo import latest_run
         from thresher.storage.schema import connect
 
         con = connect(self.config.db, read_only=True)
         try:
-            return con.execute(query, [latest_run(con, stage)]).df()
+            return con.execute(query, [latest_run(con, stage), *(params or [])]).df()
         finally:
             con.close()
 
     def labels(self) -> pd.DataFrame:
-        """The latest denoised labels: item, text, label id and name, class probabilities, confidence, and
-        whether an LF voted (covered) and the label was decided (not a tie under tie_break: abstain)."""
-        names = ", ".join(f"'{c}'" for c in self.config.classes)
-        return self._latest("label", f"SELECT l.item_id, i.text, l.label, [{names}][l.label + 1] AS label_name, "
-                                     "l.probs, l.confidence, l.entropy, l.covered, l.decided, i.gold FROM labels l "
-                                     "JOIN items i USING (item_id) WHERE l.run_id = ? ORDER BY l.item_id")
+        """The latest denoised labels: item, its split and text, label id, whether it was decided (an LF
+        voted and it is not a tie under tie_break: abstain), label name, class probabilities, confidence,
+        whether an LF voted (covered), and the gold label."""
+        return self._latest("label", "SELECT l.item_id, i.split, i.text, l.label, l.decided, "
+                                     "list_extract($2::VARCHAR[], l.label + 1) AS label_name, l.probs, l.confidence, "
+                                     "l.entropy, l.covered, i.gold FROM labels l JOIN items i USING (item_id) "
+                                     "WHERE l.run_id = $1 ORDER BY l.item_id", [list(self.config.classes)])
 
     def noise_scores(self) -> pd.DataFrame:
         """The latest detect run: one row per item and detector (score: lower = more likely mislabelled)."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from thresher.pipeline.config import ConfigError, PipelineConfig, load_config
+from thresher.storage.ingest import SourceConfig
 
 MAX_FILES_SAMPLED = 5  # per source: the first and last files of a large glob, and a few between
 
@@ -63,6 +64,30 @@ def _check_sources(config: PipelineConfig, report: CheckReport) -> None:
             files_text = f"'{path.name}'" if len(where) == 1 else f"{len(where)} of the {len(sampled)} files sampled"
             report.problems.append(f"source '{source.path}': the {role} column '{name}' is not in {files_text}; "
                                    f"the columns of '{path.name}' are: {listing(found)}")
+        if source.answers is not None:
+            _check_answers(source, report)
+
+
+def _check_answers(source: SourceConfig, report: CheckReport) -> None:
+    """The answers file of ``source`` exists and has its item, worker and answer columns."""
+    from thresher.storage.answers import answers_source
+    from thresher.storage.columns import listing, sample_columns
+
+    path = Path(source.answers.path)
+    if not path.is_file():
+        report.problems.append(f"source '{source.path}': the answers file '{path}' does not exist")
+        return
+    config = answers_source(source)
+    try:
+        found = sample_columns(path, config.resolved_format(path), config)
+    except (OSError, ValueError) as exc:
+        report.problems.append(f"source '{source.path}': cannot read the answers file '{path}': {exc}")
+        return
+    columns = source.answers.columns
+    for role in ("item", "worker", "answer"):
+        if getattr(columns, role) not in found:
+            report.problems.append(f"source '{source.path}': the answers' {role} column '{getattr(columns, role)}' "
+                                   f"is not in '{path.name}'; its columns are: {listing(found)}")
 
 
 def _defined_names(tree: ast.Module) -> dict[str, str]:

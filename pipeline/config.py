@@ -19,7 +19,7 @@ from thresher.reweighting.detect.stage import DetectConfig
 from thresher.storage.export import ExportConfig
 from thresher.storage.ingest import IngestConfig, SourceConfig
 from thresher.core.config import StageConfig
-from thresher.core.stages import STAGES, stage_spec
+from thresher.core.stages import NAMES, STAGES, stage_spec
 
 
 class ConfigError(ValueError):
@@ -55,6 +55,9 @@ class PipelineConfig(StageConfig):
     reweight: ReweightConfig | None = None
     select: SelectConfig | None = None
     export: ExportConfig = ExportConfig()
+    # The stages a run executes, in pipeline order whatever the order here; default: ingest, detect
+    # and export, and label, reweight and select when their sections are present.
+    stages: list[str] | None = Field(None, min_length=1)
 
     @model_validator(mode="before")
     @classmethod
@@ -74,6 +77,11 @@ class PipelineConfig(StageConfig):
             value["labels_from"] = labels_from
             data[section] = value
         export = data["export"]
+        stages = data.get("stages")
+        if isinstance(stages, list) and "detect" not in stages:
+            export.setdefault("use_detect", False)
+            if "reweight" not in stages:
+                export.setdefault("weights_from", None)
         export.setdefault("weights_from", "reweight" if "reweight" in data else "detect")
         if export.get("selected_only") is None:
             export["selected_only"] = "select" in data
@@ -87,6 +95,13 @@ class PipelineConfig(StageConfig):
     def _check(self) -> "PipelineConfig":
         if self.labels_from == "denoised" and self.labeling is None:
             raise ValueError("labels_from is 'denoised' but there is no 'labeling' section: add LFs or set labels_from: given.")
+        for name in self.stages or []:
+            if name not in NAMES:
+                raise ValueError(f"stages lists {name!r}; the stages are {', '.join(NAMES)}.")
+            if self.stage_config(name) is None:
+                raise ValueError(f"stages lists {name!r} but there is no '{stage_spec(name).section}' section.")
+        if self.stages is not None and len(set(self.stages)) != len(self.stages):
+            raise ValueError(f"stages lists a stage twice: {self.stages}")
         return self
 
     def ingest_config(self) -> IngestConfig:
@@ -97,9 +112,11 @@ class PipelineConfig(StageConfig):
         spec = stage_spec(name)
         return self.ingest_config() if spec.section == "sources" else getattr(self, spec.section)
 
-    def stages(self) -> list[str]:
-        """The stages a run of this config executes, in order: every stage whose section is present."""
-        return [spec.name for spec in STAGES if self.stage_config(spec.name) is not None]
+    def stage_names(self) -> list[str]:
+        """The stages a run of this config executes, in order: those ``stages`` lists, or by default
+        every stage whose section is present."""
+        return [spec.name for spec in STAGES if self.stage_config(spec.name) is not None
+                and (self.stages is None or spec.name in self.stages)]
 
 
 def _resolve(value: str, base: Path) -> str:
@@ -115,6 +132,8 @@ def _resolve_paths(data: dict[str, Any], base: Path, *, db: str | None, out_dir:
     for source in sources:
         if isinstance(source, dict) and isinstance(source.get("path"), str):
             source["path"] = _resolve(source["path"], base)
+        if isinstance(source, dict) and isinstance(source.get("answers"), dict) and isinstance(source["answers"].get("path"), str):
+            source["answers"] = {**source["answers"], "path": _resolve(source["answers"]["path"], base)}
     if "sources" in data:
         data["sources"] = sources
     if isinstance(data.get("labeling"), dict):

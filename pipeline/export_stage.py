@@ -22,7 +22,9 @@ class CuratedExportStage(ExportStage):
         summary = super().run(con, context)
         config: ExportConfig = context.config
         if config.proxy_rows > 0:
-            label_run = input_run(con, latest_run(con, "detect"), "detect") if config.labels_from == "denoised" else None
+            label_run = None
+            if config.labels_from == "denoised":
+                label_run = input_run(con, latest_run(con, "detect"), "detect") if config.use_detect else latest_run(con, "label")
             summary.proxy = proxy_check(con, out_dir=summary.out_dir, held_out=sorted(summary.held_out),
                                         labels_from=config.labels_from, label_run=label_run, rows=config.proxy_rows,
                                         progress=context.progress)

@@ -70,12 +70,16 @@ class ExportConfig(StageConfig):
     drop_uncovered: bool = True
     labels_from: Literal["denoised", "given"] = "denoised"
     # What a training worker should fit, recorded in the manifest (every shard has both columns):
-    # soft: `probs`, the label model's class probabilities, with a soft cross-entropy (Snorkel's
-    # noise-aware loss); hard: `label`. Soft won on every dataset of benchmarks/curation_value.py.
-    target: Literal["soft", "hard"] = "soft"
+    # hard: `label`; soft: `probs`, the label model's class probabilities, with a soft cross-entropy
+    # (Snorkel's noise-aware loss). benchmarks/curation_value.py: soft helps a logistic regression
+    # fitted to convergence on rule-labelled sets, and costs the bundled torch worker up to 10 points.
+    target: Literal["soft", "hard"] = "hard"
     # Whose weights the shards carry: the detect stage's (label quality, ...) or the reweight
     # stage's (STORM, loss rules). None: reweight when the pipeline config has that stage.
     weights_from: Literal["detect", "reweight"] | None = None
+    # Read the latest detect run (its flags and weights). False when the pipeline's `stages` leave
+    # detect out: nothing is flagged and every weight is 1 (unless weights_from: reweight).
+    use_detect: bool = True
     # Keep only the items the select stage chose (default: true when the pipeline has that stage).
     selected_only: bool = False
     zstd_level: int = Field(3, ge=1, le=22)
@@ -111,8 +115,8 @@ def exported_splits(config: ExportConfig, splits: list[str | None]) -> list[str 
     return [s for s in splits if s in config.splits]
 
 
-def _curated_query(config: ExportConfig, label_run: str | None, detect_run: str, detector: str, weight_run: str,
-                   weight_stage: str, select_run: str | None, splits: list[str | None]) -> tuple[str, dict[str, Any]]:
+def _curated_query(config: ExportConfig, label_run: str | None, detect_run: str | None, detector: str,
+                   weight_run: str | None, weight_stage: str | None, select_run: str | None, splits: list[str | None]) -> tuple[str, dict[str, Any]]:
     """Every candidate item with its label, weight and flags, and ``reason``: why it is left out (NULL: kept)."""
     if config.labels_from == "denoised":
         if label_run is None:
@@ -123,6 +127,11 @@ def _curated_query(config: ExportConfig, label_run: str | None, detect_run: str,
         label_sql = "JOIN (SELECT item_id, label FROM items WHERE label IS NOT NULL) l ON l.item_id = i.item_id"
         label_cols = "l.label, NULL::DOUBLE[] AS probs, TRUE AS covered, TRUE AS decided"
     in_splits = "(list_contains($splits, i.split) OR (i.split IS NULL AND $unsplit))"
+    if weight_stage is None:  # no stage weighed the items: every weight is 1
+        weight_cols, weight_sql = "1.0::DOUBLE AS weight, 'uniform' AS weight_method", ""
+    else:
+        weight_cols = "w.weight, w.method AS weight_method"
+        weight_sql = "LEFT JOIN weights w ON w.item_id = i.item_id AND w.run_id = $weight_run AND w.stage = $weight_stage"
     reasons = [(True, "NOT in_splits", "held_out_split"),  # export.splits leaves its split out
                (config.selected_only, "NOT selected", "not_selected"),  # outside the select stage's choice
                (config.drop_uncovered, "NOT coalesce(covered, FALSE)", "uncovered"),
@@ -132,17 +141,18 @@ def _curated_query(config: ExportConfig, label_run: str | None, detect_run: str,
     reason = "CASE " + " ".join(f"WHEN {test} THEN '{name}'" for used, test, name in reasons if used) + " END"
     query = f"""
         SELECT *, {reason} AS reason FROM (
-        SELECT i.item_id, i.dataset, i.split, {label_cols}, w.weight, w.method AS weight_method,
+        SELECT i.item_id, i.dataset, i.split, {label_cols}, {weight_cols},
                n.score AS label_quality, n.is_issue, i.gold AS gold_label, coalesce(s.selected, FALSE) AS selected,
                {in_splits} AS in_splits
         FROM items i {label_sql}
         LEFT JOIN selections s ON s.item_id = i.item_id AND s.run_id = $select_run
-        LEFT JOIN weights w ON w.item_id = i.item_id AND w.run_id = $weight_run AND w.stage = $weight_stage
+        {weight_sql}
         LEFT JOIN noise_scores n ON n.item_id = i.item_id AND n.run_id = $detect_run
              AND n.detector = $detector)
     """
-    params: dict[str, Any] = {"detect_run": detect_run, "detector": detector, "weight_run": weight_run,
-                              "weight_stage": weight_stage, "select_run": select_run}
+    params: dict[str, Any] = {"detect_run": detect_run, "detector": detector, "select_run": select_run}
+    if weight_stage is not None:
+        params.update(weight_run=weight_run, weight_stage=weight_stage)
     if config.labels_from == "denoised":
         params["label_run"] = label_run
     params.update(splits=[s for s in splits if s is not None], unsplit=None in splits)
@@ -284,14 +294,15 @@ class _ShardWriter:
 
 def export(
     con: duckdb.DuckDBPyConnection, config: ExportConfig, *, classes: list[str], run_id: str,
-    label_run: str | None, detect_run: str, detector: str = "confident_learning",
-    weight_run: str | None = None, weight_stage: Literal["detect", "reweight"] = "detect",
+    label_run: str | None, detect_run: str | None, detector: str = "confident_learning",
+    weight_run: str | None = None, weight_stage: Literal["detect", "reweight"] | None = "detect",
     select_run: str | None = None, progress: bool = False,
 ) -> ExportSummary:
     """Write the curated items as shards + manifest to ``config.out_dir``; record exclusions.
 
     ``detector`` names the noise detector (of the detect run) whose flags exclude items; the
-    weights are those ``weight_stage`` wrote in ``weight_run`` (default: the detect run). With
+    weights are those ``weight_stage`` wrote in ``weight_run`` (default: the detect run; every weight 1
+    when ``weight_stage`` is None). Without a ``detect_run`` nothing is flagged. With
     ``config.selected_only`` only the items the select stage chose in ``select_run`` are kept.
     """
     if config.selected_only and select_run is None:
@@ -438,11 +449,20 @@ class ExportStage(Stage):
 
     def run(self, con: duckdb.DuckDBPyConnection, context: StageContext) -> ExportSummary:
         config: ExportConfig = context.config
-        context.input_run_id = detect_run = latest_run(con, "detect")
-        label_run = input_run(con, detect_run, "detect") if config.labels_from == "denoised" else None
-        weight_stage = config.weights_from or "detect"
-        weight_run = detect_run if weight_stage == "detect" else latest_run(con, "reweight")
+        label_run = None
+        if config.use_detect:
+            context.input_run_id = detect_run = latest_run(con, "detect")
+            if config.labels_from == "denoised":
+                label_run = input_run(con, detect_run, "detect")
+            weight_stage: Literal["detect", "reweight"] | None = config.weights_from or "detect"
+        else:  # the pipeline's stages leave detect out
+            detect_run = None
+            if config.labels_from == "denoised":
+                context.input_run_id = label_run = latest_run(con, "label")
+            weight_stage = "reweight" if config.weights_from == "reweight" else None
+        weight_run = detect_run if weight_stage == "detect" else latest_run(con, "reweight") if weight_stage else None
         select_run = latest_run(con, "select") if config.selected_only else None
+        detector = detector_in_use(con, detect_run) if detect_run else "none"
         return export(con, config, classes=context.classes, run_id=context.run_id, label_run=label_run,
-                      detect_run=detect_run, detector=detector_in_use(con, detect_run), weight_run=weight_run,
+                      detect_run=detect_run, detector=detector, weight_run=weight_run,
                       weight_stage=weight_stage, select_run=select_run, progress=context.progress)

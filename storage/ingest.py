@@ -32,6 +32,7 @@ from pydantic import Field, field_validator, model_validator
 from thresher.core.classes import parse_class
 from thresher.core.config import StageConfig
 from thresher.core.stages import Stage, StageContext, file_state
+from thresher.storage.answers import AnswersConfig
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +119,7 @@ class SourceConfig(StageConfig):
     # "no label" (e.g. {-1: null, pos: POS}). Keys match the value as text (1.0 as 1); others parse as usual.
     label_map: dict[str, str | int | None] | None = None
     votes: VoteColumns | None = None  # weak-label columns, kept as source_votes (use labeling.source_votes)
+    answers: AnswersConfig | None = None  # crowd answers in a long file (item, worker, answer), kept as source_votes
 
     @field_validator("label_map", mode="before")
     @classmethod
@@ -130,6 +132,9 @@ class SourceConfig(StageConfig):
     def _one_vote_naming(self) -> "SourceConfig":
         if self.votes is not None and self.lf_names is not None:
             raise ValueError("Set either votes (vote columns, named by their columns) or lf_names (WRENCH), not both.")
+        if self.answers is not None and self.columns.id is None:
+            raise ValueError(f"Source '{self.path}' has answers but no columns.id: name the column whose values the "
+                             f"answers' '{self.answers.columns.item}' column refers to.")
         return self
 
     @property
@@ -203,6 +208,8 @@ class SourceSummary:
     already_present: int = 0
     rejected: Counter = field(default_factory=Counter)
     blank_lines: int = 0
+    answers: int = 0  # crowd answers stored as votes (an answers file)
+    abstained: int = 0  # answers that mean "no answer" (answers.abstain, or label_map to null)
 
     @property
     def n_rejected(self) -> int:
@@ -228,6 +235,10 @@ class IngestSummary:
         return sum(s.already_present for s in self.sources)
 
     @property
+    def answers(self) -> int:
+        return sum(s.answers for s in self.sources)
+
+    @property
     def rejected(self) -> Counter:
         total: Counter = Counter()
         for s in self.sources:
@@ -239,6 +250,7 @@ class IngestSummary:
             "rows": self.rows,
             "new_items": self.new_items,
             "already_present": self.already_present,
+            "answers": self.answers,
             "rejected": dict(self.rejected),
             "sources": [
                 {
@@ -248,6 +260,7 @@ class IngestSummary:
                     "already_present": s.already_present,
                     "rejected": dict(s.rejected),
                     "blank_lines": s.blank_lines,
+                    **({"answers": s.answers, "abstained": s.abstained} if s.answers or s.abstained else {}),
                 }
                 for s in self.sources
             ],
@@ -1024,11 +1037,18 @@ def ingest(con: duckdb.DuckDBPyConnection, config: IngestConfig, *, progress: bo
     """Ingest every configured source in one transaction and return the counts."""
     from thresher.core.progress import track
 
-    paths = [(path, source) for source in config.sources for path in expand_paths(source)]
+    from thresher.storage.answers import ingest_answers
+
+    files = [(path, source, False) for source in config.sources for path in expand_paths(source)]
+    files += [(Path(source.answers.path), source, True) for source in config.sources if source.answers is not None]
     summaries = []
     with transaction(con):
-        for path, source in track(paths, description="Ingesting files", enabled=progress):
-            summaries.append(ingest_file(con, path, source, list(config.classes)))
+        for path, source, answers in track(files, description="Ingesting files", enabled=progress):
+            if answers:  # after every source's items, which the answers refer to
+                summaries.append(SourceSummary(source=str(path)))
+                ingest_answers(con, source, list(config.classes), summaries[-1])
+            else:
+                summaries.append(ingest_file(con, path, source, list(config.classes)))
     summary = IngestSummary(summaries)
     logger.info(
         "Ingested %d rows: %d new items, %d already present, %d rejected %s",
@@ -1045,4 +1065,5 @@ class IngestStage(Stage):
         return ingest(con, context.config, progress=context.progress)
 
     def cache_inputs(self, config: IngestConfig) -> dict[str, Any]:
-        return {"files": [file_state(path) for source in config.sources for path in expand_paths(source)]}
+        return {"files": [file_state(path) for source in config.sources for path in expand_paths(source)]
+                + [file_state(source.answers.path) for source in config.sources if source.answers is not None]}

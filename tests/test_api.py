@@ -38,6 +38,8 @@ def test_a_run_from_a_dataframe_returns_dataframes(notebook):
     assert list(result.summaries) == ["ingest", "label", "detect", "export"]
     labels = result.labels
     assert len(labels) == result.summaries["ingest"]["new_items"] == frame["COMMENT_ID"].nunique()  # repeated ids are not new items
+    assert list(labels.columns[:6]) == ["item_id", "split", "text", "label", "decided", "label_name"]
+    assert set(labels["split"]) == {"train"}
     assert set(labels["label_name"]) == {"HAM", "SPAM"}
     decided = labels[labels["decided"]]  # uncovered items (a tie of the prior) get a class drawn per item
     assert ((decided["label"] == decided["gold"]).mean()) > 0.8 and len(decided) > 0.6 * len(labels)
@@ -84,3 +86,35 @@ def test_bad_arguments_get_clear_errors(tmp_path):
         thresher.Pipeline({"sources": [{"path": "x.csv", "dataset": "d"}]}, base_dir=tmp_path)
     with pytest.raises(TypeError, match="DataFrame or an Arrow table"):
         thresher.Pipeline({"classes": ["A", "B"], "labels_from": "given"}, data=[1, 2], base_dir=tmp_path)
+
+
+def test_class_names_with_quotes_come_back_as_written(tmp_path):
+    import thresher
+
+    frame = pd.DataFrame({"text": ["yes please", "no thanks", "yes", "maybe"]})
+    config = {"classes": ["don't", 'say "do"'], "db": str(tmp_path / "q.duckdb"), "stages": ["ingest", "label"],
+              "labeling": {"model": {"model": "majority"}, "lfs": [
+                  {"kind": "keyword", "name": "yes", "label": 'say "do"', "terms": ["yes"]},
+                  {"kind": "keyword", "name": "no", "label": "don't", "terms": ["no"]}]}}
+    labels = thresher.Pipeline(config, data=frame, split="train").run().labels
+    decided = labels[labels["decided"]].sort_values("text")
+    assert list(decided["label_name"]) == ["don't", 'say "do"', 'say "do"']
+
+
+def test_a_stage_list_runs_those_stages_and_exports_without_detect(tmp_path, shared_data):
+    import thresher
+    from tests.conftest import minimal_config
+
+    config = minimal_config(tmp_path, shared_data, "stages: [export, label, ingest]  # run in pipeline order\n")
+    pipe = thresher.Pipeline(config)
+    result = pipe.run()
+    assert list(result.summaries) == ["ingest", "label", "export"]
+    manifest = json.loads((tmp_path / "export" / ".manifest.json").read_text())
+    assert manifest["detect_run"] is None and manifest["weights"]["methods"] == ["uniform"]
+    shards = pd.read_parquet(tmp_path / "export")
+    assert len(shards) == result.summaries["export"]["rows"] > 0 and (shards["weight"] == 1.0).all()
+    assert list(pipe.sql("select stage from runs order by started_at")["stage"]) == ["ingest", "label", "export"]
+    with pytest.raises(ValueError, match="stages lists 'select' but there is no 'select' section"):
+        thresher.Pipeline(minimal_config(tmp_path, shared_data, "stages: [ingest, select]\n"))
+    with pytest.raises(ValueError, match="stages lists 'clean'; the stages are ingest, label"):
+        thresher.Pipeline(minimal_config(tmp_path, shared_data, "stages: [clean]\n"))

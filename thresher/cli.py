@@ -179,7 +179,8 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
 def _show_ingest(summary: dict) -> None:
     rejected = summary["rejected"]
     reasons = f" ({', '.join(f'{k}: {v}' for k, v in sorted(rejected.items()))})" if rejected else ""
-    out.print(f"[bold]ingest[/]: {summary['rows']} rows read, {summary['new_items']} new items, "
+    answers = f", {summary['answers']} crowd answers stored as votes" if summary.get("answers") else ""
+    out.print(f"[bold]ingest[/]: {summary['rows']} rows read, {summary['new_items']} new items{answers}, "
               f"{summary['already_present']} already present, {sum(rejected.values())} rejected{reasons}",
               highlight=False)
     if rejected:
@@ -460,7 +461,7 @@ def check(config: Path = ConfigArg, db: str = DbOpt, out_dir: str = OutOpt) -> N
     start = time.perf_counter()
     report = _check_config(config, db=db, out_dir=out_dir)
     cfg = report.config
-    stages = cfg.stages()
+    stages = cfg.stage_names()
     files = sum(report.files.values())
     out.print(f"[bold green]ok[/]: {escape(str(config))} ({time.perf_counter() - start:.2f} s): {len(cfg.sources)} source(s) "
               f"matching {files} file(s), columns found; {len(report.lfs)} LFs; stages {' -> '.join(stages)}; "

@@ -130,3 +130,18 @@ def test_error_lines_print_brackets_verbatim(tmp_path: Path):
     result = runner.invoke(app, ["check", str(config)])
     assert result.exit_code == 1
     assert "run[train].yaml" in result.stderr, result.stderr
+
+
+def test_check_reads_the_answers_file_of_a_crowd_source(tmp_path: Path):
+    (tmp_path / "items.csv").write_text("id,text\na,one\n")
+    (tmp_path / "answers.csv").write_text("question,annotator,answer\na,w1,X\n")
+    config = tmp_path / "crowd.yaml"
+    config.write_text("classes: [X, Y]\nlabels_from: given\n"
+                      "sources: [{path: items.csv, dataset: d, columns: {id: id},\n"
+                      "           answers: {path: answers.csv, columns: {item: question}}}]\n")
+    with pytest.raises(ConfigError) as error:
+        check_config(config)
+    assert "the answers' worker column 'worker' is not in 'answers.csv'; its columns are: annotator, answer, question" \
+        in str(error.value)
+    config.write_text(config.read_text().replace("{item: question}", "{item: question, worker: annotator}"))
+    assert check_config(config).files == {str(tmp_path / "items.csv"): 1}

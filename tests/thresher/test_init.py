@@ -60,7 +60,7 @@ def test_a_labelled_csv_gets_a_config_that_cleans_its_labels(tmp_path: Path):
     assert config.classes == ["0", "1"] and config.labels_from == "given" and config.labeling is None
     assert source.path == str(tmp_path / "comments.csv") and source.split == "train"
     assert config.export.splits == ["train"]  # written, not left to a rule the user does not see
-    assert config.stages() == ["ingest", "detect", "export"]  # STORM is not a default: it did not pay (benchmarks)
+    assert config.stage_names() == ["ingest", "detect", "export"]  # STORM is not a default: it did not pay (benchmarks)
     report = check_config(tmp_path / "thresher.yaml")
     assert report.problems == [] and report.files == {source.path: 1}
     # The commented labeling section works as the comment says, with the LF file init wrote.
