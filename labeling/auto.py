@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 MASKS = 3  # hidden-vote draws averaged per candidate
 OVERLAP = 0.5  # a one-class LF's partner fires on more than this share of its items
+TIE = 0.005  # candidates whose agreement is this close to the best cannot be told apart
 
 
 def overlapping_lfs(L: np.ndarray) -> list[np.ndarray]:
@@ -125,6 +126,29 @@ def choose_model(
         chosen = {"model": "majority"}
         selection.append({**chosen, "chosen": True, "excluded": "no candidate could be scored; majority vote kept"})
         return chosen, selection
-    best = max(scored, key=lambda entry: entry["heldout_agreement"])  # the first of equals: simpler models first
+    top = max(entry["heldout_agreement"] for entry in scored)
+    tied = [entry for entry in scored if top - entry["heldout_agreement"] <= TIE]
+    if len(tied) == 1 and top > 0:
+        best = tied[0]
+    else:
+        best = fallback(tied if top > 0 else scored, share, L.shape[1])
+        what = (f"{len(tied)} candidates within {TIE} of the best agreement ({top:.4f})" if top > 0
+                else "every candidate's agreement is 0 (no LF's vote can be predicted from the others)")
+        best["note"] = (f"auto cannot tell the candidates apart: {what}; chose {best['model']} by the fallback rule: "
+                        f"{FALLBACK_RULE}")
     best["chosen"] = True
-    return {k: v for k, v in best.items() if k not in ("heldout_agreement", "chosen")}, selection
+    return {k: v for k, v in best.items() if k not in ("heldout_agreement", "chosen", "note")}, selection
+
+
+FALLBACK_RULE = ("dawid_skene when most votes come from LFs that vote several classes (annotators), else "
+                 "label_model with 3 or more LFs, else majority")
+
+
+def fallback(entries: list[dict[str, Any]], multi_class_share: float, n_lfs: int) -> dict[str, Any]:
+    """The entry :data:`FALLBACK_RULE` prefers among ``entries`` (the first of them if it prefers none)."""
+    order = (["dawid_skene"] if multi_class_share >= 0.5 else []) + (["label_model"] if n_lfs >= 3 else []) + ["majority"]
+    for model in order:
+        for entry in entries:
+            if entry["model"] == model:
+                return entry
+    return entries[0]

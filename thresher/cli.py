@@ -231,6 +231,9 @@ def _show_label(summary: dict) -> None:
             score = (f"agreement {entry['heldout_agreement']:.4f}" if "heldout_agreement" in entry
                      else f"left out: {entry.get('excluded')}")
             out.print(f"    {'*' if entry.get('chosen') else ' '} {entry['model']}: {score}", highlight=False)
+        for entry in summary["selection"]:
+            if entry.get("note"):
+                out.print(f"  [yellow]note[/]: {escape(entry['note'])}", highlight=False, soft_wrap=True)
     if summary.get("tied"):
         policy = summary.get("tie_break", "abstain")
         out.print(f"  {summary['tied']} covered items tie between classes: "

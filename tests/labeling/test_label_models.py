@@ -152,3 +152,22 @@ def test_overlapping_lfs_pairs_rules_not_annotators():
     partners = overlapping_lfs(L)
     assert partners[0].tolist() == [1] and partners[1].tolist() == [0]
     assert partners[2].tolist() == [] and partners[3].tolist() == [] and partners[4].tolist() == []
+
+
+def test_auto_says_when_it_cannot_tell_and_which_rule_chose(con, tmp_path):
+    """Two annotators who always agree: every candidate predicts the hidden vote perfectly, so the
+    criterion cannot separate them; auto says so and chooses by its stated rule (annotators: Dawid-Skene)."""
+    from thresher.labeling.auto import FALLBACK_RULE
+
+    rng = np.random.default_rng(0)
+    answers = rng.integers(0, 2, 60)
+    path = tmp_path / "twins.csv"
+    path.write_text("id,text,w1,w2\n" + "".join(f"{i},item {i},{a},{a}\n" for i, a in enumerate(answers)))
+    ingest(con, IngestConfig(classes=["no", "yes"], sources=[SourceConfig(
+        path=str(path), dataset="twins", columns={"id": "id", "text": "text"}, votes={"columns": ["w1", "w2"]})]))
+    summary = _run(con, {"model": "auto"}, "auto")
+    chosen = [entry for entry in summary.selection if entry.get("chosen")]
+    assert summary.model["model"] == "dawid_skene" and len(chosen) == 1
+    assert "cannot tell the candidates apart" in chosen[0]["note"] and FALLBACK_RULE in chosen[0]["note"]
+    scores = [entry["heldout_agreement"] for entry in summary.selection if "heldout_agreement" in entry]
+    assert len(scores) == 2 and max(scores) - min(scores) <= 0.005
