@@ -34,7 +34,7 @@ from thresher.storage.repo import replace_run_rows
 from thresher.core.progress import track
 from thresher.core.config import StageConfig
 from thresher.core.stages import Stage, StageContext
-from thresher.storage.repo import detector_in_use, input_run, latest_run
+from thresher.storage.repo import detector_in_use, input_run, latest_run, run_summary
 
 logger = logging.getLogger(__name__)
 
@@ -99,11 +99,12 @@ class ExportSummary:
     splits: dict[str, int] = field(default_factory=dict)  # rows exported per split
     held_out: dict[str, int] = field(default_factory=dict)  # items of the splits left out, per split
     proxy: dict[str, Any] = field(default_factory=dict)  # what curation changed for a proxy model (pipeline layer)
+    notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"out_dir": self.out_dir, "rows": self.rows, "shards": self.shards, "splits": self.splits,
                 "held_out": self.held_out, "excluded": self.excluded, "label_distribution": self.label_distribution,
-                "proxy": self.proxy}
+                "proxy": self.proxy, "notes": self.notes}
 
 
 def exported_splits(config: ExportConfig, splits: list[str | None]) -> list[str | None]:
@@ -463,6 +464,13 @@ class ExportStage(Stage):
         weight_run = detect_run if weight_stage == "detect" else latest_run(con, "reweight") if weight_stage else None
         select_run = latest_run(con, "select") if config.selected_only else None
         detector = detector_in_use(con, detect_run) if detect_run else "none"
-        return export(con, config, classes=context.classes, run_id=context.run_id, label_run=label_run,
-                      detect_run=detect_run, detector=detector, weight_run=weight_run,
-                      weight_stage=weight_stage, select_run=select_run, progress=context.progress)
+        notes: list[str] = []
+        if detect_run and config.drop_label_issues and not run_summary(con, detect_run, "detect").get("flags_used", True):
+            config = config.model_copy(update={"drop_label_issues": False})
+            notes.append(f"drop_label_issues ignored: the {detector} flags of detect run {detect_run} failed a sanity "
+                         "check (see its warnings; detect.sanity: warn uses them)")
+        summary = export(con, config, classes=context.classes, run_id=context.run_id, label_run=label_run,
+                         detect_run=detect_run, detector=detector, weight_run=weight_run,
+                         weight_stage=weight_stage, select_run=select_run, progress=context.progress)
+        summary.notes += notes
+        return summary

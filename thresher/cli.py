@@ -267,6 +267,9 @@ def _show_detect(summary: dict) -> None:
     if unchecked:
         shown = ", ".join(f"{name} ({n})" for name, n in unchecked.items())
         out.print(f"  not checked, too few items for the folds: {shown}; kept unflagged", highlight=False)
+    for warning in summary.get("warnings", []):
+        used = "" if summary.get("flags_used", True) else "; these flags are not used (detect.sanity: warn uses them)"
+        out.print(f"  [yellow]warning[/]: {summary.get('use', 'the detector')} {escape(warning)}{used}", highlight=False)
     weights = summary.get("weights", {})
     if weights.get("share"):
         shares = ", ".join(f"{name} {v['items']:.1%} of items, {v['weight']:.1%} of weight "
@@ -335,6 +338,8 @@ def _show_export(summary: dict) -> None:
             out.print(f"  [yellow]warning[/]: {escape(proxy['warning'])}", highlight=False)
     elif proxy.get("note"):
         out.print(f"  proxy model: {escape(proxy['note'])}", highlight=False)
+    for note in summary.get("notes", []):
+        out.print(f"  [yellow]note[/]: {escape(note)}", highlight=False)
 
 
 @app.command()

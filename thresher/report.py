@@ -206,6 +206,10 @@ def _detect_section(con: duckdb.DuckDBPyConnection, report: Report, run: str) ->
     counts = con.execute("SELECT detector, count(*), count(*) FILTER (WHERE is_issue) FROM noise_scores "
                          "WHERE run_id = ? GROUP BY detector ORDER BY detector", [run]).fetchall()
     body = _table(["detector", "labels checked", "flagged"], counts)
+    summary = run_summary(con, run, "detect")
+    for warning in summary.get("warnings", []):
+        used = "" if summary.get("flags_used", True) else " Its flags are not used (<code>detect.sanity: warn</code> uses them)."
+        body += f"<p><b>Warning</b>: {html.escape(summary.get('use', ''))} {html.escape(warning)}.{used}</p>"
     for detector in detectors:
         scores = np.array(con.execute("SELECT score, is_issue FROM noise_scores WHERE run_id = ? AND detector = ?",
                                       [run, detector]).fetchall(), dtype=float)

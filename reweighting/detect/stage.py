@@ -12,6 +12,7 @@ import pyarrow as pa
 from pydantic import Field, field_validator, model_validator
 
 from thresher.reweighting.detect.base import DetectorResult
+from thresher.reweighting.detect.sanity import flag_warnings
 from thresher.reweighting.detect.registry import DETECTORS, DetectorName, Shared, build_detectors
 from thresher.features import FeatureConfig, item_features
 from thresher.core.classes import gold_ids
@@ -70,6 +71,10 @@ class DetectConfig(StageConfig):
     # per_class: the weights are rescaled within each class so that it keeps its share of the total
     # weight (a minority class gets lower scores whatever its labels' accuracy); none: the raw scores
     weight_balance: WeightBalance = "per_class"
+    # Flags that fail a sanity check (a whole class flagged, far more flags than estimated noise, a
+    # classifier at chance; see reweighting/detect/sanity.py) are reported with a warning and
+    # ignore_flags: not used (uniform weights, nothing left out by export.drop_label_issues); warn: used.
+    sanity: Literal["ignore_flags", "warn"] = "ignore_flags"
     random_state: int = 0
     # More checked items than stream_above (with TF-IDF features): hashed TF-IDF, fold models fitted
     # on train_rows items drawn at random, every item scored in chunks on all cores (streamed.py).
@@ -137,11 +142,14 @@ class DetectSummary:
     features: dict[str, Any] = field(default_factory=dict)  # what the probabilities were computed on
     classes: dict[str, Any] = field(default_factory=dict)  # checked, unchecked (too few items), absent
     weights: dict[str, Any] = field(default_factory=dict)  # method, balance, each class's share of items and weight
+    warnings: list[str] = field(default_factory=list)  # the sanity checks' warnings on the detector in use
+    flags_used: bool = True  # false: the flags failed a sanity check and the weights and export ignore them
 
     def as_dict(self) -> dict[str, Any]:
         return {"label_run": self.label_run, "n_checked": self.n_checked, "n_issues": self.n_issues,
                 "gold": self.gold, "use": self.use, "detectors": self.detectors, "features": self.features,
-                "classes": self.classes, "weights": self.weights}
+                "classes": self.classes, "weights": self.weights, "warnings": self.warnings,
+                "flags_used": self.flags_used}
 
 
 @dataclass(frozen=True)
@@ -270,11 +278,17 @@ def detect(
         features = {"kind": config.features.encoder, "train_rows": len(labels)}
     features.update(C=config.C, min_df=config.features.tfidf.min_df if config.features.encoder == "tfidf" else None,
                     tuned=None if tuned is None else tuned.as_dict())
-    results = {name: _widened(r, checked) for name, r in run_detectors(X, labels, pred_probs, config, estimator).items()}
+    found = run_detectors(X, labels, pred_probs, config, estimator)
+    checked_names = [kinds.names[k] for k in kinds.ids]
+    sanity = {name: flag_warnings(labels, r.is_issue, pred_probs, checked_names) for name, r in found.items()}
+    results = {name: _widened(r, checked) for name, r in found.items()}
     result = results[config.detector_in_use]
+    warnings = sanity[config.detector_in_use][0]
+    flags_used = not (warnings and config.sanity == "ignore_flags")
     labels = all_labels
     confidence = items.column("confidence").to_numpy().astype(float)
-    raw = compute_weights(config.weight, label_quality=result.scores, confidence=confidence, flagged=result.is_issue)
+    method = config.weight if flags_used or config.weight == "confidence" else "uniform"  # no untrusted scores
+    raw = compute_weights(method, label_quality=result.scores, confidence=confidence, flagged=result.is_issue)
     weights, weight_info = balanced(raw, labels, config.weight_balance, kinds.names)
 
     n = len(item_ids)
@@ -283,7 +297,7 @@ def detect(
             "run_id": constant_column(run_id, n), "item_id": item_ids, "detector": constant_column(r.name, n),
             "score": r.scores.astype(float), "is_issue": r.is_issue.astype(bool),
         }) for r in results.values()]))
-        replace_run_rows(con, "weights", run_id, weight_rows(run_id, "detect", item_ids, config.weight, weights,
+        replace_run_rows(con, "weights", run_id, weight_rows(run_id, "detect", item_ids, method, weights,
                                                              flagged=result.is_issue), stage="detect")
 
     check = GoldCheck(labels, gold_ids(items.column("gold")))
@@ -296,11 +310,15 @@ def detect(
             "issue_precision": flags["precision"], "issue_recall": flags["recall"],
             "accuracy_kept": 1 - check.error_rate(kept) if kept.any() else float("nan"),
         }
-    per_detector = {name: {**r.summary(), **(check.flags(r.is_issue, r.scores) if check.has.any() else {})}
+    per_detector = {name: {**r.summary(), **(check.flags(r.is_issue, r.scores) if check.has.any() else {}),
+                           "sanity": {**sanity[name][1], "warnings": sanity[name][0]}}
                     for name, r in results.items()}
-    weight_info = {"method": config.weight, **weight_info}
+    weight_info = {"method": method, **weight_info}
     summary = DetectSummary(run_id, label_run, n, int(result.is_issue.sum()), quality, config.detector_in_use,
-                            per_detector, features, kinds.report(), weight_info)
+                            per_detector, features, kinds.report(), weight_info, warnings, flags_used)
+    for warning in warnings:
+        logger.warning("Detector %s %s%s", config.detector_in_use, warning,
+                       "" if flags_used else "; its flags are not used (detect.sanity: warn uses them)")
     if summary.classes["unchecked"]:
         logger.warning("Not checked (fewer than n_folds=%d items): %s; kept unflagged.", config.n_folds,
                        summary.classes["unchecked"])
