@@ -154,8 +154,11 @@ class DenoiseConfig(StageConfig):
     model: Literal["label_model", "majority", "dawid_skene", "auto"] = "label_model"
     # A tie between classes (of any model; common with majority vote) goes to one of the tied classes,
     # chosen per item; with "abstain" (Snorkel's default) the item is also left undecided, so the
-    # stages after labeling leave it out as they leave out items no LF voted on.
-    tie_break: Literal["abstain", "random"] = "abstain"
+    # stages after labeling leave it out as they leave out items no LF voted on. "snorkel": decided as
+    # Snorkel's probs_to_preds(tie_break_policy="random") decides them for the label matrix in item_id
+    # order (a hash of the item's row number: the same labels as Snorkel's, but an item's class can
+    # change when items are added before it); "random": a hash of the item id (stable per item).
+    tie_break: Literal["abstain", "random", "snorkel"] = "abstain"
     ds_iterations: int = Field(100, ge=1, le=10_000)  # Dawid-Skene's EM iterations at most (crowd-kit default)
     auto_rows: int = Field(20_000, ge=100)  # model: auto scores the candidates on at most this many items
     n_epochs: int = Field(100, ge=1, le=100_000)  # Snorkel 0.10 defaults throughout

@@ -27,22 +27,33 @@ def fit_dawid_skene(
     """Fit by EM on ``L_fit``; return predict_proba for any L over the same LFs and each LF's learned
     accuracy (the chance its vote is the true class, under the learned class prior).
 
-    Prediction is one E-step with the fitted priors and confusion matrices: an item no LF voted on gets
-    the prior; a class no LF ever voted gets probability 0 (the model cannot know it).
+    A vote pattern seen in ``L_fit`` gets crowd-kit's own posterior for it (``probas_``, the last E-step
+    of the fit, so the labels are crowd-kit's exactly); an unseen one gets one E-step with the fitted
+    priors and confusion matrices; an item no LF voted on gets the prior; a class no LF ever voted
+    gets probability 0 (the model cannot know it).
     """
     from crowdkit.aggregation import DawidSkene
 
     model = DawidSkene(n_iter=n_iter).fit(_long(L_fit))
     priors = model.priors_.reindex(range(cardinality), fill_value=0.0).to_numpy(dtype=float)
     errors = model.errors_
+    fitted = model.probas_.reindex(columns=range(cardinality), fill_value=0.0).fillna(0.0)
+    def key(row: np.ndarray) -> bytes:
+        return row.astype(np.int64).tobytes()
+
+    seen = {key(L_fit[task]): row for task, row in zip(fitted.index.to_numpy(), fitted.to_numpy(dtype=float))}
 
     def predict(L: np.ndarray) -> np.ndarray:
         probs = np.tile(priors, (len(L), 1))
-        data = _long(L)
+        found = [seen.get(key(row)) for row in L]
+        known = np.array([row is not None for row in found], dtype=bool)
+        for i in np.flatnonzero(known):
+            probs[i] = found[i]
+        data = _long(L[~known])
         if len(data):
             posterior = DawidSkene._e_step(data, model.priors_.copy(), errors)
             posterior = posterior.reindex(columns=range(cardinality), fill_value=0.0).fillna(0.0)
-            probs[posterior.index.to_numpy()] = posterior.to_numpy(dtype=float)
+            probs[np.flatnonzero(~known)[posterior.index.to_numpy()]] = posterior.to_numpy(dtype=float)
         return probs
 
     learned = np.zeros(L_fit.shape[1])

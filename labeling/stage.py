@@ -28,7 +28,7 @@ from thresher.labeling.llm.factory import build_backend
 from thresher.labeling.llm.backend import Backend, Budget
 from thresher.labeling.llm.prompt import PromptedLF
 from thresher.labeling.model import Denoiser, entropy, fit_denoiser, fit_sample, majority_proba, score
-from thresher.labeling.ties import hard_labels
+from thresher.labeling.ties import hard_labels, snorkel_tie_hash
 from thresher.core.stages import Stage, StageContext
 from thresher.storage.connection import registered, transaction
 from thresher.storage.arrow_columns import constant_column
@@ -328,6 +328,10 @@ def _label_batches(run_id: str, rows: _LabelRows, model: Denoiser, tallies: _Tal
         tie_hash = batch.column("tie_hash").to_numpy()
         covered = (L != ABSTAIN).any(axis=1)
         label, tied = hard_labels(probs, tie_hash)
+        if tie_break == "snorkel" and tied.any():
+            tie_hash = tie_hash.astype(np.uint64)
+            tie_hash[tied] = snorkel_tie_hash(batch.column("rn").to_numpy()[tied], probs.shape[1])
+            label, tied = hard_labels(probs, tie_hash)
         tallies.covered += int(covered.sum())
         tallies.tied += int((covered & tied).sum())
         tallies.lfs.add(L, gold)

@@ -24,6 +24,19 @@ def hard_labels(probs: np.ndarray, tie_hash: np.ndarray) -> tuple[np.ndarray, np
     return label, n_tied > 1
 
 
+def snorkel_tie_hash(rows: np.ndarray, n_classes: int) -> np.ndarray:
+    """Tie hashes that make :func:`hard_labels` break ties as Snorkel's ``probs_to_preds`` with
+    ``tie_break_policy="random"`` does for rows at positions ``rows`` of its matrix: the SHA-1 of the
+    row number, reduced modulo the least common multiple of 1..``n_classes`` (so that modulo any
+    number of tied classes it is Snorkel's choice)."""
+    import hashlib
+    import math
+
+    modulus = math.lcm(*range(1, n_classes + 1))
+    return np.array([int(hashlib.sha1(str(int(i)).encode("utf-8")).hexdigest(), 16) % modulus for i in rows],
+                    dtype=np.uint64)
+
+
 def shared_ties(probs: np.ndarray) -> np.ndarray:
     """One-hot of each row's most probable class, a tie's mass shared among the tied classes (the
     expected one-hot under a random tie-break)."""

@@ -171,3 +171,62 @@ def test_auto_says_when_it_cannot_tell_and_which_rule_chose(con, tmp_path):
     assert "cannot tell the candidates apart" in chosen[0]["note"] and FALLBACK_RULE in chosen[0]["note"]
     scores = [entry["heldout_agreement"] for entry in summary.selection if "heldout_agreement" in entry]
     assert len(scores) == 2 and max(scores) - min(scores) <= 0.005
+
+
+def _long_crowd(shared_data: Path, name: str):
+    """(item, worker, answer) rows of a shared crowd set in long form, as a DataFrame."""
+    import pandas as pd
+
+    if name == "rte":
+        frame = pd.read_csv(shared_data / "snow2008_rte_crowd" / "rte.standardized.tsv", sep="\t")
+        return frame.rename(columns={"orig_id": "item", "!amt_worker_ids": "worker", "response": "answer"})
+    if name == "music":
+        frame = pd.read_csv(shared_data / "music_genre_mturk_rodrigues" / "mturk_answers.csv")
+        return frame.rename(columns={"Input.song": "item", "WorkerID": "worker", "Answer.pred_label": "answer"})
+    folder = {"web": "zhou2012_web_search_relevance_crowd", "quiz": "li2017_quiz_crowd"}[name]
+    return pd.read_csv(shared_data / folder / "answers.csv")
+
+
+@pytest.mark.quality
+@pytest.mark.parametrize("name", ["rte", "music", "web", "quiz"])
+def test_dawid_skene_labels_are_crowd_kits(shared_data, name):
+    """thresher's Dawid-Skene gives crowd-kit's ``DawidSkene().fit(...).labels_`` on every item of each
+    shared crowd set (its posteriors are crowd-kit's; a tie goes to the first class in both here)."""
+    from crowdkit.aggregation import DawidSkene
+
+    from thresher.labeling.crowd import fit_dawid_skene
+
+    frame = _long_crowd(shared_data, name)
+    items, workers = sorted(frame["item"].unique()), sorted(frame["worker"].unique())
+    classes = sorted(frame["answer"].unique())
+    L = np.full((len(items), len(workers)), ABSTAIN)
+    L[np.searchsorted(items, frame["item"]), np.searchsorted(workers, frame["worker"])] = \
+        np.searchsorted(classes, frame["answer"])
+    predict, _ = fit_dawid_skene(L, cardinality=len(classes), n_iter=100)
+    ours = predict(L).argmax(axis=1)
+    theirs = DawidSkene(n_iter=100).fit(frame.rename(columns={"item": "task", "answer": "label"})).labels_
+    expected = np.searchsorted(classes, theirs.reindex(items).to_numpy())
+    assert (ours != expected).sum() == 0, f"{name}: {(ours != expected).sum()} of {len(items)} items differ"
+
+
+@pytest.mark.quality
+def test_snorkel_tie_policy_gives_snorkels_majority_vote_labels(con, shared_data):
+    """``tie_break: snorkel``: the labels of Snorkel's ``MajorityLabelVoter().predict(L)`` (its
+    ``random`` tie policy) for L in item_id order, ties included (WRENCH YouTube: 1,956 comments)."""
+    from snorkel.labeling.model import MajorityLabelVoter
+
+    ingest(con, IngestConfig(classes=["HAM", "SPAM"], sources=[SourceConfig(
+        path=str(shared_data / "wrench_youtube" / "*.json"), dataset="youtube", format="wrench")]))
+    summary = label(con, LabelingConfig(classes=["HAM", "SPAM"], source_votes=True,
+                                        model={"model": "majority", "tie_break": "snorkel"}), run_id="mv")
+    rows = con.execute("SELECT item_id, label FROM labels WHERE run_id = 'mv' ORDER BY item_id").fetchall()
+    votes = con.execute("SELECT item_id, lf, vote FROM source_votes").fetchall()
+    items = [item for item, _ in rows]
+    lfs = sorted({lf for _, lf, _ in votes})
+    L = np.full((len(items), len(lfs)), ABSTAIN)
+    position = {item: i for i, item in enumerate(items)}
+    for item, lf, vote in votes:
+        L[position[item], lfs.index(lf)] = vote
+    expected = MajorityLabelVoter(cardinality=2).predict(L, tie_break_policy="random")
+    assert summary.tied > 100  # many ties, so the policy matters
+    assert [label for _, label in rows] == expected.tolist()
