@@ -38,7 +38,8 @@ from thresher.labeling.config import DenoiseConfig
 from thresher.labeling.lf import KeywordLF, RegexLF
 from thresher.labeling.lf.keyword import terms_pattern
 from thresher.labeling.matrix import vote_matrix
-from thresher.labeling.model import denoise, quiet_snorkel
+from thresher.labeling.label_models import quiet_snorkel
+from thresher.labeling.model import denoise
 from thresher.storage.schema import connect
 
 ROOT = Path(__file__).resolve().parents[1]

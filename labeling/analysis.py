@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from thresher.labeling.model import quiet_snorkel
+from thresher.labeling.label_models import quiet_snorkel
 
 
 def lf_summary(L: np.ndarray, lf_names: list[str], gold: np.ndarray | None = None) -> pd.DataFrame:

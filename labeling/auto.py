@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import sparse
 
+from thresher.labeling.label_models import LABEL_MODELS
 from thresher.labeling.lf.base import ABSTAIN
 from thresher.labeling.ties import shared_ties
 
@@ -102,10 +103,11 @@ def choose_model(
     selection: list[dict[str, Any]] = []
     for params in candidates:
         reason = None
-        if params["model"] == "label_model" and L.shape[1] < 3:
-            reason = f"Snorkel's LabelModel needs at least 3 LFs; there are {L.shape[1]}"
-        elif params["model"] == "dawid_skene" and share < 0.5:
-            reason = (f"{share:.0%} of the votes come from LFs that vote more than one class; Dawid-Skene models "
+        kind = LABEL_MODELS[params["model"]]
+        if L.shape[1] < kind.min_lfs:
+            reason = f"{kind.title} needs at least {kind.min_lfs} LFs; there are {L.shape[1]}"
+        elif kind.needs_multi_class_lfs and share < 0.5:
+            reason = (f"{share:.0%} of the votes come from LFs that vote more than one class; {kind.title} models "
                       "votes, not abstains, so on one-class LFs it returns the class prior")
         if reason is not None:
             selection.append({**params, "excluded": reason})
@@ -146,7 +148,8 @@ FALLBACK_RULE = ("dawid_skene when most votes come from LFs that vote several cl
 
 def fallback(entries: list[dict[str, Any]], multi_class_share: float, n_lfs: int) -> dict[str, Any]:
     """The entry :data:`FALLBACK_RULE` prefers among ``entries`` (the first of them if it prefers none)."""
-    order = (["dawid_skene"] if multi_class_share >= 0.5 else []) + (["label_model"] if n_lfs >= 3 else []) + ["majority"]
+    order = ((["dawid_skene"] if multi_class_share >= 0.5 else [])
+             + (["label_model"] if n_lfs >= LABEL_MODELS["label_model"].min_lfs else []) + ["majority"])
     for model in order:
         for entry in entries:
             if entry["model"] == model:

@@ -4,27 +4,16 @@
 from __future__ import annotations
 
 import itertools
-import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from thresher.core.device import torch_threads
 from thresher.labeling.auto import choose_model
 from thresher.labeling.config import DenoiseConfig
-from thresher.labeling.lf.base import ABSTAIN
+from thresher.labeling.label_models import MajorityVote, build_label_model
 from thresher.labeling.ties import hard_labels
-
-
-@contextmanager
-def quiet_snorkel() -> Iterator[None]:
-    """Silence scipy >= 1.17's dtype-cast FutureWarning raised inside Snorkel; harmless here."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        yield
 
 
 @dataclass
@@ -89,38 +78,9 @@ def fit_sample(n: int, limit: int | None, seed: int) -> np.ndarray | None:
 
 def _fit(L_fit: np.ndarray, *, cardinality: int, params: dict[str, Any], class_balance: list[float] | None,
          seed: int) -> tuple[Callable[[np.ndarray], np.ndarray], np.ndarray | None]:
-    """A fitted model's predict_proba (majority vote needs no fit) and the learned LF accuracies."""
-    if params["model"] == "majority":
-        return (lambda L: majority_proba(L, cardinality=cardinality)), None
-    if params["model"] == "dawid_skene":
-        from thresher.labeling.crowd import fit_dawid_skene
-
-        if not (L_fit != ABSTAIN).any():
-            raise ValueError("No LF voted on any item the label model is fitted on: it cannot be fitted.")
-        return fit_dawid_skene(L_fit, cardinality=cardinality, n_iter=params["n_iter"])
-    if L_fit.shape[1] < 3:
-        raise ValueError(
-            f"Snorkel's LabelModel needs at least 3 LFs; there are {L_fit.shape[1]}. Add LFs or set model: majority."
-        )
-    if not (L_fit != ABSTAIN).any():
-        raise ValueError("No LF voted on any item the label model is fitted on: it cannot be fitted.")
-    from snorkel.labeling.model import LabelModel
-
-    model = LabelModel(cardinality=cardinality, verbose=False)
-    with quiet_snorkel(), torch_threads(1):  # tiny tensors: more threads only wait for each other
-        model.fit(
-            L_fit,
-            class_balance=None if class_balance is None else np.asarray(class_balance),
-            n_epochs=params["n_epochs"], lr=params["lr"], l2=params["l2"], seed=seed, progress_bar=False,
-        )
-        with np.errstate(divide="ignore", invalid="ignore"):  # LFs that never fire: Snorkel divides by 0
-            learned = np.clip(np.nan_to_num(model.get_weights(), nan=0.0), 0.0, 1.0)
-
-    def predict(L: np.ndarray) -> np.ndarray:
-        with quiet_snorkel():
-            return model.predict_proba(L)
-
-    return predict, learned
+    """A fitted model's predict_proba and its learned LF accuracies (None for majority vote)."""
+    model = build_label_model(params, cardinality=cardinality, seed=seed).fit(L_fit, class_balance)
+    return model.predict_proba, model.learned_accuracy_
 
 
 def _configured(config: DenoiseConfig) -> dict[str, Any]:
@@ -220,11 +180,7 @@ def denoise(
 
 def majority_proba(L: np.ndarray, *, cardinality: int) -> np.ndarray:
     """Snorkel's MajorityLabelVoter probabilities (ties share mass; no vote gives uniform)."""
-    from snorkel.labeling.model import MajorityLabelVoter
-
-    voter = MajorityLabelVoter(cardinality=cardinality)
-    with quiet_snorkel():
-        return by_pattern(voter.predict_proba, L)
+    return by_pattern(MajorityVote(cardinality).fit(L).predict_proba, L)
 
 
 def entropy(probs: np.ndarray) -> np.ndarray:

@@ -230,3 +230,45 @@ def test_snorkel_tie_policy_gives_snorkels_majority_vote_labels(con, shared_data
     expected = MajorityLabelVoter(cardinality=2).predict(L, tie_break_policy="random")
     assert summary.tied > 100  # many ties, so the policy matters
     assert [label for _, label in rows] == expected.tolist()
+
+
+def _crowd_matrix(shared_data: Path, name: str) -> np.ndarray:
+    frame = _long_crowd(shared_data, name)
+    items, workers = sorted(frame["item"].unique()), sorted(frame["worker"].unique())
+    L = np.full((len(items), len(workers)), ABSTAIN)
+    L[np.searchsorted(items, frame["item"]), np.searchsorted(workers, frame["worker"])] = \
+        np.searchsorted(sorted(frame["answer"].unique()), frame["answer"])
+    return L
+
+
+@pytest.mark.parametrize("name", ["majority", "label_model", "dawid_skene"])
+def test_every_label_model_meets_the_contract(shared_data, name):
+    """On real crowd votes (RTE, 164 workers) with a few all-abstain rows added: probabilities sum to 1,
+    the same seed gives the same output, items without votes get the model's prior, misuse is a clear
+    error."""
+    from thresher.labeling.label_models import LABEL_MODELS
+
+    L = np.vstack([_crowd_matrix(shared_data, "rte"), np.full((3, 164), ABSTAIN)])
+    kind = LABEL_MODELS[name]
+    with pytest.raises(ValueError, match="not fitted"):
+        kind(2).predict_proba(L)
+    first = kind(2, seed=1).fit(L).predict_proba(L)
+    again = kind(2, seed=1).fit(L).predict_proba(L)
+    assert first.shape == (len(L), 2) and np.allclose(first.sum(axis=1), 1.0) and (first >= 0).all()
+    assert np.array_equal(first, again)
+    model = kind(2, seed=1).fit(L)
+    assert np.allclose(first[-3:], model.prior_) and np.isclose(model.prior_.sum(), 1.0)
+    with pytest.raises(ValueError, match="164 LF columns"):
+        model.predict_proba(L[:, :10])
+    if kind.min_lfs > 2:
+        with pytest.raises(ValueError, match=f"needs at least {kind.min_lfs} LFs"):
+            kind(2).fit(L[:, :2])
+
+
+def test_the_config_names_exactly_the_registered_label_models():
+    from typing import get_args
+
+    from thresher.labeling.config import DenoiseConfig
+    from thresher.labeling.label_models import LABEL_MODELS
+
+    assert set(get_args(DenoiseConfig.model_fields["model"].annotation)) == set(LABEL_MODELS) | {"auto"}
