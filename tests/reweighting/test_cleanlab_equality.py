@@ -8,6 +8,7 @@ of the same logistic regression, on the same TF-IDF matrix with the same ``Strat
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from thresher.features import TfidfConfig, tfidf_features
 from thresher.reweighting.detect.stage import DetectConfig, detect
@@ -40,3 +41,38 @@ def test_detect_flags_equal_cleanlab_called_directly(con):
 
     assert len(ours) == len(ids) == 700
     assert 50 < int(theirs.sum()) and np.array_equal(np.array(ours), theirs)
+
+
+@pytest.mark.quality
+def test_tuned_multiclass_detect_flags_equal_cleanlab_on_rule_noise(con, tmp_path):
+    """AG News's aggregated rule label (4 classes, 16 % wrong): detect at its defaults (``C: auto`` picks C
+    and min_df) flags what cleanlab's ``find_label_issues`` flags on ``cross_val_predict`` probabilities
+    of the same logistic regression, features and folds."""
+    import json
+
+    from cleanlab.filter import find_label_issues
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    from benchmarks.curation_value import agnews
+
+    data = agnews()
+    covered = data.L[:, 0] >= 0
+    texts = [t for t, c in zip(data.train.texts, covered) if c]
+    labels, gold = data.L[covered, 0], data.train.gold[covered]
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps({"id": f"{i:05d}", "text": t, "label": int(y), "gold": int(g)}) + "\n"
+                            for i, (t, y, g) in enumerate(zip(texts, labels, gold))))
+    ingest(con, IngestConfig(classes=data.classes, sources=[SourceConfig(
+        path=str(path), dataset="d", columns={"id": "id", "label": "label", "gold": "gold"})]))
+    summary = detect(con, DetectConfig(labels_from="given"), run_id="d", label_run=None, classes=data.classes)
+    ours = np.array([r[0] for r in con.execute(
+        "SELECT n.is_issue FROM items i JOIN noise_scores n USING (item_id) WHERE n.run_id = 'd' ORDER BY i.item_id"
+    ).fetchall()])
+    C, min_df = summary.features["C"], summary.features["min_df"]
+    X = tfidf_features(texts, TfidfConfig(min_df=min_df))
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
+    pred_probs = cross_val_predict(LogisticRegression(C=C, max_iter=2000), X, labels, cv=folds, method="predict_proba")
+    theirs = find_label_issues(labels, pred_probs, n_jobs=1)
+    assert summary.flags_used and 20 < int(theirs.sum())
+    assert int((ours != theirs).sum()) <= 1, f"{int((ours != theirs).sum())} of {len(ours)} flags differ"
