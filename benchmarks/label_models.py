@@ -7,6 +7,9 @@ Datasets (vote matrices built here from the shared files):
   trec rules     ImplyLoss TREC train+valid+test, 6 classes, the 68 rules of rule.txt (5,965)
   rte crowd      RTE-1, one LF per MTurk worker (164), 10 labels per pair (800)
   music crowd    GTZAN genres, one LF per MTurk worker (44), 10 classes (700)
+  web relevance  web search relevance (Zhou et al. 2012): 177 workers, 5 grades, ~6 per item (2,653)
+  quiz <set>     the six quiz sets of Li et al. 2017: every worker answers every question (36-111
+                 workers, 20-36 questions, 4-6 options); the majority is often wrong
 Every model is fitted on all items of the dataset (transductive, as crowd aggregation is used), with
 thresher's defaults; no model sees a gold label, and ``auto`` chooses by held-out vote agreement
 (labeling/auto.py, overlapping rules hidden together). Scores are over the items some LF voted on (what the later stages read), ties
@@ -110,6 +113,35 @@ def _music() -> tuple[np.ndarray, np.ndarray]:
                   {r["Input.song"]: classes.index(r["Input.true_label"]) for r in rows})
 
 
+def _long_answers(folder: str) -> tuple[list[tuple[str, str, str]], dict[str, str]]:
+    """The (item, worker, answer) rows and the gold of a shared crowd set in long form."""
+    with (SHARED / folder / "answers.csv").open(encoding="utf-8", newline="") as handle:
+        answers = [(r["item"], r["worker"], r["answer"]) for r in csv.DictReader(handle)]
+    with (SHARED / folder / "gold.csv").open(encoding="utf-8", newline="") as handle:
+        gold = {r["item"]: r["gold"] for r in csv.DictReader(handle)}
+    return answers, gold
+
+
+def _web() -> tuple[np.ndarray, np.ndarray]:
+    """Web search relevance: 5 grades, 177 workers; the items with expert gold (2,653 of 2,665)."""
+    answers, gold = _long_answers("zhou2012_web_search_relevance_crowd")
+    grades = sorted({a for _, _, a in answers} | set(gold.values()))
+    return _crowd([(i, w, grades.index(a)) for i, w, a in answers if i in gold],
+                  {i: grades.index(g) for i, g in gold.items()})
+
+
+def _quiz(subset: str) -> tuple[int, np.ndarray, np.ndarray]:
+    """One quiz set: option letters as classes (positions, not shared meanings), every worker answers all."""
+    answers, gold = _long_answers("li2017_quiz_crowd")
+    rows = [(i, w, a) for i, w, a in answers if i.startswith(subset + "_")]
+    letters = sorted({a for _, _, a in rows} | {g for i, g in gold.items() if i.startswith(subset + "_")})
+    return len(letters), *_crowd([(i, w, letters.index(a)) for i, w, a in rows],
+                                 {i: letters.index(g) for i, g in gold.items() if i.startswith(subset + "_")})
+
+
+QUIZZES = ["CHINESE", "ENGLISH", "ITMANAGE", "MEDICINE", "POKEMON", "SCIENCE"]
+
+
 def datasets() -> Iterator[tuple[str, int, np.ndarray, np.ndarray]]:
     """(name, classes, L, gold) of every shared dataset with votes or per-worker labels."""
     yield "youtube", 2, *_wrench("wrench_youtube", ["train", "valid", "test"])
@@ -118,6 +150,9 @@ def datasets() -> Iterator[tuple[str, int, np.ndarray, np.ndarray]]:
     yield "trec rules", 6, *_rules("trec_implyloss", TREC_CLASSES, TREC_LONG, _trec_rows())
     yield "rte crowd", 2, *_rte()
     yield "music crowd", 10, *_music()
+    yield "web relevance crowd", 5, *_web()
+    for subset in QUIZZES:
+        yield f"quiz {subset.lower()}", *_quiz(subset)
 
 
 def evaluate(L: np.ndarray, gold: np.ndarray, K: int, model: str) -> dict:
