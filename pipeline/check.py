@@ -70,7 +70,7 @@ def _check_sources(config: PipelineConfig, report: CheckReport) -> None:
 
 def _check_answers(source: SourceConfig, report: CheckReport) -> None:
     """The answers file of ``source`` exists and has its item, worker and answer columns."""
-    from thresher.storage.answers import answers_source
+    from thresher.storage.ingest import answers_source
     from thresher.storage.columns import listing, sample_columns
 
     path = Path(source.answers.path)

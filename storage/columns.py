@@ -8,15 +8,17 @@ found, before ingest would reject every row as ``missing_text`` or silently load
 from __future__ import annotations
 
 import csv
+import fnmatch
 import io
 import itertools
 import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from thresher.storage.ingest import SourceConfig
+if TYPE_CHECKING:
+    from thresher.storage.ingest import SourceConfig
 
 SAMPLE_ROWS = 50
 _CSV_SAMPLE_BYTES = 1 << 20
@@ -115,8 +117,33 @@ def missing_columns(config: SourceConfig, path: Path, found: set[str]) -> list[t
     text = "data.text" if fmt == "wrench" and columns.text == "text" else columns.text
     gold = "label" if fmt == "wrench" and columns.gold is None and columns.label is None else columns.gold
     wanted = [("text", text), ("label", columns.label), ("gold", gold), ("id", columns.id), ("split", columns.split)]
-    wanted += [("vote", name) for name in (config.votes.columns if config.votes is not None else [])]
-    return [(role, name) for role, name in wanted if name is not None and name not in found]
+    wanted += [("vote", name) for name in (config.votes.columns if config.votes is not None else [])
+               if not is_pattern(name)]
+    missing = [(role, name) for role, name in wanted if name is not None and name not in found]
+    if config.votes is not None:
+        missing += [("vote pattern", p) for p in config.votes.columns if is_pattern(p) and not fnmatch.filter(found, p)]
+    return missing
+
+
+def is_pattern(name: str) -> bool:
+    """Whether a ``votes.columns`` entry is a glob pattern (``worker_*``) rather than a column name."""
+    return any(c in name for c in "*?[")
+
+
+def resolved_votes(config: SourceConfig, path: Path) -> SourceConfig:
+    """``config`` with the glob patterns of ``votes.columns`` replaced by the columns of ``path`` they
+    match (sorted; a column named twice counts once); a pattern that matches none is an error."""
+    if config.votes is None or not any(is_pattern(name) for name in config.votes.columns):
+        return config
+    found = sample_columns(path, config.resolved_format(path), config)
+    columns: list[str] = []
+    for name in config.votes.columns:
+        matches = sorted(fnmatch.filter(found, name)) if is_pattern(name) else [name]
+        if not matches:
+            raise ValueError(f"votes.columns pattern '{name}' matches no column of '{path}'; its columns are: "
+                             f"{listing(found)}")
+        columns += [m for m in matches if m not in columns]
+    return config.model_copy(update={"votes": config.votes.model_copy(update={"columns": columns})})
 
 
 def listing(found: set[str], limit: int = 40) -> str:

@@ -921,6 +921,9 @@ _DUCK_TYPES = {"item_id": "VARCHAR", "dataset": "VARCHAR", "split": "VARCHAR", "
 def parse_file(path: Path, config: SourceConfig, classes: list[str]) -> tuple[list[dict[str, Any]], list[Reject], SourceSummary]:
     """Parse and validate one file without touching the project database: its rows (one per item
     id), its rejects with reasons, and the counts."""
+    from thresher.storage.columns import resolved_votes
+
+    config = resolved_votes(config, path)
     summary = SourceSummary(source=str(path))
     rejects: list[Reject] = []
     rows: list[dict[str, Any]] = []
@@ -964,6 +967,9 @@ def ingest_file(
 
     Idempotent. The caller owns the transaction, so a failure leaves the database as it was.
     """
+    from thresher.storage.columns import resolved_votes
+
+    config = resolved_votes(config, path)
     summary = SourceSummary(source=str(path))
     rejects: list[Reject] = []
     staged = StagedFile(con, path, config.resolved_format(path))
@@ -1033,11 +1039,102 @@ def _store_source_votes(con: duckdb.DuckDBPyConnection, config: SourceConfig) ->
         "WHERE vote <> -1 ON CONFLICT DO NOTHING", [names] if names else [])
 
 
+def answers_source(source: SourceConfig) -> SourceConfig:
+    """The answers file as a source config, so that the items' file readers (and their rejects) read it."""
+    answers = source.answers
+    assert answers is not None
+    return SourceConfig(path=answers.path, format=answers.format, dataset=source.dataset,
+                        delimiter=answers.delimiter, max_field_bytes=source.max_field_bytes,
+                        label_map=source.label_map)
+
+
+def ingest_answers(con: duckdb.DuckDBPyConnection, source: SourceConfig, classes: list[str],
+                   summary: SourceSummary) -> None:
+    """Read ``source.answers`` into ``source_votes`` (worker = LF, answer = vote) and its bad rows into
+    ``rejects``, counting both in ``summary``. Idempotent; the caller owns the transaction."""
+    answers = source.answers
+    assert answers is not None
+    path = Path(answers.path)
+    config = answers_source(source)
+    names = answers.columns
+    abstain = None if answers.abstain is None else _label_key(answers.abstain)
+    rejects: list[Reject] = []
+    rows: dict[tuple[str, str], tuple[int, int]] = {}  # (item id, worker) -> (vote, line)
+    for parsed in _READERS[config.resolved_format(path)](path, config, summary):
+        summary.rows += 1
+        if isinstance(parsed, Reject):
+            rejects.append(parsed)
+            continue
+        values: dict[str, Any] = {}
+        for role in ("item", "worker", "answer"):
+            found, value = _lookup(parsed.fields, getattr(names, role))
+            values[role] = None if not found or value is None or str(value).strip() == "" else value
+        missing = [getattr(names, role) for role in ("item", "worker", "answer") if values[role] is None]
+        if missing:
+            rejects.append(Reject(str(path), parsed.line, "missing_field",
+                                  f"no value in column(s) {', '.join(repr(m) for m in missing)}", parsed.raw))
+            continue
+        if abstain is not None and _label_key(values["answer"]) == abstain:
+            summary.abstained += 1
+            continue
+        try:
+            vote = parse_class(source.mapped_label(values["answer"]), classes)
+        except ValueError as exc:
+            rejects.append(Reject(str(path), parsed.line, "invalid_answer", f"column '{names.answer}': {exc}", parsed.raw))
+            continue
+        if vote is None:  # label_map maps this answer to "no label"
+            summary.abstained += 1
+            continue
+        key = (f"{source.dataset}:{values['item']}", str(values["worker"]))
+        if key in rows:
+            first_vote, first_line = rows[key]
+            reason = "duplicate_row" if first_vote == vote else "conflicting_answer"
+            rejects.append(Reject(str(path), parsed.line, reason,
+                                  f"worker '{key[1]}' answered item '{values['item']}' already (line {first_line})",
+                                  parsed.raw))
+            continue
+        rows[key] = (vote, parsed.line)
+    table = pa.table({"item_id": [k[0] for k in rows], "lf": [k[1] for k in rows],
+                      "vote": pa.array([v for v, _ in rows.values()], pa.int32()),
+                      "line": pa.array([line for _, line in rows.values()], pa.int64())})
+    con.register("_answers", table)
+    try:
+        unknown = con.execute(
+            "SELECT a.line, a.item_id FROM _answers a ANTI JOIN items i USING (item_id) WHERE true ORDER BY a.line"
+        ).fetchall()
+        changed = con.execute(
+            "SELECT a.line, a.item_id, a.lf, s.vote FROM _answers a JOIN source_votes s USING (item_id, lf) "
+            "WHERE s.vote <> a.vote ORDER BY a.line").fetchall()
+        raws = _raw_lines(path, {line for line, *_ in unknown + changed}, config)
+        prefix = len(source.dataset) + 1
+        rejects += [Reject(str(path), line, "unknown_item", f"no item '{item_id[prefix:]}' in dataset "
+                           f"'{source.dataset}' (the answers' '{names.item}' column holds the source's "
+                           f"'{source.columns.id}' values)", raws.get(line, "")) for line, item_id in unknown]
+        rejects += [Reject(str(path), line, "conflicting_answer", f"worker '{lf}' answered item '{item_id[prefix:]}' "
+                           f"as class {classes[vote]} in an earlier ingest", raws.get(line, ""))
+                    for line, item_id, lf, vote in changed]
+        stored = con.execute(
+            "INSERT INTO source_votes SELECT a.item_id, a.lf, a.vote FROM _answers a SEMI JOIN items i USING (item_id) "
+            "ON CONFLICT DO NOTHING").fetchall()
+        summary.answers += int(stored[0][0]) if stored else 0
+        summary.already_present += len(rows) - len(unknown) - len(changed) - (int(stored[0][0]) if stored else 0)
+    finally:
+        con.unregister("_answers")
+    _store_rejects(con, rejects, summary)
+
+
+def _raw_lines(path: Path, lines: set[int], config: SourceConfig) -> dict[int, str]:
+    """The raw text of the given rows of the answers file (read again: only rejects need it)."""
+    if not lines:
+        return {}
+    scratch = SourceSummary(source=str(path))
+    return {parsed.line: parsed.raw for parsed in _READERS[config.resolved_format(path)](path, config, scratch)
+            if parsed.line in lines}
+
+
 def ingest(con: duckdb.DuckDBPyConnection, config: IngestConfig, *, progress: bool = False) -> IngestSummary:
     """Ingest every configured source in one transaction and return the counts."""
     from thresher.core.progress import track
-
-    from thresher.storage.answers import ingest_answers
 
     files = [(path, source, False) for source in config.sources for path in expand_paths(source)]
     files += [(Path(source.answers.path), source, True) for source in config.sources if source.answers is not None]

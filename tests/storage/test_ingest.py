@@ -455,3 +455,21 @@ def test_vote_columns_become_source_votes_one_lf_per_column(con, tmp_path):
     assert labels == {"crowd:a": 1, "crowd:b": 0, "crowd:c": 1}
     with pytest.raises(ValueError, match="not both"):
         SourceConfig(path="x.csv", dataset="d", votes={"columns": ["w1"]}, lf_names=["a"])
+
+
+def test_vote_column_patterns_name_every_matching_column(con, tmp_path):
+    """``votes.columns: [w*]`` takes every worker column of the file (a crowd with many workers needs no
+    list); a pattern that matches nothing is an error naming the columns."""
+    path = tmp_path / "crowd.csv"
+    path.write_text("id,text,w2,w1,notes,w10\na,win cash now,SPAM,SPAM,x,HAM\nb,lunch?,HAM,,y,HAM\n")
+    source = SourceConfig(path=str(path), dataset="crowd", columns={"text": "text", "id": "id"},
+                          votes={"columns": ["w*"], "abstain": None})
+    ingest(con, IngestConfig(classes=["HAM", "SPAM"], sources=[source]))
+    votes = con.execute("SELECT item_id, lf, vote FROM source_votes ORDER BY ALL").fetchall()
+    assert votes == [("crowd:a", "w1", 1), ("crowd:a", "w10", 0), ("crowd:a", "w2", 1), ("crowd:b", "w10", 0),
+                     ("crowd:b", "w2", 0)]
+    extra = con.execute("SELECT extra FROM items WHERE item_id = 'crowd:a'").fetchall()[0][0]
+    assert json.loads(extra) == {"notes": "x"}  # matched columns are votes, the others stay extra
+    with pytest.raises(ValueError, match="pattern 'annotator_\\*' matches no column"):
+        ingest(con, IngestConfig(classes=["HAM", "SPAM"], sources=[source.model_copy(
+            update={"votes": source.votes.model_copy(update={"columns": ["annotator_*"]})})]))
