@@ -313,6 +313,7 @@ class ThresherRun:
     detect_weight: np.ndarray
     reweight_weight: np.ndarray
     export: TrainSet
+    flags_used: bool = True  # false: detect's sanity checks set the flags aside (uniform weights)
 
 
 def thresher_config(data: Data, work: Path, seed: int) -> dict:
@@ -387,7 +388,8 @@ def run_thresher(data: Data, config: dict, work: Path, seed: int) -> ThresherRun
                       np.stack(shards["probs"].to_numpy()) if target == "probs" else shards["label"].to_numpy(),
                       shards["weight"].to_numpy(float),
                       seconds=sum(v for k, v in seconds.items() if k != "reweight (storm recipe)"))
-    return ThresherRun(seconds, label, probs, flagged, quality, detect_weight, reweight_weight, export)
+    return ThresherRun(seconds, label, probs, flagged, quality, detect_weight, reweight_weight, export,
+                       result.summaries["detect"].get("flags_used", True))
 
 
 def balanced(weights: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -587,10 +589,14 @@ def run_dataset(data: Data, seeds: list[int], console: Console) -> list[dict]:
             sets["thresher"] = run.export
             for name, train in recipes(run, X_detect, K, seed).items():
                 sets[name] = train
-            chosen = sets["down-weight"]  # the defaults' recipe: the export must be exactly it
+            # the defaults' recipe (hard labels when detect's sanity checks set the flags aside): the export
+            # must be exactly it
+            recipe = "down-weight" if run.flags_used else "hard"
+            chosen = sets[recipe]
             order = np.argsort(run.export.index)
+            weights = np.ones(len(chosen.index)) if chosen.weights is None else chosen.weights
             same = (np.array_equal(np.sort(chosen.index), run.export.index[order])
-                    and np.allclose(chosen.weights[np.argsort(chosen.index)], run.export.weights[order], atol=1e-5)
+                    and np.allclose(weights[np.argsort(chosen.index)], run.export.weights[order], atol=1e-5)
                     and np.allclose(chosen.labels[np.argsort(chosen.index)], run.export.labels[order], atol=1e-5))
             sets["gold"] = TrainSet(np.arange(len(data.train.gold)), data.train.gold)
             for path, train in sets.items():
@@ -603,7 +609,7 @@ def run_dataset(data: Data, seeds: list[int], console: Console) -> list[dict]:
                     rows.append({"dataset": data.name, "seed": seed, "path": path, "model": model, "valid": valid,
                                  "test": test, "items": len(train.index), "seconds": train.seconds})
             console.print(f"{data.name} seed {seed}: thresher stages {json.dumps({k: round(v, 1) for k, v in run.seconds.items()})}"
-                          f"; export = the down-weight recipe: {'yes' if same else 'NO'}")
+                          f"; export = the {recipe} recipe: {'yes' if same else 'NO'}")
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return rows
