@@ -133,7 +133,7 @@ def choose_model(
     if len(tied) == 1 and top > 0:
         best = tied[0]
     else:
-        best = fallback(tied if top > 0 else scored, share, L.shape[1])
+        best = fallback(tied if top > 0 else scored, share)
         what = (f"{len(tied)} candidates within {TIE} of the best agreement ({top:.4f})" if top > 0
                 else "every candidate's agreement is 0 (no LF's vote can be predicted from the others)")
         best["note"] = (f"auto cannot tell the candidates apart: {what}; chose {best['model']} by the fallback rule: "
@@ -142,14 +142,15 @@ def choose_model(
     return {k: v for k, v in best.items() if k not in ("heldout_agreement", "chosen", "note")}, selection
 
 
-FALLBACK_RULE = ("dawid_skene when most votes come from LFs that vote several classes (annotators), else "
-                 "label_model with 3 or more LFs, else majority")
+FALLBACK_RULE = ("dawid_skene when most votes come from LFs that vote several classes (annotators) and it is "
+                 "among the tied, else majority vote")
 
 
-def fallback(entries: list[dict[str, Any]], multi_class_share: float, n_lfs: int) -> dict[str, Any]:
-    """The entry :data:`FALLBACK_RULE` prefers among ``entries`` (the first of them if it prefers none)."""
-    order = ((["dawid_skene"] if multi_class_share >= 0.5 else [])
-             + (["label_model"] if n_lfs >= LABEL_MODELS["label_model"].min_lfs else []) + ["majority"])
+def fallback(entries: list[dict[str, Any]], multi_class_share: float) -> dict[str, Any]:
+    """The entry :data:`FALLBACK_RULE` prefers among ``entries`` (the first of them if it prefers none).
+    Majority vote is the fallback for rules: on the shared rule sets where the criterion tied, it was
+    the better label (benchmarks/label_models.py)."""
+    order = (["dawid_skene"] if multi_class_share >= 0.5 else []) + ["majority"]
     for model in order:
         for entry in entries:
             if entry["model"] == model:
