@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
 MASKS = 3  # hidden-vote draws averaged per candidate
 OVERLAP = 0.5  # a one-class LF's partner fires on more than this share of its items
-TIE = 0.005  # candidates whose agreement is this close to the best cannot be told apart
+TIE = 1e-9  # candidates whose agreement equals the best's cannot be told apart: the fallback rule chooses
+CLOSE = 0.005  # a best candidate ahead by less than this is kept, with a note that the margin is small
 
 
 def overlapping_lfs(L: np.ndarray) -> list[np.ndarray]:
@@ -132,9 +133,13 @@ def choose_model(
     tied = [entry for entry in scored if top - entry["heldout_agreement"] <= TIE]
     if len(tied) == 1 and top > 0:
         best = tied[0]
+        runner_up = max((e["heldout_agreement"] for e in scored if e is not best), default=None)
+        if runner_up is not None and top - runner_up < CLOSE:
+            best["note"] = (f"auto barely separates the candidates: {best['model']} leads by {top - runner_up:.4f} "
+                            f"agreement (under {CLOSE}); a gold dev split (select_on) would decide surely")
     else:
         best = fallback(tied if top > 0 else scored, share)
-        what = (f"{len(tied)} candidates within {TIE} of the best agreement ({top:.4f})" if top > 0
+        what = (f"{len(tied)} candidates share the best agreement ({top:.4f})" if top > 0
                 else "every candidate's agreement is 0 (no LF's vote can be predicted from the others)")
         best["note"] = (f"auto cannot tell the candidates apart: {what}; chose {best['model']} by the fallback rule: "
                         f"{FALLBACK_RULE}")
