@@ -13,11 +13,41 @@ a worker answering an item twice differently, or an exact repeat is a reject wit
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from thresher.core.config import StageConfig
+
+
+class Thresholds(StageConfig):
+    """Numeric ratings mapped to classes: ``bins`` lists (upper bound, class) in increasing order, a
+    rating going to the first class whose bound it is below; the last bound may be null (no bound).
+    E.g. ``[[2.5, negative], [3.5, neutral], [null, positive]]`` for 1-5 stars."""
+
+    bins: list[tuple[float | None, str | int]] = Field(min_length=2)
+
+    @field_validator("bins")
+    @classmethod
+    def _increasing(cls, value: list[tuple[float | None, str | int]]) -> list[tuple[float | None, str | int]]:
+        bounds = [math.inf if b is None else b for b, _ in value]
+        if any(b is None for b, _ in value[:-1]) or bounds != sorted(bounds) or len(set(bounds)) != len(bounds):
+            raise ValueError(f"thresholds.bins must be in increasing order of their bounds, only the last one null: {value}")
+        return value
+
+    def binned(self, value: Any) -> Any:
+        """The class of a numeric ``value`` (as a number or numeric text); anything else as it is."""
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return value
+        if math.isnan(number):
+            return value
+        for bound, label in self.bins:
+            if bound is None or number < bound:
+                return label
+        raise ValueError(f"rating {value!r} is above the last threshold {self.bins[-1][0]}")
 
 
 class AnswerColumns(StageConfig):
@@ -36,3 +66,4 @@ class AnswersConfig(StageConfig):
     columns: AnswerColumns = AnswerColumns()
     delimiter: str | None = Field(None, min_length=1, max_length=1)  # None: a tab for .tsv, else a comma
     abstain: str | int | None = None  # an answer value that means "no answer" (as text, like label_map keys)
+    thresholds: Thresholds | None = None  # numeric ratings -> classes, before label_map and class parsing

@@ -32,7 +32,7 @@ from pydantic import Field, field_validator, model_validator
 from thresher.core.classes import parse_class
 from thresher.core.config import StageConfig
 from thresher.core.stages import Stage, StageContext, file_state
-from thresher.storage.answers import AnswersConfig
+from thresher.storage.answers import AnswersConfig, Thresholds
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +82,7 @@ class VoteColumns(StageConfig):
 
     columns: list[str] = Field(min_length=1)
     abstain: str | int | None = -1
+    thresholds: Thresholds | None = None  # numeric ratings -> classes, before label_map and class parsing
 
     @field_validator("columns")
     @classmethod
@@ -562,6 +563,8 @@ def _validate(
                 votes.append(-1)
                 continue
             try:
+                if config.votes.thresholds is not None:
+                    value = config.votes.thresholds.binned(value)
                 vote = parse_class(config.mapped_label(value), classes)
             except ValueError as exc:
                 return Reject(source, row.line, "wrong_type", f"vote column '{name}': {exc}", row.raw)
@@ -1078,7 +1081,8 @@ def ingest_answers(con: duckdb.DuckDBPyConnection, source: SourceConfig, classes
             summary.abstained += 1
             continue
         try:
-            vote = parse_class(source.mapped_label(values["answer"]), classes)
+            answer = values["answer"] if answers.thresholds is None else answers.thresholds.binned(values["answer"])
+            vote = parse_class(source.mapped_label(answer), classes)
         except ValueError as exc:
             rejects.append(Reject(str(path), parsed.line, "invalid_answer", f"column '{names.answer}': {exc}", parsed.raw))
             continue

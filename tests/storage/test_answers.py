@@ -89,3 +89,27 @@ def test_the_quiz_crowd_as_published(con, tmp_path, shared_data):
                            "WHERE l.run_id = 'mv'").fetchall()[0][0]
     assert result.n_lfs == 360 and 0.58 <= accuracy <= 0.65, accuracy
     assert json.dumps(summary.as_dict())  # the summary is plain JSON for the runs table
+
+
+def test_numeric_ratings_become_classes_through_thresholds(con, tmp_path):
+    """1-5 star ratings as answers and as vote columns, binned to classes; a rating past the last bound
+    or not a number is a reject with its reason, never a silent drop."""
+    items = tmp_path / "items.csv"
+    items.write_text("id,text,r1,r2\na,great,5,4.5\nb,awful,1,2\nc,fine,3,\nd,odd,9,1\n")
+    answers = tmp_path / "ratings.csv"
+    answers.write_text("item,worker,answer\na,w1,5\nb,w1,1.5\nc,w1,3\nc,w2,lots\nd,w1,6\n")
+    bins = {"bins": [[2.5, "negative"], [3.5, "neutral"], [5.5, "positive"]]}  # above 5.5: no class
+    source = SourceConfig(path=str(items), dataset="r", columns={"text": "text", "id": "id"},
+                          votes={"columns": ["r1", "r2"], "abstain": None, "thresholds": bins},
+                          answers={"path": str(answers), "thresholds": bins})
+    summary = ingest(con, IngestConfig(classes=["negative", "neutral", "positive"], sources=[source]))
+    assert summary.new_items == 3  # item d's 9 stars in r1 is past the last bound: a reject
+    rejects = con.execute("SELECT source, line, reason FROM rejects ORDER BY source, line").fetchall()
+    assert [(line, reason) for source, line, reason in rejects if source == str(items)] == [(5, "wrong_type")]
+    assert [(line, reason) for source, line, reason in rejects if source == str(answers)] == [
+        (5, "invalid_answer"), (6, "invalid_answer")]  # 'lots' is no rating; 6 stars is past the last bound
+    votes = con.execute("SELECT item_id, lf, vote FROM source_votes ORDER BY ALL").fetchall()
+    assert votes == [("r:a", "r1", 2), ("r:a", "r2", 2), ("r:a", "w1", 2), ("r:b", "r1", 0), ("r:b", "r2", 0),
+                     ("r:b", "w1", 0), ("r:c", "r1", 1), ("r:c", "w1", 1)]
+    with pytest.raises(ValueError, match="increasing order"):
+        SourceConfig(path="x.csv", dataset="d", votes={"columns": ["r"], "thresholds": {"bins": [[3, "b"], [1, "a"]]}})
