@@ -555,12 +555,9 @@ class TorchWorker:
             for start in range(0, len(order), self.batch_size):
                 batch = order[start:start + self.batch_size]
                 logits = model(*self._bag([self.train[i] for i in train.index[batch]]))
-                if soft:
-                    loss = -(labels[batch].float() * torch.log_softmax(logits, dim=1)).sum(dim=1)
-                else:
-                    loss = torch.nn.functional.cross_entropy(logits, labels[batch].long(), reduction="none")
-                w = weights[batch]
-                loss = (loss * w).sum() / w.sum().clamp_min(1e-8)
+                per_row = (self.worker.per_row_loss(logits, None, labels[batch].float()) if soft
+                           else self.worker.per_row_loss(logits, labels[batch].long(), None))
+                loss = self.worker.weighted_loss(per_row, weights[batch])
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()

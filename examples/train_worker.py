@@ -62,6 +62,19 @@ class BagOfWords(nn.Module):
         return self.out(self.embed(ids, offsets))
 
 
+def per_row_loss(logits: torch.Tensor, labels: torch.Tensor | None, probs: torch.Tensor | None) -> torch.Tensor:
+    """Cross-entropy per row against the hard ``labels``, or against the class ``probs`` (soft targets)."""
+    if probs is not None:
+        return -(probs * torch.log_softmax(logits, dim=1)).sum(dim=1)
+    assert labels is not None, "hard targets need labels"
+    return nn.functional.cross_entropy(logits, labels, reduction="none")
+
+
+def weighted_loss(per_row: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """The batch's loss: each row's loss times its weight, over the batch's total weight."""
+    return (per_row * weights).sum() / weights.sum().clamp_min(1e-8)
+
+
 def tokenize_batch(batch: dict, *, buckets: int) -> dict:
     """The DataLoader's collate step, run in its workers: hash the batch's texts there, not in the loop."""
     batch["ids"], batch["offsets"] = hash_tokens(batch.pop("text"), buckets)
@@ -132,13 +145,6 @@ def main() -> None:
     model = model.to(device)
     trained = DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None) if distributed else model
     optimizer = torch.optim.Adagrad(model.parameters(), lr=args.lr)
-    hard_loss = nn.CrossEntropyLoss(reduction="none")
-
-    def loss_fn(logits: torch.Tensor, batch: dict) -> torch.Tensor:
-        """Per-row loss: cross-entropy against the label, or against the probabilities (soft)."""
-        if target == "soft":
-            return -(batch["probs"].to(device, non_blocking=True) * torch.log_softmax(logits, dim=1)).sum(dim=1)
-        return hard_loss(logits, batch["label"].to(device, non_blocking=True))
 
     trace: dict = {"rank": rank, "world_size": world_size, "device": str(device), "epochs": []}
     for epoch in range(args.epochs):
@@ -154,7 +160,8 @@ def main() -> None:
                 weights = batch["weight"].to(device, non_blocking=True)
                 if args.ignore_weights:
                     weights = torch.ones_like(weights)
-                loss = (loss_fn(logits, batch) * weights).sum() / weights.sum().clamp_min(1e-8)
+                probs = batch["probs"].to(device, non_blocking=True) if target == "soft" else None
+                loss = weighted_loss(per_row_loss(logits, batch["label"].to(device, non_blocking=True), probs), weights)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()

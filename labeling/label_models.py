@@ -11,6 +11,7 @@ abstains) are class attributes, which ``model: auto`` reads to leave a candidate
 from __future__ import annotations
 
 import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
@@ -38,7 +39,7 @@ def _check_L(L: np.ndarray, n_lfs: int | None = None) -> np.ndarray:
     return L
 
 
-class LabelModelBase:
+class LabelModelBase(ABC):
     """A label model: ``fit(L)``, then ``predict_proba(L)``; ``prior_`` and ``learned_accuracy_``
     (each LF's learned accuracy, None for models that learn none) once fitted."""
 
@@ -71,11 +72,13 @@ class LabelModelBase:
             raise ValueError(f"This {type(self).__name__} is not fitted yet: call fit(L) first.")
         return self._predict_proba(_check_L(L, self.n_lfs_))
 
+    @abstractmethod
     def _fit(self, L: np.ndarray, class_balance: list[float] | None) -> None:
-        raise NotImplementedError
+        """Learn from the checked ``L``; set ``prior_`` (and ``learned_accuracy_`` where the model has them)."""
 
+    @abstractmethod
     def _predict_proba(self, L: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """Class probabilities (items x cardinality) of the checked ``L``."""
 
 
 class MajorityVote(LabelModelBase):
