@@ -51,9 +51,9 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
+from benchmarks.shared import SHARED
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
 TREC_CLASSES = ["DESC", "ENTY", "HUM", "ABBR", "LOC", "NUM"]
 TREC_LONG = {"DESCRIPTION": "DESC", "ENTITY": "ENTY", "HUMAN": "HUM", "ABBREVIATION": "ABBR",
              "LOCATION": "LOC", "NUMERIC": "NUM"}

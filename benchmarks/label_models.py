@@ -46,9 +46,9 @@ from thresher.labeling.lf.base import ABSTAIN, Row
 from thresher.labeling.lf.rules import load_rule_file
 from thresher.labeling.model import fit_denoiser
 from thresher.labeling.ties import hard_labels
+from benchmarks.shared import SHARED
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
 MODELS = ["majority", "label_model", "dawid_skene", "auto"]
 TREC_CLASSES = ["DESC", "ENTY", "HUM", "ABBR", "LOC", "NUM"]
 TREC_LONG = {"DESCRIPTION": "DESC", "ENTITY": "ENTY", "HUMAN": "HUM", "ABBREVIATION": "ABBR",

@@ -41,9 +41,9 @@ from thresher.labeling.matrix import vote_matrix
 from thresher.labeling.label_models import quiet_snorkel
 from thresher.labeling.model import denoise
 from thresher.storage.schema import connect
+from benchmarks.shared import SHARED
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
 
 # (name, kind, label, terms or pattern)
 LF_SPECS = [

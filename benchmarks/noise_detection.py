@@ -47,9 +47,9 @@ from thresher.reweighting.detect import DetectorResult, out_of_fold_proba
 from thresher.features import SentenceEncoder, StaticEncoder, TfidfConfig, tfidf_features
 from thresher.reweighting.detect.stage import DetectConfig, run_detectors
 from thresher.reweighting.detect.streamed import hashed_tfidf
+from benchmarks.shared import SHARED
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
 DETECTORS = ["confident_learning", "small_loss", "linear_separation", "hybrid", "ensemble"]
 REPORTED = [*DETECTORS, "oracle_drop"]  # oracle_drop drops exactly the wrong labels (an upper bound, not a detector)
 

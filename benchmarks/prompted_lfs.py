@@ -31,9 +31,9 @@ from thresher.labeling.config import LabelingConfig
 from thresher.labeling.stage import label
 from thresher.storage.ingest import IngestConfig, SourceConfig, ingest
 from thresher.storage.schema import connect
+from benchmarks.shared import SHARED
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
 PROMPTS = Path(__file__).resolve().parent / "prompts"
 # Smith et al. 2022, Table 3 (T0++, calibrated; test split): zero-shot -> prompted weak supervision.
 PAPER = {"youtube": (58.7, 92.0), "sms": (83.2, 91.8)}

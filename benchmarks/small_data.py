@@ -36,8 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.shared import SHARED
+
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
 AG_NEWS = ["World", "Sports", "Business", "Sci/Tech"]
 BIN = Path(sys.executable).parent
 

@@ -26,8 +26,8 @@ from rich.table import Table
 
 from thresher.pipeline.api import Pipeline
 from thresher.pipeline.starter import profile_data, write_starter
+from benchmarks.shared import SHARED
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 AG_NEWS = ["World", "Sports", "Business", "Sci/Tech"]
 
 
