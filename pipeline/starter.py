@@ -26,9 +26,9 @@ import yaml
 from thresher.core.classes import parse_class
 from thresher.core.progress import ProgressCounter
 from thresher.pipeline.config import config_from_dict
-from thresher.storage.columns import iter_rows
 from thresher.storage.export import HELD_OUT_SPLITS
-from thresher.storage.ingest import EXTENSIONS, SourceConfig
+from thresher.storage.formats import EXTENSIONS, READERS
+from thresher.storage.ingest import SourceConfig
 
 CONFIG_NAME = "thresher.yaml"
 LF_FILE_NAME = "lfs.py"
@@ -153,7 +153,7 @@ def profile_data(path: Path, *, text: str | None = None, label: str | None = Non
                            "config by hand (format: wrench; README 'Inputs and rejects').")
     if no_label and label is not None:
         raise StarterError("Pass either --label COL or --no-label, not both.")
-    rows = iter_rows(path, fmt, source)
+    rows = READERS[fmt].rows(path, source)
     sample = list(itertools.islice(rows, SAMPLE_ROWS))
     if not sample:
         raise StarterError(f"No rows could be read from '{path}' as {fmt.upper()}.")

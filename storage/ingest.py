@@ -1,4 +1,4 @@
-"""Ingest CSV, JSONL, Parquet and WRENCH JSON files into the ``items`` table.
+"""Ingest source files (any format of :mod:`thresher.storage.formats`) into the ``items`` table.
 
 Every input row ends up either as an item or as a row of ``rejects`` with a reason code, so
 nothing is dropped silently. Item ids are stable (a user id column, the WRENCH key, or a hash
@@ -7,15 +7,13 @@ of the row's content), which makes re-ingesting the same file a no-op.
 
 from __future__ import annotations
 
-import csv
 import glob
 import hashlib
 import json
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 import logging
 import re
-import sys
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,10 +31,12 @@ from thresher.core.classes import parse_class
 from thresher.core.config import StageConfig
 from thresher.core.stages import Stage, StageContext, file_state
 from thresher.storage.answers import AnswersConfig, Thresholds
+from thresher.storage.formats import EXTENSIONS, READERS, Format, Raw, Reject, starts_with_array
+from thresher.storage.formats.base import escape_bytes, has_bad_utf8
+from thresher.storage.formats.parquet import parquet_file
 
 logger = logging.getLogger(__name__)
 
-Format = Literal["csv", "jsonl", "json", "parquet", "wrench"]
 RejectReason = Literal[
     "unparseable",  # the line/record is not valid CSV/JSON, or has the wrong number of fields
     "invalid_utf8",  # the bytes are not UTF-8
@@ -49,17 +49,6 @@ RejectReason = Literal[
     "conflicting_id",  # an item with this id but different content exists already
 ]
 REJECT_REASONS: tuple[str, ...] = RejectReason.__args__  # type: ignore[attr-defined]
-
-EXTENSIONS: dict[str, Format] = {  # file suffix -> the format it implies
-    ".csv": "csv",
-    ".tsv": "csv",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".json": "wrench",
-}
-
 
 class ColumnMap(StageConfig):
     """Which source columns hold the text, the labels, the id and the split.
@@ -161,7 +150,7 @@ class SourceConfig(StageConfig):
         if self.format is not None:
             return self.format
         if path.suffix.lower() == ".json":
-            return "json" if _starts_with_array(path) else "wrench"
+            return "json" if starts_with_array(path) else "wrench"
         try:
             return EXTENSIONS[path.suffix.lower()]
         except KeyError:
@@ -176,27 +165,6 @@ class IngestConfig(StageConfig):
 
     sources: list[SourceConfig] = Field(min_length=1)
     classes: list[str] = Field(min_length=2)
-
-
-@dataclass(frozen=True)
-class Reject:
-    """One input row that could not become an item."""
-
-    source: str
-    line: int
-    reason: str
-    detail: str
-    raw: str
-
-
-@dataclass
-class _Raw:
-    """One parsed input row before validation: its line and its fields by name."""
-
-    line: int
-    fields: dict[str, Any]
-    raw: str
-    votes: list[int] | None = None
 
 
 @dataclass
@@ -268,15 +236,6 @@ class IngestSummary:
         }
 
 
-def _escape_bytes(text: str) -> str:
-    """Make text decoded with surrogateescape storable, showing bad bytes as ``\\xNN`` (and any other
-    lone surrogate as ``\\udNNN``)."""
-    try:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 _UNSTORABLE = re.compile("[\ud800-\udfff\x00]")
 
 
@@ -306,198 +265,6 @@ def _unicode_problem(value: Any, name: str) -> tuple[str, str] | None:
     return None
 
 
-def _has_bad_utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-def _read_text(path: Path) -> str:
-    data = path.read_bytes()
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    return data.decode("utf-8", "surrogateescape")
-
-
-def _iter_csv(path: Path, config: SourceConfig, summary: SourceSummary) -> Iterator[_Raw | Reject]:
-    """CSV rows; a row that fails to parse costs only its own line when it ran over several.
-
-    An unterminated quote makes the parser read on across lines. So when a record that spans
-    several physical lines fails (a CSV error, or the wrong number of fields), only its first
-    line is rejected and parsing resumes at the next line. A quote that a later line happens to
-    close into a record with the right number of fields cannot be told from a multi-line field.
-    """
-    with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
-        yield from _parse_csv(handle, path, config, summary)
-
-
-def _parse_csv(handle: Any, path: Path, config: SourceConfig, summary: SourceSummary) -> Iterator[_Raw | Reject]:
-    """The records of an open CSV file, read line by line (memory does not grow with the file)."""
-    consumed: list[str] = []  # the physical lines of the record being parsed
-    pending: deque[str] = deque()  # lines handed back by a resynchronisation, read again first
-    position = 0  # physical lines handed to the parser so far
-
-    def feed() -> Iterator[str]:
-        nonlocal position
-        while True:
-            line = pending.popleft() if pending else handle.readline()
-            if not line:
-                return
-            position += 1
-            consumed.append(line)
-            yield line
-
-    def reader() -> Iterator[list[str]]:
-        return csv.reader(feed(), delimiter=config.resolved_delimiter(path), strict=True)
-
-    csv.field_size_limit(sys.maxsize)
-    records = reader()
-    header: list[str] | None = None
-    while True:
-        start = position + 1
-        consumed.clear()
-        error: str | None = None
-        try:
-            record = next(records)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            error, record = f"CSV error: {exc}", []
-        broken = error is not None
-        raw = "".join(consumed)
-        if header is not None and error is None and record and len(record) != len(header):
-            error = f"expected {len(header)} fields as in the header, got {len(record)}"
-        if broken and len(consumed) > 1 and header is not None:
-            # Resynchronise: reject the first line alone and parse again from the next one. Only after a
-            # CSV error: a record that parsed, across lines, with the wrong field count is one reject.
-            first, rest = consumed[0], consumed[1:]
-            pending.extendleft(reversed(rest))
-            position = start
-            records = reader()
-            yield Reject(str(path), start, "unparseable", f"{error} (a quote left open? this row spanned lines "
-                         f"{start}-{start + len(consumed) - 1}; parsing resumed at line {start + 1})",
-                         _escape_bytes(first))
-            continue
-        if error is not None and header is not None:
-            yield Reject(str(path), start, "unparseable", error, _escape_bytes(raw))
-            continue
-        if header is None:
-            if error is not None:
-                raise ValueError(f"The header of '{path}' cannot be parsed: {error}")
-            header = record
-            if any(_has_bad_utf8(h) for h in header):
-                raise ValueError(f"The header of '{path}' is not valid UTF-8: {_escape_bytes(raw)!r}")
-            continue
-        if not record:
-            summary.blank_lines += 1
-            continue
-        if any(_has_bad_utf8(value) for value in record):
-            yield Reject(str(path), start, "invalid_utf8", "a field is not valid UTF-8", _escape_bytes(raw))
-            continue
-        yield _Raw(start, {name: (value if value != "" else None) for name, value in zip(header, record)}, raw)
-
-
-def _iter_jsonl(path: Path, config: SourceConfig, summary: SourceSummary) -> Iterator[_Raw | Reject]:
-    with path.open("rb") as handle:
-        for number, line_bytes in enumerate(handle, start=1):
-            if number == 1 and line_bytes.startswith(b"\xef\xbb\xbf"):
-                line_bytes = line_bytes[3:]
-            try:
-                line = line_bytes.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raw = line_bytes.decode("utf-8", "backslashreplace")
-                yield Reject(str(path), number, "invalid_utf8", str(exc), raw)
-                continue
-            if not line.strip():
-                summary.blank_lines += 1
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield Reject(str(path), number, "unparseable", f"JSON error: {exc}", line)
-                continue
-            if not isinstance(obj, dict):
-                detail = f"expected a JSON object, got {type(obj).__name__}"
-                yield Reject(str(path), number, "unparseable", detail, line)
-                continue
-            yield _Raw(number, obj, line.rstrip("\r\n"))
-
-
-def _starts_with_array(path: Path) -> bool:
-    """Whether a ``.json`` file holds a JSON array (of row objects) rather than a WRENCH object."""
-    with path.open("rb") as handle:
-        head = handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
-    return head.startswith(b"[")
-
-
-def _whole_json(path: Path, kind: type, unparsed: str, wrong_kind: str) -> Any:
-    """A whole JSON file's value when it is a ``kind``; otherwise the file's reject (line 0)."""
-    text = _read_text(path)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return Reject(str(path), 0, "unparseable", f"{unparsed}: {exc}", _escape_bytes(text))
-    if not isinstance(data, kind):
-        return Reject(str(path), 0, "unparseable", f"{wrong_kind}, got {type(data).__name__}", _escape_bytes(text))
-    return data
-
-
-def _iter_json(path: Path, config: SourceConfig, summary: SourceSummary) -> Iterator[_Raw | Reject]:
-    """A JSON array of row objects (what ``pandas.DataFrame.to_json(orient="records")`` and many
-    dataset dumps write); element i is line i. The whole file is parsed at once: for files larger
-    than memory use JSONL, which is read line by line."""
-    data = _whole_json(path, list, "not a JSON array", "expected a JSON array of objects")
-    if isinstance(data, Reject):
-        yield data
-        return
-    for number, obj in enumerate(data, start=1):
-        raw = _escape_bytes(json.dumps(obj, ensure_ascii=False))
-        if not isinstance(obj, dict):
-            yield Reject(str(path), number, "unparseable", f"expected a JSON object, got {type(obj).__name__}", raw)
-            continue
-        yield _Raw(number, obj, raw)
-
-
-def _parquet_file(path: Path) -> pq.ParquetFile:
-    """A Parquet file read a few MB at a time. pyarrow's default (``pre_buffer``) keeps the raw bytes
-    of every row group read so far until the reader is closed: a whole 10M-row file (1.8 GB) by its end."""
-    return pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
-
-
-def _iter_parquet(path: Path, config: SourceConfig, summary: SourceSummary) -> Iterator[_Raw | Reject]:
-    number = 0
-    for batch in _parquet_file(path).iter_batches(batch_size=65536):
-        for row in batch.to_pylist():
-            number += 1
-            yield _Raw(number, row, json.dumps(row, default=str, ensure_ascii=False))
-
-
-def _iter_wrench(path: Path, config: SourceConfig, summary: SourceSummary) -> Iterator[_Raw | Reject]:
-    data = _whole_json(path, dict, "not a WRENCH JSON file", "a WRENCH file is a JSON object keyed by index")
-    if isinstance(data, Reject):
-        yield data
-        return
-    for position, (key, entry) in enumerate(data.items(), start=1):
-        line = int(key) if str(key).isdigit() else position
-        raw = json.dumps({key: entry}, ensure_ascii=False)
-        if not isinstance(entry, dict) or not isinstance(entry.get("data", {}), dict):
-            yield Reject(str(path), line, "unparseable", "a WRENCH entry is an object with 'data'", _escape_bytes(raw))
-            continue
-        votes = entry.get("weak_labels")
-        if votes is not None and not (isinstance(votes, list) and all(type(v) is int for v in votes)):
-            yield Reject(str(path), line, "wrong_type", "'weak_labels' must be a list of ints", _escape_bytes(raw))
-            continue
-        fields = {f"data.{k}": v for k, v in entry.get("data", {}).items()}
-        fields.update({k: v for k, v in entry.items() if k not in ("data", "weak_labels")})
-        fields["__key__"] = str(key)
-        yield _Raw(line, fields, raw, votes)
-
-
-_READERS = {"csv": _iter_csv, "jsonl": _iter_jsonl, "json": _iter_json, "parquet": _iter_parquet, "wrench": _iter_wrench}
-
-
 def _lookup(fields: dict[str, Any], name: str) -> tuple[bool, Any]:
     """Find a column by name, or a nested JSON field by dotted path."""
     if name in fields:
@@ -517,18 +284,18 @@ def _content_hash(text: str, label: int | None, gold: int | None, extra: str) ->
 
 
 def _validate(
-    row: _Raw, path: Path, fmt: Format, config: SourceConfig, classes: list[str]
+    row: Raw, path: Path, fmt: Format, config: SourceConfig, classes: list[str]
 ) -> dict[str, Any] | Reject:
     columns = config.columns
     source = str(path)
     problem = _unicode_problem(row.fields, "")
     if problem is not None:
-        return Reject(source, row.line, problem[0], problem[1], _escape_bytes(row.raw))
+        return Reject(source, row.line, problem[0], problem[1], escape_bytes(row.raw))
     for name, value in row.fields.items():
         size = len(value.encode("utf-8", "surrogateescape")) if isinstance(value, str) else 0
         if size > config.max_field_bytes:
             detail = f"field '{name}' has {size} bytes, more than max_field_bytes={config.max_field_bytes}"
-            return Reject(source, row.line, "oversize_field", detail, _escape_bytes(row.raw))
+            return Reject(source, row.line, "oversize_field", detail, escape_bytes(row.raw))
     text_column = "data.text" if fmt == "wrench" and columns.text == "text" else columns.text
     found, text = _lookup(row.fields, text_column)
     if not found:
@@ -540,8 +307,8 @@ def _validate(
     if not isinstance(text, str):
         detail = f"column '{text_column}' must be a string, got {type(text).__name__}"
         return Reject(source, row.line, "wrong_type", detail, row.raw)
-    if _has_bad_utf8(text):
-        return Reject(source, row.line, "invalid_utf8", "text is not valid UTF-8", _escape_bytes(row.raw))
+    if has_bad_utf8(text):
+        return Reject(source, row.line, "invalid_utf8", "text is not valid UTF-8", escape_bytes(row.raw))
 
     gold_column = "label" if fmt == "wrench" and columns.gold is None and columns.label is None else columns.gold
     parsed: dict[str, int | None] = {}
@@ -650,7 +417,7 @@ def _row_batches(path: Path, fmt: Format, config: SourceConfig, classes: list[st
         rows.clear()
         return parsed
 
-    for parsed in _READERS[fmt](path, config, summary):
+    for parsed in READERS[fmt].read(path, config, summary):
         summary.rows += 1
         if isinstance(parsed, Reject):
             rejects.append(parsed)
@@ -666,12 +433,12 @@ def _row_batches(path: Path, fmt: Format, config: SourceConfig, classes: list[st
         yield batch()
 
 
-def _checked(parsed: _Raw, path: Path, fmt: Format, config: SourceConfig, classes: list[str]) -> dict[str, Any] | Reject:
+def _checked(parsed: Raw, path: Path, fmt: Format, config: SourceConfig, classes: list[str]) -> dict[str, Any] | Reject:
     try:
         return _validate(parsed, path, fmt, config, classes)
     except Exception as exc:  # no input row may fail its file: it is a reject with the reason
         detail = f"thresher could not process this row ({type(exc).__name__}: {exc})"
-        return Reject(str(path), parsed.line, "unparseable", _escape_bytes(detail), _escape_bytes(parsed.raw))
+        return Reject(str(path), parsed.line, "unparseable", escape_bytes(detail), escape_bytes(parsed.raw))
 
 
 def _primitive(dtype: pa.DataType) -> bool:
@@ -759,7 +526,7 @@ def _parquet_raw(batch: pa.RecordBatch, index: int) -> str:
 def _parquet_raws(path: Path, lines: list[int]) -> dict[int, str]:
     """The raw texts of the given rows (1-based) of a Parquet file, reading only their row groups."""
     wanted, found, start = sorted(set(lines)), {}, 0
-    file = _parquet_file(path)
+    file = parquet_file(path)
     for group in range(file.metadata.num_row_groups):
         stop = start + file.metadata.row_group(group).num_rows
         inside = [line for line in wanted if start < line <= stop]
@@ -782,7 +549,7 @@ def _parquet_batches(path: Path, config: SourceConfig, classes: list[str], summa
     hasher = duckdb.connect()
     number = 0
     try:
-        for record_batch in _parquet_file(path).iter_batches(batch_size=batch_rows):
+        for record_batch in parquet_file(path).iter_batches(batch_size=batch_rows):
             n, first = record_batch.num_rows, number + 1
             number += n
             summary.rows += n
@@ -830,7 +597,7 @@ def _parquet_batches(path: Path, config: SourceConfig, classes: list[str], summa
             fast = fast.append_column("votes", pa.nulls(fast.num_rows, pa.list_(pa.int32())))
             slow = []
             for i in np.flatnonzero(suspect):
-                row = _checked(_Raw(first + int(i), record_batch.slice(int(i), 1).to_pylist()[0],
+                row = _checked(Raw(first + int(i), record_batch.slice(int(i), 1).to_pylist()[0],
                                     _parquet_raw(record_batch, int(i))), path, "parquet", config, classes)
                 if isinstance(row, Reject):
                     rejects.append(row)
@@ -1063,7 +830,7 @@ def ingest_answers(con: duckdb.DuckDBPyConnection, source: SourceConfig, classes
     abstain = None if answers.abstain is None else _label_key(answers.abstain)
     rejects: list[Reject] = []
     rows: dict[tuple[str, str], tuple[int, int]] = {}  # (item id, worker) -> (vote, line)
-    for parsed in _READERS[config.resolved_format(path)](path, config, summary):
+    for parsed in READERS[config.resolved_format(path)].read(path, config, summary):
         summary.rows += 1
         if isinstance(parsed, Reject):
             rejects.append(parsed)
@@ -1132,7 +899,7 @@ def _raw_lines(path: Path, lines: set[int], config: SourceConfig) -> dict[int, s
     if not lines:
         return {}
     scratch = SourceSummary(source=str(path))
-    return {parsed.line: parsed.raw for parsed in _READERS[config.resolved_format(path)](path, config, scratch)
+    return {parsed.line: parsed.raw for parsed in READERS[config.resolved_format(path)].read(path, config, scratch)
             if parsed.line in lines}
 
 
