@@ -54,10 +54,11 @@ class ColumnMap(StageConfig):
     """Which source columns hold the text, the labels, the id and the split.
 
     Nested JSON fields are addressed with dots (``data.text``). Columns not named here are
-    kept in ``items.extra``.
+    kept in ``items.extra``. ``text: null`` is a label-only source (crowd answers or votes on items
+    that have no text): its items get an empty text, and detect, which needs text features, skips them.
     """
 
-    text: str = "text"
+    text: str | None = "text"
     label: str | None = None
     gold: str | None = None
     id: str | None = None
@@ -122,6 +123,9 @@ class SourceConfig(StageConfig):
     def _one_vote_naming(self) -> "SourceConfig":
         if self.votes is not None and self.lf_names is not None:
             raise ValueError("Set either votes (vote columns, named by their columns) or lf_names (WRENCH), not both.")
+        if self.columns.text is None and self.columns.id is None and self.row_ids == "content":
+            raise ValueError(f"Source '{self.path}' has no text column (columns.text: null), so its items are known by "
+                             "their id: set columns.id (or row_ids: line to number them by file and line).")
         if self.answers is not None and self.columns.id is None:
             raise ValueError(f"Source '{self.path}' has answers but no columns.id: name the column whose values the "
                              f"answers' '{self.answers.columns.item}' column refers to.")
@@ -297,12 +301,12 @@ def _validate(
             detail = f"field '{name}' has {size} bytes, more than max_field_bytes={config.max_field_bytes}"
             return Reject(source, row.line, "oversize_field", detail, escape_bytes(row.raw))
     text_column = "data.text" if fmt == "wrench" and columns.text == "text" else columns.text
-    found, text = _lookup(row.fields, text_column)
+    found, text = (True, "") if text_column is None else _lookup(row.fields, text_column)
     if not found:
         available = sorted(row.fields)
         detail = f"no text column '{text_column}'; available columns: {available}"
         return Reject(source, row.line, "missing_text", detail, row.raw)
-    if text is None or (isinstance(text, str) and not text.strip()):
+    if text_column is not None and (text is None or (isinstance(text, str) and not text.strip())):
         return Reject(source, row.line, "missing_text", f"column '{text_column}' is empty", row.raw)
     if not isinstance(text, str):
         detail = f"column '{text_column}' must be a string, got {type(text).__name__}"
@@ -453,8 +457,8 @@ def _columnar_parquet(path: Path, config: SourceConfig) -> bool:
     schema = pq.read_schema(path)
     columns = config.columns
     mapped = [c for c in (columns.text, columns.label, columns.gold, columns.id, columns.split) if c]
-    return (all(name in schema.names for name in mapped) and all(_primitive(f.type) for f in schema)
-            and _is_string(schema.field(columns.text))
+    return (columns.text is not None and all(name in schema.names for name in mapped)
+            and all(_primitive(f.type) for f in schema) and _is_string(schema.field(columns.text))
             and _unicode_problem({name: None for name in schema.names}, "") is None)
 
 

@@ -118,3 +118,28 @@ def test_a_stage_list_runs_those_stages_and_exports_without_detect(tmp_path, sha
         thresher.Pipeline(minimal_config(tmp_path, shared_data, "stages: [ingest, select]\n"))
     with pytest.raises(ValueError, match="stages lists 'clean'; the stages are ingest, label"):
         thresher.Pipeline(minimal_config(tmp_path, shared_data, "stages: [clean]\n"))
+
+
+def test_a_label_only_crowd_runs_end_to_end_and_detect_says_why_it_checked_nothing(tmp_path, shared_data):
+    """Web search relevance as published: query-URL pairs known by number only (no text), 177 workers'
+    grades in long form. The items come from the gold file with ``text: null``; Dawid-Skene labels them;
+    detect has no text features, so it checks nothing and says so; the export keeps every item, weight 1."""
+    import thresher
+
+    folder = shared_data / "zhou2012_web_search_relevance_crowd"
+    config = {"classes": ["1", "2", "3", "4", "5"],
+              "sources": [{"path": str(folder / "gold.csv"), "dataset": "web", "split": "train",
+                           "columns": {"id": "item", "gold": "gold", "text": None},
+                           "answers": {"path": str(folder / "answers.csv")}}],
+              "labeling": {"source_votes": True, "model": {"model": "dawid_skene"}},
+              "export": {"splits": "all"}, "stages": ["ingest", "label", "detect", "export"]}
+    result = thresher.Pipeline(config, db=str(tmp_path / "t.duckdb"), out_dir=str(tmp_path / "export")).run()
+    ingested = result.summaries["ingest"]  # 12 answered pairs have no gold row: their answers are unknown_item
+    assert ingested["new_items"] == 2653 and set(ingested["rejected"]) == {"unknown_item"}
+    assert result.summaries["label"]["accuracy"]["train"]["denoised"] >= 0.82  # measured 0.829
+    detect = result.summaries["detect"]
+    assert detect["n_issues"] == 0 and not detect["flags_used"] and "no item has text" in detect["warnings"][0]
+    shards = pd.read_parquet(tmp_path / "export")
+    assert len(shards) == 2653 and (shards["weight"] == 1.0).all() and (shards["text"] == "").all()
+    with pytest.raises(ValueError, match="known by their id: set columns.id"):
+        thresher.Pipeline({**config, "sources": [{**config["sources"][0], "columns": {"text": None}}]})

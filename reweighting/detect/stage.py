@@ -230,9 +230,13 @@ def detect(
     streamed = config.streams(n_items)
     items, item_ids, all_labels = labelled_arrays(con, config.labels_from, label_run, text=not streamed,
                                                   include_uncovered=config.include_uncovered, purpose="check")
-    kinds = CheckedClasses.of(all_labels, classes, config.n_folds)
+    has_text = _has_text(con, config, label_run, item_ids)
+    if not has_text.any():
+        return _without_text(con, config, items, item_ids, all_labels, run_id=run_id, label_run=label_run,
+                             classes=classes)
+    kinds = CheckedClasses.of(all_labels[has_text], classes, config.n_folds)
     kinds.check()
-    checked = kinds.mask(all_labels)
+    checked = kinds.mask(all_labels) & has_text
     labels = kinds.renumbered(all_labels[checked])
     from sklearn.linear_model import LogisticRegression
 
@@ -314,8 +318,12 @@ def detect(
                            "sanity": {**sanity[name][1], "warnings": sanity[name][0]}}
                     for name, r in results.items()}
     weight_info = {"method": method, **weight_info}
+    report = kinds.report()
+    if not has_text.all():
+        report["no_text"] = int((~has_text).sum())  # label-only items: not checked, kept unflagged
+        logger.warning("Not checked (no text to compute features from): %d items; kept unflagged.", report["no_text"])
     summary = DetectSummary(run_id, label_run, n, int(result.is_issue.sum()), quality, config.detector_in_use,
-                            per_detector, features, kinds.report(), weight_info, warnings, flags_used)
+                            per_detector, features, report, weight_info, warnings, flags_used)
     for warning in warnings:
         logger.warning("Detector %s %s%s", config.detector_in_use, warning,
                        "" if flags_used else "; its flags are not used (detect.sanity: warn uses them)")
@@ -324,6 +332,43 @@ def detect(
                        summary.classes["unchecked"])
     logger.info("Checked %d labels: %d issues; %s", n, summary.n_issues, quality)
     return summary
+
+
+def _has_text(con: duckdb.DuckDBPyConnection, config: DetectConfig, label_run: str | None, item_ids: pa.Array) -> np.ndarray:
+    """Which of ``item_ids`` have a text that is not blank (label-only sources give items an empty text)."""
+    import pyarrow.compute as pc
+
+    query, params = labelled_query(config.labels_from, label_run, include_uncovered=config.include_uncovered,
+                                   columns="i.item_id, i.text")
+    blank = con.sql(f"SELECT item_id FROM ({query}) WHERE trim(text) = ''", params=params).fetch_arrow_table()
+    if blank.num_rows == 0:
+        return np.ones(len(item_ids), dtype=bool)
+    return ~pc.is_in(item_ids, value_set=blank.column("item_id").combine_chunks()).to_numpy(zero_copy_only=False)
+
+
+NO_TEXT = ("no item has text (a label-only source, columns.text: null): the detectors need text features, so none "
+           "ran; every label is kept unflagged")
+
+
+def _without_text(con: duckdb.DuckDBPyConnection, config: DetectConfig, items: pa.Table, item_ids: pa.Array,
+                  labels: np.ndarray, *, run_id: str, label_run: str | None, classes: list[str] | None) -> DetectSummary:
+    """The detect run of label-only items: nothing to check, so no flags; the weights are the label
+    model's confidence when that is the weight method (it needs no text), else 1."""
+    n = len(item_ids)
+    confidence = items.column("confidence").to_numpy().astype(float)
+    method = "confidence" if config.weight == "confidence" else "uniform"
+    ones, none = np.ones(n), np.zeros(n, dtype=bool)
+    weights, weight_info = balanced(compute_weights(method, label_quality=ones, confidence=confidence), labels,
+                                    config.weight_balance, CheckedClasses.of(labels, classes, config.n_folds).names)
+    with transaction(con):
+        replace_run_rows(con, "noise_scores", run_id, pa.table({
+            "run_id": constant_column(run_id, n), "item_id": item_ids, "detector": constant_column(config.detector_in_use, n),
+            "score": ones, "is_issue": none}))
+        replace_run_rows(con, "weights", run_id, weight_rows(run_id, "detect", item_ids, method, weights, flagged=none),
+                         stage="detect")
+    logger.warning("Detect: %s.", NO_TEXT)
+    return DetectSummary(run_id, label_run, n, 0, {}, config.detector_in_use, {}, {"kind": None, "skipped": NO_TEXT},
+                         {"no_text": n}, {"method": method, **weight_info}, [NO_TEXT], False)
 
 
 def _tune(con: duckdb.DuckDBPyConnection, config: DetectConfig, labels: np.ndarray, item_ids: pa.Array,
