@@ -139,19 +139,20 @@ class SelectionGrid(StageConfig):
     lr: list[float] = Field(default_factory=lambda: [0.01, 0.003], min_length=1)
     l2: list[float] = Field(default_factory=lambda: [0.0, 0.1], min_length=1)
     include_majority: bool = True  # MajorityLabelVoter competes too
-    include_dawid_skene: bool = True  # and Dawid-Skene
+    include_dawid_skene: bool = True  # and Dawid-Skene (full and one-coin)
 
 
 class DenoiseConfig(StageConfig):
-    """The label model (Snorkel's ``LabelModel``, ``MajorityLabelVoter``, crowd-kit's ``DawidSkene``, or
-    ``auto``: the one with the best held-out vote agreement, see :mod:`labeling.auto`) and its settings.
+    """The label model (Snorkel's ``LabelModel``, ``MajorityLabelVoter``, crowd-kit's ``DawidSkene`` or
+    ``OneCoinDawidSkene``, or ``auto``: chosen by held-out vote agreement, see :mod:`labeling.auto`)
+    and its settings.
 
     With ``select_on`` set to a split that has gold labels, every candidate of ``grid`` (plus the
     configured settings, majority vote and Dawid-Skene) is fitted and the best on that split by ``metric``
     is kept. Scores reported on that split are then optimistic; report another split.
     """
 
-    model: Literal["label_model", "majority", "dawid_skene", "auto"] = "label_model"
+    model: Literal["label_model", "majority", "dawid_skene", "one_coin", "auto"] = "label_model"
     # A tie between classes (of any model; common with majority vote) goes to one of the tied classes,
     # chosen per item; with "abstain" (Snorkel's default) the item is also left undecided, so the
     # stages after labeling leave it out as they leave out items no LF voted on. "snorkel": decided as
@@ -159,7 +160,7 @@ class DenoiseConfig(StageConfig):
     # order (a hash of the item's row number: the same labels as Snorkel's, but an item's class can
     # change when items are added before it); "random": a hash of the item id (stable per item).
     tie_break: Literal["abstain", "random", "snorkel"] = "abstain"
-    ds_iterations: int = Field(100, ge=1, le=10_000)  # Dawid-Skene's EM iterations at most (crowd-kit default)
+    ds_iterations: int = Field(100, ge=1, le=10_000)  # Dawid-Skene's (both kinds) EM iterations at most (crowd-kit default)
     auto_rows: int = Field(20_000, ge=100)  # model: auto scores the candidates on at most this many items
     n_epochs: int = Field(100, ge=1, le=100_000)  # Snorkel 0.10 defaults throughout
     lr: float = Field(0.01, gt=0, le=10)

@@ -22,7 +22,7 @@ def _long(L: np.ndarray) -> pd.DataFrame:
 
 
 def fit_dawid_skene(
-    L_fit: np.ndarray, *, cardinality: int, n_iter: int = 100,
+    L_fit: np.ndarray, *, cardinality: int, n_iter: int = 100, one_coin: bool = False,
 ) -> tuple[Callable[[np.ndarray], np.ndarray], np.ndarray]:
     """Fit by EM on ``L_fit``; return predict_proba for any L over the same LFs and each LF's learned
     accuracy (the chance its vote is the true class, under the learned class prior).
@@ -32,9 +32,9 @@ def fit_dawid_skene(
     priors and confusion matrices; an item no LF voted on gets the prior; a class no LF ever voted
     gets probability 0 (the model cannot know it).
     """
-    from crowdkit.aggregation import DawidSkene
+    from crowdkit.aggregation import DawidSkene, OneCoinDawidSkene
 
-    model = DawidSkene(n_iter=n_iter).fit(_long(L_fit))
+    model = (OneCoinDawidSkene if one_coin else DawidSkene)(n_iter=n_iter).fit(_long(L_fit))
     priors = model.priors_.reindex(range(cardinality), fill_value=0.0).to_numpy(dtype=float)
     errors = model.errors_
     fitted = model.probas_.reindex(columns=range(cardinality), fill_value=0.0).fillna(0.0)

@@ -127,6 +127,7 @@ class DawidSkene(LabelModelBase):
     name = "dawid_skene"
     title = "Dawid-Skene"
     needs_multi_class_lfs = True
+    one_coin: ClassVar[bool] = False
 
     def _fit(self, L: np.ndarray, class_balance: list[float] | None) -> None:
         from thresher.labeling.crowd import fit_dawid_skene
@@ -134,14 +135,26 @@ class DawidSkene(LabelModelBase):
         if not (L != ABSTAIN).any():
             raise ValueError("No LF voted on any item the label model is fitted on: it cannot be fitted.")
         self._predict, self.learned_accuracy_ = fit_dawid_skene(L, cardinality=self.cardinality,
-                                                                n_iter=self.params.get("n_iter", 100))
+                                                                n_iter=self.params.get("n_iter", 100),
+                                                                one_coin=self.one_coin)
         self.prior_ = self._predict(np.full((1, L.shape[1]), ABSTAIN))[0]
 
     def _predict_proba(self, L: np.ndarray) -> np.ndarray:
         return self._predict(L)
 
 
-LABEL_MODELS: dict[str, type[LabelModelBase]] = {cls.name: cls for cls in (MajorityVote, SnorkelLabelModel, DawidSkene)}
+class OneCoinDawidSkene(DawidSkene):
+    """crowd-kit's ``OneCoinDawidSkene``: one skill per LF (right with that chance, else any other class
+    alike). Far fewer parameters than a confusion matrix per LF, so it suits small crowds and classes
+    without a shared meaning (a quiz's option letters)."""
+
+    name = "one_coin"
+    title = "One-coin Dawid-Skene"
+    one_coin = True
+
+
+LABEL_MODELS: dict[str, type[LabelModelBase]] = {
+    cls.name: cls for cls in (MajorityVote, SnorkelLabelModel, DawidSkene, OneCoinDawidSkene)}
 
 
 def build_label_model(params: dict[str, Any], *, cardinality: int, seed: int = 0) -> LabelModelBase:

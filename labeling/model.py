@@ -86,13 +86,13 @@ def _fit(L_fit: np.ndarray, *, cardinality: int, params: dict[str, Any], class_b
 def _configured(config: DenoiseConfig) -> dict[str, Any]:
     if config.model == "majority":
         return {"model": "majority"}
-    if config.model == "dawid_skene":
-        return _dawid_skene(config)
+    if config.model in ("dawid_skene", "one_coin"):
+        return _dawid_skene(config, config.model)
     return {"model": "label_model", "n_epochs": config.n_epochs, "lr": config.lr, "l2": config.l2}
 
 
-def _dawid_skene(config: DenoiseConfig) -> dict[str, Any]:
-    return {"model": "dawid_skene", "n_iter": config.ds_iterations}
+def _dawid_skene(config: DenoiseConfig, model: str = "dawid_skene") -> dict[str, Any]:
+    return {"model": model, "n_iter": config.ds_iterations}
 
 
 @dataclass
@@ -127,7 +127,7 @@ def fit_denoiser(
             return _fit(L, cardinality=cardinality, params=params, class_balance=config.class_balance, seed=config.seed)[0]
 
         candidates = [{"model": "majority"}, _configured(config.model_copy(update={"model": "label_model"})),
-                      _dawid_skene(config)]
+                      _dawid_skene(config), _dawid_skene(config, "one_coin")]
         params, selection = choose_model(L_fit, config=config, candidates=candidates, fit=fit)
         predict, learned = _fit(L_fit, cardinality=cardinality, params=params,
                                 class_balance=config.class_balance, seed=config.seed)
@@ -141,7 +141,7 @@ def fit_denoiser(
         if grid.include_majority:
             candidates.append({"model": "majority"})
         if grid.include_dawid_skene:
-            candidates.append(_dawid_skene(config))
+            candidates += [_dawid_skene(config), _dawid_skene(config, "one_coin")]
         candidates = [dict(t) for t in dict.fromkeys(tuple(c.items()) for c in candidates)]
     if L_fit.shape[1] < 3:
         candidates = [c for c in candidates if c["model"] == "majority"] or candidates

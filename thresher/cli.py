@@ -228,8 +228,10 @@ def _show_label(summary: dict) -> None:
     out.print(f"  model: {', '.join(f'{k}={v}' for k, v in model.items())}{how}", highlight=False)
     if auto:
         for entry in summary["selection"]:
-            score = (f"agreement {entry['heldout_agreement']:.4f}" if "heldout_agreement" in entry
-                     else f"left out: {entry.get('excluded')}")
+            behind = entry.get("standard_errors_behind")
+            score = (f"agreement {entry['heldout_agreement']:.4f}"
+                     + ("" if behind is None else f" ({behind:g} standard errors behind the best)")
+                     if "heldout_agreement" in entry else f"left out: {entry.get('excluded')}")
             out.print(f"    {'*' if entry.get('chosen') else ' '} {entry['model']}: {score}", highlight=False)
         for entry in summary["selection"]:
             if entry.get("note"):

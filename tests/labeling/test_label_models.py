@@ -11,6 +11,7 @@ import pytest
 
 from thresher.labeling.auto import overlapping_lfs
 from thresher.labeling.config import LabelingConfig
+from thresher.labeling.label_models import LABEL_MODELS
 from thresher.labeling.lf.base import ABSTAIN
 from thresher.labeling.ties import hard_labels
 from thresher.labeling.stage import label
@@ -68,12 +69,17 @@ def test_dawid_skene_on_real_crowd_labels_beats_the_label_model(rte):
 @pytest.mark.slow
 @pytest.mark.quality
 def test_auto_chooses_without_gold_and_says_why(rte):
+    """RTE's crowd: the two Dawid-Skene models lead, the LabelModel (0.766 there) is many standard errors
+    behind; full and one-coin Dawid-Skene are too close to rank (0.927 / 0.925), so the fallback rule
+    names one-coin and the note says so."""
     summary = _run(rte, {"model": "auto"}, "auto")
-    assert summary.model["model"] == "dawid_skene"
-    scored = {entry["model"]: entry["heldout_agreement"] for entry in summary.selection}
-    assert set(scored) == {"majority", "label_model", "dawid_skene"}
-    assert scored["dawid_skene"] == max(scored.values())
-    assert [entry["model"] for entry in summary.selection if entry.get("chosen")] == ["dawid_skene"]
+    assert summary.model["model"] == "one_coin"
+    scored = {entry["model"]: entry for entry in summary.selection}
+    assert set(scored) == {"majority", "label_model", "dawid_skene", "one_coin"}
+    assert scored["dawid_skene"]["heldout_agreement"] == max(e["heldout_agreement"] for e in scored.values())
+    assert scored["label_model"]["standard_errors_behind"] > 5
+    assert 0 < scored["one_coin"]["standard_errors_behind"] < 2 and "cannot tell" in scored["one_coin"]["note"]
+    assert [entry["model"] for entry in summary.selection if entry.get("chosen")] == ["one_coin"]
     assert summary.accuracy["all"]["denoised"] >= 0.92
     # The criterion saw no gold label: the same votes without gold give the same choice.
     rte.execute("UPDATE items SET gold = NULL")
@@ -156,7 +162,8 @@ def test_overlapping_lfs_pairs_rules_not_annotators():
 
 def test_auto_says_when_it_cannot_tell_and_which_rule_chose(con, tmp_path):
     """Two annotators who always agree: every candidate predicts the hidden vote perfectly, so the
-    criterion cannot separate them; auto says so and chooses by its stated rule (annotators: Dawid-Skene)."""
+    criterion cannot separate them; auto says so and chooses by its stated rule (annotators: one-coin
+    Dawid-Skene)."""
     from thresher.labeling.auto import FALLBACK_RULE
 
     rng = np.random.default_rng(0)
@@ -167,10 +174,10 @@ def test_auto_says_when_it_cannot_tell_and_which_rule_chose(con, tmp_path):
         path=str(path), dataset="twins", columns={"id": "id", "text": "text"}, votes={"columns": ["w1", "w2"]})]))
     summary = _run(con, {"model": "auto"}, "auto")
     chosen = [entry for entry in summary.selection if entry.get("chosen")]
-    assert summary.model["model"] == "dawid_skene" and len(chosen) == 1
+    assert summary.model["model"] == "one_coin" and len(chosen) == 1
     assert "cannot tell the candidates apart" in chosen[0]["note"] and FALLBACK_RULE in chosen[0]["note"]
     scores = [entry["heldout_agreement"] for entry in summary.selection if "heldout_agreement" in entry]
-    assert len(scores) == 2 and max(scores) == min(scores)
+    assert len(scores) == 3 and max(scores) == min(scores)
 
 
 def _long_crowd(shared_data: Path, name: str):
@@ -189,10 +196,12 @@ def _long_crowd(shared_data: Path, name: str):
 
 @pytest.mark.quality
 @pytest.mark.parametrize("name", ["rte", "music", "web", "quiz"])
-def test_dawid_skene_labels_are_crowd_kits(shared_data, name):
-    """thresher's Dawid-Skene gives crowd-kit's ``DawidSkene().fit(...).labels_`` on every item of each
-    shared crowd set (its posteriors are crowd-kit's; a tie goes to the first class in both here)."""
-    from crowdkit.aggregation import DawidSkene
+@pytest.mark.parametrize("one_coin", [False, True])
+def test_dawid_skene_labels_are_crowd_kits(shared_data, name, one_coin):
+    """thresher's Dawid-Skene (and one-coin Dawid-Skene) give crowd-kit's ``DawidSkene().fit(...).labels_``
+    (``OneCoinDawidSkene``'s) on every item of each shared crowd set (the posteriors are crowd-kit's; a
+    tie goes to the first class in both here)."""
+    from crowdkit.aggregation import DawidSkene, OneCoinDawidSkene
 
     from thresher.labeling.crowd import fit_dawid_skene
 
@@ -202,9 +211,9 @@ def test_dawid_skene_labels_are_crowd_kits(shared_data, name):
     L = np.full((len(items), len(workers)), ABSTAIN)
     L[np.searchsorted(items, frame["item"]), np.searchsorted(workers, frame["worker"])] = \
         np.searchsorted(classes, frame["answer"])
-    predict, _ = fit_dawid_skene(L, cardinality=len(classes), n_iter=100)
+    predict, _ = fit_dawid_skene(L, cardinality=len(classes), n_iter=100, one_coin=one_coin)
     ours = predict(L).argmax(axis=1)
-    theirs = DawidSkene(n_iter=100).fit(frame.rename(columns={"item": "task", "answer": "label"})).labels_
+    theirs = (OneCoinDawidSkene if one_coin else DawidSkene)(n_iter=100).fit(frame.rename(columns={"item": "task", "answer": "label"})).labels_
     expected = np.searchsorted(classes, theirs.reindex(items).to_numpy())
     assert (ours != expected).sum() == 0, f"{name}: {(ours != expected).sum()} of {len(items)} items differ"
 
@@ -232,8 +241,9 @@ def test_snorkel_tie_policy_gives_snorkels_majority_vote_labels(con, shared_data
     assert [label for _, label in rows] == expected.tolist()
 
 
-def _crowd_matrix(shared_data: Path, name: str) -> np.ndarray:
+def _crowd_matrix(shared_data: Path, name: str, subset: str = "") -> np.ndarray:
     frame = _long_crowd(shared_data, name)
+    frame = frame[frame["item"].astype(str).str.startswith(subset)]
     items, workers = sorted(frame["item"].unique()), sorted(frame["worker"].unique())
     L = np.full((len(items), len(workers)), ABSTAIN)
     L[np.searchsorted(items, frame["item"]), np.searchsorted(workers, frame["worker"])] = \
@@ -241,7 +251,7 @@ def _crowd_matrix(shared_data: Path, name: str) -> np.ndarray:
     return L
 
 
-@pytest.mark.parametrize("name", ["majority", "label_model", "dawid_skene"])
+@pytest.mark.parametrize("name", sorted(LABEL_MODELS))
 def test_every_label_model_meets_the_contract(shared_data, name):
     """On real crowd votes (RTE, 164 workers) with a few all-abstain rows added: probabilities sum to 1,
     the same seed gives the same output, items without votes get the model's prior, misuse is a clear
@@ -275,13 +285,22 @@ def test_the_config_names_exactly_the_registered_label_models():
 
 
 @pytest.mark.quality
-def test_auto_notes_a_small_margin_and_keeps_the_leader(shared_data):
-    """Music genre (44 workers): the LabelModel leads majority vote by under 0.005 agreement; auto keeps
-    it (0.750, where majority vote gets 0.697) and notes that the margin is small."""
+def test_auto_trusts_a_lead_past_two_standard_errors_and_says_when_there_is_none(shared_data):
+    """Music genre (44 workers, 700 songs): one-coin Dawid-Skene leads every other model by more than
+    two standard errors and is chosen without a note (0.793; majority vote 0.704). The Pokemon quiz
+    (55 workers, 20 questions): no lead is larger than its noise, so auto says it cannot tell and the
+    fallback rule chooses one-coin Dawid-Skene (1.000; the LabelModel 0.900, majority vote 0.650)."""
+    from thresher.labeling.auto import Z
     from thresher.labeling.config import DenoiseConfig
     from thresher.labeling.model import fit_denoiser
 
-    L = _crowd_matrix(shared_data, "music")
-    fitted = fit_denoiser(L, cardinality=10, config=DenoiseConfig(model="auto"))
+    fitted = fit_denoiser(_crowd_matrix(shared_data, "music"), cardinality=10, config=DenoiseConfig(model="auto"))
     chosen = [entry for entry in fitted.selection if entry.get("chosen")]
-    assert fitted.params["model"] == "label_model" and "barely separates" in chosen[0]["note"]
+    assert fitted.params["model"] == "one_coin" and "note" not in chosen[0]
+    assert all(entry["standard_errors_behind"] > Z for entry in fitted.selection if not entry.get("chosen"))
+
+    L = _crowd_matrix(shared_data, "quiz", "POKEMON_")
+    fitted = fit_denoiser(L, cardinality=int(L.max()) + 1, config=DenoiseConfig(model="auto"))
+    chosen = [entry for entry in fitted.selection if entry.get("chosen")]
+    assert fitted.params["model"] == "one_coin" and "cannot tell the candidates apart" in chosen[0]["note"]
+    assert all(entry["standard_errors_behind"] <= Z for entry in fitted.selection if not entry.get("chosen"))

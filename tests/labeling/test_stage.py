@@ -89,8 +89,8 @@ def test_model_selection_on_the_gold_dev_split(wrench_youtube):
     config = LabelingConfig(classes=["HAM", "SPAM"], source_votes=True,
                             model={"fit_splits": ["train"], "select_on": "valid"})
     summary = label(wrench_youtube, config, run_id="sel")
-    # 1 configured + 8 grid candidates (one equals the configured one) + majority vote + Dawid-Skene.
-    assert len(summary.selection) == 10
+    # 1 configured + 8 grid candidates (one equals the configured one) + majority vote + both Dawid-Skene models.
+    assert len(summary.selection) == 11
     best = max(c["dev_accuracy"] for c in summary.selection)
     chosen = next(c for c in summary.selection if c["dev_accuracy"] == best)
     assert {k: v for k, v in chosen.items() if k != "dev_accuracy"} == summary.model
