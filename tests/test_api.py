@@ -139,6 +139,12 @@ def test_a_label_only_crowd_runs_end_to_end_and_detect_says_why_it_checked_nothi
     assert result.summaries["label"]["accuracy"]["train"]["denoised"] >= 0.82  # measured 0.829
     detect = result.summaries["detect"]
     assert detect["n_issues"] == 0 and not detect["flags_used"] and "no item has text" in detect["warnings"][0]
+    from thresher.report import build_report
+    from thresher.storage.schema import connect
+
+    con = connect(tmp_path / "t.duckdb", read_only=True)
+    assert "Nothing checked</b>: no item has text" in build_report(con, config["classes"]).html()
+    con.close()
     shards = pd.read_parquet(tmp_path / "export")
     assert len(shards) == 2653 and (shards["weight"] == 1.0).all() and (shards["text"] == "").all()
     with pytest.raises(ValueError, match="known by their id: set columns.id"):

@@ -269,7 +269,13 @@ def _show_detect(summary: dict) -> None:
     if unchecked:
         shown = ", ".join(f"{name} ({n})" for name, n in unchecked.items())
         out.print(f"  not checked, too few items for the folds: {shown}; kept unflagged", highlight=False)
-    for warning in summary.get("warnings", []):
+    skipped = summary.get("features", {}).get("skipped")
+    no_text = summary.get("classes", {}).get("no_text")
+    if skipped:
+        out.print(f"  [yellow]note[/]: {escape(skipped)}", highlight=False, soft_wrap=True)
+    elif no_text:
+        out.print(f"  not checked, no text to compute features from: {no_text} items; kept unflagged", highlight=False)
+    for warning in [] if skipped else summary.get("warnings", []):
         used = "" if summary.get("flags_used", True) else "; these flags are not used (detect.sanity: warn uses them)"
         out.print(f"  [yellow]warning[/]: {summary.get('use', 'the detector')} {escape(warning)}{used}", highlight=False)
     weights = summary.get("weights", {})

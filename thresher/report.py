@@ -207,7 +207,10 @@ def _detect_section(con: duckdb.DuckDBPyConnection, report: Report, run: str) ->
                          "WHERE run_id = ? GROUP BY detector ORDER BY detector", [run]).fetchall()
     body = _table(["detector", "labels checked", "flagged"], counts)
     summary = run_summary(con, run, "detect")
-    for warning in summary.get("warnings", []):
+    skipped = summary.get("features", {}).get("skipped")
+    if skipped:
+        body += f"<p><b>Nothing checked</b>: {html.escape(skipped)}.</p>"
+    for warning in [] if skipped else summary.get("warnings", []):
         used = "" if summary.get("flags_used", True) else " Its flags are not used (<code>detect.sanity: warn</code> uses them)."
         body += f"<p><b>Warning</b>: {html.escape(summary.get('use', ''))} {html.escape(warning)}.{used}</p>"
     for detector in detectors:
