@@ -188,6 +188,10 @@ class LabelingConfig(StageConfig):
     classes: list[str] = Field(min_length=2)
     lfs: list[LFConfig] = Field(default_factory=list)
     source_votes: bool = False  # also use the weak labels imported with the data (WRENCH)
+    # Also use the per-item vote counts imported with the data (a source's vote_counts): each class's
+    # count adds to the LFs' votes for it. Counts say how many votes, not whose, so only majority vote
+    # can use them (model: majority).
+    vote_counts: bool = False
     # A Python LF that raises abstains on that item (counted, first examples kept); the run fails
     # only if some LF raises on more than this fraction of the items (0: on the first error).
     max_fault_rate: float = Field(0.01, ge=0, le=1)
@@ -199,8 +203,13 @@ class LabelingConfig(StageConfig):
 
     @model_validator(mode="after")
     def _check(self) -> "LabelingConfig":
-        if not self.lfs and not self.source_votes:
-            raise ValueError("The labeling stage needs LFs: list some under 'lfs' or set source_votes: true.")
+        if not self.lfs and not self.source_votes and not self.vote_counts:
+            raise ValueError("The labeling stage needs LFs: list some under 'lfs', or set source_votes: true "
+                             "(votes or answers imported with the data) or vote_counts: true.")
+        if self.vote_counts and self.model.model != "majority":
+            raise ValueError(f"labeling.vote_counts: per-item vote counts say how many votes each class got, not who "
+                             f"cast them, so only majority vote can use them (model {self.model.model!r} learns each "
+                             "voter's accuracy). Set labeling.model.model: majority.")
         if self.model.class_balance is not None and len(self.model.class_balance) != len(self.classes):
             raise ValueError(
                 f"class_balance has {len(self.model.class_balance)} entries but there are "

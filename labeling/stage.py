@@ -58,6 +58,7 @@ class LabelSummary:
     evaluated: dict[str, int] = field(default_factory=dict)  # items each LF ran on (0: cache only)
     llm: dict[str, Any] | None = None  # prompted LFs: prompts cached / sent / failed, per-LF answers
     classes: list[str] = field(default_factory=list)  # the names of the label ids (polarity, labels)
+    counted_votes: int = 0  # votes read as per-item counts (labeling.vote_counts)
 
     def lf_records(self) -> list[dict[str, Any]]:
         """The LF summary as JSON-able dicts (missing values as None)."""
@@ -72,7 +73,7 @@ class LabelSummary:
             "coverage": self.coverage, "tied": self.tied, "tie_break": self.tie_break,
             "accuracy": self.accuracy, "faults": self.faults,
             "model": self.model, "selection": self.selection, "evaluated": self.evaluated, "llm": self.llm,
-            "classes": self.classes,
+            "classes": self.classes, **({"counted_votes": self.counted_votes} if self.counted_votes else {}),
         }
 
 
@@ -161,15 +162,16 @@ class _LabelRows:
     """The items of a label run (those up to ``through_seq``) with their votes, in a temporary table
     numbered ``rn`` = 0, 1, ... in item_id order; any set of them is read back as a dense L."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, n_lfs: int, through_seq: int) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, n_lfs: int, through_seq: int, *, counts: bool = False) -> None:
         self._con, self.n_lfs = con, n_lfs
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {LABEL_ROWS_TABLE} AS "
             "SELECT (row_number() OVER (ORDER BY i.item_id) - 1)::BIGINT AS rn, i.item_id, hash(i.item_id) AS tie_hash, "
-            "i.split, i.gold, v.cols, v.votes "
+            "i.split, i.gold, v.cols, v.votes, " + ("c.counts " if counts else "NULL::INTEGER[] AS counts ") +
             f"FROM items i LEFT JOIN (SELECT item_id, list(col ORDER BY col) AS cols, list(vote ORDER BY col) AS votes "
-            f"FROM {RUN_VOTES} GROUP BY item_id) v USING (item_id) WHERE i.item_seq <= $through ORDER BY i.item_id",
-            {"through": through_seq})
+            f"FROM {RUN_VOTES} GROUP BY item_id) v USING (item_id) "
+            + ("LEFT JOIN vote_counts c USING (item_id) " if counts else "")
+            + "WHERE i.item_seq <= $through ORDER BY i.item_id", {"through": through_seq})
         self.n_items, self.n_votes, top = con.sql(
             f"SELECT count(*), coalesce(sum(len(cols)), 0), max(list_max(votes)) FROM {LABEL_ROWS_TABLE}").fetchall()[0]
         self._dtype = np.int8 if top is None or top < np.iinfo(np.int8).max else np.int32
@@ -207,6 +209,17 @@ class _LabelRows:
         L = np.full((rows.num_rows, self.n_lfs), ABSTAIN, dtype=self._dtype)
         L[np.repeat(np.arange(rows.num_rows), lengths), pc.list_flatten(cols).to_numpy()] = pc.list_flatten(votes).to_numpy()
         return L
+
+    def counts(self, rows: pa.Table, cardinality: int) -> np.ndarray | None:
+        """The per-item vote counts of ``rows`` (items x classes; 0 where an item has none), or None
+        when the run reads no counts."""
+        column = rows.column("counts").combine_chunks()
+        if column.null_count == len(column):
+            return None
+        dense = np.zeros((rows.num_rows, cardinality), dtype=np.int64)
+        present = ~column.is_null().to_numpy(zero_copy_only=False)
+        dense[present] = np.array(column.filter(column.is_valid()).to_pylist(), dtype=np.int64).reshape(-1, cardinality)
+        return dense
 
     def drop(self) -> None:
         self._con.execute(f"DROP TABLE IF EXISTS {LABEL_ROWS_TABLE}")
@@ -248,8 +261,11 @@ class _AccuracyTally:
         self._items: dict[str, int] = {}
         self._covered: dict[str, int] = {}
 
-    def add(self, L: np.ndarray, probs: np.ndarray, splits: np.ndarray, gold: np.ndarray, tie_hash: np.ndarray) -> None:
-        covered = (L != ABSTAIN).any(axis=1)
+    def add(self, L: np.ndarray, probs: np.ndarray, splits: np.ndarray, gold: np.ndarray, tie_hash: np.ndarray,
+            covered: np.ndarray | None = None) -> None:
+        """``covered``: given when vote counts cover items too (the probabilities are then majority vote's)."""
+        counted = covered is not None
+        covered = (L != ABSTAIN).any(axis=1) if covered is None else covered
         for split in {s for s in splits if s is not None}:
             in_split = splits == split
             self._items[split] = self._items.get(split, 0) + int(in_split.sum())
@@ -258,7 +274,7 @@ class _AccuracyTally:
         if not mask.any():
             return
         L, probs, splits, gold, covered = L[mask], probs[mask], splits[mask], gold[mask], covered[mask]
-        mv_probs = majority_proba(L, cardinality=self.K)
+        mv_probs = probs if counted else majority_proba(L, cardinality=self.K)
         # Ties go to a class chosen per item (never the first class, which would inflate it). The
         # "decided" scores are Snorkel's LabelModel.score() default: ties and uncovered items abstain
         # and are left out, so they are over the items the model decides.
@@ -312,6 +328,7 @@ class _Tallies:
     accuracy: _AccuracyTally
     covered: int = 0
     tied: int = 0  # covered items whose most probable classes tie
+    counted: int = 0  # votes read as per-item counts (vote_counts)
 
 
 def _label_batches(run_id: str, rows: _LabelRows, model: Denoiser, tallies: _Tallies, *, tie_break: str,
@@ -324,9 +341,16 @@ def _label_batches(run_id: str, rows: _LabelRows, model: Denoiser, tallies: _Tal
                        enabled=progress):
         L = rows.matrix(batch)
         probs = model.predict_proba(L)
+        counts = rows.counts(batch, probs.shape[1])
+        covered = (L != ABSTAIN).any(axis=1)
+        if counts is not None:  # majority vote over the LFs' votes and the counted ones together
+            tally = counts + np.stack([(L == k).sum(axis=1) for k in range(probs.shape[1])], axis=1)
+            counted = tally.sum(axis=1) > 0
+            probs[counted] = tally[counted] / tally[counted].sum(axis=1, keepdims=True)
+            covered |= counted
+            tallies.counted += int(counts.sum())
         gold, splits = gold_ids(batch.column("gold")), _splits(batch.column("split"))
         tie_hash = batch.column("tie_hash").to_numpy()
-        covered = (L != ABSTAIN).any(axis=1)
         label, tied = hard_labels(probs, tie_hash)
         if tie_break == "snorkel" and tied.any():
             tie_hash = tie_hash.astype(np.uint64)
@@ -334,8 +358,9 @@ def _label_batches(run_id: str, rows: _LabelRows, model: Denoiser, tallies: _Tal
             label, tied = hard_labels(probs, tie_hash)
         tallies.covered += int(covered.sum())
         tallies.tied += int((covered & tied).sum())
-        tallies.lfs.add(L, gold)
-        tallies.accuracy.add(L, probs, splits, gold, tie_hash)
+        if L.shape[1]:
+            tallies.lfs.add(L, gold)
+        tallies.accuracy.add(L, probs, splits, gold, tie_hash, covered=covered if counts is not None else None)
         yield pa.table({
             "run_id": constant_column(run_id, len(probs)), "item_id": batch.column("item_id"),
             "label": pa.array(label, pa.int32()),
@@ -396,11 +421,14 @@ def label(
     try:
         votes = _collect_votes(con, config, run_id=run_id, through_seq=through_seq, progress=progress,
                                chunking=chunking)
-        rows = _LabelRows(con, len(votes.names), through_seq)
+        if config.vote_counts and not con.sql("SELECT count(*) FROM vote_counts").fetchall()[0][0]:
+            raise ValueError("labeling.vote_counts is set but no vote counts were imported with the data "
+                             "(a source's vote_counts names the count column of each class).")
+        rows = _LabelRows(con, len(votes.names), through_seq, counts=config.vote_counts)
         if rows.n_items == 0:
             raise ValueError("There are no items to label. Run `thresher ingest CONFIG` first.")
         release_buffers(con)  # what DuckDB kept while it grouped the votes
-        model = _fit(config, rows)
+        model = _fit(config, rows) if votes.names else _counts_only(len(config.classes))
         tallies = _Tallies(LFSummaryTally(votes.names), _AccuracyTally(len(config.classes)))
         summary_df = _write(con, run_id, votes, through_seq, rows, model, tallies, tie_break=config.model.tie_break,
                             progress=progress)
@@ -412,11 +440,17 @@ def label(
         run_id=run_id, n_items=rows.n_items, n_lfs=len(votes.names), n_votes=rows.n_votes,
         coverage=tallies.covered / rows.n_items, tied=tallies.tied, tie_break=config.model.tie_break, accuracy=tallies.accuracy.result(), lfs=summary_df,
         faults=votes.faults.as_dict(), model=model.params, selection=model.selection, evaluated=votes.evaluated,
+        counted_votes=tallies.counted,
         llm=None if votes.prompt_run is None else votes.prompt_run.as_dict(), classes=list(config.classes),
     )
     logger.info("Labeled %d items with %d LFs; coverage %.3f; accuracy %s",
                 summary.n_items, summary.n_lfs, summary.coverage, summary.accuracy)
     return summary
+
+
+def _counts_only(cardinality: int) -> Denoiser:
+    """Majority vote with no LF: every item's probabilities come from its vote counts (uniform without)."""
+    return Denoiser(lambda L: np.full((len(L), cardinality), 1.0 / cardinality), 0, {"model": "majority"})
 
 
 class LabelStage(Stage):

@@ -30,6 +30,7 @@ def missing_columns(config: SourceConfig, path: Path, found: set[str]) -> list[t
     wanted = [("text", text), ("label", columns.label), ("gold", gold), ("id", columns.id), ("split", columns.split)]
     wanted += [("vote", name) for name in (config.votes.columns if config.votes is not None else [])
                if not is_pattern(name)]
+    wanted += [("vote count", name) for name in (config.vote_counts.columns.values() if config.vote_counts else [])]
     missing = [(role, name) for role, name in wanted if name is not None and name not in found]
     if config.votes is not None:
         missing += [("vote pattern", p) for p in config.votes.columns if is_pattern(p) and not fnmatch.filter(found, p)]

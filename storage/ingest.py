@@ -92,6 +92,19 @@ def _label_key(value: Any) -> str:
     return str(int(number)) if number.is_integer() else text
 
 
+class VoteCounts(StageConfig):
+    """Per-item vote counts: for each class, the column holding how many votes it got (a crowd that
+    was aggregated before it reached you, with no record of who voted). Kept as counts in
+    ``vote_counts`` for ``labeling.vote_counts``; an empty cell is 0."""
+
+    columns: dict[str, str] = Field(min_length=1)  # class name -> the column of its vote count
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _names_as_text(cls, value: Any) -> Any:
+        return {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
+
+
 class SourceConfig(StageConfig):
     """One input: a file or glob, its format and how its columns map onto items."""
 
@@ -111,6 +124,7 @@ class SourceConfig(StageConfig):
     label_map: dict[str, str | int | None] | None = None
     votes: VoteColumns | None = None  # weak-label columns, kept as source_votes (use labeling.source_votes)
     answers: AnswersConfig | None = None  # crowd answers in a long file (item, worker, answer), kept as source_votes
+    vote_counts: VoteCounts | None = None  # per-item counts of votes per class, kept as vote_counts
 
     @field_validator("label_map", mode="before")
     @classmethod
@@ -341,6 +355,16 @@ def _validate(
                 return Reject(source, row.line, "wrong_type", f"vote column '{name}': {exc}", row.raw)
             votes.append(-1 if vote is None else vote)
 
+    counts = None
+    if config.vote_counts is not None:
+        counts = [0] * len(classes)
+        for name, column in config.vote_counts.columns.items():
+            value = _lookup(row.fields, column)[1]
+            try:
+                counts[parse_class(name, classes)] += _count(value)
+            except ValueError as exc:
+                return Reject(source, row.line, "wrong_type", f"vote count column '{column}': {exc}", row.raw)
+
     split = config.split
     if columns.split is not None:
         split = _lookup(row.fields, columns.split)[1]
@@ -350,8 +374,11 @@ def _validate(
 
     mapped = {c for c in (text_column, columns.label, gold_column, columns.id, columns.split) if c}
     mapped.update(config.votes.columns if config.votes is not None else [])
+    mapped.update(config.vote_counts.columns.values() if config.vote_counts is not None else [])
     extra = {k: v for k, v in row.fields.items() if k not in mapped and k != "__key__"}
     extra_json = json.dumps(extra, default=str, ensure_ascii=False, sort_keys=True)
+    if counts is not None:  # changed counts are changed content: a conflicting_id, never a silent keep
+        extra_json = json.dumps({"extra": extra_json, "vote_counts": counts})
 
     if columns.id is not None:
         found, user_id = _lookup(row.fields, columns.id)
@@ -377,8 +404,24 @@ def _validate(
         "source_line": row.line,
         "content_hash": _content_hash(text, parsed["label"], parsed["gold"], extra_json),
         "votes": votes,
+        "counts": counts,
         "raw": row.raw,
     }
+
+
+def _count(value: Any) -> int:
+    """A vote count: a whole number >= 0 (an int, a float such as 3.0, or its text); empty is 0."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return 0
+    if isinstance(value, bool):
+        raise ValueError(f"expected a whole number of votes, got {value!r}")
+    try:
+        number = float(value.strip()) if isinstance(value, str) else float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected a whole number of votes, got {value!r}") from None
+    if not number.is_integer() or number < 0:
+        raise ValueError(f"expected a whole number of votes >= 0, got {value!r}")
+    return int(number)
 
 
 def expand_paths(config: SourceConfig) -> list[Path]:
@@ -394,6 +437,7 @@ ROW_SCHEMA = pa.schema([
     ("item_id", pa.string()), ("dataset", pa.string()), ("split", pa.string()), ("text", pa.string()),
     ("label", pa.int32()), ("gold", pa.int32()), ("extra", pa.string()), ("source", pa.string()),
     ("source_line", pa.int64()), ("content_hash", pa.string()), ("votes", pa.list_(pa.int32())),
+    ("counts", pa.list_(pa.int32())),
 ])
 
 
@@ -452,7 +496,7 @@ def _primitive(dtype: pa.DataType) -> bool:
 def _columnar_parquet(path: Path, config: SourceConfig) -> bool:
     """Whether a Parquet file can take the columnar path: flat columns, the mapped ones at the top
     level, a string text column and column names that need no escaping."""
-    if config.label_map is not None or config.votes is not None:  # applied by the row-by-row validator
+    if config.label_map is not None or config.votes is not None or config.vote_counts is not None:  # row by row
         return False
     schema = pq.read_schema(path)
     columns = config.columns
@@ -599,6 +643,7 @@ def _parquet_batches(path: Path, config: SourceConfig, classes: list[str], summa
             fast = fast.append_column("dataset", pa.array([config.dataset] * fast.num_rows, pa.string()))
             fast = fast.append_column("source", pa.array([source] * fast.num_rows, pa.string()))
             fast = fast.append_column("votes", pa.nulls(fast.num_rows, pa.list_(pa.int32())))
+            fast = fast.append_column("counts", pa.nulls(fast.num_rows, pa.list_(pa.int32())))
             slow = []
             for i in np.flatnonzero(suspect):
                 row = _checked(Raw(first + int(i), record_batch.slice(int(i), 1).to_pylist()[0],
@@ -689,7 +734,7 @@ class StagedFile:
 
 _DUCK_TYPES = {"item_id": "VARCHAR", "dataset": "VARCHAR", "split": "VARCHAR", "text": "VARCHAR", "label": "INTEGER",
                "gold": "INTEGER", "extra": "VARCHAR", "source": "VARCHAR", "source_line": "BIGINT",
-               "content_hash": "VARCHAR", "votes": "INTEGER[]"}
+               "content_hash": "VARCHAR", "votes": "INTEGER[]", "counts": "INTEGER[]"}
 
 
 def parse_file(path: Path, config: SourceConfig, classes: list[str]) -> tuple[list[dict[str, Any]], list[Reject], SourceSummary]:
@@ -744,6 +789,12 @@ def ingest_file(
     from thresher.storage.columns import resolved_votes
 
     config = resolved_votes(config, path)
+    for name in (config.vote_counts.columns if config.vote_counts is not None else {}):
+        try:
+            parse_class(name, classes)
+        except ValueError as exc:
+            raise ValueError(f"vote_counts of source '{config.path}' names the class {name!r}, which is not one of the "
+                             f"classes {classes}: {exc}") from None
     summary = SourceSummary(source=str(path))
     rejects: list[Reject] = []
     staged = StagedFile(con, path, config.resolved_format(path))
@@ -754,6 +805,8 @@ def ingest_file(
         staged.repeats(rejects)
         _load_file(con, path, staged, rejects, summary)
         _store_source_votes(con, config)
+        con.execute(f"INSERT INTO vote_counts SELECT item_id, counts FROM {StagedFile.KEPT} WHERE counts IS NOT NULL "
+                    "ON CONFLICT DO NOTHING")
         _store_rejects(con, rejects, summary)
     finally:
         staged.close()

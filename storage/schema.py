@@ -17,7 +17,7 @@ from thresher.storage.connection import transaction
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 def _rebuilt_without_key(tables: dict[str, str]) -> str:
     """SQL that rebuilds each table with the given columns (and no key), keeping its rows."""
@@ -307,6 +307,17 @@ MIGRATIONS += (
     UPDATE labels SET decided = covered;
     {_CURATED_5.replace("CREATE VIEW curated AS", "CREATE OR REPLACE VIEW curated AS")
                .replace("l.confidence, l.covered,", "l.confidence, l.covered, l.decided,")}
+    """,
+)
+
+MIGRATIONS += (
+    # 8: per-item vote counts (a crowd aggregated before it reached thresher: how many votes each class
+    # got, not who cast them), one list per item in class order.
+    """
+    CREATE TABLE vote_counts (
+        item_id      VARCHAR PRIMARY KEY,
+        counts       INTEGER[] NOT NULL
+    );
     """,
 )
 

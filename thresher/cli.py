@@ -190,8 +190,9 @@ def _show_ingest(summary: dict) -> None:
 
 
 def _show_label(summary: dict) -> None:
+    counted = f" + {summary['counted_votes']} counted (vote_counts)" if summary.get("counted_votes") else ""
     out.print(f"[bold]label[/]: {summary['n_items']} items, {summary['n_lfs']} LFs, "
-              f"{summary['n_votes']} votes, coverage {summary['coverage']:.3f}", highlight=False)
+              f"{summary['n_votes']} votes{counted}, coverage {summary['coverage']:.3f}", highlight=False)
     _show_lfs(summary["lf_summary"], summary.get("classes", []))
     evaluated = summary.get("evaluated", {})
     if evaluated:
