@@ -145,3 +145,17 @@ def test_check_reads_the_answers_file_of_a_crowd_source(tmp_path: Path):
         in str(error.value)
     config.write_text(config.read_text().replace("{item: question}", "{item: question, worker: annotator}"))
     assert check_config(config).files == {str(tmp_path / "items.csv"): 1}
+
+
+def test_check_names_a_missing_vote_count_column_and_accepts_a_label_only_source(tmp_path: Path):
+    (tmp_path / "tally.csv").write_text("id,n_ham,n_spam\na,3,1\n")
+    config = tmp_path / "counts.yaml"
+    config.write_text("classes: [ham, spam]\n"
+                      "sources: [{path: tally.csv, dataset: d, columns: {id: id, text: null},\n"
+                      "           vote_counts: {columns: {ham: n_ham, spam: n_spam_votes}}}]\n"
+                      "labeling: {vote_counts: true, model: {model: majority}}\n")
+    with pytest.raises(ConfigError, match="the vote count column 'n_spam_votes' is not in 'tally.csv'; "
+                                          "the columns of 'tally.csv' are: id, n_ham, n_spam"):
+        check_config(config)
+    config.write_text(config.read_text().replace("n_spam_votes", "n_spam"))
+    assert check_config(config).files == {str(tmp_path / "tally.csv"): 1}
