@@ -193,7 +193,8 @@ def _show_label(summary: dict) -> None:
     counted = f" + {summary['counted_votes']} counted (vote_counts)" if summary.get("counted_votes") else ""
     out.print(f"[bold]label[/]: {summary['n_items']} items, {summary['n_lfs']} LFs, "
               f"{summary['n_votes']} votes{counted}, coverage {summary['coverage']:.3f}", highlight=False)
-    _show_lfs(summary["lf_summary"], summary.get("classes", []))
+    if summary["lf_summary"]:  # none when only vote counts label the items
+        _show_lfs(summary["lf_summary"], summary.get("classes", []))
     evaluated = summary.get("evaluated", {})
     if evaluated:
         groups: dict[int, list[str]] = {}
