@@ -186,10 +186,46 @@ def _check_lfs(config: PipelineConfig, report: CheckReport) -> None:
         con.close()
 
 
+def _check_db(config: PipelineConfig, report: CheckReport) -> None:
+    """The project database, when it exists, is a thresher database this version can open: opened
+    read-only (nothing written, nothing migrated); one another process is writing is not checked."""
+    import duckdb
+
+    from thresher.storage.schema import SCHEMA_VERSION, schema_version
+
+    path = Path(config.db)
+    if not path.exists():
+        return
+    if path.is_dir():
+        report.problems.append(f"db '{path}' is a directory, not a database file")
+        return
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as exc:
+        if "lock" in str(exc).lower():
+            return  # a stage is writing it now: it is a database, and it is in use
+        report.problems.append(f"db '{path}' is not a DuckDB database ({str(exc).splitlines()[0]}); point db at a "
+                               "thresher database or a new file")
+        return
+    try:
+        version = schema_version(con)
+        tables = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()]
+    finally:
+        con.close()
+    if version > SCHEMA_VERSION:
+        report.problems.append(f"db '{path}' has schema version {version}, newer than this thresher's {SCHEMA_VERSION}: "
+                               "upgrade thresher to use it")
+    elif version == 0 and tables:
+        shown = ", ".join(tables[:10]) + (f", ... ({len(tables)} in all)" if len(tables) > 10 else "")
+        report.problems.append(f"db '{path}' is a DuckDB database but not a thresher project (tables: {shown}); "
+                               "thresher would add its tables to it: point db at a new file")
+
+
 def check_config(path: str | Path, *, db: str | None = None, out_dir: str | None = None) -> CheckReport:
     """Validate the config at ``path`` as a run would use it; raise one :class:`ConfigError` listing every problem."""
     config = load_config(path, db=db, out_dir=out_dir)
     report = CheckReport(config)
+    _check_db(config, report)
     _check_sources(config, report)
     if config.labeling is not None:
         _check_lfs(config, report)

@@ -813,13 +813,24 @@ def ingest_file(
     return summary
 
 
+RAW_LIMIT = 65_536  # characters of a rejected row kept in rejects.raw; a longer one keeps this prefix and its length
+
+
+def bounded_raw(raw: str) -> str:
+    """``raw`` as ``rejects`` keeps it: whole up to :data:`RAW_LIMIT` characters, else that prefix and a
+    note of the full length (a 50 MB bad line should not become a 50 MB row)."""
+    if len(raw) <= RAW_LIMIT:
+        return raw
+    return f"{raw[:RAW_LIMIT]}... [truncated: {len(raw):,} characters in all]"
+
+
 def _store_rejects(con: duckdb.DuckDBPyConnection, rejects: list[Reject], summary: SourceSummary) -> None:
     """Write the rejects gathered so far, count them, and forget them."""
     if not rejects:
         return
     table = pa.table({"source": [r.source for r in rejects], "line": pa.array([r.line for r in rejects], pa.int64()),
                       "reason": [r.reason for r in rejects], "detail": [r.detail for r in rejects],
-                      "raw": [r.raw for r in rejects]})
+                      "raw": [bounded_raw(r.raw) for r in rejects]})
     con.from_arrow(table).query("_rejects_batch", "INSERT INTO rejects (source, line, reason, detail, raw) "
                                 "SELECT source, line, reason, detail, raw FROM _rejects_batch ON CONFLICT DO NOTHING")
     summary.rejected.update(r.reason for r in rejects)

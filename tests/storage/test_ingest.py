@@ -473,3 +473,17 @@ def test_vote_column_patterns_name_every_matching_column(con, tmp_path):
     with pytest.raises(ValueError, match="pattern 'annotator_\\*' matches no column"):
         ingest(con, IngestConfig(classes=["HAM", "SPAM"], sources=[source.model_copy(
             update={"votes": source.votes.model_copy(update={"columns": ["annotator_*"]})})]))
+
+
+def test_a_huge_bad_line_keeps_a_bounded_prefix_and_its_length(con, tmp_path):
+    """A 5 MB row over max_field_bytes is quarantined with the start of its text and its full length,
+    not stored whole; the rows around it load."""
+    from thresher.storage.ingest import RAW_LIMIT
+
+    path = tmp_path / "big.csv"
+    path.write_text("id,text\n1,fine\n2," + "z" * 5_000_000 + "\n3,also fine\n", encoding="utf-8")
+    summary = ingest(con, IngestConfig(classes=["A", "B"], sources=[SourceConfig(
+        path=str(path), dataset="d", columns={"id": "id", "text": "text"})]))
+    assert summary.new_items == 2 and dict(summary.rejected) == {"oversize_field": 1}
+    raw, = con.execute("SELECT raw FROM rejects").fetchone()
+    assert raw.startswith("2,zzz") and len(raw) < RAW_LIMIT + 100 and "truncated: 5,000,003 characters in all" in raw

@@ -159,3 +159,47 @@ def test_check_names_a_missing_vote_count_column_and_accepts_a_label_only_source
         check_config(config)
     config.write_text(config.read_text().replace("n_spam_votes", "n_spam"))
     assert check_config(config).files == {str(tmp_path / "tally.csv"): 1}
+
+
+def test_check_opens_the_database_read_only_and_says_when_it_is_not_one(tmp_path: Path):
+    """A ``db`` that is not a DuckDB file, or someone else's DuckDB database, is a problem named before any
+    stage runs; a thresher database is opened read-only (nothing migrated, nothing written)."""
+    import duckdb
+
+    (tmp_path / "rows.csv").write_text("text\nhello\n")
+    config = tmp_path / "t.yaml"
+
+    def check(db: Path) -> str:
+        config.write_text(f"classes: [A, B]\nlabels_from: given\ndb: {db}\nsources: [{{path: rows.csv, dataset: d}}]\n")
+        try:
+            check_config(config)
+        except ConfigError as exc:
+            return str(exc)
+        return ""
+
+    (tmp_path / "notes.duckdb").write_text("these are my notes, not a database\n")
+    assert "db '" in check(tmp_path / "notes.duckdb") and "is not a DuckDB database" in check(tmp_path / "notes.duckdb")
+    other = duckdb.connect(str(tmp_path / "mine.duckdb"))
+    other.execute("CREATE TABLE sales (x INT)")
+    other.close()
+    assert "not a thresher project (tables: sales)" in check(tmp_path / "mine.duckdb")
+    assert check(tmp_path / "new.duckdb") == "" and not (tmp_path / "new.duckdb").exists()
+    from thresher.storage.schema import connect
+
+    connect(tmp_path / "project.duckdb").close()
+    before = (tmp_path / "project.duckdb").stat().st_mtime_ns
+    assert check(tmp_path / "project.duckdb") == ""
+    assert (tmp_path / "project.duckdb").stat().st_mtime_ns == before
+    # A stage writing the database in another process holds its lock: check does not call that a problem.
+    import subprocess
+    import sys
+
+    writer = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                               "print('open', flush=True); time.sleep(120)", str(tmp_path / "project.duckdb")],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "open"
+        assert check(tmp_path / "project.duckdb") == ""
+    finally:
+        writer.kill()
+        writer.wait()
