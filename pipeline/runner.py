@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 # chunking(needed) -> a context giving the stage's Chunking (None: this process)
 ChunkingFactory = Callable[[bool], AbstractContextManager["Chunking | None"]]
 
+logger = logging.getLogger(__name__)
+
 
 def in_process(needed: bool) -> AbstractContextManager[None]:
     """No cluster: every stage computes in this process."""
@@ -34,6 +37,22 @@ def in_process(needed: bool) -> AbstractContextManager[None]:
 def cache_key(stage: str, version: str, inputs: dict[str, Any]) -> str:
     text = json.dumps({"stage": stage, "config": version, "inputs": inputs}, sort_keys=True, default=str)
     return f"thresher-{stage}-" + hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _record_failure(config: PipelineConfig, name: str, run_id: str, flow_run_id: str | None, error: Exception) -> None:
+    """A ``failed`` run row for a stage that failed before its work began (its config could not be
+    built: an LF module that does not import), so the database says what happened, as for any failure."""
+    from thresher.storage.repo import run_stage as record_stage
+
+    def fail(con: Any, record: Any) -> None:
+        raise error
+
+    try:
+        record_stage(config.db, fail, run_id=run_id, stage=name, config_hash="", flow_run_id=flow_run_id,
+                     snapshot=False, lock_timeout=config.db_lock_timeout, progress=False)
+    except Exception as recorded:
+        if recorded is not error:  # the database could not take the row: the stage's own error still goes up
+            logger.warning("Could not record the failed %s run: %s", name, recorded)
 
 
 def run_stage(
@@ -54,8 +73,12 @@ def run_stage(
     code, section = spec.load(), config.stage_config(name)
     if section is None:
         raise ValueError(f"The config has no '{spec.section}' section, which the {name} stage needs.")
-    version = code.version(section)
-    inputs = code.cache_inputs(section)
+    try:
+        version = code.version(section)  # builds the LFs: imports Python LF modules
+        inputs = code.cache_inputs(section)
+    except Exception as exc:
+        _record_failure(config, name, run_id, flow_run_id, exc)
+        raise
 
     def lookup(con: Any) -> tuple[str, dict[str, Any] | None]:
         key = cache_key(name, version, {**({} if spec.upstream is None else database_state(con, spec.upstream)),

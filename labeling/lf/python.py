@@ -6,10 +6,12 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from thresher.labeling.lf.base import LabelingFunction, Row
 
@@ -61,6 +63,31 @@ class PythonLF(LabelingFunction):
         return "\n".join(parts)
 
 
+class LFImportError(RuntimeError):
+    """A Python LF module tried to end the process while being imported."""
+
+
+@contextmanager
+def _no_exit_at_import(where: str) -> Iterator[None]:
+    """Import an LF module without letting it end the process: ``sys.exit``/``raise SystemExit`` and
+    ``os._exit`` at import become an :class:`LFImportError` naming the module, which fails the label stage
+    with one error line and a ``failed`` run row (a module is for defining LFs; a script's code belongs
+    under ``if __name__ == "__main__":``). A crash in native code cannot be caught in-process."""
+    real_exit = os._exit
+
+    def refuse(status: int = 0) -> NoReturn:
+        raise LFImportError(f"The Python LF module '{where}' called os._exit({status}) while being imported")
+
+    os._exit = refuse  # type: ignore[assignment]
+    try:
+        yield
+    except SystemExit as exc:
+        raise LFImportError(f"The Python LF module '{where}' exited while being imported (SystemExit({exc.code!r})); "
+                            "an LF module must only define LFs: put script code under if __name__ == '__main__':") from None
+    finally:
+        os._exit = real_exit  # type: ignore[assignment]
+
+
 def load_python_lf(spec: str, *, name: str | None = None) -> PythonLF:
     """Load ``path/to/file.py:attr`` or ``package.module:attr`` as a :class:`PythonLF`."""
     return PythonLF(load_python_object(spec), name=name)
@@ -82,9 +109,15 @@ def load_python_object(spec: str) -> Any:
             assert module_spec is not None and module_spec.loader is not None
             module = importlib.util.module_from_spec(module_spec)
             sys.modules[module_name] = module
-            module_spec.loader.exec_module(module)
+            try:
+                with _no_exit_at_import(str(path)):
+                    module_spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[module_name]  # a half-imported module is not reused by the next load
+                raise
     else:
-        module = importlib.import_module(target)
+        with _no_exit_at_import(target):
+            module = importlib.import_module(target)
     try:
         return getattr(module, attr)
     except AttributeError:

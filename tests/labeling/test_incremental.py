@@ -74,3 +74,35 @@ def test_a_failed_lf_group_keeps_the_groups_already_cached(con):
         label(con, LabelingConfig(classes=CLASSES, lfs=bad_sql), run_id="bad")
     cached = con.execute("SELECT count(*) FROM lf_progress").fetchall()[0][0]
     assert cached == 3
+
+
+@pytest.mark.parametrize("ending", ["raise SystemExit(3)", "import sys\nsys.exit('bye')", "import os\nos._exit(7)"])
+def test_an_lf_module_that_ends_the_process_at_import_fails_the_label_stage_cleanly(tmp_path, ending):
+    """A Python LF file that exits while being imported fails the label stage with an error naming the
+    file and a ``failed`` run row; the process lives on (run in a child process: on a version without
+    the guard, ``os._exit`` would end the test runner itself)."""
+    import subprocess
+    import sys
+
+    lfs = tmp_path / "my_lfs.py"
+    lfs.write_text(f"{ending}\n\ndef shouting(x):\n    return 1 if x.text.isupper() else -1\n")
+    (tmp_path / "rows.csv").write_text("text\nHELLO\nhello\nWIN NOW\n")
+    script = (
+        "import sys, thresher\n"
+        "config = {'classes': ['HAM', 'SPAM'], 'sources': [{'path': 'rows.csv', 'dataset': 'd'}],\n"
+        "          'labeling': {'lfs': [{'kind': 'python', 'function': 'my_lfs.py:shouting'}], 'model': {'model': 'majority'}},\n"
+        "          'stages': ['ingest', 'label']}\n"
+        "try:\n"
+        "    thresher.Pipeline(config, base_dir='.', db='t.duckdb').run()\n"
+        "except Exception as exc:\n"
+        "    print('error:', exc)\n"
+        "print('still alive')\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert "still alive" in done.stdout, (done.returncode, done.stdout, done.stderr[-2000:])
+    assert "error:" in done.stdout and "my_lfs.py" in done.stdout and "while being imported" in done.stdout
+    from thresher.storage.schema import connect
+
+    con = connect(tmp_path / "t.duckdb", read_only=True)
+    status, error = con.execute("SELECT status, error FROM runs WHERE stage = 'label'").fetchone()
+    con.close()
+    assert status == "failed" and "my_lfs.py" in error and "while being imported" in error
