@@ -426,8 +426,20 @@ def _is_export(path: Path) -> bool:
 
 
 def _check_replaceable(out_dir: Path) -> None:
-    """Refuse to replace a directory that holds anything but a thresher export."""
-    if not out_dir.exists() or not any(out_dir.iterdir()) or _is_export(out_dir):
+    """Refuse to replace a directory that holds anything but a thresher export: not an export at all,
+    or an export beside files its manifest does not list (a re-export replaces the whole directory,
+    so they would be deleted)."""
+    if not out_dir.exists() or not any(out_dir.iterdir()):
+        return
+    if _is_export(out_dir):
+        listed = {MANIFEST, OLD_MANIFEST} | {str(shard.get("path")) for shard in
+                                             json.loads(manifest_path(out_dir).read_text()).get("shards", [])}
+        unknown = sorted(p.name + ("/" if p.is_dir() else "") for p in out_dir.iterdir() if p.name not in listed)
+        if unknown:
+            shown = ", ".join(unknown[:5]) + (f", ... ({len(unknown)} in all)" if len(unknown) > 5 else "")
+            raise FileExistsError(
+                f"'{out_dir}' holds files the previous export did not write ({shown}); a re-export replaces the "
+                "whole directory and would delete them. Move them out, or choose another out_dir.")
         return
     raise FileExistsError(
         f"'{out_dir}' exists and is not a thresher export (no {MANIFEST} or {OLD_MANIFEST} of format {FORMAT!r}); "

@@ -288,6 +288,23 @@ def test_reexport_replaces_the_directory_and_refuses_foreign_ones(pipeline_db, t
     assert not list(tmp_path.glob(".mine.tmp-*"))
 
 
+def test_reexport_refuses_to_delete_files_the_user_put_beside_an_export(pipeline_db, tmp_path):
+    """A re-export replaces the whole directory: a file or folder its manifest does not list makes it
+    refuse (naming them), and the previous export and the user's files stay as they were."""
+    out = tmp_path / "out"
+    first = _export(pipeline_db, out, rows_per_shard=5000)
+    (out / "my_notes.txt").write_text("keep me")
+    (out / "plots").mkdir()
+    with pytest.raises(FileExistsError, match=r"holds files the previous export did not write \(my_notes.txt, plots/\)"):
+        _export(pipeline_db, out, rows_per_shard=50)
+    assert (out / "my_notes.txt").read_text() == "keep me" and (out / "plots").is_dir()
+    assert json.loads((out / ".manifest.json").read_text()) == first
+    assert not list(tmp_path.glob(".out.tmp-*"))
+    (out / "my_notes.txt").unlink()
+    (out / "plots").rmdir()
+    assert _export(pipeline_db, out, rows_per_shard=50)["rows"] == first["rows"]
+
+
 def test_invalid_rank_is_a_clear_error(pipeline_db, tmp_path):
     from thresher.storage.loader import ShardedParquetDataset
 
