@@ -117,6 +117,7 @@ def main() -> None:
     parser.add_argument("--target", choices=["manifest", "soft", "hard"], default="manifest",
                         help="fit the label model's probabilities (soft) or the hard labels; default: the manifest's")
     parser.add_argument("--eval-db", help="project database to evaluate against (gold labels)")
+    parser.add_argument("--verify-db", help="project database whose recorded manifest checksum the export must match")
     parser.add_argument("--eval-split", default="test")
     parser.add_argument("--trace", help="directory for per-rank JSON: item ids per epoch, parameter checksums")
     parser.add_argument("--seed", type=int, default=0)
@@ -133,7 +134,7 @@ def main() -> None:
     if distributed:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
-    manifest = read_manifest(args.manifest)
+    manifest = read_manifest(args.manifest, db=args.verify_db)
     target = manifest.get("target", {}).get("kind", "hard") if args.target == "manifest" else args.target
     dataset = ShardedParquetDataset(args.manifest, rank=rank, world_size=world_size, batch_size=args.batch_size,
                                     columns=["item_id", "text", "label", "probs", "weight"], shuffle=True, seed=args.seed)

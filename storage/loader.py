@@ -13,7 +13,9 @@ columns become tensors straight from Arrow, about two orders of magnitude faster
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,18 +33,87 @@ class ShardIntegrityError(RuntimeError):
     """A shard is missing, or its bytes do not match the manifest's checksum or row count."""
 
 
-def read_manifest(path: str | Path) -> dict[str, Any]:
+class ManifestError(ValueError):
+    """A manifest thresher cannot trust: unreadable, a field missing or of the wrong type, a shard listed
+    twice, rows that do not add up, or a checksum other than the one the project database recorded."""
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _check_manifest(manifest: Any, where: Path) -> None:
+    """Every field the loader reads is present and of its type; each shard once; rows add up."""
+    def bad(what: str) -> ManifestError:
+        return ManifestError(f"Manifest '{where}': {what}.")
+
+    if not isinstance(manifest, dict):
+        raise bad(f"expected a JSON object, got {type(manifest).__name__}")
+    if manifest.get("format") != FORMAT:
+        raise bad(f"not a thresher manifest (format {manifest.get('format')!r}, expected {FORMAT!r})")
+    rows, shards = manifest.get("rows"), manifest.get("shards")
+    if type(rows) is not int or rows < 0:
+        raise bad(f"'rows' must be a whole number >= 0, got {rows!r}")
+    if not isinstance(shards, list):
+        raise bad(f"'shards' must be a list of shards, got {'nothing' if shards is None else type(shards).__name__}")
+    seen: set[str] = set()
+    for i, shard in enumerate(shards):
+        if not isinstance(shard, dict):
+            raise bad(f"shards[{i}] must be an object, got {type(shard).__name__}")
+        for field, valid, kind in (("path", lambda v: isinstance(v, str) and v != "", "a file name"),
+                                   ("rows", lambda v: type(v) is int and v >= 0, "a whole number >= 0"),
+                                   ("sha256", lambda v: isinstance(v, str) and _SHA256.fullmatch(v), "64 hex digits")):
+            if field not in shard:
+                raise bad(f"shards[{i}] has no '{field}'")
+            if not valid(shard[field]):
+                raise bad(f"shards[{i}].{field} must be {kind}, got {shard[field]!r}")
+        if shard["path"] in seen:
+            raise bad(f"the shard '{shard['path']}' is listed twice (its rows would be read twice)")
+        seen.add(shard["path"])
+    if sum(shard["rows"] for shard in shards) != rows:
+        raise bad(f"the shards hold {sum(shard['rows'] for shard in shards)} rows, 'rows' says {rows}")
+
+
+def recorded_manifest_sha256(db: str | Path, export_dir: str | Path) -> str:
+    """The checksum of the manifest the project database ``db`` recorded for its latest export to
+    ``export_dir`` (read-only; DuckDB is imported only here)."""
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        row = con.execute("SELECT manifest_sha256 FROM exports WHERE path = ? ORDER BY run_id DESC LIMIT 1",
+                          [str(Path(export_dir).resolve())]).fetchone()
+    finally:
+        con.close()
+    if row is None:
+        raise ManifestError(f"The database '{db}' recorded no export to '{Path(export_dir).resolve()}'.")
+    return str(row[0])
+
+
+def read_manifest(path: str | Path, *, expected_sha256: str | None = None, db: str | Path | None = None) -> dict[str, Any]:
     """Load and check an export's manifest: its path, or the export directory (``.manifest.json``, or
-    ``manifest.json`` in exports written before that name)."""
+    ``manifest.json`` in exports written before that name).
+
+    Every field the loader uses is checked (:class:`ManifestError` names the file and field). A
+    manifest can be rewritten consistently (shard edited, its new checksum written in): give
+    ``expected_sha256``, or the project database ``db`` that recorded the export, and the manifest's
+    own checksum must match it."""
     path = Path(path)
     if path.is_dir():
         path = manifest_path(path)
-    manifest = json.loads(path.read_text())
-    if manifest.get("format") != FORMAT:
-        raise ValueError(f"'{path}' is not a thresher manifest (format {manifest.get('format')!r}).")
+    data = path.read_bytes()
+    try:
+        manifest = json.loads(data)
+    except ValueError as exc:
+        raise ManifestError(f"Manifest '{path}' is not valid JSON (truncated or edited?): {exc}") from None
+    _check_manifest(manifest, path)
+    if db is not None and expected_sha256 is None:
+        expected_sha256 = recorded_manifest_sha256(db, path.parent)
+    if expected_sha256 is not None and hashlib.sha256(data).hexdigest() != expected_sha256:
+        raise ManifestError(f"Manifest '{path}' has sha256 {hashlib.sha256(data).hexdigest()}, not the "
+                            f"{expected_sha256} recorded for this export: it was changed after the export wrote it.")
     manifest["_root"] = str(path.parent)
-    for shard in manifest.get("shards", []):
-        shard_file(path.parent, str(shard.get("path", "")))  # refuses absolute and escaping paths
+    for shard in manifest["shards"]:
+        shard_file(path.parent, shard["path"])  # refuses absolute and escaping paths
     return manifest
 
 
@@ -64,16 +135,18 @@ class ShardedParquetDataset(IterableDataset):
     verify : check each shard's sha256 before reading it (default True).
     batch_size : yield batches of this many rows (the last may be smaller) as column dicts, not rows.
     shuffle, seed : permute pieces and rows per epoch, from ``seed`` and the epoch (``set_epoch``).
+    manifest_sha256, db : the manifest must have this checksum, or the one the project database ``db``
+        recorded for this export (catches a manifest rewritten together with a shard).
     """
 
     def __init__(
         self, manifest: str | Path, *, rank: int = 0, world_size: int = 1,
         columns: list[str] | None = None, verify: bool = True, batch_size: int | None = None,
-        shuffle: bool = False, seed: int = 0,
+        shuffle: bool = False, seed: int = 0, manifest_sha256: str | None = None, db: str | Path | None = None,
     ) -> None:
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1 (or None for rows). Got {batch_size} instead.")
-        self.manifest = read_manifest(manifest)
+        self.manifest = read_manifest(manifest, expected_sha256=manifest_sha256, db=db)
         self.start, self.stop = rank_range(int(self.manifest["rows"]), rank, world_size)
         self.rank, self.world_size = rank, world_size
         self.columns = columns

@@ -258,13 +258,57 @@ def test_the_loader_refuses_shard_paths_outside_the_export(pipeline_db, tmp_path
     outside.parent.mkdir()
     shutil.copy(tmp_path / "out" / manifest["shards"][0]["path"], outside)
     (tmp_path / "out" / "link.parquet").symlink_to(outside)
-    for path in ["../elsewhere/x.parquet", str(outside), "link.parquet", "sub/../../elsewhere/x.parquet", ""]:
+    for path in ["../elsewhere/x.parquet", str(outside), "link.parquet", "sub/../../elsewhere/x.parquet"]:
         edited = {**manifest, "shards": [{**manifest["shards"][0], "path": path, "sha256": sha256_file(outside)},
                                          *manifest["shards"][1:]]}
         (tmp_path / "out" / ".manifest.json").write_text(json.dumps(edited))
         with pytest.raises(UnsafeShardPath, match="leaves the export directory"):
             ShardedParquetDataset(tmp_path / "out")
     os.unlink(tmp_path / "out" / "link.parquet")
+
+
+def test_the_loader_validates_the_manifest_and_catches_a_consistent_tamper(pipeline_db, tmp_path):
+    """A manifest is checked field by field (the error names the file and field), a shard listed twice
+    is refused, and a label rewritten with its new checksum written into the manifest is caught when
+    the loader is given the project database that recorded the export."""
+    import pyarrow.compute as pc
+
+    from thresher.storage.export import sha256_file
+    from thresher.storage.loader import ManifestError, ShardedParquetDataset, read_manifest
+
+    out = tmp_path / "out"
+    manifest = _export(pipeline_db, out, rows_per_shard=97)
+    path = out / ".manifest.json"
+    original = path.read_text()
+    assert len(ShardedParquetDataset(out, db=pipeline_db)) == manifest["rows"]  # the recorded checksum matches
+
+    def refused(edited: str, match: str) -> None:
+        path.write_text(edited)
+        with pytest.raises(ManifestError, match=match):
+            ShardedParquetDataset(out)
+
+    shards = manifest["shards"]
+    refused(json.dumps({**manifest, "shards": [shards[0], *shards]}), "listed twice")
+    refused(json.dumps({k: v for k, v in manifest.items() if k != "shards"}), "'shards' must be a list")
+    refused(json.dumps({**manifest, "shards": [{k: v for k, v in shards[0].items() if k != "sha256"}, *shards[1:]]}),
+            r"shards\[0\] has no 'sha256'")
+    refused(json.dumps({**manifest, "rows": "many"}), "'rows' must be a whole number")
+    refused(json.dumps({**manifest, "rows": manifest["rows"] + 1}), "the shards hold")
+    refused(original[: len(original) // 2], "is not valid JSON")
+
+    shard = out / shards[0]["path"]  # the consistent tamper: labels flipped, checksum rewritten
+    table = pq.read_table(shard)
+    table = table.set_column(table.schema.get_field_index("label"), "label", pc.subtract(1, table.column("label")))
+    pq.write_table(table, shard)
+    path.write_text(json.dumps({**manifest, "shards": [{**shards[0], "sha256": sha256_file(shard)}, *shards[1:]]}))
+    assert len(ShardedParquetDataset(out)) == manifest["rows"]  # consistent: no checksum alone can tell
+    with pytest.raises(ManifestError, match="not the .* recorded for this export"):
+        ShardedParquetDataset(out, db=pipeline_db)
+    copy = tmp_path / "copied"
+    copy.mkdir()
+    (copy / ".manifest.json").write_text(original)
+    with pytest.raises(ManifestError, match="recorded no export"):
+        read_manifest(copy, db=pipeline_db)
 
 
 def test_shards_are_byte_identical_across_exports(pipeline_db, tmp_path):
