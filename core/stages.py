@@ -28,6 +28,9 @@ class Summary(Protocol):
     def as_dict(self) -> dict[str, Any]: ...
 
 
+RETRY_DELAY_SECONDS = 5  # between a stage's retries on a transient error
+
+
 @dataclass
 class StageContext:
     """What a stage's ``run`` gets besides the database: its own config section and the shared settings.
@@ -72,7 +75,8 @@ class Stage(ABC):
         return False
 
     def retries(self, config: Any) -> int:
-        """How many times the Prefect task retries on a ``transient`` error."""
+        """How many times the stage is retried on a ``transient`` error (by Prefect's task retries, or
+        by :func:`thresher.pipeline.local.run_local`), ``RETRY_DELAY_SECONDS`` apart."""
         return 0
 
     def extra(self, con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:

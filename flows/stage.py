@@ -15,7 +15,7 @@ from prefect import Flow, flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from thresher.core.stages import NAMES, stage_spec
+from thresher.core.stages import NAMES, RETRY_DELAY_SECONDS, stage_spec
 from thresher.flows.artifacts import publish_stage, run_line
 from thresher.flows.dask import stage_chunking
 from thresher.pipeline.config import PipelineConfig, load_config
@@ -43,7 +43,7 @@ def run_stage_task(config: PipelineConfig, name: str, *, run_id: str, progress: 
     def transient(task: Any, task_run: Any, state: Any) -> bool:
         return isinstance(state.data, code.transient)
 
-    stage_task = _stage_task.with_options(name=f"thresher-{name}", retries=retries, retry_delay_seconds=5,
+    stage_task = _stage_task.with_options(name=f"thresher-{name}", retries=retries, retry_delay_seconds=RETRY_DELAY_SECONDS,
                                           retry_condition_fn=transient)
     summary = stage_task(config, name, run_id, progress, force)
     logger = get_run_logger()

@@ -116,9 +116,12 @@ def _fail(message: str) -> None:
 
 def _run(stage: str, config: Path, *, db: str | None = None, out_dir: str | None = None, progress: bool = True,
          force: bool = False) -> dict:
-    """Run the pipeline (``stage="pipeline"``) or one stage through its Prefect flow; return the summary.
+    """Run the pipeline (``stage="pipeline"``) or one stage; return the summary.
 
-    The config is read and checked once, here, and the validated config is what the flows run."""
+    With a Prefect server configured (``PREFECT_API_URL`` or the active profile's) the stages run as
+    its flows; without one they run here, without Prefect (:mod:`thresher.pipeline.local`), unless
+    ``THRESHER_PREFECT=ephemeral`` asks for Prefect's temporary server, or the config has a ``dask``
+    section (chunks run as Prefect tasks on the cluster). The config is read and checked once, here."""
     from thresher import prefect_setup
 
     prefect_setup.configure(debug=_options["debug"])
@@ -129,12 +132,10 @@ def _run(stage: str, config: Path, *, db: str | None = None, out_dir: str | None
             prefect_setup.check_api(url)
     except ConnectionError as exc:
         _fail(str(exc))
-    from thresher import flows
+    local = url is None and cfg.dask is None and os.environ.get("THRESHER_PREFECT", "").lower() != "ephemeral"
     from thresher.labeling.apply import LFFaultError
     from thresher.labeling.llm.backend import LLMBackendError
     from thresher.storage.lock import DatabaseLockedError
-
-    from thresher.flows.stage import STAGE_LISTENERS
     from thresher.storage.repo import new_run_id
 
     def show(name: str, finished: dict) -> None:  # each stage's summary as soon as it finishes
@@ -145,13 +146,23 @@ def _run(stage: str, config: Path, *, db: str | None = None, out_dir: str | None
         else:
             SHOW[name](finished)
 
-    flow = flows.pipeline_flow if stage == "pipeline" else flows.STAGE_FLOWS[stage]
     run_id = new_run_id()
     if stage == "pipeline":
         out.print(f"[bold]run {run_id}[/]", highlight=False)
-    STAGE_LISTENERS.append(show)
+    listeners: list = []
     try:
-        summary = flow(config_path=str(config), config=cfg, run_id=run_id, progress=progress, force=force)
+        if local:
+            from thresher.pipeline.local import run_local
+
+            summary = run_local(cfg, stage, run_id=run_id, progress=progress, force=force, on_stage=show)
+        else:
+            from thresher import flows
+            from thresher.flows.stage import STAGE_LISTENERS
+
+            listeners = STAGE_LISTENERS
+            listeners.append(show)
+            flow = flows.pipeline_flow if stage == "pipeline" else flows.STAGE_FLOWS[stage]
+            summary = flow(config_path=str(config), config=cfg, run_id=run_id, progress=progress, force=force)
     except (OSError, LookupError, ValueError, LFFaultError, LLMBackendError, DatabaseLockedError) as exc:
         if _options["debug"]:
             raise
@@ -163,7 +174,8 @@ def _run(stage: str, config: Path, *, db: str | None = None, out_dir: str | None
         _fail(prefect_setup.explain(exc) or f"{type(exc).__name__}: {exc} (run with --debug for the traceback)")
         raise
     finally:
-        STAGE_LISTENERS.remove(show)
+        if show in listeners:
+            listeners.remove(show)
     return summary
 
 
