@@ -67,7 +67,7 @@ def test_an_unreachable_prefect_api_is_one_line_that_says_what_to_do(tmp_path, s
 @pytest.mark.slow
 def test_a_temporary_server_that_does_not_start_in_time_is_one_line(tmp_path, shared_data):
     config = minimal_config(tmp_path, shared_data)
-    env = cli_env(tmp_path, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="1")
+    env = cli_env(tmp_path, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="1", THRESHER_PREFECT="ephemeral")
     done = subprocess.run([THRESHER, "run", str(config), "--no-progress"], capture_output=True, text=True, cwd=REPO,
                           env=env, timeout=300)
     assert done.returncode == 1, done.stdout + done.stderr
