@@ -444,7 +444,7 @@ def deploy(
     """Register the pipeline (or one stage) as a deployment on the Prefect server at PREFECT_API_URL, and serve it.
 
     The command keeps running: it is the worker that executes the scheduled runs (and runs started
-    with `prefect deployment run` or from the UI). Stop it with Ctrl-C; the schedule is paused.
+    with `prefect deployment run` or from the UI). Stop it with Ctrl-C or SIGTERM; the schedule is paused.
     """
     from thresher import prefect_setup
 
@@ -474,9 +474,13 @@ def deploy(
     if stage in ("pipeline", "export"):
         parameters["out_dir"] = cfg.export.out_dir
     flow = flows.pipeline_flow if stage == "pipeline" else flows.STAGE_FLOWS[stage]
-    flow.serve(name=name or cfg.project, cron=cron, interval=interval, parameters=parameters,
-               description=f"thresher {stage} of {config.resolve()}", tags=["thresher", stage],
-               entrypoint_type=EntrypointType.MODULE_PATH)
+    from thresher.flows.serve import serve
+
+    deployment = serve(flow, name=name or cfg.project, cron=cron, interval=interval, parameters=parameters,
+                       description=f"thresher {stage} of {config.resolve()}", tags=["thresher", stage],
+                       entrypoint_type=EntrypointType.MODULE_PATH)
+    out.print(f"thresher deploy: stopped; the schedule of deployment '{deployment}' is paused "
+              f"(`prefect deployment resume '{deployment}'` or the UI to resume it)", highlight=False)
 
 
 @app.command()

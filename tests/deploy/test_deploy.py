@@ -155,3 +155,37 @@ def test_the_scheduler_creates_a_run_that_completes_with_logs_and_artifacts(pref
         ("ingest", "completed"), ("label", "completed"), ("detect", "completed"), ("export", "completed")]
     assert labels == 250 and all(flow_run_id for _, _, flow_run_id in runs)
     assert (tmp_path / "export" / ".manifest.json").exists()
+
+
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
+def test_stopping_deploy_pauses_its_schedule(prefect_server, tmp_path, shared_data, signum):
+    """``kill`` (SIGTERM, what systemd and container runtimes send) and Ctrl-C (SIGINT) both stop
+    `thresher deploy` cleanly, and the server then holds the deployment paused: no more runs are
+    created for a process that is gone. Asked of the server itself."""
+    import signal
+
+    name = f"stop-{signum.lower()}"
+    config = minimal_config(tmp_path, shared_data, "project: stop-test\n")
+    env = {**os.environ, "PREFECT_API_URL": prefect_server, "PREFECT_HOME": str(tmp_path / "client-home")}
+    env.pop("PREFECT_LOGGING_LEVEL", None)
+    serving = subprocess.Popen([str(BIN / "thresher"), "deploy", str(config), "--interval", "3600", "--name", name],
+                               env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not [d for d in post_json(f"{prefect_server}/deployments/filter", {}) if d["name"] == name]:
+            assert serving.poll() is None, serving.stdout.read()
+            assert time.monotonic() < deadline, "the deployment was not registered within 180 s"
+            time.sleep(0.5)
+        deployment = [d for d in post_json(f"{prefect_server}/deployments/filter", {}) if d["name"] == name][0]
+        assert deployment["paused"] is False
+        time.sleep(2)  # the runner is polling
+        serving.send_signal(getattr(signal, signum))
+        output, _ = serving.communicate(timeout=120)
+    finally:
+        if serving.poll() is None:
+            serving.kill()
+            serving.wait()
+    assert serving.returncode == 0, output
+    assert f"the schedule of deployment 'thresher-pipeline/{name}' is paused" in output, output
+    assert "never awaited" not in output and "Traceback" not in output, output
+    assert get_json(f"{prefect_server}/deployments/{deployment['id']}")["paused"] is True
