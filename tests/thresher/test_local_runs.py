@@ -50,3 +50,17 @@ def test_a_run_without_a_prefect_server_runs_in_process_and_records_every_stage(
     con.close()
     assert runs == [("ingest", "completed", None), ("label", "completed", None), ("detect", "completed", None),
                     ("export", "completed", None)]
+
+
+def test_prefect_servers_thresher_starts_send_no_telemetry(tmp_path):
+    """The Prefect settings every CLI command sets up (and the temporary server it may start inherits)
+    have the server's analytics off; a value the user set is kept."""
+    code = ("from thresher import prefect_setup; prefect_setup.configure(); "
+            "from prefect.settings import get_current_settings; print(get_current_settings().server.analytics_enabled)")
+    environ = {k: v for k, v in os.environ.items() if k != "PREFECT_SERVER_ANALYTICS_ENABLED"}
+    environ["PREFECT_HOME"] = str(tmp_path)
+    quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environ, timeout=120)
+    assert quiet.stdout.strip() == "False", quiet.stderr
+    chosen = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            env={**environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "true"})
+    assert chosen.stdout.strip() == "True", chosen.stderr
