@@ -166,8 +166,12 @@ def _kept_rows(con: duckdb.DuckDBPyConnection, batch_rows: int = 8 * 8192) -> It
     ``_export`` holds no texts: carried through its joins and its sort, 10M rows of texts spill
     to disk under the memory limit. They are joined here, on the sorted rows.
     """
-    yield from con.sql("SELECT e.* EXCLUDE (reason), i.text FROM _export e JOIN items i ON i.item_id = e.item_id "
-                       "WHERE e.reason IS NULL ORDER BY e.item_id").to_arrow_reader(batch_rows)
+    reader = con.sql("SELECT e.* EXCLUDE (reason), i.text FROM _export e JOIN items i ON i.item_id = e.item_id "
+                     "WHERE e.reason IS NULL ORDER BY e.item_id").to_arrow_reader(batch_rows)
+    try:
+        yield from reader
+    finally:
+        reader.close()  # DuckDB keeps the result open until its reader is closed
 
 
 def _selection_info(con: duckdb.DuckDBPyConnection, select_run: str | None) -> dict[str, Any]:
@@ -253,6 +257,15 @@ class _ShardWriter:
             self._close()
         return self.shards
 
+    def abort(self) -> None:
+        """Drop the open shard's writer after a failure (its file is removed with the staging directory)."""
+        writer, self._writer, self._pending = self._writer, None, []
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception:  # a full disk fails the close too; the first error is the one reported
+                pass
+
     def _open(self) -> None:
         name = f"shard-{len(self.shards):05d}.parquet"
         self._writer = pq.ParquetWriter(self.directory / name, self.schema, compression="zstd",
@@ -337,38 +350,48 @@ def export(
         staging = out_dir.with_name(f".{out_dir.name}.tmp-{run_id}")
         staging.mkdir(parents=True)
         writer = _ShardWriter(staging, config, list(classes))
-        batches = _kept_rows(con)
-        for batch in track(batches, description="Writing shards", total=-(-n_kept // (8 * 8192)), enabled=progress):
-            writer.write(_shard_table(batch, list(classes)))
-        shards = writer.close()
-        weights = writer.weight
-        manifest = {
-            "format": FORMAT, "format_version": FORMAT_VERSION, "run_id": run_id,
-            "label_run": label_run, "detect_run": detect_run, "detector": detector,
-            "weights": {"stage": weight_stage, "run": weight_run, "methods": methods},
-            # the column to train on: probs (soft cross-entropy) or label (one-hot probs when labels are given)
-            "target": {"kind": config.target, "column": "probs" if config.target == "soft" else "label"},
-            "selection": _selection_info(con, select_run) if config.selected_only else None,
-            "thresher_version": thresher.__version__,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "classes": list(classes),
-            "schema": [{"name": f.name, "type": str(f.type)} for f in SHARD_SCHEMA],
-            "rows": n_kept,
-            "splits": kept_splits,  # rows per split; the splits left out (export.splits) with their items:
-            "held_out": held_out,
-            "label_distribution": {c: writer.labels.get(c, 0) for c in classes},
-            # each class's share of the rows and of the total weight (detect's weight_balance: per_class keeps them equal)
-            "class_shares": {c: {"rows": writer.labels.get(c, 0) / n_kept,
-                                 "weight": writer.label_weight.get(c, 0.0) / weights["sum"] if weights["sum"] else 0.0}
-                             for c in classes},
-            "weight_summary": {"min": weights["min"], "max": weights["max"],
-                               "mean": weights["sum"] / n_kept, "sum": weights["sum"]},
-            "excluded": excluded,
-            "shards": shards,
-        }
-        for shard in shards:
-            shard_file(staging, shard["path"])  # what the loader will accept
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        try:
+            batches = _kept_rows(con)
+            try:
+                for batch in track(batches, description="Writing shards", total=-(-n_kept // (8 * 8192)),
+                                   enabled=progress):
+                    writer.write(_shard_table(batch, list(classes)))
+            finally:
+                batches.close()  # the query's result: closed before the connection runs anything else
+            shards = writer.close()
+            weights = writer.weight
+            manifest = {
+                "format": FORMAT, "format_version": FORMAT_VERSION, "run_id": run_id,
+                "label_run": label_run, "detect_run": detect_run, "detector": detector,
+                "weights": {"stage": weight_stage, "run": weight_run, "methods": methods},
+                # the column to train on: probs (soft cross-entropy) or label (one-hot probs when labels are given)
+                "target": {"kind": config.target, "column": "probs" if config.target == "soft" else "label"},
+                "selection": _selection_info(con, select_run) if config.selected_only else None,
+                "thresher_version": thresher.__version__,
+                "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "classes": list(classes),
+                "schema": [{"name": f.name, "type": str(f.type)} for f in SHARD_SCHEMA],
+                "rows": n_kept,
+                "splits": kept_splits,  # rows per split; the splits left out (export.splits) with their items:
+                "held_out": held_out,
+                "label_distribution": {c: writer.labels.get(c, 0) for c in classes},
+                # each class's share of the rows and of the total weight (detect's weight_balance: per_class keeps them equal)
+                "class_shares": {c: {"rows": writer.labels.get(c, 0) / n_kept,
+                                     "weight": writer.label_weight.get(c, 0.0) / weights["sum"] if weights["sum"] else 0.0}
+                                 for c in classes},
+                "weight_summary": {"min": weights["min"], "max": weights["max"],
+                                   "mean": weights["sum"] / n_kept, "sum": weights["sum"]},
+                "excluded": excluded,
+                "shards": shards,
+            }
+            for shard in shards:
+                shard_file(staging, shard["path"])  # what the loader will accept
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        except BaseException:
+            # A full disk, a file-size limit, an I/O error: the real cause goes up, nothing half-written stays.
+            writer.abort()
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         _publish(staging, out_dir, run_id)
 
         manifest_sha = sha256_file(out_dir / MANIFEST)
