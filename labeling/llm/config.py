@@ -18,6 +18,9 @@ class BudgetConfig(StageConfig):
     max_tokens: int | None = Field(None, ge=0)
 
 
+MAX_RESPONSE_BYTES = 16 << 20  # the derived cap's ceiling: no answer of a few tokens needs more
+
+
 class OpenAIBackendConfig(StageConfig):
     """Any OpenAI-compatible server: vLLM, Ollama, llama.cpp server, TGI, hosted APIs.
 
@@ -41,7 +44,17 @@ class OpenAIBackendConfig(StageConfig):
     # A server's Retry-After longer than this ends that prompt's attempts (failed, asked next run): one
     # prompt then takes at most (max_retries + 1) * timeout + max_retries * max(max_backoff, max_retry_after).
     max_retry_after: float = Field(60.0, ge=0)
+    # An answer body larger than this fails its prompt (asked again next run) without being read further:
+    # None derives it from max_tokens (64 KiB + 1 KiB per token), at most MAX_RESPONSE_BYTES.
+    max_response_bytes: int | None = Field(None, ge=1024)
     budget: BudgetConfig = BudgetConfig()
+
+    @property
+    def response_limit(self) -> int:
+        """The most bytes of one answer body read (see ``max_response_bytes``)."""
+        if self.max_response_bytes is not None:
+            return self.max_response_bytes
+        return min(MAX_RESPONSE_BYTES, 65_536 + 1024 * self.max_tokens)
 
     @model_validator(mode="after")
     def _check(self) -> "OpenAIBackendConfig":

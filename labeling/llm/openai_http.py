@@ -123,8 +123,8 @@ class OpenAIBackend(Backend):
         try:
             async with session.post(self.url, json=self.body(request)) as response:
                 status = response.status
-                raw = await response.read()
                 retry_after = response.headers.get("Retry-After")
+                raw = await self._body(response, status)
         except asyncio.TimeoutError:
             raise _Retry(f"timeout after {self.config.timeout:g} s") from None
         except aiohttp.ClientError as exc:
@@ -152,6 +152,23 @@ class OpenAIBackend(Backend):
         # A JSON "\ud83d" escape with no partner (half an emoji) cannot be stored: it becomes U+FFFD,
         # as undecodable bytes do.
         return _LONE_SURROGATE.sub("\ufffd", answer), status, usage
+
+    async def _body(self, response: aiohttp.ClientResponse, status: int) -> bytes:
+        """The answer's body, read a chunk at a time and refused (the prompt fails, asked again next run)
+        once past ``response_limit`` bytes: a server sending megabytes per prompt cannot fill memory."""
+        limit = self.config.response_limit
+        declared = response.content_length
+        if declared is not None and declared > limit:
+            raise _Fail(f"the answer is {declared:,} bytes, more than the {limit:,} bytes allowed for one answer "
+                        "(max_response_bytes)", status)
+        chunks, size = [], 0
+        async for chunk in response.content.iter_chunked(65_536):
+            size += len(chunk)
+            if size > limit:
+                raise _Fail(f"the answer ran past the {limit:,} bytes allowed for one answer (max_response_bytes)",
+                            status)
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     async def _call(self, session: aiohttp.ClientSession, request: Request) -> Result:
         started = time.perf_counter()

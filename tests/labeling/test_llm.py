@@ -6,6 +6,8 @@ prompt is sent once, ever; faults are retried within bounds; failures abstain an
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from thresher.labeling.config import LabelingConfig
@@ -441,3 +443,21 @@ def test_hostile_answers_are_stored_and_counted_not_fatal(youtube_test, server, 
     assert run.failed == 0 and run.sent == len(distinct_texts(youtube_test))
     stored = youtube_test.execute("SELECT count(*) FROM llm_cache").fetchall()[0][0]
     assert stored == run.sent
+
+
+def test_huge_slow_and_reset_answers_are_bounded(youtube_test, server):
+    """A 5 MB answer fails its prompt at once, unread past the cap (derived from max_tokens) and not
+    cached; a body dripped a byte a second is cut by the timeout; a real TCP reset mid-answer is retried."""
+    texts = distinct_texts(youtube_test)
+    faults = {0: "huge:5000000", 1: "drip:1", 2: "reset"}
+    server.fault = lambda i, prompt: faults.get(i)
+    started = time.monotonic()
+    run = prompted_run(youtube_test, config(server, timeout=2, max_retries=1))
+    assert time.monotonic() - started < 60
+    errors = [r[0] for r in youtube_test.execute("SELECT error FROM llm_calls WHERE status = 'error'").fetchall()]
+    assert any("allowed for one answer (max_response_bytes)" in e for e in errors), errors
+    assert run.failed == 1 and run.sent == len(texts)  # the dripped and the reset ones succeed on their retry
+    assert server.statuses["huge"] == 1 and server.statuses["drip"] == 1 and server.statuses["reset"] == 1
+    assert server.requests == len(texts) + 2  # the huge answer is not retried; drip and reset once each
+    biggest = youtube_test.execute("SELECT max(length(response)) FROM llm_cache").fetchall()[0][0]
+    assert biggest < 100
