@@ -31,7 +31,7 @@ STAGE_LISTENERS: list[Callable[[str, dict[str, Any]], None]] = []
 @task(name="thresher-stage", cache_policy=NO_CACHE)  # reuse is decided by the run records (pipeline/runner.py)
 def _stage_task(config: PipelineConfig, name: str, run_id: str, progress: bool, force: bool) -> dict:
     return run_stage(config, name, run_id=run_id, progress=progress, force=force, flow_run_id=flow_run.id,
-                     chunking=partial(stage_chunking, config))
+                     chunking=partial(stage_chunking, config, progress=progress))
 
 
 def run_stage_task(config: PipelineConfig, name: str, *, run_id: str, progress: bool = False,

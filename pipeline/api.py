@@ -128,12 +128,12 @@ class Pipeline:
     def run_stage(self, name: str, *, run_id: str | None = None, force: bool = False,
                   progress: bool = False) -> dict[str, Any]:
         """Run one stage (``ingest``, ``label``, ...) on the latest outputs of the ones before it; its summary."""
-        from thresher.pipeline.runner import run_stage
+        from thresher.pipeline.local import run_stage_retrying
         from thresher.storage.repo import new_run_id
 
         if name not in NAMES:
             raise ValueError(f"The 'name' parameter of run_stage must be one of {NAMES}. Got {name!r} instead.")
-        return run_stage(self.config, name, run_id=run_id or new_run_id(), force=force, progress=progress)
+        return run_stage_retrying(self.config, name, run_id=run_id or new_run_id(), force=force, progress=progress)
 
     def sql(self, query: str) -> pd.DataFrame:
         """A read-only query on the project database, as a DataFrame (statements that write are refused)."""

@@ -6,7 +6,8 @@ pay that start-up for a few seconds of work. Without a configured server threshe
 here instead, in this process, exactly as the flows would (the same :func:`run_stage`, the same
 cached reuse, the same retries on a stage's transient errors) and as the Python API does; only the
 Prefect records are missing (thresher's own ``runs`` table has every run). With ``PREFECT_API_URL``
-set (or a Prefect profile's), or ``THRESHER_PREFECT=ephemeral``, the CLI runs the flows instead.
+set (or a Prefect profile's), or ``THRESHER_PREFECT=ephemeral``, the CLI runs the flows instead. A
+``dask`` section runs the chunks on the cluster as plain Dask futures (:mod:`thresher.pipeline.chunks`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from functools import partial
+
 from thresher.core.stages import RETRY_DELAY_SECONDS, stage_spec
+from thresher.pipeline.chunks import local_chunking
 from thresher.pipeline.config import PipelineConfig
 from thresher.pipeline.runner import run_stage
 
@@ -31,7 +35,8 @@ def run_stage_retrying(config: PipelineConfig, name: str, *, run_id: str, progre
     retries = code.retries(config.stage_config(name)) if code.transient else 0
     for attempt in range(retries + 1):
         try:
-            return run_stage(config, name, run_id=run_id, progress=progress, force=force)
+            return run_stage(config, name, run_id=run_id, progress=progress, force=force,
+                             chunking=partial(local_chunking, config, progress=progress))
         except code.transient as exc:
             if attempt == retries:
                 raise

@@ -119,9 +119,9 @@ def _run(stage: str, config: Path, *, db: str | None = None, out_dir: str | None
     """Run the pipeline (``stage="pipeline"``) or one stage; return the summary.
 
     With a Prefect server configured (``PREFECT_API_URL`` or the active profile's) the stages run as
-    its flows; without one they run here, without Prefect (:mod:`thresher.pipeline.local`), unless
-    ``THRESHER_PREFECT=ephemeral`` asks for Prefect's temporary server, or the config has a ``dask``
-    section (chunks run as Prefect tasks on the cluster). The config is read and checked once, here."""
+    its flows; without one they run here, without Prefect (:mod:`thresher.pipeline.local`; a ``dask``
+    section's chunks as plain Dask futures), unless ``THRESHER_PREFECT=ephemeral`` asks for Prefect's
+    temporary server. The config is read and checked once, here."""
     from thresher import prefect_setup
 
     prefect_setup.configure(debug=_options["debug"])
@@ -132,7 +132,7 @@ def _run(stage: str, config: Path, *, db: str | None = None, out_dir: str | None
             prefect_setup.check_api(url)
     except ConnectionError as exc:
         _fail(str(exc))
-    local = url is None and cfg.dask is None and os.environ.get("THRESHER_PREFECT", "").lower() != "ephemeral"
+    local = url is None and os.environ.get("THRESHER_PREFECT", "").lower() != "ephemeral"
     from thresher.labeling.apply import LFFaultError
     from thresher.labeling.llm.backend import LLMBackendError
     from thresher.storage.lock import DatabaseLockedError

@@ -5,7 +5,6 @@ intact; the next run starts clean."""
 from __future__ import annotations
 
 import errno
-import json
 import os
 import subprocess
 from pathlib import Path

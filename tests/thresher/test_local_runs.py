@@ -64,3 +64,28 @@ def test_prefect_servers_thresher_starts_send_no_telemetry(tmp_path):
     chosen = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                             env={**environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "true"})
     assert chosen.stdout.strip() == "True", chosen.stderr
+
+
+def test_a_local_run_with_a_dask_section_runs_its_chunks_as_plain_dask_futures(tmp_path, shared_data):
+    """No Prefect server: the LF chunks go to a 2-worker LocalCluster as plain Dask futures (no worker
+    needs a Prefect API, so none starts a temporary server), with the votes of a single process."""
+    import shutil
+
+    from tests.conftest import YOUTUBE_EXAMPLE
+    from tests.flows.test_dask import CONFIG
+    from thresher.storage.schema import connect
+
+    shutil.copy(YOUTUBE_EXAMPLE / "lfs.py", tmp_path / "lfs.py")
+    text = CONFIG.format(data=shared_data / "wrench_youtube")
+    (tmp_path / "single.yaml").write_text(text)
+    (tmp_path / "dask.yaml").write_text("dask: {n_workers: 2, chunk_rows: 500}\n" + text)
+    votes = {}
+    for name in ("single", "dask"):
+        db = str(tmp_path / f"{name}.duckdb")
+        for command in ("ingest", "label"):
+            result = _cli(tmp_path, command, str(tmp_path / f"{name}.yaml"), "--db", db, "--no-progress")
+            assert result["exit_code"] == 0 and result["loaded"] == [], result
+        con = connect(db, read_only=True)
+        votes[name] = con.execute("SELECT item_id, lf, vote FROM votes ORDER BY ALL").fetchall()
+        con.close()
+    assert len(votes["single"]) > 1000 and votes["dask"] == votes["single"]
