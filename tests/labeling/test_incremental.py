@@ -76,6 +76,7 @@ def test_a_failed_lf_group_keeps_the_groups_already_cached(con):
     assert cached == 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ending", ["raise SystemExit(3)", "import sys\nsys.exit('bye')", "import os\nos._exit(7)"])
 def test_an_lf_module_that_ends_the_process_at_import_fails_the_label_stage_cleanly(tmp_path, ending):
     """A Python LF file that exits while being imported fails the label stage with an error naming the

@@ -445,6 +445,7 @@ def test_hostile_answers_are_stored_and_counted_not_fatal(youtube_test, server, 
     assert stored == run.sent
 
 
+@pytest.mark.slow
 def test_huge_slow_and_reset_answers_are_bounded(youtube_test, server):
     """A 5 MB answer fails its prompt at once, unread past the cap (derived from max_tokens) and not
     cached; a body dripped a byte a second is cut by the timeout; a real TCP reset mid-answer is retried."""
