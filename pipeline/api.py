@@ -30,27 +30,37 @@ if TYPE_CHECKING:
 
 @dataclass
 class RunResult:
-    """One pipeline run: its id, each stage's summary, and the outputs as DataFrames (read when first used)."""
+    """One pipeline run: its id, each stage's summary, and that run's outputs as DataFrames, read from
+    the database when first used and kept (a later run does not change them). A stage the run reused
+    gives the outputs of the run it reused."""
 
     run_id: str
     summaries: dict[str, dict[str, Any]]
     pipeline: Pipeline = field(repr=False)
+    _frames: dict[str, pd.DataFrame] = field(default_factory=dict, init=False, repr=False)
+
+    def _frame(self, output: str, stage: str) -> pd.DataFrame:
+        if output not in self._frames:
+            if stage not in self.summaries:
+                raise LookupError(f"This run has no {stage} stage (its stages: {', '.join(self.summaries)}).")
+            self._frames[output] = getattr(self.pipeline, output)(run_id=self.summaries[stage]["run_id"])
+        return self._frames[output]
 
     @property
     def labels(self) -> pd.DataFrame:
-        return self.pipeline.labels()
+        return self._frame("labels", "label")
 
     @property
     def noise_scores(self) -> pd.DataFrame:
-        return self.pipeline.noise_scores()
+        return self._frame("noise_scores", "detect")
 
     @property
     def weights(self) -> pd.DataFrame:
-        return self.pipeline.weights()
+        return self._frame("weights", self.pipeline.weight_stage)
 
     @property
     def selection(self) -> pd.DataFrame:
-        return self.pipeline.selection()
+        return self._frame("selection", "select")
 
 
 class Pipeline:
@@ -151,37 +161,47 @@ class Pipeline:
             con.close()
         return pd.DataFrame(rows, columns=columns)
 
-    def _latest(self, stage: str, query: str, params: list[Any] | None = None) -> pd.DataFrame:
-        """``query`` with the latest completed run of ``stage`` as its first parameter, then ``params``."""
+    def _of_run(self, stage: str, run_id: str | None, query: str, params: list[Any] | None = None) -> pd.DataFrame:
+        """``query`` with run ``run_id`` of ``stage`` (default: its latest completed run) as its first
+        parameter, then ``params``: every user value is bound, never spliced into the SQL."""
         from thresher.storage.repo import latest_run
         from thresher.storage.schema import connect
 
         con = connect(self.config.db, read_only=True)
         try:
-            return con.execute(query, [latest_run(con, stage), *(params or [])]).df()
+            return con.execute(query, [run_id or latest_run(con, stage), *(params or [])]).df()
         finally:
             con.close()
 
-    def labels(self) -> pd.DataFrame:
-        """The latest denoised labels: item, its split and text, label id, whether it was decided (an LF
-        voted and it is not a tie under tie_break: abstain), label name, class probabilities, confidence,
-        whether an LF voted (covered), and the gold label."""
-        return self._latest("label", "SELECT l.item_id, i.split, i.text, l.label, l.decided, "
-                                     "list_extract($2::VARCHAR[], l.label + 1) AS label_name, l.probs, l.confidence, "
-                                     "l.entropy, l.covered, i.gold FROM labels l JOIN items i USING (item_id) "
-                                     "WHERE l.run_id = $1 ORDER BY l.item_id", [list(self.config.classes)])
+    def labels(self, *, run_id: str | None = None) -> pd.DataFrame:
+        """The denoised labels of label run ``run_id`` (default: the latest): item, its split and text, label
+        id, whether it was decided (an LF voted and it is not a tie under tie_break: abstain), label name,
+        class probabilities, confidence, whether an LF voted (covered), and the gold label."""
+        return self._of_run("label", run_id, "SELECT l.item_id, i.split, i.text, l.label, l.decided, "
+                                             "list_extract($2::VARCHAR[], l.label + 1) AS label_name, l.probs, "
+                                             "l.confidence, l.entropy, l.covered, i.gold FROM labels l JOIN items i "
+                                             "USING (item_id) WHERE l.run_id = $1 ORDER BY l.item_id",
+                            [list(self.config.classes)])
 
-    def noise_scores(self) -> pd.DataFrame:
-        """The latest detect run: one row per item and detector (score: lower = more likely mislabelled)."""
-        return self._latest("detect", "SELECT item_id, detector, score, is_issue FROM noise_scores "
-                                      "WHERE run_id = ? ORDER BY detector, item_id")
+    def noise_scores(self, *, run_id: str | None = None) -> pd.DataFrame:
+        """Detect run ``run_id`` (default: the latest): one row per item and detector (score: lower = more
+        likely mislabelled)."""
+        return self._of_run("detect", run_id, "SELECT item_id, detector, score, is_issue FROM noise_scores "
+                                              "WHERE run_id = ? ORDER BY detector, item_id")
 
-    def weights(self) -> pd.DataFrame:
-        """The per-item weights the export uses (the reweight stage's when configured, else detect's)."""
-        stage = "reweight" if self.config.export.weights_from == "reweight" else "detect"
-        return self._latest(stage, "SELECT * EXCLUDE (run_id, stage) FROM weights WHERE run_id = ? AND stage = '"
-                            + stage + "' ORDER BY item_id")
+    @property
+    def weight_stage(self) -> str:
+        """The stage whose weights the export uses: reweight when configured so, else detect."""
+        return "reweight" if self.config.export.weights_from == "reweight" else "detect"
 
-    def selection(self) -> pd.DataFrame:
-        """The latest select run: every pool item with its score, whether it was chosen, and its rank."""
-        return self._latest("select", "SELECT * EXCLUDE (run_id) FROM selections WHERE run_id = ? ORDER BY rank NULLS LAST, item_id")
+    def weights(self, *, run_id: str | None = None) -> pd.DataFrame:
+        """The per-item weights the export uses, of run ``run_id`` of :attr:`weight_stage` (default: its latest)."""
+        return self._of_run(self.weight_stage, run_id, "SELECT * EXCLUDE (run_id, stage) FROM weights "
+                                                       "WHERE run_id = $1 AND stage = $2 ORDER BY item_id",
+                            [self.weight_stage])
+
+    def selection(self, *, run_id: str | None = None) -> pd.DataFrame:
+        """Select run ``run_id`` (default: the latest): every pool item with its score, whether it was chosen,
+        and its rank."""
+        return self._of_run("select", run_id, "SELECT * EXCLUDE (run_id) FROM selections WHERE run_id = ? "
+                                              "ORDER BY rank NULLS LAST, item_id")

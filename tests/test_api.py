@@ -149,3 +149,24 @@ def test_a_label_only_crowd_runs_end_to_end_and_detect_says_why_it_checked_nothi
     assert len(shards) == 2653 and (shards["weight"] == 1.0).all() and (shards["text"] == "").all()
     with pytest.raises(ValueError, match="known by their id: set columns.id"):
         thresher.Pipeline({**config, "sources": [{**config["sources"][0], "columns": {"text": None}}]})
+
+
+def test_a_run_result_shows_its_own_run_after_a_later_one(tmp_path, shared_data):
+    """``RunResult`` reads the runs it made (each stage's run id), once: a later run with another tie
+    policy does not change what the first result shows, and a second access is the same frame."""
+    import thresher
+    from tests.conftest import minimal_config
+
+    config = yaml.safe_load(minimal_config(tmp_path, shared_data).read_text())
+    first = thresher.Pipeline(config, base_dir=tmp_path).run()
+    undecided = int((~first.labels["decided"]).sum())
+    assert undecided > 0 and first.labels is first.labels  # majority-vote ties, left undecided (abstain)
+    config["labeling"]["model"]["tie_break"] = "random"
+    second = thresher.Pipeline(config, base_dir=tmp_path).run()
+    assert second.summaries["label"]["run_id"] != first.summaries["label"]["run_id"]
+    assert int((~second.labels["decided"]).sum()) < undecided  # ties decided now (only uncovered items left)
+    assert int((~first.labels["decided"]).sum()) == undecided  # the first result is still about its run
+    fresh = thresher.Pipeline(config, base_dir=tmp_path).labels(run_id=first.summaries["label"]["run_id"])
+    assert fresh["decided"].tolist() == first.labels["decided"].tolist()
+    with pytest.raises(LookupError, match="no select stage"):
+        first.selection
