@@ -124,6 +124,12 @@ def _resolve(value: str, base: Path) -> str:
     return str(path if path.is_absolute() else base / path)
 
 
+def _resolve_object(spec: str, base: Path) -> str:
+    """A ``file.py:attribute`` spec with its file relative to ``base`` (``module:attribute`` unchanged)."""
+    target, sep, attr = spec.rpartition(":")
+    return f"{_resolve(target, base)}:{attr}" if sep and target.endswith(".py") else spec
+
+
 def _resolve_paths(data: dict[str, Any], base: Path, *, db: str | None, out_dir: str | None) -> dict[str, Any]:
     """``data`` with every relative path in it made relative to ``base``; ``db``/``out_dir`` override."""
     data = dict(data)
@@ -141,15 +147,16 @@ def _resolve_paths(data: dict[str, Any], base: Path, *, db: str | None, out_dir:
         lfs = labeling["lfs"] = [dict(lf) if isinstance(lf, dict) else lf for lf in labeling.get("lfs") or []]
         for lf in lfs:
             if isinstance(lf, dict) and isinstance(lf.get("function"), str):
-                target, sep, attr = lf["function"].rpartition(":")
-                if sep and target.endswith(".py"):
-                    lf["function"] = f"{_resolve(target, base)}:{attr}"
+                lf["function"] = _resolve_object(lf["function"], base)
             for key in ("path", "terms_file"):  # rule_file and lookup LFs
                 if isinstance(lf, dict) and isinstance(lf.get(key), str):
                     lf[key] = _resolve(lf[key], base)
         llm = labeling.get("llm")
         if isinstance(llm, dict) and isinstance(llm.get("model_path"), str):
             labeling["llm"] = {**llm, "model_path": _resolve(llm["model_path"], base)}
+    detect = data.get("detect")
+    if isinstance(detect, dict) and isinstance(detect.get("estimator"), str):
+        data["detect"] = {**detect, "estimator": _resolve_object(detect["estimator"], base)}
     select = data.get("select")
     target_file = ((select or {}).get("target") or {}).get("file") if isinstance(select, dict) else None
     if isinstance(target_file, dict) and isinstance(target_file.get("path"), str):

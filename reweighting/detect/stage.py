@@ -62,6 +62,10 @@ class DetectConfig(StageConfig):
     # at 50k features x classes (benchmarks/README.md, "Detect's cost").
     solver: Literal["newton-cg", "lbfgs", "saga"] = "newton-cg"
     tune: TuneConfig = TuneConfig()
+    # Your own scikit-learn classifier for the out-of-fold probabilities, as 'module:attribute' or
+    # 'file.py:attribute' (relative to the config file): an estimator (cloned) or a class or function
+    # returning one (called with no arguments). None: logistic regression with C (tuned by C: auto).
+    estimator: str | None = None
     detectors: dict[DetectorName, Any] = Field(default_factory=lambda: {"confident_learning": {}}, min_length=1,
                                                validate_default=True)
     use: DetectorName | None = None
@@ -230,7 +234,8 @@ def detect(
     streamed = config.streams(n_items)
     items, item_ids, all_labels = labelled_arrays(con, config.labels_from, label_run, text=not streamed,
                                                   include_uncovered=config.include_uncovered, purpose="check")
-    has_text = _has_text(con, config, label_run, item_ids)
+    has_text = (_has_text(con, config, label_run, item_ids) if config.features.encoder != "numeric"
+                else np.ones(len(item_ids), dtype=bool))  # numeric columns need no text
     if not has_text.any():
         return _without_text(con, config, items, item_ids, all_labels, run_id=run_id, label_run=label_run,
                              classes=classes)
@@ -243,7 +248,12 @@ def detect(
     texts = None if streamed else items.column("text").filter(checked).to_pylist()
     X = None
     tuned: Tuned | None = None
-    if config.C == "auto":
+    if config.estimator is not None:
+        if streamed:
+            raise ValueError(f"detect.estimator {config.estimator!r} needs every item's features in memory; "
+                             f"{n_items:,} items are more than stream_above={config.stream_above:,}: raise it.")
+        estimator = user_estimator(config.estimator)
+    elif config.C == "auto":
         X = None if streamed or config.features.encoder == "tfidf" else item_features(
             con, config.features, item_ids.filter(checked), texts, progress=progress, chunking=chunking)
         tuned = _tune(con, config, labels, item_ids.filter(checked), texts, X, progress)
@@ -251,8 +261,9 @@ def detect(
         if tuned.min_df is not None:
             config = config.model_copy(update={"features": config.features.model_copy(update={
                 "tfidf": config.features.tfidf.model_copy(update={"min_df": tuned.min_df})})})
-    assert not isinstance(config.C, str)
-    estimator = LogisticRegression(C=config.C, solver=config.solver, max_iter=2000)
+    if config.estimator is None:
+        assert not isinstance(config.C, str)
+        estimator = LogisticRegression(C=config.C, solver=config.solver, max_iter=2000)
     if streamed:
         needs_features = sorted(set(config.detectors) - {"confident_learning", "small_loss", "ensemble"})
         if needs_features:
@@ -280,8 +291,10 @@ def detect(
             pred_probs = out_of_fold_proba(estimator, X, labels, n_folds=config.n_folds,
                                            random_state=config.random_state, progress=progress)
         features = {"kind": config.features.encoder, "train_rows": len(labels)}
-    features.update(C=config.C, min_df=config.features.tfidf.min_df if config.features.encoder == "tfidf" else None,
-                    tuned=None if tuned is None else tuned.as_dict())
+    features.update(C=None if config.estimator else config.C,
+                    min_df=config.features.tfidf.min_df if config.features.encoder == "tfidf" else None,
+                    tuned=None if tuned is None else tuned.as_dict(),
+                    estimator=config.estimator or "logistic regression")
     found = run_detectors(X, labels, pred_probs, config, estimator)
     checked_names = [kinds.names[k] for k in kinds.ids]
     sanity = {name: flag_warnings(labels, r.is_issue, pred_probs, checked_names) for name, r in found.items()}
@@ -332,6 +345,22 @@ def detect(
                        summary.classes["unchecked"])
     logger.info("Checked %d labels: %d issues; %s", n, summary.n_issues, quality)
     return summary
+
+
+def user_estimator(spec: str) -> Any:
+    """The scikit-learn classifier ``spec`` names (``module:attribute`` or ``file.py:attribute``), unfitted:
+    an estimator is cloned; a class or function is called with no arguments."""
+    from sklearn.base import clone
+
+    from thresher.labeling.lf.python import load_python_object
+
+    obj = load_python_object(spec)
+    if not hasattr(obj, "fit") or isinstance(obj, type):
+        obj = obj() if callable(obj) else obj
+    if not (hasattr(obj, "fit") and hasattr(obj, "predict_proba")):
+        raise TypeError(f"detect.estimator {spec!r} is not a scikit-learn classifier: it needs fit(X, y) and "
+                        f"predict_proba(X); got {type(obj).__name__}.")
+    return clone(obj)
 
 
 def _has_text(con: duckdb.DuckDBPyConnection, config: DetectConfig, label_run: str | None, item_ids: pa.Array) -> np.ndarray:
