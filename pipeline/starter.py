@@ -41,6 +41,7 @@ TEXT_NAMES = ("text", "content", "body", "comment", "message", "review", "senten
 LABEL_NAMES = ("label", "labels", "class", "category", "target", "sentiment", "y", "tag", "annotation")
 ID_NAMES = ("id", "uuid", "guid", "key")
 SPLIT_NAMES = ("split", "subset", "partition")
+GOLD_NAMES = ("gold", "true_label", "true_class", "truth", "ground_truth", "expert_label")  # also gold_*, *_gold
 # Ids are checked for repeats in this many rows (a set of them is held); ingest quarantines any later
 # repeat with a reason (duplicate_row, conflicting_id), so a longer file loses nothing.
 ID_CHECK_ROWS = 2_000_000
@@ -72,6 +73,7 @@ class DataProfile:
     id: str | None = None
     split: str | None = None
     split_rows: dict[str, int] = field(default_factory=dict)
+    gold: str | None = None  # a column recognised by its name as hand-checked labels (only to score)
 
 
 def find_data_file(directory: Path) -> Path:
@@ -95,6 +97,12 @@ def _named(columns: list[str], names: tuple[str, ...], exclude: set[str]) -> lis
     rank = {name: i for i, name in enumerate(names)}
     hits = [c for c in columns if c not in exclude and _role_name(c) in rank]
     return sorted(hits, key=lambda c: rank[_role_name(c)])
+
+
+def _is_gold(column: str) -> bool:
+    """Whether a column's name says it holds gold labels: ``gold``, ``gold_*``, ``*_gold``, ``true_label``, ..."""
+    name = _role_name(column)
+    return name in GOLD_NAMES or name.startswith("gold_") or name.endswith("_gold")
 
 
 def _is_number(value: Any) -> bool:
@@ -169,6 +177,10 @@ def profile_data(path: Path, *, text: str | None = None, label: str | None = Non
         label_column = small[0] if small else None
     if label_column is not None:
         used.add(label_column)
+    gold_column = next((c for c in columns if c not in used and _is_gold(c)
+                        and len({_value_key(row.get(c)) for row in sample} - {None}) <= MAX_CLASSES), None)
+    if gold_column is not None:
+        used.add(gold_column)
     ids = [c for c in columns if c not in used and (_role_name(c) in ID_NAMES or _role_name(c).endswith("_id"))]
     id_column = next((c for c in ids if len({_value_key(r.get(c)) for r in sample} - {None}) == len(sample)), None)
     if id_column is not None:
@@ -178,6 +190,7 @@ def profile_data(path: Path, *, text: str | None = None, label: str | None = Non
 
     n_rows = 0
     labels: Counter[str | None] = Counter()
+    golds: Counter[str | None] = Counter()
     splits: Counter[str] = Counter()
     seen_ids: set[str] = set()
     with ProgressCounter(description=f"Reading {path.name}", total=None, enabled=progress) as bar:
@@ -185,6 +198,8 @@ def profile_data(path: Path, *, text: str | None = None, label: str | None = Non
             n_rows += 1
             if label_column is not None:
                 labels[_value_key(row.get(label_column))] += 1
+            if gold_column is not None:
+                golds[_value_key(row.get(gold_column))] += 1
             if split_column is not None:
                 splits[_value_key(row.get(split_column)) or "(empty)"] += 1
             if id_column is not None and n_rows <= ID_CHECK_ROWS:
@@ -202,7 +217,13 @@ def profile_data(path: Path, *, text: str | None = None, label: str | None = Non
     profile = DataProfile(path=path, fmt=fmt, rows=n_rows, columns=columns,
                           text=text_column, text_chars=text_chars, classes=[], label=label_column, id=id_column,
                           split=split_column, split_rows=dict(splits), unlabelled_rows=unlabelled)
-    profile.classes, profile.class_rows = _classes(path, label_column, labels, classes, explicit=label is not None)
+    golds.pop(None, 0)
+    if label_column is None and gold_column is not None and classes is None:
+        profile.classes = _classes(path, gold_column, golds, None, explicit=False)[0]  # the gold's classes
+    else:
+        profile.classes, profile.class_rows = _classes(path, label_column, labels, classes,
+                                                       explicit=label is not None)
+    profile.gold = gold_column
     return profile
 
 
@@ -318,7 +339,8 @@ def starter_config(profile: DataProfile, directory: Path, project: str) -> str:
     else:
         ids = "class ids are positions: " + ", ".join(f"{c} = {i}" for i, c in enumerate(profile.classes[:4]))
         ids += ", ..." if len(profile.classes) > 4 else ""
-    others = [c for c in profile.columns if c not in (profile.text, profile.label, profile.id, profile.split)]
+    others = [c for c in profile.columns if c not in (profile.text, profile.label, profile.id, profile.split,
+                                                       profile.gold)]
     lines = [
         f"# thresher config for {profile.path.name}, written by `thresher init` on {date.today().isoformat()}.",
         f"# Check it: thresher check {CONFIG_NAME}    Run it: thresher run {CONFIG_NAME}",
@@ -343,7 +365,8 @@ def starter_config(profile: DataProfile, directory: Path, project: str) -> str:
                  _c("      # id: COL", "none unique: items are named by a hash of the row"))
     lines.append(f"      split: {_q(profile.split)}" if profile.split else
                  _c("      # split: COL", "e.g. train/dev/test per row"))
-    lines.append(_c("      # gold: COL", "hand-checked labels: only to score the pipeline"))
+    lines.append(_c(f"      gold: {_q(profile.gold)}", "hand-checked labels (recognised by name): only to score")
+                 if profile.gold else _c("      # gold: COL", "hand-checked labels: only to score the pipeline"))
     if others:
         shown = ", ".join(others[:8]) + (", ..." if len(others) > 8 else "")
         lines.append(f"    # Other columns ({shown}) are kept in items.extra; Python LFs read them as x.<name>.")
@@ -391,8 +414,8 @@ def starter_lfs(profile: DataProfile) -> str:
     """The starter Python LF file: class constants and one example rule, plain Snorkel LFs."""
     taken: set[str] = set()
     names = [_identifier(c, taken) for c in profile.classes]
-    others = [c for c in profile.columns if c not in (profile.text, profile.label, profile.id, profile.split)
-              and c.isidentifier()]
+    others = [c for c in profile.columns if c not in (profile.text, profile.label, profile.id, profile.split,
+                                                       profile.gold) and c.isidentifier()]  # never the gold
     fields = ", ".join(f"x.{c}" for c in others[:8]) + (", ..." if len(others) > 8 else "")
     words = {n: sorted(set(re.findall(r"[^\W\d_]+", c.lower()))) for n, c in zip(names, profile.classes)}
     return "\n".join([

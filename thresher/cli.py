@@ -410,6 +410,8 @@ def init(
                      "given)"])
     else:
         rows.append(["label", "-", f"none: LFs vote the classes {', '.join(profile.classes)}"])
+    if profile.gold is not None:
+        rows.append(["gold", profile.gold, "recognised by its name: hand-checked labels, used only to score"])
     rows.append(["id", profile.id or "-", "unique" if profile.id else "none unique: items named by a hash of the row"])
     splits = ", ".join(f"{s} {n:,}" for s, n in profile.split_rows.items())
     rows.append(["split", profile.split or "-", splits if profile.split else "none: every row in 'train'"])

@@ -186,3 +186,20 @@ def test_ids_used_only_when_unique_and_labels_only_when_few(tmp_path: Path):
     config = load_config(tmp_path / "thresher.yaml")
     assert config.sources[0].columns.id is None  # ids repeat from row 250 on, past the rows sampled
     assert config.sources[0].columns.label is None and config.classes == ["a", "b"]
+
+
+def test_a_gold_column_is_recognised_by_its_name_and_only_scores(tmp_path: Path):
+    """A column named like gold labels (``gold_topic``) is mapped as ``gold`` (never as the labels to
+    clean, never shown to the starter LFs), and without a label column its values name the classes."""
+    with PSY.open(encoding="utf-8-sig") as handle:
+        rows = list(csv.DictReader(handle))
+    pq.write_table(pa.table({"comment": [r["CONTENT"] for r in rows],
+                             "gold_topic": ["spam" if r["CLASS"] == "1" else "ham" for r in rows]}), tmp_path / "c.parquet")
+    result = init(tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "gold" in result.output and "recognised by its name" in result.output
+    report = check_config(tmp_path / "thresher.yaml")
+    columns = report.config.sources[0].columns
+    assert columns.gold == "gold_topic" and columns.label is None and report.config.labels_from == "denoised"
+    assert report.config.classes == ["ham", "spam"]
+    assert "gold_topic" not in (tmp_path / "lfs.py").read_text()
