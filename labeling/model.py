@@ -12,7 +12,7 @@ import numpy as np
 
 from thresher.labeling.auto import choose_model
 from thresher.labeling.config import DenoiseConfig
-from thresher.labeling.label_models import MajorityVote, build_label_model
+from thresher.labeling.label_models import LABEL_MODELS, MajorityVote, build_label_model
 from thresher.labeling.ties import hard_labels
 
 
@@ -84,11 +84,12 @@ def _fit(L_fit: np.ndarray, *, cardinality: int, params: dict[str, Any], class_b
 
 
 def _configured(config: DenoiseConfig) -> dict[str, Any]:
-    if config.model == "majority":
-        return {"model": "majority"}
+    """The parameters of the configured model (``model`` and its own settings)."""
     if config.model in ("dawid_skene", "one_coin"):
         return _dawid_skene(config, config.model)
-    return {"model": "label_model", "n_epochs": config.n_epochs, "lr": config.lr, "l2": config.l2}
+    if config.model == "label_model":
+        return {"model": "label_model", "n_epochs": config.n_epochs, "lr": config.lr, "l2": config.l2}
+    return {"model": config.model}
 
 
 def _dawid_skene(config: DenoiseConfig, model: str = "dawid_skene") -> dict[str, Any]:
@@ -126,8 +127,7 @@ def fit_denoiser(
         def fit(L: np.ndarray, params: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
             return _fit(L, cardinality=cardinality, params=params, class_balance=config.class_balance, seed=config.seed)[0]
 
-        candidates = [{"model": "majority"}, _configured(config.model_copy(update={"model": "label_model"})),
-                      _dawid_skene(config), _dawid_skene(config, "one_coin")]
+        candidates = [_configured(config.model_copy(update={"model": name})) for name in LABEL_MODELS]
         params, selection = choose_model(L_fit, config=config, candidates=candidates, fit=fit)
         predict, learned = _fit(L_fit, cardinality=cardinality, params=params,
                                 class_balance=config.class_balance, seed=config.seed)
