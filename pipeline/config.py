@@ -168,6 +168,21 @@ def _resolve_paths(data: dict[str, Any], base: Path, *, db: str | None, out_dir:
     return data
 
 
+SHARED_FIELDS = {"LabelingConfig": ("classes",)}  # filled from the top level (PipelineConfig._share)
+
+
+def yaml_schema() -> dict[str, Any]:
+    """The JSON schema of a config file as written: :class:`PipelineConfig`'s, except that a section's
+    fields filled from the top level (the labeling section's ``classes``) are not required there."""
+    schema = PipelineConfig.model_json_schema()
+    for name, fields in SHARED_FIELDS.items():
+        definition = schema["$defs"][name]
+        definition["required"] = [f for f in definition.get("required", []) if f not in fields]
+        for field in fields:
+            definition["properties"][field]["description"] = "Set once at the top level of the config."
+    return schema
+
+
 def config_from_dict(data: dict[str, Any], *, base_dir: str | Path = ".", db: str | None = None,
                      out_dir: str | None = None) -> PipelineConfig:
     """A pipeline config from the mapping a YAML file would hold; relative paths are relative to ``base_dir``."""

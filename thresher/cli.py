@@ -505,6 +505,21 @@ def check(config: Path = ConfigArg, db: str = DbOpt, out_dir: str = OutOpt) -> N
 
 
 @app.command()
+def schema(file: Path = typer.Option(None, "--out", help="Write the schema to this file (default: print it).")) -> None:
+    """Print the config's JSON schema (every section, field, type, allowed value and default), for YAML
+    editors: point the YAML language server at it for completion and checks as you type."""
+    from thresher.pipeline.config import yaml_schema
+
+    text = json.dumps(yaml_schema(), indent=2) + "\n"
+    if file is None:
+        sys.stdout.write(text)
+        return
+    file.write_text(text)
+    out.print(f"wrote {escape(str(file))}; add `# yaml-language-server: $schema={escape(str(file))}` as the first "
+              "line of thresher.yaml", highlight=False)
+
+
+@app.command()
 def ingest(config: Path = ConfigArg, db: str = DbOpt, progress: bool = ProgressOpt, force: bool = ForceOpt) -> None:
     """Load the configured sources into the database; bad rows go to the rejects table."""
     _run("ingest", config, db=db, progress=progress, force=force)  # prints the summary as the stage ends

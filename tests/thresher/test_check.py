@@ -203,3 +203,20 @@ def test_check_opens_the_database_read_only_and_says_when_it_is_not_one(tmp_path
     finally:
         writer.kill()
         writer.wait()
+
+
+def test_the_json_schema_accepts_the_bundled_example_and_refuses_a_misspelt_field(tmp_path: Path):
+    """`thresher schema` is what a YAML editor validates against: the bundled example config passes it,
+    a misspelt field or a value outside a Literal does not."""
+    import jsonschema
+    import yaml
+
+    result = runner.invoke(app, ["schema", "--out", str(tmp_path / "schema.json")])
+    assert result.exit_code == 0, result.output
+    schema = json.loads((tmp_path / "schema.json").read_text())
+    example = yaml.safe_load((REPO / "examples" / "youtube" / "thresher.yaml").read_text())
+    jsonschema.validate(example, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**example, "detcet": {}}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**example, "labeling": {**example["labeling"], "model": {"model": "snorkel"}}}, schema)
