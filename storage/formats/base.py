@@ -9,6 +9,7 @@ against. Ingest, ``thresher check`` and ``thresher init`` all read files through
 from __future__ import annotations
 
 import itertools
+from abc import ABC, abstractmethod
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -52,16 +53,16 @@ class Options(Protocol):
     def resolved_delimiter(self, path: Path) -> str: ...
 
 
-class FormatReader:
+class FormatReader(ABC):
     """One input format: its name (the ``format:`` of a source), the file suffixes that imply it, and
     how to read its rows and columns."""
 
     name: ClassVar[str]
     extensions: ClassVar[tuple[str, ...]] = ()
 
+    @abstractmethod
     def read(self, path: Path, options: Options, counts: Counts) -> Iterator[Raw | Reject]:
         """Every row of ``path``, in order, as a :class:`Raw` or a :class:`Reject`."""
-        raise NotImplementedError
 
     def columns(self, path: Path, options: Options) -> set[str]:
         """The column names (nested ones dotted) in the first rows of ``path``."""
