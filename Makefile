@@ -27,7 +27,7 @@ demo: $(STAMP)
 # Pyflakes-level errors everywhere; types on the ground floor and the stage contracts (see CONTRIBUTING.md).
 TYPED := core reweighting/detect/base.py reweighting/detect/registry.py reweighting/select/base.py \
 	reweighting/select/registry.py labeling/lf/base.py labeling/llm/backend.py labeling/llm/factory.py pipeline/runner.py \
-	pipeline/starter.py thresher/plots.py
+	pipeline/starter.py thresher/plots.py thresher/testing/contracts.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

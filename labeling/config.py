@@ -13,7 +13,9 @@ from thresher.labeling.lf import (
 from thresher.labeling.llm.config import EmbeddedBackendConfig, LLMConfig
 from thresher.labeling.llm.prompt import PromptedLF
 from thresher.core.classes import parse_class
-from thresher.core.config import StageConfig
+from thresher.core.config import ConfigPath, ObjectSpec, StageConfig
+from thresher.core.plugins import PluginRef
+from thresher.labeling.label_models import LABEL_MODELS, is_plugin
 
 
 class KeywordLFConfig(StageConfig):
@@ -36,7 +38,7 @@ class RegexLFConfig(StageConfig):
 
 class PythonLFConfig(StageConfig):
     kind: Literal["python"]
-    function: str  # 'file.py:name' (relative to the config file) or 'package.module:name'
+    function: ObjectSpec
     name: str | None = None
 
 
@@ -44,7 +46,7 @@ class RuleFileLFConfig(StageConfig):
     """A file of ``label<TAB>regex`` rules (ImplyLoss / WRENCH ``rule.txt``): one regex LF per line."""
 
     kind: Literal["rule_file"]
-    path: str  # relative to the config file
+    path: ConfigPath
     prefix: str | None = None  # LF names are <prefix>_000, <prefix>_001, ... (default: the file stem)
     label_map: dict[str, str] | None = None  # rename the file's labels to class names
     case_sensitive: bool = False
@@ -65,7 +67,7 @@ class LookupLFConfig(StageConfig):
     kind: Literal["lookup"]
     name: str
     terms: dict[str, str | int] | None = None
-    terms_file: str | None = None  # relative to the config file
+    terms_file: ConfigPath | None = None
     case_sensitive: bool = False
     word_boundary: bool = True
 
@@ -152,7 +154,11 @@ class DenoiseConfig(StageConfig):
     is kept. Scores reported on that split are then optimistic; report another split.
     """
 
-    model: Literal["label_model", "majority", "dawid_skene", "one_coin", "auto"] = "label_model"
+    # A registered model's name, auto, or your own label model: 'module:attribute' / 'file.py:attribute'
+    # (or from Python the object), see labeling/label_models.py PluginLabelModel; ``params`` are its settings.
+    model: PluginRef = Field("label_model", json_schema_extra={"anyOf": [
+        {"enum": [*LABEL_MODELS, "auto"]}, {"type": "string", "pattern": "^.+:.+$"}]})
+    params: dict[str, Any] = Field(default_factory=dict)
     # A tie between classes (of any model; common with majority vote) goes to one of the tied classes,
     # chosen per item; with "abstain" (Snorkel's default) the item is also left undecided, so the
     # stages after labeling leave it out as they leave out items no LF voted on. "snorkel": decided as
@@ -175,8 +181,23 @@ class DenoiseConfig(StageConfig):
     metric: Literal["accuracy", "f1", "macro_f1"] = "accuracy"  # f1: of class id 1 (binary only)
     grid: SelectionGrid = SelectionGrid()
 
+    @field_validator("model")
+    @classmethod
+    def _known(cls, value: Any) -> Any:
+        if isinstance(value, str) and ":" not in value and value not in (*LABEL_MODELS, "auto"):
+            raise ValueError(f"model must be one of {', '.join([*LABEL_MODELS, 'auto'])}, or your own as "
+                             f"'module:attribute'. Got {value!r}.")
+        return value
+
+    @property
+    def plugin(self) -> Any:
+        """Your own label model (an object or a spec), or None for a registered one."""
+        return self.model if is_plugin(self.model) else None
+
     @model_validator(mode="after")
     def _check_balance(self) -> "DenoiseConfig":
+        if self.params and self.plugin is None:
+            raise ValueError("params are the settings of your own label model; the registered ones have their own fields.")
         if self.class_balance is not None and abs(sum(self.class_balance) - 1) > 1e-6:
             raise ValueError(f"class_balance must sum to 1. Got {self.class_balance} (sum {sum(self.class_balance)}).")
         return self

@@ -153,14 +153,78 @@ class OneCoinDawidSkene(DawidSkene):
     one_coin = True
 
 
+class PluginLabelModel(LabelModelBase):
+    """Your own label model, held to the contract the registered ones keep: ``model`` is an object with
+    ``fit(L)`` (returning itself) and ``predict_proba(L)`` (items x cardinality, rows summing to 1), or a
+    ``module:attribute`` / ``file.py:attribute`` spec, or a class or function called with ``cardinality=``
+    (and ``seed=`` when it takes one) plus ``params``. Its output is checked on every call, so a model
+    that breaks the contract fails with a message that says how; ``thresher.testing.check_label_model``
+    runs the whole contract on it. A fitted ``learned_accuracy_`` (one value per LF) is reported."""
+
+    name = "plugin"
+    title = "Your label model"
+
+    def __init__(self, cardinality: int, seed: int = 0, *, model: Any, params: dict[str, Any] | None = None) -> None:
+        super().__init__(cardinality, seed=seed)
+        self.model, self.model_params = model, dict(params or {})
+
+    def _fit(self, L: np.ndarray, class_balance: list[float] | None) -> None:
+        import inspect
+
+        from thresher.core.plugins import fresh, load_python_object
+
+        target = load_python_object(self.model, what="label model") if isinstance(self.model, str) else self.model
+        params = dict(self.model_params)
+        if isinstance(target, type) or (callable(target) and not hasattr(target, "predict_proba")):
+            params["cardinality"] = self.cardinality
+            try:
+                if "seed" in inspect.signature(target).parameters:
+                    params["seed"] = self.seed
+            except (TypeError, ValueError):
+                pass
+        self.model_ = fresh(target, what="label model", params=params, required=("fit", "predict_proba"))
+        fitted = self.model_.fit(L) if class_balance is None else self.model_.fit(L, class_balance=class_balance)
+        self.model_ = self.model_ if fitted is None else fitted
+        self.prior_ = self._predict_proba(np.full((1, L.shape[1]), ABSTAIN))[0]
+        learned = getattr(self.model_, "learned_accuracy_", None)
+        self.learned_accuracy_ = (None if learned is None or np.shape(learned) != (L.shape[1],)
+                                  else np.asarray(learned, dtype=float))
+
+    def _predict_proba(self, L: np.ndarray) -> np.ndarray:
+        return checked_proba(self.model_.predict_proba(L), len(L), self.cardinality, type(self.model_).__name__)
+
+
+def checked_proba(probs: Any, n_items: int, cardinality: int, name: str) -> np.ndarray:
+    """A label model's ``predict_proba`` output checked: items x cardinality, finite, non-negative, rows summing to 1."""
+    probs = np.asarray(probs, dtype=float)
+    if probs.shape != (n_items, cardinality):
+        raise ValueError(f"Label model {name}: predict_proba must return an array of shape {(n_items, cardinality)} "
+                         f"(items x classes); got {probs.shape}.")
+    if not np.isfinite(probs).all() or (probs < 0).any():
+        raise ValueError(f"Label model {name}: predict_proba returned negative or non-finite values.")
+    sums = probs.sum(axis=1)
+    if not np.allclose(sums, 1.0, atol=1e-4):
+        worst = int(np.argmax(np.abs(sums - 1)))
+        raise ValueError(f"Label model {name}: each row of predict_proba must sum to 1; row {worst} sums to {sums[worst]:.4f}.")
+    return probs
+
+
 LABEL_MODELS: dict[str, type[LabelModelBase]] = {
     cls.name: cls for cls in (MajorityVote, SnorkelLabelModel, DawidSkene, OneCoinDawidSkene)}
 
 
-def build_label_model(params: dict[str, Any], *, cardinality: int, seed: int = 0) -> LabelModelBase:
-    """The registered model that ``params["model"]`` names, with the rest of ``params`` as its settings."""
+def is_plugin(model: Any) -> bool:
+    """Whether ``labeling.model.model`` names your own label model (an object, or a spec) rather than a registered one."""
+    return not isinstance(model, str) or (model not in LABEL_MODELS and model != "auto")
+
+
+def build_label_model(params: dict[str, Any], *, cardinality: int, seed: int = 0, plugin: Any = None) -> LabelModelBase:
+    """The registered model that ``params["model"]`` names, with the rest of ``params`` as its settings;
+    ``plugin``: your own model (``params`` then holds its ``params``)."""
     settings = dict(params)
     name = settings.pop("model")
+    if plugin is not None and name not in LABEL_MODELS:
+        return PluginLabelModel(cardinality, seed=seed, model=plugin, params=settings.get("params"))
     if name not in LABEL_MODELS:
         raise ValueError(f"The label model must be one of {sorted(LABEL_MODELS)}. Got {name!r} instead.")
     return LABEL_MODELS[name](cardinality, seed=seed, **settings)

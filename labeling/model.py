@@ -12,6 +12,7 @@ import numpy as np
 
 from thresher.labeling.auto import choose_model
 from thresher.labeling.config import DenoiseConfig
+from thresher.core.plugins import object_token
 from thresher.labeling.label_models import LABEL_MODELS, MajorityVote, build_label_model
 from thresher.labeling.ties import hard_labels
 
@@ -77,14 +78,16 @@ def fit_sample(n: int, limit: int | None, seed: int) -> np.ndarray | None:
 
 
 def _fit(L_fit: np.ndarray, *, cardinality: int, params: dict[str, Any], class_balance: list[float] | None,
-         seed: int) -> tuple[Callable[[np.ndarray], np.ndarray], np.ndarray | None]:
+         seed: int, plugin: Any = None) -> tuple[Callable[[np.ndarray], np.ndarray], np.ndarray | None]:
     """A fitted model's predict_proba and its learned LF accuracies (None for majority vote)."""
-    model = build_label_model(params, cardinality=cardinality, seed=seed).fit(L_fit, class_balance)
+    model = build_label_model(params, cardinality=cardinality, seed=seed, plugin=plugin).fit(L_fit, class_balance)
     return model.predict_proba, model.learned_accuracy_
 
 
 def _configured(config: DenoiseConfig) -> dict[str, Any]:
-    """The parameters of the configured model (``model`` and its own settings)."""
+    """The parameters of the configured model (``model`` and its own settings; your own model's token and params)."""
+    if config.plugin is not None:
+        return {"model": object_token(config.model), "params": dict(config.params)}
     if config.model in ("dawid_skene", "one_coin"):
         return _dawid_skene(config, config.model)
     if config.model == "label_model":
@@ -123,6 +126,7 @@ def fit_denoiser(
     on the gold dev labels (ties broken by the hashes, see :func:`hard_labels`; by position without them)
     and the best is kept (the configured settings first, so ties keep them).
     """
+    plugin = config.plugin
     if config.model == "auto" and dev is None:
         def fit(L: np.ndarray, params: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
             return _fit(L, cardinality=cardinality, params=params, class_balance=config.class_balance, seed=config.seed)[0]
@@ -142,12 +146,12 @@ def fit_denoiser(
             candidates.append({"model": "majority"})
         if grid.include_dawid_skene:
             candidates += [_dawid_skene(config), _dawid_skene(config, "one_coin")]
-        candidates = [dict(t) for t in dict.fromkeys(tuple(c.items()) for c in candidates)]
+        candidates = [c for i, c in enumerate(candidates) if c not in candidates[:i]]
     if L_fit.shape[1] < 3:
         candidates = [c for c in candidates if c["model"] == "majority"] or candidates
     if dev is None:
         predict, learned = _fit(L_fit, cardinality=cardinality, params=candidates[0],
-                                class_balance=config.class_balance, seed=config.seed)
+                                class_balance=config.class_balance, seed=config.seed, plugin=plugin)
         return Denoiser(predict, L_fit.shape[1], candidates[0], learned)
 
     L_dev, y_dev = dev[0], dev[1]
@@ -157,7 +161,7 @@ def fit_denoiser(
     selection = []
     for params in candidates:
         predict, learned = _fit(L_fit, cardinality=cardinality, params=params,
-                                class_balance=config.class_balance, seed=config.seed)
+                                class_balance=config.class_balance, seed=config.seed, plugin=plugin)
         dev_score = score(y_dev, hard_labels(by_pattern(predict, L_dev), tie_hash)[0], config.metric)
         selection.append({**params, f"dev_{config.metric}": dev_score})
         if dev_score > best_score:

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import logging
+from pathlib import Path
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ from thresher.labeling.analysis import LFSummaryTally
 from thresher.labeling.apply import validate_sql_lfs
 from thresher.core.chunking import Chunking
 from thresher.core.classes import gold_ids
+from thresher.core.plugins import spec_files
 from thresher.labeling.apply.incremental import max_item_seq, update_vote_cache
 from thresher.labeling.config import LabelingConfig
 from thresher.labeling.lf.base import ABSTAIN
@@ -87,6 +89,7 @@ def label_version(config: LabelingConfig) -> str:
     """Fingerprint of the config plus every LF's own version (Python LFs hash their source)."""
     lfs: list = [*config.build_lfs(), *config.build_prompted_lfs()]
     parts = [config.fingerprint()] + [f"{lf.name}={lf.version()}" for lf in lfs]
+    parts += [f"{path}={hashlib.sha256(Path(path).read_bytes()).hexdigest()}" for path in spec_files(config.model.model)]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 

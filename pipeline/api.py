@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from thresher.core.stages import NAMES
-from thresher.pipeline.config import PipelineConfig, config_from_dict, load_config
+from pydantic import ValidationError
+
+from thresher.pipeline.config import ConfigError, PipelineConfig, config_from_dict, load_config
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -70,11 +72,18 @@ class Pipeline:
     (relative paths relative to ``base_dir``), or the path of a YAML file. ``data``: rows to ingest
     besides the config's sources (a pandas DataFrame or an Arrow table), mapped by ``columns`` (as a
     source's ``columns``), as ``dataset`` and ``split``.
+
+    Your own parts, as objects (see "Bring your own model" in the README): ``estimator``, a scikit-learn
+    classifier for detect's out-of-fold probabilities (``detect.estimator``); ``detectors``, more
+    detectors by name (objects meeting the detector contract, or scikit-learn classifiers), added to the
+    configured ones; ``label_model``, the label model (``labeling.model.model``). Each is copied before a
+    run, never fitted in place; check one with :mod:`thresher.testing`.
     """
 
     def __init__(self, config: PipelineConfig | dict[str, Any] | str | Path, *, data: Any = None,
                  columns: dict[str, Any] | None = None, dataset: str = "data", split: str | None = None,
-                 db: str | None = None, out_dir: str | None = None, base_dir: str | Path = ".") -> None:
+                 db: str | None = None, out_dir: str | None = None, base_dir: str | Path = ".",
+                 estimator: Any = None, detectors: dict[str, Any] | None = None, label_model: Any = None) -> None:
         if isinstance(config, (str, Path)):
             config = load_config(config, db=db, out_dir=out_dir)
         elif isinstance(config, dict):
@@ -88,7 +97,30 @@ class Pipeline:
             source = self._data_source(data, columns, dataset, split, Path(config.db).parent)
             config = PipelineConfig.model_validate({**config.model_dump(), "sources": [
                 *[s.model_dump() for s in config.sources], source]})
-        self.config = config
+        self.config = self._with_parts(config, estimator, detectors, label_model)
+
+    @staticmethod
+    def _with_parts(config: PipelineConfig, estimator: Any, detectors: dict[str, Any] | None,
+                    label_model: Any) -> PipelineConfig:
+        """``config`` with the user's own objects in the sections that take them."""
+        if estimator is None and not detectors and label_model is None:
+            return config
+        data = config.model_dump(exclude_unset=False)
+        if estimator is not None:
+            data["detect"]["estimator"] = estimator
+        if detectors:
+            if not isinstance(detectors, dict):
+                raise TypeError(f"The 'detectors' parameter of Pipeline must be a dict of name -> detector. "
+                                f"Got {type(detectors).__name__} instead.")
+            data["detect"]["detectors"] = {**data["detect"]["detectors"], **detectors}
+        if label_model is not None:
+            if data.get("labeling") is None:
+                raise ValueError("label_model was given but the config has no 'labeling' section to use it in.")
+            data["labeling"]["model"] = {**data["labeling"]["model"], "model": label_model}
+        try:
+            return PipelineConfig.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError("The pipeline config is invalid:\n" + str(exc)) from None
 
     @staticmethod
     def _with_data(config: dict[str, Any], data: Any, columns: dict[str, Any] | None, dataset: str,

@@ -1,7 +1,8 @@
 """The pipeline configuration file (YAML): one section per stage, validated with pydantic.
 
-Relative paths in the file (sources, Python LF files, the database, the export directory) are
-resolved against the directory that holds the file, so a config works from any working dir.
+Relative paths in the file (every field typed ``ConfigPath`` or ``ObjectSpec``: sources, Python LF
+files, the database, the export directory, ...) are resolved against the directory that holds the file,
+so a config works from any working dir.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from thresher.reweighting.select.stage import SelectConfig
 from thresher.reweighting.detect.stage import DetectConfig
 from thresher.storage.export import ExportConfig
 from thresher.storage.ingest import IngestConfig, SourceConfig
-from thresher.core.config import StageConfig
+from thresher.core.config import ConfigPath, StageConfig
 from thresher.core.stages import NAMES, STAGES, stage_spec
 
 
@@ -34,14 +35,14 @@ class DaskConfig(StageConfig):
     n_workers: int = Field(2, ge=1)  # LocalCluster only
     threads_per_worker: int = Field(1, ge=1)  # LocalCluster only
     chunk_rows: int = Field(250_000, ge=1)
-    chunk_dir: str | None = None  # where chunks are written; workers must read it (default: beside the db)
+    chunk_dir: ConfigPath | None = None  # where chunks are written; workers must read it (default: beside the db)
 
 
 class PipelineConfig(StageConfig):
     """Every stage's configuration. ``classes`` and ``labels_from`` are shared by the stages."""
 
     project: str = "thresher"
-    db: str = "thresher.duckdb"
+    db: ConfigPath = Field("thresher.duckdb", validate_default=True)
     dask: DaskConfig | None = None  # None: everything in this process
     sql_snapshots: bool = True  # after each stage, copy what it wrote to Parquet for `thresher sql` during runs
     # How long a stage waits for a database that another process holds (a reader's query) before it
@@ -69,7 +70,8 @@ class PipelineConfig(StageConfig):
             data["labeling"] = {"classes": data.get("classes"), **data["labeling"]}
         labels_from = data.get("labels_from", "denoised")
         for section in ("detect", "reweight", "select", "export"):
-            if section in ("reweight", "select") and section not in data:
+            if section in ("reweight", "select") and data.get(section) is None:  # absent (None: as the field's default)
+                data.pop(section, None)
                 continue
             value = dict(data.get(section) or {})
             if value.get("labels_from", labels_from) != labels_from:
@@ -119,53 +121,16 @@ class PipelineConfig(StageConfig):
                 and (self.stages is None or spec.name in self.stages)]
 
 
-def _resolve(value: str, base: Path) -> str:
-    path = Path(value).expanduser()
-    return str(path if path.is_absolute() else base / path)
-
-
-def _resolve_object(spec: str, base: Path) -> str:
-    """A ``file.py:attribute`` spec with its file relative to ``base`` (``module:attribute`` unchanged)."""
-    target, sep, attr = spec.rpartition(":")
-    return f"{_resolve(target, base)}:{attr}" if sep and target.endswith(".py") else spec
-
-
-def _resolve_paths(data: dict[str, Any], base: Path, *, db: str | None, out_dir: str | None) -> dict[str, Any]:
-    """``data`` with every relative path in it made relative to ``base``; ``db``/``out_dir`` override."""
+def _validated(data: dict[str, Any], base: Path, *, db: str | None, out_dir: str | None) -> PipelineConfig:
+    """``data`` validated with every path field (typed :data:`~thresher.core.config.ConfigPath` or
+    :data:`~thresher.core.config.ObjectSpec`) relative to ``base``; ``db``/``out_dir`` override the file
+    and are relative to the working directory, as command-line paths are."""
     data = dict(data)
-    data["db"] = db if db is not None else _resolve(data.get("db", "thresher.duckdb"), base)
-    sources = [dict(s) if isinstance(s, dict) else s for s in data.get("sources") or []]
-    for source in sources:
-        if isinstance(source, dict) and isinstance(source.get("path"), str):
-            source["path"] = _resolve(source["path"], base)
-        if isinstance(source, dict) and isinstance(source.get("answers"), dict) and isinstance(source["answers"].get("path"), str):
-            source["answers"] = {**source["answers"], "path": _resolve(source["answers"]["path"], base)}
-    if "sources" in data:
-        data["sources"] = sources
-    if isinstance(data.get("labeling"), dict):
-        labeling = data["labeling"] = dict(data["labeling"])
-        lfs = labeling["lfs"] = [dict(lf) if isinstance(lf, dict) else lf for lf in labeling.get("lfs") or []]
-        for lf in lfs:
-            if isinstance(lf, dict) and isinstance(lf.get("function"), str):
-                lf["function"] = _resolve_object(lf["function"], base)
-            for key in ("path", "terms_file"):  # rule_file and lookup LFs
-                if isinstance(lf, dict) and isinstance(lf.get(key), str):
-                    lf[key] = _resolve(lf[key], base)
-        llm = labeling.get("llm")
-        if isinstance(llm, dict) and isinstance(llm.get("model_path"), str):
-            labeling["llm"] = {**llm, "model_path": _resolve(llm["model_path"], base)}
-    detect = data.get("detect")
-    if isinstance(detect, dict) and isinstance(detect.get("estimator"), str):
-        data["detect"] = {**detect, "estimator": _resolve_object(detect["estimator"], base)}
-    select = data.get("select")
-    target_file = ((select or {}).get("target") or {}).get("file") if isinstance(select, dict) else None
-    if isinstance(target_file, dict) and isinstance(target_file.get("path"), str):
-        data["select"] = {**select, "target": {**select["target"], "file": {
-            **target_file, "path": _resolve(target_file["path"], base)}}}
-    export = dict(data.get("export") or {})
-    export["out_dir"] = out_dir if out_dir is not None else _resolve(export.get("out_dir", "export"), base)
-    data["export"] = export
-    return data
+    if db is not None:
+        data["db"] = str(Path(db).absolute())
+    if out_dir is not None:
+        data["export"] = {**(data.get("export") or {}), "out_dir": str(Path(out_dir).absolute())}
+    return PipelineConfig.model_validate(data, context={"base_dir": base})
 
 
 SHARED_FIELDS = {"LabelingConfig": ("classes",)}  # filled from the top level (PipelineConfig._share)
@@ -189,7 +154,7 @@ def config_from_dict(data: dict[str, Any], *, base_dir: str | Path = ".", db: st
     if not isinstance(data, dict):
         raise ConfigError(f"A pipeline config must be a mapping, got {type(data).__name__}.")
     try:
-        return PipelineConfig.model_validate(_resolve_paths(data, Path(base_dir).resolve(), db=db, out_dir=out_dir))
+        return _validated(data, Path(base_dir).resolve(), db=db, out_dir=out_dir)
     except ValidationError as exc:
         raise ConfigError("The pipeline config is invalid:\n" + "\n".join(_errors(exc, None))) from None
 
@@ -218,7 +183,7 @@ def load_config(path: str | Path, *, db: str | None = None, out_dir: str | None 
     if not isinstance(data, dict):
         raise ConfigError(f"Config file '{path}' must be a YAML mapping, got {type(data).__name__}.")
     try:
-        return PipelineConfig.model_validate(_resolve_paths(data, path.resolve().parent, db=db, out_dir=out_dir))
+        return _validated(data, path.resolve().parent, db=db, out_dir=out_dir)
     except ValidationError as exc:
         raise ConfigError("\n".join([f"Config file '{path}' is invalid:", *_errors(exc, text)])) from None
 

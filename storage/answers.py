@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from thresher.core.config import StageConfig
+from thresher.core.config import ConfigPath, StageConfig
 
 
 class Thresholds(StageConfig):
@@ -61,7 +61,7 @@ class AnswerColumns(StageConfig):
 class AnswersConfig(StageConfig):
     """A long file of crowd answers for the items of one source."""
 
-    path: str
+    path: ConfigPath
     format: Literal["csv", "jsonl", "json", "parquet"] | None = None  # None: from the extension
     columns: AnswerColumns = AnswerColumns()
     delimiter: str | None = Field(None, min_length=1, max_length=1)  # None: a tab for .tsv, else a comma

@@ -32,7 +32,7 @@ from thresher.storage.shards import (  # noqa: F401
 )
 from thresher.storage.repo import replace_run_rows
 from thresher.core.progress import track
-from thresher.core.config import StageConfig
+from thresher.core.config import ConfigPath, StageConfig
 from thresher.core.stages import Stage, StageContext
 from thresher.storage.repo import detector_in_use, input_run, latest_run, run_summary
 
@@ -59,7 +59,7 @@ SHARD_SCHEMA = pa.schema([
 class ExportConfig(StageConfig):
     """Where and how the curated set is written, and which items it keeps."""
 
-    out_dir: str = "export"
+    out_dir: ConfigPath = Field("export", validate_default=True)
     rows_per_shard: int = Field(100_000, ge=1)
     # training: every split but the held-out ones (HELD_OUT_SPLITS; items without a split count as
     # training), so evaluation rows never reach the training shards unnoticed; all: every split.

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from pydantic import Field, field_validator, model_validator
 
 from thresher.core.classes import parse_class
-from thresher.core.config import StageConfig
+from thresher.core.config import ConfigPath, StageConfig
 from thresher.core.stages import Stage, StageContext, file_state
 from thresher.storage.answers import AnswersConfig, Thresholds
 from thresher.storage.formats import EXTENSIONS, READERS, Format, Raw, Reject, starts_with_array
@@ -108,7 +108,7 @@ class VoteCounts(StageConfig):
 class SourceConfig(StageConfig):
     """One input: a file or glob, its format and how its columns map onto items."""
 
-    path: str
+    path: ConfigPath
     format: Format | None = None
     dataset: str = Field(min_length=1)
     split: str | None = None

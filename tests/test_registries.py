@@ -13,9 +13,18 @@ def _union_tags(union: object, tag: str) -> set[str]:
 
 
 def test_detectors():
-    from thresher.reweighting.detect.registry import DETECTORS, DetectorName
+    """Names and capabilities live on the settings classes; the config's schema and validation follow them."""
+    from thresher.reweighting.detect.registry import DETECTORS
+    from thresher.reweighting.detect.stage import DetectConfig
 
-    assert set(get_args(DetectorName)) == set(DETECTORS)
+    assert all(cls.name == name for name, cls in DETECTORS.items())
+    schema = DetectConfig.model_json_schema()["properties"]["detectors"]["propertyNames"]["anyOf"][0]["enum"]
+    assert schema == list(DETECTORS)
+    streamed = {name for name, cls in DETECTORS.items() if cls.streams}
+    assert streamed == {"confident_learning", "small_loss", "ensemble"}  # what needs only the probabilities
+    for name in DETECTORS:
+        others = {} if not DETECTORS[name].over_others else {"confident_learning": {}, "small_loss": {}}
+        assert name in DetectConfig(detectors={**others, name: {}}).detectors
 
 
 def test_selectors():
@@ -35,7 +44,10 @@ def test_label_models():
     from thresher.labeling.config import DenoiseConfig
     from thresher.labeling.label_models import LABEL_MODELS
 
-    assert set(get_args(DenoiseConfig.model_fields["model"].annotation)) == set(LABEL_MODELS) | {"auto"}
+    assert all(cls.name == name for name, cls in LABEL_MODELS.items())
+    allowed = DenoiseConfig.model_json_schema()["properties"]["model"]["anyOf"][0]["enum"]
+    assert set(allowed) == set(LABEL_MODELS) | {"auto"}
+    assert all(DenoiseConfig(model=name).plugin is None for name in allowed)
 
 
 def test_formats():

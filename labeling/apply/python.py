@@ -22,6 +22,7 @@ import pyarrow as pa
 from thresher.labeling.matrix import VOTES_SCHEMA
 from thresher.labeling.lf.base import ABSTAIN, LabelingFunction, Row
 from thresher.core.progress import track
+from thresher.core.plugins import USER_MODULE_PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ def _worker_batch(batch: pa.RecordBatch):
 def pickle_lfs(lfs: list[LabelingFunction]) -> bytes:
     """Pickle LFs for spawned workers; modules loaded from LF files travel by value."""
     for name, module in list(sys.modules.items()):
-        if name.startswith("thresher_lfs_"):
+        if name.startswith(USER_MODULE_PREFIX):
             cloudpickle.register_pickle_by_value(module)
     return cloudpickle.dumps(lfs)
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from thresher.core.config import StageConfig
+from thresher.core.config import ConfigPath, StageConfig
 from thresher.core.device import DeviceName
 
 
@@ -91,7 +91,7 @@ class TransformersBackendConfig(StageConfig):
     """A causal LM from a local directory, run greedily with Hugging Face ``transformers``."""
 
     backend: Literal["transformers"]
-    model_path: str = Field(min_length=1)  # relative to the config file
+    model_path: ConfigPath = Field(min_length=1)
     max_tokens: int = Field(5, ge=1)
     batch_size: int = Field(8, ge=1)
     device: DeviceName = "auto"  # a GPU when torch sees one; cpu; cuda; cuda:N

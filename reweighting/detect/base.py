@@ -22,6 +22,8 @@ class DetectorResult:
     info: dict[str, Any] = field(default_factory=dict)  # what the detector ran: rounds, fallbacks
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "scores", np.asarray(self.scores, dtype=float))
+        object.__setattr__(self, "is_issue", np.asarray(self.is_issue))
         if self.scores.shape != self.is_issue.shape or self.scores.ndim != 1:
             raise ValueError(
                 f"scores and is_issue must be 1-D of equal length. Got shapes {self.scores.shape} "
@@ -48,6 +50,22 @@ class Detector(Protocol):
     def fit(self, X: Any, labels: np.ndarray, *, pred_probs: np.ndarray | None = None) -> "Detector": ...
 
     def result(self) -> DetectorResult: ...
+
+
+def checked_result(result: Any, n_items: int, name: str) -> DetectorResult:
+    """A detector's ``result()`` checked to be a :class:`DetectorResult` with one boolean flag and one
+    score per item, so that a user's detector that breaks the contract fails with a message that says how."""
+    if not isinstance(result, DetectorResult):
+        raise TypeError(f"Detector {name!r}: result() must return a thresher DetectorResult(name, scores, is_issue); "
+                        f"got {type(result).__name__}.")
+    if result.scores.shape != (n_items,):
+        raise ValueError(f"Detector {name!r} returned {result.scores.shape[0]} scores for {n_items} items; "
+                         "it must score every item it was fitted on, in order.")
+    if result.is_issue.dtype != bool:
+        raise ValueError(f"Detector {name!r}: is_issue must be a boolean array; got dtype {result.is_issue.dtype}.")
+    if np.isnan(result.scores).any():
+        raise ValueError(f"Detector {name!r} returned NaN scores for {int(np.isnan(result.scores).sum())} items.")
+    return result
 
 
 def check_rows(X, values, name: str = "labels", *, dtype=None) -> np.ndarray:

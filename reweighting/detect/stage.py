@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import duckdb
 import numpy as np
 import pyarrow as pa
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from thresher.reweighting.detect.base import DetectorResult
+from thresher.core.plugins import PluginRef, fresh, object_token, spec_files
+from thresher.reweighting.detect.base import DetectorResult, checked_result
 from thresher.reweighting.detect.sanity import flag_warnings
-from thresher.reweighting.detect.registry import DETECTORS, DetectorName, Shared, build_detectors
+from thresher.reweighting.detect.registry import DETECTORS, DetectorSettings, PluginSettings, Shared, build_detectors, detector_settings
 from thresher.features import FeatureConfig, item_features
 from thresher.core.classes import gold_ids
 from thresher.reweighting.gold import GoldCheck
@@ -26,7 +27,7 @@ from thresher.storage.connection import registered, transaction
 from thresher.storage.arrow_columns import constant_column
 from thresher.storage.repo import replace_run_rows
 from thresher.core.config import StageConfig
-from thresher.core.stages import Stage, StageContext
+from thresher.core.stages import Stage, StageContext, file_state
 
 if TYPE_CHECKING:
     from thresher.core.chunking import Chunking
@@ -63,12 +64,14 @@ class DetectConfig(StageConfig):
     solver: Literal["newton-cg", "lbfgs", "saga"] = "newton-cg"
     tune: TuneConfig = TuneConfig()
     # Your own scikit-learn classifier for the out-of-fold probabilities, as 'module:attribute' or
-    # 'file.py:attribute' (relative to the config file): an estimator (cloned) or a class or function
-    # returning one (called with no arguments). None: logistic regression with C (tuned by C: auto).
-    estimator: str | None = None
-    detectors: dict[DetectorName, Any] = Field(default_factory=lambda: {"confident_learning": {}}, min_length=1,
-                                               validate_default=True)
-    use: DetectorName | None = None
+    # 'file.py:attribute' (relative to the config file), or from Python the object: an estimator (cloned)
+    # or a class or function returning one (called with no arguments). None: logistic regression with C
+    # (tuned by C: auto).
+    estimator: PluginRef | None = None
+    detectors: dict[str, Any] = Field(
+        default_factory=lambda: {"confident_learning": {}}, min_length=1, validate_default=True,
+        json_schema_extra={"propertyNames": {"anyOf": [{"enum": list(DETECTORS)}, {"type": "string"}]}})
+    use: str | None = None
     # flagged_quality: flagged items weigh their label-quality score (the detector in use's), the others 1;
     # label_quality: every item its score (see reweighting/weights.py)
     weight: WeightMethod = "flagged_quality"
@@ -105,8 +108,8 @@ class DetectConfig(StageConfig):
 
     @field_validator("detectors", mode="after")
     @classmethod
-    def _settings(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return {name: DETECTORS[name].model_validate(settings or {}) for name, settings in value.items()}
+    def _settings(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, DetectorSettings]:
+        return {name: detector_settings(name, settings, context=info.context) for name, settings in value.items()}
 
     @field_validator("C")
     @classmethod
@@ -118,9 +121,10 @@ class DetectConfig(StageConfig):
     @model_validator(mode="after")
     def _check(self) -> "DetectConfig":
         if self.use is not None and self.use not in self.detectors:
-            raise ValueError(f"use={self.use!r} is not among detectors {self.detectors}.")
-        if "ensemble" in self.detectors and len(self.detectors) < 3:
-            raise ValueError("The ensemble votes over the other detectors: list at least two besides it.")
+            raise ValueError(f"use={self.use!r} is not among detectors {list(self.detectors)}.")
+        for name, settings in self.detectors.items():
+            if settings.over_others and len(self.detectors) < 3:
+                raise ValueError(f"The {name} detector votes over the other detectors: list at least two besides it.")
         return self
 
     def streams(self, n_items: int) -> bool:
@@ -215,8 +219,16 @@ def run_detectors(X, labels: np.ndarray, pred_probs: np.ndarray, config: DetectC
     results = {}
     for name, detector in build_detectors(config.detectors, shared).items():
         started = time.perf_counter()
-        result = detector.fit(X, labels, pred_probs=pred_probs).result()
-        results[name] = replace(result, info={**result.info, "seconds": round(time.perf_counter() - started, 3)})
+        try:
+            fitted = detector.fit(X, labels, pred_probs=pred_probs)
+        except TypeError as exc:
+            if "Sparse data" not in str(exc):
+                raise
+            raise TypeError(f"Detector {name!r}: {exc} The features are sparse ({config.features.encoder}); choose a "
+                            "classifier that takes sparse input, or dense features (numeric columns, embeddings).") from None
+        result = checked_result((detector if fitted is None else fitted).result(), len(labels), name)
+        results[name] = replace(result, name=name,
+                                info={**result.info, "seconds": round(time.perf_counter() - started, 3)})
     return results
 
 
@@ -250,7 +262,7 @@ def detect(
     tuned: Tuned | None = None
     if config.estimator is not None:
         if streamed:
-            raise ValueError(f"detect.estimator {config.estimator!r} needs every item's features in memory; "
+            raise ValueError(f"detect.estimator {object_token(config.estimator)!r} needs every item's features in memory; "
                              f"{n_items:,} items are more than stream_above={config.stream_above:,}: raise it.")
         estimator = user_estimator(config.estimator)
     elif config.C == "auto":
@@ -265,10 +277,11 @@ def detect(
         assert not isinstance(config.C, str)
         estimator = LogisticRegression(C=config.C, solver=config.solver, max_iter=2000)
     if streamed:
-        needs_features = sorted(set(config.detectors) - {"confident_learning", "small_loss", "ensemble"})
+        needs_features = [name for name, settings in config.detectors.items() if not settings.streams]
         if needs_features:
             raise ValueError(f"Detectors {needs_features} need every item's features in memory; {n_items:,} items are "
-                             f"more than stream_above={config.stream_above:,}. Use confident_learning and small_loss, "
+                             f"more than stream_above={config.stream_above:,}. Use "
+                             f"{' and '.join(n for n, s in DETECTORS.items() if s.streams and not s.over_others)}, "
                              "or raise stream_above.")
         from thresher.reweighting.detect.streamed import streamed_out_of_fold_proba
 
@@ -291,10 +304,10 @@ def detect(
             pred_probs = out_of_fold_proba(estimator, X, labels, n_folds=config.n_folds,
                                            random_state=config.random_state, progress=progress)
         features = {"kind": config.features.encoder, "train_rows": len(labels)}
-    features.update(C=None if config.estimator else config.C,
+    features.update(C=None if config.estimator is not None else config.C,
                     min_df=config.features.tfidf.min_df if config.features.encoder == "tfidf" else None,
                     tuned=None if tuned is None else tuned.as_dict(),
-                    estimator=config.estimator or "logistic regression")
+                    estimator=object_token(config.estimator) if config.estimator is not None else "logistic regression")
     found = run_detectors(X, labels, pred_probs, config, estimator)
     checked_names = [kinds.names[k] for k in kinds.ids]
     sanity = {name: flag_warnings(labels, r.is_issue, pred_probs, checked_names) for name, r in found.items()}
@@ -347,20 +360,10 @@ def detect(
     return summary
 
 
-def user_estimator(spec: str) -> Any:
-    """The scikit-learn classifier ``spec`` names (``module:attribute`` or ``file.py:attribute``), unfitted:
-    an estimator is cloned; a class or function is called with no arguments."""
-    from sklearn.base import clone
-
-    from thresher.labeling.lf.python import load_python_object
-
-    obj = load_python_object(spec)
-    if not hasattr(obj, "fit") or isinstance(obj, type):
-        obj = obj() if callable(obj) else obj
-    if not (hasattr(obj, "fit") and hasattr(obj, "predict_proba")):
-        raise TypeError(f"detect.estimator {spec!r} is not a scikit-learn classifier: it needs fit(X, y) and "
-                        f"predict_proba(X); got {type(obj).__name__}.")
-    return clone(obj)
+def user_estimator(spec: Any) -> Any:
+    """A fresh copy of the scikit-learn classifier ``spec`` names (``module:attribute`` or ``file.py:attribute``)
+    or is: an estimator is cloned; a class or function is called with no arguments."""
+    return fresh(spec, what="detect.estimator", required=("fit", "predict_proba"))
 
 
 def _has_text(con: duckdb.DuckDBPyConnection, config: DetectConfig, label_run: str | None, item_ids: pa.Array) -> np.ndarray:
@@ -442,6 +445,11 @@ class DetectStage(Stage):
         context.input_run_id = label_input(con, config.labels_from)
         return detect(con, config, run_id=context.run_id, label_run=context.input_run_id,
                       progress=context.progress, chunking=context.chunking, classes=context.classes)
+
+    def cache_inputs(self, config: DetectConfig) -> dict[str, Any]:
+        """The files that your own estimator and detectors come from (editing one reruns detect)."""
+        plugins = [s.object for s in config.detectors.values() if isinstance(s, PluginSettings)]
+        return {"files": [file_state(path) for path in spec_files(config.estimator, *plugins)]}
 
     def uses_cluster(self, config: DetectConfig) -> bool:
         return config.features.chunked or config.features.encoder == "tfidf"  # embeddings, or the streamed path

@@ -70,7 +70,7 @@ def test_a_failed_lf_group_keeps_the_groups_already_cached(con):
     label(con, good, run_id="ok")
     bad_sql = [{"kind": "sql", "name": "short", "label": "HAM", "where": "length(text) < 20"},
                {"kind": "python", "function": f"{YOUTUBE_EXAMPLE / 'lfs.py'}:no_such_lf"}]
-    with pytest.raises(AttributeError, match="no LF named 'no_such_lf'"):
+    with pytest.raises(AttributeError, match="no Python LF named 'no_such_lf'"):
         label(con, LabelingConfig(classes=CLASSES, lfs=bad_sql), run_id="bad")
     cached = con.execute("SELECT count(*) FROM lf_progress").fetchall()[0][0]
     assert cached == 3

@@ -295,3 +295,44 @@ def test_auto_trusts_a_lead_past_two_standard_errors_and_says_when_there_is_none
     chosen = [entry for entry in fitted.selection if entry.get("chosen")]
     assert fitted.params["model"] == "one_coin" and "cannot tell the candidates apart" in chosen[0]["note"]
     assert all(entry["standard_errors_behind"] <= Z for entry in fitted.selection if not entry.get("chosen"))
+
+
+@pytest.mark.parametrize("name", sorted(LABEL_MODELS))
+def test_every_registered_label_model_passes_the_public_contract_check(name):
+    """The check users run on their own label models (thresher.testing) passes on every registered one."""
+    from thresher.testing import check_label_model
+
+    check_label_model(LABEL_MODELS[name])
+    check_label_model(LABEL_MODELS[name], cardinality=2)
+
+
+def test_the_public_check_names_what_a_bad_label_model_breaks():
+    from thresher.testing import ContractError, check_label_model
+
+    class Unnormalised:
+        def __init__(self, cardinality):
+            self.k = cardinality
+
+        def fit(self, L):
+            return self
+
+        def predict_proba(self, L):
+            return np.stack([(L == k).sum(axis=1) for k in range(self.k)], axis=1).astype(float)
+
+    class Shifted(Unnormalised):  # reads vote k as class k + 1
+        def predict_proba(self, L):
+            counts = super().predict_proba(L) + 1.0
+            return np.roll(counts / counts.sum(axis=1, keepdims=True), 1, axis=1)
+
+    class Wide(Unnormalised):
+        def predict_proba(self, L):
+            return np.full((len(L), self.k + 1), 1 / (self.k + 1))
+
+    with pytest.raises(ContractError, match="must sum to 1"):
+        check_label_model(Unnormalised)
+    with pytest.raises(ContractError, match="voters all agree"):
+        check_label_model(Shifted)
+    with pytest.raises(ContractError, match=r"shape \(\d+, 3\) \(items x classes\); got \(\d+, 4\)"):
+        check_label_model(Wide)
+    with pytest.raises(ContractError, match=r"needs fit\(\) and predict_proba\(\)"):
+        check_label_model("numpy:pi")

@@ -9,15 +9,10 @@ from thresher.reweighting.detect.registry import DETECTORS, Shared, build_detect
 
 
 def _data(seed: int = 0):
-    """Two well-separated classes plus a small third one, with 10 % of the labels flipped."""
-    rng = np.random.default_rng(seed)
-    X = np.r_[rng.normal(-3, 1, (120, 4)), rng.normal(3, 1, (120, 4)), rng.normal((0, 6, 0, 0), 1, (30, 4))]
-    clean = np.r_[np.zeros(120, int), np.ones(120, int), np.full(30, 2)]
-    labels = clean.copy()
-    flipped = rng.choice(240, 24, replace=False)
-    labels[flipped] = 1 - labels[flipped]
-    wrong = labels != clean
-    return X, labels, wrong
+    """The public contract check's data: three classes (one small), 10 % of the labels flipped."""
+    from thresher.testing.contracts import noisy_blobs
+
+    return noisy_blobs(seed)
 
 
 def _detector(name: str):
@@ -84,3 +79,40 @@ def test_an_unknown_setting_or_an_old_flat_one_is_a_clear_config_error():
     with pytest.raises(ValidationError, match=r"small_loss_threshold -> detectors\.small_loss\.threshold"):
         DetectConfig.model_validate({"detectors": ["small_loss"], "small_loss_threshold": 0.1})
     assert DetectConfig(detectors=["small_loss"]) == DetectConfig(detectors={"small_loss": {}})
+
+
+@pytest.mark.parametrize("name", sorted(set(DETECTORS) - {"ensemble"}))
+def test_every_registered_detector_passes_the_public_contract_check(name):
+    """The check users run on their own detectors (thresher.testing) passes on every registered one."""
+    from thresher.testing import check_detector
+
+    check_detector(_detector(name))
+
+
+def test_the_public_check_names_what_a_bad_detector_breaks():
+    from thresher.reweighting.detect.base import DetectorResult
+    from thresher.testing import ContractError, check_detector
+
+    class Short:
+        def fit(self, X, labels, *, pred_probs=None):
+            return self
+
+        def result(self):
+            return DetectorResult("short", np.ones(3), np.zeros(3, dtype=bool))
+
+    class Backwards:  # high scores on wrong labels: the direction reversed
+        def fit(self, X, labels, *, pred_probs=None):
+            self.p = pred_probs[np.arange(len(labels)), labels]
+            return self
+
+        def result(self):
+            return DetectorResult("backwards", 1 - self.p, self.p > 0.5)
+
+    with pytest.raises(ContractError, match="needs fit"):
+        check_detector(object())
+    with pytest.raises(ContractError, match="3 scores for 280 items"):
+        check_detector(Short())
+    with pytest.raises(ContractError, match="lower on wrong labels"):
+        check_detector(Backwards)
+    with pytest.raises(ContractError, match="could not be made with params"):
+        check_detector(Backwards, params={"k": 3})

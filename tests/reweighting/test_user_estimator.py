@@ -58,6 +58,6 @@ def test_a_user_classifier_checks_crowd_labels_on_numeric_features(tmp_path, sha
     summary = thresher.Pipeline(by_class, base_dir=tmp_path, db=str(tmp_path / "t.duckdb")).run_stage("detect")
     assert summary["features"]["estimator"] == "sklearn.naive_bayes:GaussianNB" and summary["n_checked"] == 700
 
-    with pytest.raises(TypeError, match="is not a scikit-learn classifier: it needs fit"):
+    with pytest.raises(TypeError, match=r"needs fit\(\) and predict_proba\(\); int has no fit"):
         thresher.Pipeline(_config(shared_data, "models.py:not_a_model"), base_dir=tmp_path,
                           db=str(tmp_path / "t.duckdb")).run_stage("detect")
