@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -48,6 +51,47 @@ ConfigPath = Annotated[str, AfterValidator(resolve_path)]
 ObjectSpec = Annotated[str, AfterValidator(resolve_object_spec)]
 
 
+@functools.cache
+def field_docs(cls: type[BaseModel]) -> dict[str, str]:
+    """Each field's documentation as written beside it in the class's source: the comment lines just above
+    the field and the comment at the end of its line. One place for the docs, which :meth:`StageConfig`'s
+    JSON schema (``thresher schema``, YAML editors) and ``thresher check --explain`` show."""
+    try:
+        lines = inspect.getsource(cls).splitlines()
+    except (OSError, TypeError):
+        return {}
+    docs: dict[str, str] = {}
+    pending: list[str] = []
+    body: int | None = None
+    for line in lines[1:]:
+        stripped = line.strip()
+        if not stripped:
+            continue
+        indent = len(line) - len(line.lstrip())
+        body = indent if body is None else body
+        if indent != body:
+            continue
+        if stripped.startswith("#"):
+            pending.append(stripped.lstrip("#").strip())
+            continue
+        match = re.match(r"(\w+)\s*:", stripped)
+        if match and match.group(1) in cls.__annotations__:
+            _, hash_, trailing = stripped.partition("  # ")
+            text = " ".join([*pending, trailing.strip()] if hash_ else pending).strip()
+            if text:
+                docs[match.group(1)] = text
+        pending = []
+    return docs
+
+
+def _describe_fields(schema: dict[str, Any], cls: type[BaseModel]) -> None:
+    """Fill each property's ``description`` from :func:`field_docs` where a ``Field`` gives none."""
+    for name, doc in field_docs(cls).items():
+        prop = schema.get("properties", {}).get(name)
+        if prop is not None and "description" not in prop:
+            prop["description"] = doc
+
+
 class StageConfig(BaseModel):
     """A frozen, strictly validated stage configuration.
 
@@ -56,7 +100,7 @@ class StageConfig(BaseModel):
     (``device``) is left out: a GPU run computes what a CPU run does, up to float rounding.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra=_describe_fields)
 
     def fingerprint(self) -> str:
         """Return a 16-hex-digit hash of this configuration's canonical JSON."""

@@ -158,7 +158,7 @@ class DenoiseConfig(StageConfig):
     # (or from Python the object), see labeling/label_models.py PluginLabelModel; ``params`` are its settings.
     model: PluginRef = Field("label_model", json_schema_extra={"anyOf": [
         {"enum": [*LABEL_MODELS, "auto"]}, {"type": "string", "pattern": "^.+:.+$"}]})
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)  # your own label model's arguments
     # A tie between classes (of any model; common with majority vote) goes to one of the tied classes,
     # chosen per item; with "abstain" (Snorkel's default) the item is also left undecided, so the
     # stages after labeling leave it out as they leave out items no LF voted on. "snorkel": decided as
@@ -169,17 +169,17 @@ class DenoiseConfig(StageConfig):
     ds_iterations: int = Field(100, ge=1, le=10_000)  # Dawid-Skene's (both kinds) EM iterations at most (crowd-kit default)
     auto_rows: int = Field(20_000, ge=100)  # model: auto scores the candidates on at most this many items
     n_epochs: int = Field(100, ge=1, le=100_000)  # Snorkel 0.10 defaults throughout
-    lr: float = Field(0.01, gt=0, le=10)
-    l2: float = Field(0.0, ge=0)
-    class_balance: list[float] | None = None
-    seed: int = 0
+    lr: float = Field(0.01, gt=0, le=10)  # Snorkel LabelModel's learning rate
+    l2: float = Field(0.0, ge=0)  # Snorkel LabelModel's L2 penalty
+    class_balance: list[float] | None = None  # each class's prior share, e.g. [0.5, 0.5] (None: learned)
+    seed: int = 0  # the label model's seed
     fit_splits: list[str] | None = None  # None: fit on every item (gold labels are never used)
     # The LabelModel learns from the LFs' agreement rates; past this many items it is fitted on that
     # many drawn at random (seeded), which bounds its memory (benchmarks/README: accuracy unchanged).
     fit_rows: int | None = Field(250_000, ge=1_000)
-    select_on: str | None = None
+    select_on: str | None = None  # a split with gold labels: every candidate is scored there and the best kept
     metric: Literal["accuracy", "f1", "macro_f1"] = "accuracy"  # f1: of class id 1 (binary only)
-    grid: SelectionGrid = SelectionGrid()
+    grid: SelectionGrid = SelectionGrid()  # the candidates select_on tries
 
     @field_validator("model")
     @classmethod

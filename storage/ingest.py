@@ -979,6 +979,8 @@ def ingest(con: duckdb.DuckDBPyConnection, config: IngestConfig, *, progress: bo
     files += [(Path(source.answers.path), source, True) for source in config.sources if source.answers is not None]
     summaries = []
     with transaction(con):
+        con.execute("DELETE FROM classes")  # the config's classes, named in the SQL views (curated)
+        con.executemany("INSERT INTO classes VALUES (?, ?)", list(enumerate(config.classes)))
         for path, source, answers in track(files, description="Ingesting files", enabled=progress):
             if answers:  # after every source's items, which the answers refer to
                 summaries.append(SourceSummary(source=str(path)))

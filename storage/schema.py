@@ -17,7 +17,7 @@ from thresher.storage.connection import transaction
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 def _rebuilt_without_key(tables: dict[str, str]) -> str:
     """SQL that rebuilds each table with the given columns (and no key), keeping its rows."""
@@ -318,6 +318,32 @@ MIGRATIONS += (
         item_id      VARCHAR PRIMARY KEY,
         counts       INTEGER[] NOT NULL
     );
+    """,
+)
+
+_CURATED_7 = MIGRATIONS[6][MIGRATIONS[6].index("CREATE OR REPLACE VIEW curated AS"):]
+_CURATED_9 = (
+    _CURATED_7.replace("i.item_id, i.dataset,", "i.item_id, substr(i.item_id, length(i.dataset) + 2) AS id, i.dataset,")
+    .replace("coalesce(l.label, i.label) AS final_label, -- denoised when a label run exists",
+             "coalesce(l.label, i.label) AS final_label, -- denoised when a label run exists\n"
+             "            cf.name AS final_label_name, cg.name AS given_label_name,")
+    .replace("i.gold                            -- for evaluation only",
+             "i.gold,                           -- for evaluation only\n            cq.name AS gold_name")
+    .replace("FROM items i\n", "FROM items i\n        LEFT JOIN classes cg ON cg.class_id = i.label\n"
+             "        LEFT JOIN classes cq ON cq.class_id = i.gold\n", 1)
+    .replace("AND x.run_id = (SELECT run_id FROM lr WHERE stage = 'export');",
+             "AND x.run_id = (SELECT run_id FROM lr WHERE stage = 'export')\n"
+             "        LEFT JOIN classes cf ON cf.class_id = coalesce(l.label, i.label);")
+)
+MIGRATIONS += (
+    # 9: the config's class names (written by every ingest), and the curated view in the user's terms:
+    # the id as the source gave it (item_id without its dataset prefix) and each label's class name.
+    f"""
+    CREATE TABLE classes (
+        class_id     INTEGER PRIMARY KEY,
+        name         VARCHAR NOT NULL
+    );
+    {_CURATED_9}
     """,
 )
 

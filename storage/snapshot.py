@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 # The tables each stage writes (``runs`` always changes).
 STAGE_TABLES: dict[str, tuple[str, ...]] = {
-    "ingest": ("items", "rejects", "source_votes", "vote_counts"),
+    "ingest": ("items", "rejects", "source_votes", "vote_counts", "classes"),
     "label": ("lfs", "lf_votes", "lf_progress", "lf_summary", "labels", "prompt_votes", "llm_cache", "llm_calls"),
     "detect": ("noise_scores", "weights", "embeddings"),
     "reweight": ("weights",),

@@ -38,7 +38,9 @@ def test_a_run_from_a_dataframe_returns_dataframes(notebook):
     assert list(result.summaries) == ["ingest", "label", "detect", "export"]
     labels = result.labels
     assert len(labels) == result.summaries["ingest"]["new_items"] == frame["COMMENT_ID"].nunique()  # repeated ids are not new items
-    assert list(labels.columns[:6]) == ["item_id", "split", "text", "label", "decided", "label_name"]
+    assert list(labels.columns[:7]) == ["item_id", "id", "split", "text", "label", "decided", "label_name"]
+    joined = frame.drop_duplicates("COMMENT_ID").merge(labels, left_on="COMMENT_ID", right_on="id")  # your own id
+    assert len(joined) == len(labels) and (joined["CLASS"] == joined["gold"]).all()
     assert set(labels["split"]) == {"train"}
     assert set(labels["label_name"]) == {"HAM", "SPAM"}
     decided = labels[labels["decided"]]  # uncovered items (a tie of the prior) get a class drawn per item
@@ -70,6 +72,16 @@ def test_an_unchanged_stage_is_reused_and_one_stage_runs_alone(notebook):
     assert not forced.get("cached") and forced["run_id"] != result.run_id
     with pytest.raises(ValueError, match="must be one of"):
         pipe.run_stage("train")
+
+
+def test_the_curated_view_speaks_in_the_users_ids_and_class_names(notebook):
+    pipe, result, frame, _ = notebook
+    curated = pipe.sql("select item_id, id, final_label, final_label_name, gold, gold_name from curated")
+    assert set(curated["id"]) == set(frame["COMMENT_ID"]) and (curated["item_id"] == "youtube:" + curated["id"]).all()
+    names = {0: "HAM", 1: "SPAM"}
+    assert (curated["final_label"].map(names) == curated["final_label_name"]).all()
+    assert (curated["gold"].map(names) == curated["gold_name"]).all()
+    assert list(pipe.sql("select name from classes order by class_id")["name"]) == ["HAM", "SPAM"]
 
 
 def test_the_same_data_is_written_once(notebook):

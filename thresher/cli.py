@@ -486,7 +486,10 @@ def deploy(
 
 
 @app.command()
-def check(config: Path = ConfigArg, db: str = DbOpt, out_dir: str = OutOpt) -> None:
+def check(config: Path = ConfigArg, db: str = DbOpt, out_dir: str = OutOpt,
+          explain: str = typer.Option(None, "--explain", metavar="SECTION",
+                                      help="Also list a section's settings (detect, labeling.model, export, ...; "
+                                           "'.' for the top level): your value, the default and what each does.")) -> None:
     """Validate the config without running anything: schema, sources and their columns, every LF.
 
     Every command runs this check first, so a mistake is reported in about a second, with the file,
@@ -497,11 +500,46 @@ def check(config: Path = ConfigArg, db: str = DbOpt, out_dir: str = OutOpt) -> N
     start = time.perf_counter()
     report = _check_config(config, db=db, out_dir=out_dir)
     cfg = report.config
+    if explain is not None:
+        out.print(_explain(cfg, explain))
     stages = cfg.stage_names()
     files = sum(report.files.values())
     out.print(f"[bold green]ok[/]: {escape(str(config))} ({time.perf_counter() - start:.2f} s): {len(cfg.sources)} source(s) "
               f"matching {files} file(s), columns found; {len(report.lfs)} LFs; stages {' -> '.join(stages)}; "
               f"database {escape(str(cfg.db))}", highlight=False)
+
+
+def _explain(cfg: Any, section: str) -> Table:
+    """A section's settings: each field's value in ``cfg``, its default and its documentation."""
+    from pydantic import BaseModel
+
+    from thresher.core.config import field_docs
+
+    node: Any = cfg
+    for part in [p for p in section.split(".") if p]:
+        fields = type(node).model_fields if isinstance(node, BaseModel) else {}
+        if part not in fields:
+            sections = [n for n in fields if isinstance(getattr(node, n), BaseModel)]
+            _fail(f"--explain: {section!r} is not a section of the config. Sections here: {', '.join(sections) or 'none'}.")
+        node = getattr(node, part)
+    if not isinstance(node, BaseModel):
+        _fail(f"--explain: {section!r} is a setting, not a section (its value: {node!r}).")
+    docs = field_docs(type(node))
+    rows = []
+    for name, info in type(node).model_fields.items():
+        value = getattr(node, name)
+        default = "(required)" if info.is_required() else info.get_default(call_default_factory=True)
+        shown = "(section)" if isinstance(value, BaseModel) else value
+        rows.append([name, escape(_short(shown)), escape(_short(default)),
+                     escape(info.description or docs.get(name) or (type(value).__doc__ or "").strip().split("\n")[0]
+                            if isinstance(value, BaseModel) else info.description or docs.get(name, ""))])
+    title = f"{section if section.strip('.') else 'top level'}: {(type(node).__doc__ or '').strip().splitlines()[0]}"
+    return _table(escape(title), ["setting", "yours", "default", "what it does"], rows)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value) if not isinstance(value, str) else value
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 @app.command()

@@ -138,8 +138,8 @@ class PluginSettings(DetectorSettings):
     from Python."""
 
     name = "plugin"
-    object: PluginRef
-    params: dict[str, Any] = Field(default_factory=dict)
+    object: PluginRef  # 'module:attribute' or 'file.py:attribute': a detector, or a scikit-learn classifier
+    params: dict[str, Any] = Field(default_factory=dict)  # the arguments a class or function is called with
 
     def build(self, shared: Shared, members: list[Detector] | None = None) -> Detector:
         made = fresh(self.object, what="detector", params=self.params, required=("fit",))

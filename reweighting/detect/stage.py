@@ -51,10 +51,10 @@ class DetectConfig(StageConfig):
     ``n_folds``, ``C`` and ``random_state`` make the out-of-fold probabilities every detector shares.
     """
 
-    labels_from: Literal["denoised", "given"] = "denoised"
+    labels_from: Literal["denoised", "given"] = "denoised"  # set once at the top level: the labels checked
     include_uncovered: bool = False  # also check items no LF voted on (their label is the prior)
-    features: FeatureConfig = FeatureConfig()
-    n_folds: int = Field(5, ge=2, le=50)
+    features: FeatureConfig = FeatureConfig()  # what the out-of-fold classifier sees (see "Features" in the README)
+    n_folds: int = Field(5, ge=2, le=50)  # folds of the out-of-fold probabilities every detector shares
     # The logistic regression's C; auto: chosen with TF-IDF min_df among ``tune`` by out-of-fold
     # log-loss on the given labels (never gold), see tuning.py
     C: float | Literal["auto"] = "auto"
@@ -62,7 +62,7 @@ class DetectConfig(StageConfig):
     # 1e-3) 10-30x faster on TF-IDF features here: scipy's L-BFGS-B step costs more than the gradient
     # at 50k features x classes (benchmarks/README.md, "Detect's cost").
     solver: Literal["newton-cg", "lbfgs", "saga"] = "newton-cg"
-    tune: TuneConfig = TuneConfig()
+    tune: TuneConfig = TuneConfig()  # the C (and min_df) candidates of C: auto, and the sample they are scored on
     # Your own scikit-learn classifier for the out-of-fold probabilities, as 'module:attribute' or
     # 'file.py:attribute' (relative to the config file), or from Python the object: an estimator (cloned)
     # or a class or function returning one (called with no arguments). None: logistic regression with C
@@ -71,7 +71,7 @@ class DetectConfig(StageConfig):
     detectors: dict[str, Any] = Field(
         default_factory=lambda: {"confident_learning": {}}, min_length=1, validate_default=True,
         json_schema_extra={"propertyNames": {"anyOf": [{"enum": list(DETECTORS)}, {"type": "string"}]}})
-    use: str | None = None
+    use: str | None = None  # the detector whose flags and scores make the weights and the export's drops (default: the first)
     # flagged_quality: flagged items weigh their label-quality score (the detector in use's), the others 1;
     # label_quality: every item its score (see reweighting/weights.py)
     weight: WeightMethod = "flagged_quality"
@@ -82,11 +82,11 @@ class DetectConfig(StageConfig):
     # classifier at chance; see reweighting/detect/sanity.py) are reported with a warning and
     # ignore_flags: not used (uniform weights, nothing left out by export.drop_label_issues); warn: used.
     sanity: Literal["ignore_flags", "warn"] = "ignore_flags"
-    random_state: int = 0
-    # More checked items than stream_above (with TF-IDF features): hashed TF-IDF, fold models fitted
-    # on train_rows items drawn at random, every item scored in chunks on all cores (streamed.py).
+    random_state: int = 0  # the folds' and detectors' seed
+    # More checked items than this (with TF-IDF features): the streamed path, hashed TF-IDF, fold models
+    # fitted on train_rows items drawn at random, every item scored in chunks on all cores (streamed.py).
     stream_above: int = Field(100_000, ge=0)
-    train_rows: int = Field(200_000, ge=1_000)
+    train_rows: int = Field(200_000, ge=1_000)  # streamed path: the idf and fold models are fitted on this many items
 
     @model_validator(mode="before")
     @classmethod

@@ -220,3 +220,19 @@ def test_the_json_schema_accepts_the_bundled_example_and_refuses_a_misspelt_fiel
         jsonschema.validate({**example, "detcet": {}}, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**example, "labeling": {**example["labeling"], "model": {"model": "snorkel"}}}, schema)
+    schema_model = schema["$defs"]["DenoiseConfig"]["properties"]
+    assert "Snorkel" in schema["$defs"]["DenoiseConfig"]["description"]
+    assert "tie between classes" in schema_model["tie_break"]["description"]  # the docs written beside the field
+    jsonschema.validate({**example, "labeling": {**example["labeling"], "model": {"model": "my_parts.py:Mine"}}}, schema)
+
+
+def test_explain_lists_a_sections_settings_with_your_values_and_their_docs(example: Path):
+    result = runner.invoke(app, ["check", str(example), "--explain", "labeling.model"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if "fit_splits" in line)
+    assert "['train']" in row and "None" in row and "fit on every item" in row  # yours, the default, the doc
+    assert "tie_break" in result.output and "ok" in result.output
+    top = runner.invoke(app, ["check", str(example), "--explain", "."], env={"COLUMNS": "200"})
+    assert top.exit_code == 0 and "(section)" in top.output and "db_lock_timeout" in top.output
+    wrong = runner.invoke(app, ["check", str(example), "--explain", "detect.nope"])
+    assert wrong.exit_code != 0 and "not a section" in wrong.output and "features" in wrong.output
