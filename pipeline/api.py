@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+# The id as the user's source gave it: item_id without its "dataset:" prefix (items i joined).
+YOUR_ID = "substr(i.item_id, length(i.dataset) + 2) AS id"
+
+
 @dataclass
 class RunResult:
     """One pipeline run: its id, each stage's summary, and that run's outputs as DataFrames, read from
@@ -209,7 +213,7 @@ class Pipeline:
         """The denoised labels of label run ``run_id`` (default: the latest): item, its id as the source gave it
         (``id``: join your DataFrame on it), its split and text, label id, whether it was decided (an LF voted and it is not a tie under tie_break: abstain), label name,
         class probabilities, confidence, whether an LF voted (covered), and the gold label."""
-        return self._of_run("label", run_id, "SELECT l.item_id, substr(l.item_id, length(i.dataset) + 2) AS id, "
+        return self._of_run("label", run_id, f"SELECT l.item_id, {YOUR_ID}, "
                                              "i.split, i.text, l.label, l.decided, "
                                              "list_extract($2::VARCHAR[], l.label + 1) AS label_name, l.probs, "
                                              "l.confidence, l.entropy, l.covered, i.gold FROM labels l JOIN items i "
@@ -219,8 +223,9 @@ class Pipeline:
     def noise_scores(self, *, run_id: str | None = None) -> pd.DataFrame:
         """Detect run ``run_id`` (default: the latest): one row per item and detector (score: lower = more
         likely mislabelled)."""
-        return self._of_run("detect", run_id, "SELECT item_id, detector, score, is_issue FROM noise_scores "
-                                              "WHERE run_id = ? ORDER BY detector, item_id")
+        return self._of_run("detect", run_id, f"SELECT n.item_id, {YOUR_ID}, n.detector, n.score, n.is_issue "
+                                              "FROM noise_scores n JOIN items i USING (item_id) "
+                                              "WHERE n.run_id = ? ORDER BY n.detector, n.item_id")
 
     @property
     def weight_stage(self) -> str:
@@ -229,12 +234,14 @@ class Pipeline:
 
     def weights(self, *, run_id: str | None = None) -> pd.DataFrame:
         """The per-item weights the export uses, of run ``run_id`` of :attr:`weight_stage` (default: its latest)."""
-        return self._of_run(self.weight_stage, run_id, "SELECT * EXCLUDE (run_id, stage) FROM weights "
-                                                       "WHERE run_id = $1 AND stage = $2 ORDER BY item_id",
+        return self._of_run(self.weight_stage, run_id, f"SELECT w.item_id, {YOUR_ID}, w.* EXCLUDE (run_id, stage, item_id) "
+                                                       "FROM weights w JOIN items i USING (item_id) "
+                                                       "WHERE w.run_id = $1 AND w.stage = $2 ORDER BY w.item_id",
                             [self.weight_stage])
 
     def selection(self, *, run_id: str | None = None) -> pd.DataFrame:
         """Select run ``run_id`` (default: the latest): every pool item with its score, whether it was chosen,
         and its rank."""
-        return self._of_run("select", run_id, "SELECT * EXCLUDE (run_id) FROM selections WHERE run_id = ? "
-                                              "ORDER BY rank NULLS LAST, item_id")
+        return self._of_run("select", run_id, f"SELECT s.item_id, {YOUR_ID}, s.* EXCLUDE (run_id, item_id) "
+                                              "FROM selections s JOIN items i USING (item_id) WHERE s.run_id = ? "
+                                              "ORDER BY s.rank NULLS LAST, s.item_id")

@@ -48,6 +48,8 @@ def test_a_run_from_a_dataframe_returns_dataframes(notebook):
     scores = result.noise_scores
     assert set(scores["detector"]) == {"confident_learning"} and scores["score"].between(0, 1).all()
     assert len(result.weights) == len(scores) and "weight" in result.weights
+    assert list(scores.columns[:2]) == list(result.weights.columns[:2]) == ["item_id", "id"]
+    assert set(scores["id"]) <= set(frame["COMMENT_ID"])
 
 
 def test_everything_is_recorded_in_the_project_database(notebook):
