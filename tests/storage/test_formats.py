@@ -21,22 +21,22 @@ ROWS = [{"id": "a1", "text": "first row", "topic": "x"}, {"id": "a2", "text": "s
         {"id": "a3", "text": "third \U0001f600 row", "topic": "x"}]
 
 
-def _csv(path: Path, bad: bool) -> Path:
-    lines = ["id,text,topic"] + [f'{r["id"]},"{r["text"]}",{r["topic"]}' for r in ROWS]
-    if bad:
-        lines.insert(2, "b1,too,many,fields")
-    path = path / "rows.csv"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+def _lines(path: Path, header: list[str], rows: list[str], bad: str | None) -> Path:
+    """A text file of ``header`` and one line per row, with the ``bad`` line after the first row."""
+    if bad is not None:
+        rows = [rows[0], bad, *rows[1:]]
+    path.write_text("\n".join(header + rows) + "\n", encoding="utf-8")
     return path
+
+
+def _csv(path: Path, bad: bool) -> Path:
+    rows = [f'{r["id"]},"{r["text"]}",{r["topic"]}' for r in ROWS]
+    return _lines(path / "rows.csv", ["id,text,topic"], rows, "b1,too,many,fields" if bad else None)
 
 
 def _jsonl(path: Path, bad: bool) -> Path:
-    lines = [json.dumps(r, ensure_ascii=False) for r in ROWS]
-    if bad:
-        lines.insert(1, '{"id": "b1", "text": ')
-    path = path / "rows.jsonl"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    rows = [json.dumps(r, ensure_ascii=False) for r in ROWS]
+    return _lines(path / "rows.jsonl", [], rows, '{"id": "b1", "text": ' if bad else None)
 
 
 def _json(path: Path, bad: bool) -> Path:
