@@ -95,6 +95,7 @@ class StageSpec:
     optional: bool  # runs only when its section is in the config
     cached: bool = True  # an unchanged stage (config and inputs) is reused instead of recomputed
     summary: str = field(default="")  # the summary class, ``module:Class``
+    help: str = ""  # what the stage does, in a line: its CLI command's help and its flow's description
 
     def load(self) -> Stage:
         module, _, name = self.code.partition(":")
@@ -103,18 +104,24 @@ class StageSpec:
 
 STAGES: tuple[StageSpec, ...] = (
     StageSpec("ingest", "sources", None, "thresher.storage.ingest:IngestStage", optional=False,
-              summary="thresher.storage.ingest:IngestSummary"),
+              summary="thresher.storage.ingest:IngestSummary",
+              help="Load the configured sources into the database; bad rows go to the rejects table."),
     StageSpec("label", "labeling", (), "thresher.labeling.stage:LabelStage", optional=True,
-              summary="thresher.labeling.stage:LabelSummary"),
+              summary="thresher.labeling.stage:LabelSummary",
+              help="Apply the labeling functions and denoise their votes with the label model."),
     StageSpec("detect", "detect", ("label",), "thresher.reweighting.detect.stage:DetectStage", optional=False,
-              summary="thresher.reweighting.detect.stage:DetectSummary"),
+              summary="thresher.reweighting.detect.stage:DetectSummary",
+              help="Find label issues (cleanlab confident learning and the other detectors) and compute per-item weights."),
     StageSpec("reweight", "reweight", ("label",), "thresher.reweighting.rescale.stage:ReweightStage", optional=True,
-              summary="thresher.reweighting.rescale.stage:ReweightSummary"),
+              summary="thresher.reweighting.rescale.stage:ReweightSummary",
+              help="Learn per-item loss weights while training (STORM, loss rules or uniform); see 'reweight' in the config."),
     StageSpec("select", "select", ("label", "detect"), "thresher.reweighting.select.stage:SelectStage", optional=True,
-              summary="thresher.reweighting.select.stage:SelectSummary"),
+              summary="thresher.reweighting.select.stage:SelectSummary",
+              help="Choose the training subset that serves a target set (CoLoR-Filter, GIO or random); see 'select' in the config."),
     # Never cached: the shards on disk may have been moved or deleted since; exporting is cheap.
     StageSpec("export", "export", (), "thresher.pipeline.export_stage:CuratedExportStage", optional=False, cached=False,
-              summary="thresher.storage.export:ExportSummary"),
+              summary="thresher.storage.export:ExportSummary",
+              help="Write the curated set as Parquet shards with a manifest for training workers."),
 )
 NAMES: tuple[str, ...] = tuple(spec.name for spec in STAGES)
 

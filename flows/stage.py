@@ -68,7 +68,7 @@ def _stage_flow(name: str) -> Flow:
     # Prefect serves a flow by its module path: each must be a module attribute under its own name.
     stage_flow.__name__ = stage_flow.__qualname__ = f"{name}_flow"
     stage_flow.__doc__ = f"Run the {name} stage of the pipeline config (see ``thresher {name} --help``)."
-    return flow(name=f"thresher-{name}", **HOOKS)(stage_flow)
+    return flow(name=f"thresher-{name}", description=stage_spec(name).help, **HOOKS)(stage_flow)
 
 
 STAGE_FLOWS: dict[str, Flow] = {name: _stage_flow(name) for name in NAMES}

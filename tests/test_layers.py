@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import inspect
 import tomllib
 from pathlib import Path
 
@@ -124,6 +125,13 @@ def test_every_registered_stage_is_shown_by_the_cli_and_configured_by_the_pipeli
     from thresher.pipeline.config import PipelineConfig
 
     assert list(SHOW) == list(NAMES)
+    from thresher.cli import app
+
+    commands = {c.name: c for c in app.registered_commands}
+    for spec in STAGES:  # each stage's command is generated from the registry, with its help line
+        assert commands[spec.name].callback.__doc__ == spec.help and spec.help, spec.name
+        options = set(inspect.signature(commands[spec.name].callback).parameters)
+        assert ("force" in options) == spec.cached and ("out_dir" in options) == (spec.section == "export")
     assert {spec.section for spec in STAGES} <= set(PipelineConfig.model_fields)
     for spec in STAGES:
         assert spec.load().run.__qualname__.endswith(".run"), spec.name  # each Stage defines run()

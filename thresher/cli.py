@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import nullcontext
 
 import csv
+import inspect
 import json
 import os
 import shlex
@@ -17,6 +18,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from thresher.core.stages import STAGES
 
 app = typer.Typer(
     help=(
@@ -557,23 +560,48 @@ def schema(file: Path = typer.Option(None, "--out", help="Write the schema to th
               "line of thresher.yaml", highlight=False)
 
 
-@app.command()
-def ingest(config: Path = ConfigArg, db: str = DbOpt, progress: bool = ProgressOpt, force: bool = ForceOpt) -> None:
-    """Load the configured sources into the database; bad rows go to the rejects table."""
-    _run("ingest", config, db=db, progress=progress, force=force)  # prints the summary as the stage ends
-
-
-@app.command()
-def label(
-    config: Path = ConfigArg, db: str = DbOpt, progress: bool = ProgressOpt, force: bool = ForceOpt,
-    dry_run: bool = typer.Option(False, "--dry-run", help="Only count the LLM prompts and tokens a run would send, "
-                                 "and how many are cached; send and write nothing."),
-) -> None:
-    """Apply the labeling functions and denoise their votes with Snorkel's LabelModel."""
+def _label_options(config: Path, db: str | None, dry_run: bool = False, **_: Any) -> bool:
+    """``thresher label --dry-run``: count the prompts instead of running the stage (True: handled)."""
     if dry_run:
         _label_dry_run(config, db)
-        return
-    _run("label", config, db=db, progress=progress, force=force)  # prints the summary as the stage ends
+    return dry_run
+
+
+# Options a stage's command has besides the shared ones, and what they do before the stage would run.
+STAGE_OPTIONS: dict[str, tuple[list[inspect.Parameter], Any]] = {
+    "label": ([inspect.Parameter("dry_run", inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=typer.Option(
+        False, "--dry-run", help="Only count the LLM prompts and tokens a run would send, and how many are cached; "
+        "send and write nothing."))], _label_options),
+}
+
+
+def _stage_command(spec: Any) -> None:
+    """Register ``thresher <stage>`` for a stage of the registry: config, --db, --out (export), --progress,
+    --force (cached stages) and the stage's own options; it runs the stage and prints its summary."""
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    params = [inspect.Parameter("config", keyword, annotation=Path, default=ConfigArg),
+              inspect.Parameter("db", keyword, annotation=str, default=DbOpt)]
+    if spec.section == "export":
+        params.append(inspect.Parameter("out_dir", keyword, annotation=str, default=OutOpt))
+    params.append(inspect.Parameter("progress", keyword, annotation=bool, default=ProgressOpt))
+    if spec.cached:
+        params.append(inspect.Parameter("force", keyword, annotation=bool, default=ForceOpt))
+    extra, before = STAGE_OPTIONS.get(spec.name, ([], None))
+
+    def command(**options: Any) -> None:
+        if before is not None and before(**options):
+            return
+        _run(spec.name, options["config"], db=options["db"], out_dir=options.get("out_dir"),
+             progress=options["progress"], force=options.get("force", False))  # prints the summary as the stage ends
+
+    command.__signature__ = inspect.Signature(params + extra)  # type: ignore[attr-defined]
+    command.__doc__ = spec.help
+    command.__name__ = spec.name
+    app.command(name=spec.name)(command)
+
+
+for _spec in STAGES:
+    _stage_command(_spec)
 
 
 def _label_dry_run(config: Path, db: str | None) -> None:
@@ -601,30 +629,6 @@ def _label_dry_run(config: Path, db: str | None) -> None:
     out.print(f"A run would send [bold]{plan['to_send']}[/] prompts (~{plan['estimated_tokens']} tokens, estimated as "
               f"characters / 4 plus max_tokens); {plan['cached']} of {plan['distinct_prompts']} distinct prompts are "
               f"cached. Budget: {', '.join(limits) or 'none'}.", highlight=False)
-
-
-@app.command()
-def detect(config: Path = ConfigArg, db: str = DbOpt, progress: bool = ProgressOpt, force: bool = ForceOpt) -> None:
-    """Find label issues (cleanlab confident learning) and compute per-item weights."""
-    _run("detect", config, db=db, progress=progress, force=force)  # prints the summary as the stage ends
-
-
-@app.command()
-def reweight(config: Path = ConfigArg, db: str = DbOpt, progress: bool = ProgressOpt, force: bool = ForceOpt) -> None:
-    """Learn per-item loss weights while training (STORM, loss rules or uniform); see 'reweight' in the config."""
-    _run("reweight", config, db=db, progress=progress, force=force)  # prints the summary as the stage ends
-
-
-@app.command()
-def select(config: Path = ConfigArg, db: str = DbOpt, progress: bool = ProgressOpt, force: bool = ForceOpt) -> None:
-    """Choose the training subset that serves a target set (CoLoR-Filter, GIO or random); see 'select' in the config."""
-    _run("select", config, db=db, progress=progress, force=force)  # prints the summary as the stage ends
-
-
-@app.command()
-def export(config: Path = ConfigArg, db: str = DbOpt, out_dir: str = OutOpt, progress: bool = ProgressOpt) -> None:
-    """Write the curated set as Parquet shards with a manifest for training workers."""
-    _run("export", config, db=db, out_dir=out_dir, progress=progress)  # prints the summary as the stage ends
 
 
 @app.command()
