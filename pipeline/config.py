@@ -38,6 +38,33 @@ class DaskConfig(StageConfig):
     chunk_dir: ConfigPath | None = None  # where chunks are written; workers must read it (default: beside the db)
 
 
+# Settings given once at the top level and copied into the sections that read them; a section that
+# sets one differently is an error. The one list of values that cross sections (with export_defaults).
+SHARED: dict[str, tuple[str, ...]] = {"classes": ("labeling",), "labels_from": ("detect", "reweight", "select", "export")}
+OPTIONAL_SECTIONS = ("labeling", "reweight", "select")  # absent (or null): that stage does not run
+
+
+def export_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    """The export section with the defaults that follow the rest of the config (``data``, a config as
+    written): ``weights_from`` is reweight's weights when that section exists, else detect's (none when
+    ``stages`` runs neither); ``use_detect`` is off when ``stages`` leaves detect out; ``selected_only``
+    is on when a select section exists. Settings that name a missing section are an error."""
+    export = dict(data.get("export") or {})
+    stages = data.get("stages")
+    if isinstance(stages, list) and "detect" not in stages:
+        export.setdefault("use_detect", False)
+        if "reweight" not in stages:
+            export.setdefault("weights_from", None)
+    export.setdefault("weights_from", "reweight" if "reweight" in data else "detect")
+    if export.get("selected_only") is None:
+        export["selected_only"] = "select" in data
+    if export["selected_only"] and "select" not in data:
+        raise ValueError("export.selected_only is true but there is no 'select' section.")
+    if export["weights_from"] == "reweight" and "reweight" not in data:
+        raise ValueError("export.weights_from is 'reweight' but there is no 'reweight' section.")
+    return export
+
+
 class PipelineConfig(StageConfig):
     """Every stage's configuration. ``classes`` and ``labels_from`` are shared by the stages."""
 
@@ -63,34 +90,21 @@ class PipelineConfig(StageConfig):
     @model_validator(mode="before")
     @classmethod
     def _share(cls, data: Any) -> Any:
+        """Copy each :data:`SHARED` setting into the sections that read it, and fill the export's
+        :func:`export_defaults`: the config's only cross-section values, declared there."""
         if not isinstance(data, dict):
             return data
-        data = dict(data)
-        if isinstance(data.get("labeling"), dict):
-            data["labeling"] = {"classes": data.get("classes"), **data["labeling"]}
-        labels_from = data.get("labels_from", "denoised")
-        for section in ("detect", "reweight", "select", "export"):
-            if section in ("reweight", "select") and data.get(section) is None:  # absent (None: as the field's default)
-                data.pop(section, None)
-                continue
-            value = dict(data.get(section) or {})
-            if value.get("labels_from", labels_from) != labels_from:
-                raise ValueError(f"Set labels_from once at the top level, not in '{section}'.")
-            value["labels_from"] = labels_from
-            data[section] = value
-        export = data["export"]
-        stages = data.get("stages")
-        if isinstance(stages, list) and "detect" not in stages:
-            export.setdefault("use_detect", False)
-            if "reweight" not in stages:
-                export.setdefault("weights_from", None)
-        export.setdefault("weights_from", "reweight" if "reweight" in data else "detect")
-        if export.get("selected_only") is None:
-            export["selected_only"] = "select" in data
-        if export["selected_only"] and "select" not in data:
-            raise ValueError("export.selected_only is true but there is no 'select' section.")
-        if export["weights_from"] == "reweight" and "reweight" not in data:
-            raise ValueError("export.weights_from is 'reweight' but there is no 'reweight' section.")
+        data = {k: v for k, v in data.items() if not (k in OPTIONAL_SECTIONS and v is None)}  # None: absent
+        for name, sections in SHARED.items():
+            value = data.get(name, cls.model_fields[name].default)
+            for section in sections:
+                if section not in data and section in OPTIONAL_SECTIONS:
+                    continue
+                own = dict(data.get(section) or {})
+                if own.get(name, value) != value:
+                    raise ValueError(f"Set {name} once at the top level, not in '{section}'.")
+                data[section] = {**own, name: value}
+        data["export"] = export_defaults(data)
         return data
 
     @model_validator(mode="after")
@@ -133,19 +147,23 @@ def _validated(data: dict[str, Any], base: Path, *, db: str | None, out_dir: str
     return PipelineConfig.model_validate(data, context={"base_dir": base})
 
 
-SHARED_FIELDS = {"LabelingConfig": ("classes",)}  # filled from the top level (PipelineConfig._share)
-
-
 def yaml_schema() -> dict[str, Any]:
     """The JSON schema of a config file as written: :class:`PipelineConfig`'s, except that a section's
     fields filled from the top level (the labeling section's ``classes``) are not required there."""
     schema = PipelineConfig.model_json_schema()
-    for name, fields in SHARED_FIELDS.items():
-        definition = schema["$defs"][name]
-        definition["required"] = [f for f in definition.get("required", []) if f not in fields]
-        for field in fields:
-            definition["properties"][field]["description"] = "Set once at the top level of the config."
+    for name, sections in SHARED.items():
+        for section in sections:
+            ref = _section_schema(schema, section)
+            ref["required"] = [f for f in ref.get("required", []) if f != name]
+            ref["properties"][name]["description"] = "Set once at the top level of the config."
     return schema
+
+
+def _section_schema(schema: dict[str, Any], section: str) -> dict[str, Any]:
+    """The definition of ``section`` in the pipeline's JSON schema (through its $ref, optional or not)."""
+    prop = schema["properties"][section]
+    ref = prop.get("$ref") or next(o["$ref"] for o in prop.get("anyOf", []) if "$ref" in o)
+    return schema["$defs"][ref.rsplit("/", 1)[1]]
 
 
 def config_from_dict(data: dict[str, Any], *, base_dir: str | Path = ".", db: str | None = None,

@@ -236,3 +236,24 @@ def test_explain_lists_a_sections_settings_with_your_values_and_their_docs(examp
     assert top.exit_code == 0 and "(section)" in top.output and "db_lock_timeout" in top.output
     wrong = runner.invoke(app, ["check", str(example), "--explain", "detect.nope"])
     assert wrong.exit_code != 0 and "not a section" in wrong.output and "features" in wrong.output
+
+
+def test_settings_shared_across_sections_are_set_once_at_the_top_level(tmp_path: Path):
+    """SHARED declares them: each is copied into its sections, a section that says otherwise is refused,
+    and the schema does not ask for them in the sections."""
+    from thresher.pipeline.config import SHARED, config_from_dict, yaml_schema
+
+    base = {"classes": ["A", "B"], "sources": [{"path": "x.csv", "dataset": "d"}], "labels_from": "given"}
+    config = config_from_dict({**base, "select": None, "reweight": {}}, base_dir=tmp_path)
+    assert config.select is None and config.reweight.labels_from == config.detect.labels_from == "given"
+    assert config.export.weights_from == "reweight"  # a derived default: export_defaults
+    with pytest.raises(ConfigError, match="Set labels_from once at the top level, not in 'detect'"):
+        config_from_dict({**base, "detect": {"labels_from": "denoised"}}, base_dir=tmp_path)
+    with pytest.raises(ConfigError, match="Set classes once at the top level, not in 'labeling'"):
+        config_from_dict({**base, "labeling": {"classes": ["A", "C"]}}, base_dir=tmp_path)
+    schema = yaml_schema()
+    for name, sections in SHARED.items():
+        for section in sections:
+            definition = schema["$defs"][{"labeling": "LabelingConfig", "detect": "DetectConfig", "reweight": "ReweightConfig",
+                                          "select": "SelectConfig", "export": "ExportConfig"}[section]]
+            assert name not in definition.get("required", []) and "top level" in definition["properties"][name]["description"]
