@@ -35,9 +35,16 @@ def test_selectors():
 
 def test_llm_backends():
     from thresher.labeling.llm.config import LLMConfig
-    from thresher.labeling.llm.factory import BACKENDS, CHUNKED
+    import importlib
 
-    assert _union_tags(LLMConfig, "backend") == set(BACKENDS) and CHUNKED <= set(BACKENDS)
+    from thresher.labeling.llm.backend import Backend
+    from thresher.labeling.llm.factory import BACKENDS
+
+    assert _union_tags(LLMConfig, "backend") == set(BACKENDS)
+    for name, cls in BACKENDS.items():  # each config names a Backend class that exists, imported only here
+        module, _, code = cls.code.partition(":")
+        assert issubclass(getattr(importlib.import_module(module), code), Backend), name
+    assert [n for n, cls in BACKENDS.items() if cls.chunked] == ["embedded"]
 
 
 def test_label_models():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal, Union, get_args
 
 from pydantic import Field, model_validator
 
@@ -21,7 +21,16 @@ class BudgetConfig(StageConfig):
 MAX_RESPONSE_BYTES = 16 << 20  # the derived cap's ceiling: no answer of a few tokens needs more
 
 
-class OpenAIBackendConfig(StageConfig):
+class BackendConfig(StageConfig):
+    """A backend's settings, and what ``build_backend`` needs to know of it: its ``backend`` tag (a
+    Literal field), the ``Backend`` class it configures (``code``, ``module:Class``, imported only when
+    built) and whether it computes through a stage's chunking (``chunked``)."""
+
+    code: ClassVar[str]
+    chunked: ClassVar[bool] = False
+
+
+class OpenAIBackendConfig(BackendConfig):
     """Any OpenAI-compatible server: vLLM, Ollama, llama.cpp server, TGI, hosted APIs.
 
     The API key is read from the environment variable named by ``api_key_env`` when a run starts;
@@ -29,6 +38,7 @@ class OpenAIBackendConfig(StageConfig):
     cache key, so moving the same model to another server keeps its cached answers.
     """
 
+    code: ClassVar[str] = "thresher.labeling.llm.openai_http:OpenAIBackend"  # the Backend it configures
     backend: Literal["openai"]
     base_url: str = Field(min_length=1)  # e.g. http://127.0.0.1:8000/v1
     model: str = Field(min_length=1)
@@ -72,9 +82,11 @@ class OpenAIBackendConfig(StageConfig):
         return key
 
 
-class EmbeddedBackendConfig(StageConfig):
+class EmbeddedBackendConfig(BackendConfig):
     """The offline default: no server, no generation; see :mod:`thresher.labeling.llm.embedded`."""
 
+    code: ClassVar[str] = "thresher.labeling.llm.embedded:EmbeddedBackend"
+    chunked: ClassVar[bool] = True  # encodes through a stage's chunking (a Dask cluster)
     backend: Literal["embedded"]
     encoder: Literal["minilm", "minilm-static"] = "minilm"
     margin: float = Field(0.1, ge=0, le=2)  # abstain unless the best statement wins by this cosine margin
@@ -87,9 +99,10 @@ class EmbeddedBackendConfig(StageConfig):
         return self.encoder
 
 
-class TransformersBackendConfig(StageConfig):
+class TransformersBackendConfig(BackendConfig):
     """A causal LM from a local directory, run greedily with Hugging Face ``transformers``."""
 
+    code: ClassVar[str] = "thresher.labeling.llm.hf_local:TransformersBackend"
     backend: Literal["transformers"]
     model_path: ConfigPath = Field(min_length=1)
     max_tokens: int = Field(5, ge=1)
@@ -102,6 +115,7 @@ class TransformersBackendConfig(StageConfig):
         return self.model_path
 
 
-LLMConfig = Annotated[
-    OpenAIBackendConfig | EmbeddedBackendConfig | TransformersBackendConfig, Field(discriminator="backend")
-]
+# Every backend by its tag; adding one is its BackendConfig subclass here and its entry in this tuple.
+BACKENDS: dict[str, type[BackendConfig]] = {get_args(cls.model_fields["backend"].annotation)[0]: cls for cls in (
+    OpenAIBackendConfig, EmbeddedBackendConfig, TransformersBackendConfig)}
+LLMConfig = Annotated[Union[tuple(BACKENDS.values())], Field(discriminator="backend")]  # type: ignore[valid-type]
