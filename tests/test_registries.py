@@ -30,7 +30,13 @@ def test_detectors():
 def test_selectors():
     from thresher.reweighting.select.registry import SELECTORS, Method
 
+    from thresher.reweighting.select.stage import SelectConfig
+
     assert set(get_args(Method)) == set(SELECTORS)
+    for name, cls in SELECTORS.items():  # its settings sit under its name, and its default features are its own
+        assert cls.name == name and SelectConfig.model_fields[name].annotation is cls
+    assert {n: cls.encoder for n, cls in SELECTORS.items()} == {"color_filter": "tfidf", "gio": "minilm-static",
+                                                                 "random": "tfidf"}
 
 
 def test_llm_backends():

@@ -3,14 +3,15 @@
 A method's settings sit under its name in the ``select`` section; their ``build`` makes the selector
 (imported only then, so reading a config stays light), which follows the
 :class:`~thresher.reweighting.select.base.Selector` contract: ``fit(X_pool, y_pool, X_target, y_target)``
-then ``select(budget)``. Adding a method: its class in its own module, its settings here (a field of
-the same name in ``SelectConfig``), one line in ``SELECTORS``; the contract test then checks it.
+then ``select(budget)``. Adding a method: its class in its own module, its settings class here (with its
+``name``), listed in ``SELECTORS`` and ``Method``, and a field of that name in ``SelectConfig``; the
+contract test then checks it.
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -22,7 +23,12 @@ if TYPE_CHECKING:
 
 
 class Settings(StageConfig):
-    """The settings of one selection method, and how the select stage drives it."""
+    """The settings of one selection method, and how the select stage drives it: its ``name`` (the
+    ``select.method`` value and the field its settings sit under) and the features ``encoder`` it
+    reads by default are class attributes."""
+
+    name: ClassVar[str]
+    encoder: ClassVar[str] = "tfidf"
 
     @property
     def reads(self) -> Literal["features", "texts"]:
@@ -54,6 +60,8 @@ class ColorFilterConfig(Settings):
     """CoLoR-Filter's models. ``labelled``: logistic regression on the features, the prior
     cross-fitted over ``n_folds``; ``lm``: byte-level causal-convolution LMs on the texts.
     ``chunk_size``: batch-wise selection (each random chunk keeps its share); None: global."""
+
+    name = "color_filter"
 
     mode: Literal["labelled", "lm"] = "labelled"
     n_folds: int = Field(5, ge=2, le=50)
@@ -112,6 +120,9 @@ class GIOConfig(Settings):
     ``increase`` stops earlier when the KL rises (the paper's rule), the budget then a cap.
     ``n_clusters``: run on k-means centroids of the pool and expand the chosen ones."""
 
+    name = "gio"
+    encoder = "minilm-static"  # GIO's k-NN KL needs dense embeddings
+
     k: int = Field(5, ge=1, le=100)
     n_clusters: int | None = Field(None, ge=2)
     v_init: Literal["mean", "jump", "prev_opt"] = "jump"
@@ -146,11 +157,13 @@ class GIOConfig(Settings):
 class RandomConfig(Settings):
     """The baseline: a uniformly random subset (no settings)."""
 
+    name = "random"
+
     def build(self, *, random_state: int, count: int, n_pool: int, progress: bool = False) -> Selector:
         from thresher.reweighting.select.uniform import RandomSelection
 
         return RandomSelection(random_state=random_state)
 
 
-SELECTORS: dict[str, type[Settings]] = {"color_filter": ColorFilterConfig, "gio": GIOConfig, "random": RandomConfig}
-Method = Literal["color_filter", "gio", "random"]
+SELECTORS: dict[str, type[Settings]] = {cls.name: cls for cls in (ColorFilterConfig, GIOConfig, RandomConfig)}
+Method = Literal["color_filter", "gio", "random"]  # the SELECTORS names (tests/test_registries.py checks)

@@ -51,7 +51,7 @@ class SelectConfig(StageConfig):
     # run exists (the summary says which); true: a detect run is required; false: never.
     drop_label_issues: bool | None = None
     pool_splits: list[str] | None = None  # None: every split
-    features: FeatureConfig | None = None  # None: tfidf for CoLoR-Filter, minilm-static for GIO
+    features: FeatureConfig | None = None  # None: the method's own (tfidf for CoLoR-Filter, minilm-static for GIO)
     # Each method's settings, under its name (see reweighting/select/registry.py); ``method`` picks one.
     color_filter: ColorFilterConfig = ColorFilterConfig()
     gio: GIOConfig = GIOConfig()
@@ -74,7 +74,7 @@ class SelectConfig(StageConfig):
     def feature_config(self) -> FeatureConfig:
         if self.features is not None:
             return self.features
-        return FeatureConfig(encoder="minilm-static" if self.method == "gio" else "tfidf")
+        return FeatureConfig(encoder=self.settings.encoder)
 
 
 @dataclass
