@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from abc import abstractmethod
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
@@ -18,64 +19,121 @@ from thresher.core.plugins import PluginRef
 from thresher.labeling.label_models import LABEL_MODELS, is_plugin
 
 
-class KeywordLFConfig(StageConfig):
+class LFSpec(StageConfig):
+    """One entry of ``labeling.lfs``, tagged by ``kind``: ``build(classes)`` makes its LFs (a rule file
+    gives one per rule), ``check(classes)`` refuses a label that names no class before anything runs.
+    Adding an LF kind: its ``LabelingFunction`` in ``labeling/lf/<kind>.py``, its spec here (a subclass
+    with a ``kind`` Literal and ``build``) listed in ``LF_KINDS``."""
+
+    @abstractmethod
+    def build(self, classes: list[str]) -> list[LabelingFunction | PromptedLF]:
+        """The LFs this entry makes, their labels as class ids of ``classes``."""
+
+    def check(self, classes: list[str]) -> None:
+        """Refuse a ``label`` that names no class (the kinds that vote one label have one)."""
+        label = getattr(self, "label", None)
+        if label is not None:
+            try:
+                parse_class(label, classes)
+            except ValueError as exc:
+                raise ValueError(f"LF {getattr(self, 'name', '')!r}: label {exc}") from None
+
+
+class KeywordLFConfig(LFSpec):
+    """Votes ``label`` when the text contains the ``terms`` (any of them, or all with ``mode: all``)."""
+
     kind: Literal["keyword"]
-    name: str
-    label: str | int
-    terms: list[str] = Field(min_length=1)
-    mode: Literal["any", "all"] = "any"
+    name: str  # the LF's name: its column in the votes, its row in the LF summary
+    label: str | int  # the class it votes for (a name in classes, or its id)
+    terms: list[str] = Field(min_length=1)  # words or phrases to look for
+    mode: Literal["any", "all"] = "any"  # any: one term is enough; all: every term must be there
     case_sensitive: bool = False
-    word_boundary: bool = True
+    word_boundary: bool = True  # match whole words only (false: also inside longer words)
+
+    def build(self, classes: list[str]) -> list[LabelingFunction | PromptedLF]:
+        return [KeywordLF(self.name, terms=self.terms, label=parse_class(self.label, classes), mode=self.mode,
+                          case_sensitive=self.case_sensitive, word_boundary=self.word_boundary)]
 
 
-class RegexLFConfig(StageConfig):
+class RegexLFConfig(LFSpec):
+    """Votes ``label`` when the regular expression ``pattern`` matches the text."""
+
     kind: Literal["regex"]
-    name: str
-    label: str | int
-    pattern: str = Field(min_length=1)
+    name: str  # the LF's name: its column in the votes, its row in the LF summary
+    label: str | int  # the class it votes for (a name in classes, or its id)
+    pattern: str = Field(min_length=1)  # a Python regular expression (RE2 on the SQL fast path where it can)
     case_sensitive: bool = True
 
+    def build(self, classes: list[str]) -> list[LabelingFunction | PromptedLF]:
+        return [RegexLF(self.name, pattern=self.pattern, label=parse_class(self.label, classes),
+                        case_sensitive=self.case_sensitive)]
 
-class PythonLFConfig(StageConfig):
+
+class PythonLFConfig(LFSpec):
+    """A Snorkel ``@labeling_function`` or any ``f(x) -> class id or -1``, or a prompted LF, from Python."""
+
     kind: Literal["python"]
-    function: ObjectSpec
-    name: str | None = None
+    function: ObjectSpec  # 'file.py:name' (relative to the config file) or 'package.module:name'
+    name: str | None = None  # default: the function's own name
+
+    def build(self, classes: list[str]) -> list[LabelingFunction | PromptedLF]:
+        obj = load_python_object(self.function)
+        if isinstance(obj, PromptedLF):
+            if self.name is not None and self.name != obj.name:
+                raise ValueError(f"{self.function!r} is the prompted LF {obj.name!r}; rename it in Python.")
+            return [obj]
+        return [PythonLF(obj, name=self.name)]
 
 
-class RuleFileLFConfig(StageConfig):
+class RuleFileLFConfig(LFSpec):
     """A file of ``label<TAB>regex`` rules (ImplyLoss / WRENCH ``rule.txt``): one regex LF per line."""
 
     kind: Literal["rule_file"]
-    path: ConfigPath
+    path: ConfigPath  # the rule file (relative to the config file)
     prefix: str | None = None  # LF names are <prefix>_000, <prefix>_001, ... (default: the file stem)
     label_map: dict[str, str] | None = None  # rename the file's labels to class names
     case_sensitive: bool = False
 
+    def build(self, classes: list[str]) -> list[LabelingFunction | PromptedLF]:
+        return list(load_rule_file(self.path, classes=classes, label_map=self.label_map,
+                                   case_sensitive=self.case_sensitive, prefix=self.prefix))
 
-class SqlLFConfig(StageConfig):
+
+class SqlLFConfig(LFSpec):
     """A DuckDB boolean expression over item_id, dataset, split, text, label and extra (JSON)."""
 
     kind: Literal["sql"]
-    name: str
-    label: str | int
-    where: str = Field(min_length=1)
+    name: str  # the LF's name: its column in the votes, its row in the LF summary
+    label: str | int  # the class it votes for where the expression is true
+    where: str = Field(min_length=1)  # e.g. "length(text) < 20 AND extra->>'source' = 'forum'"
+
+    def build(self, classes: list[str]) -> list[LabelingFunction | PromptedLF]:
+        return [SqlLF(self.name, where=self.where, label=parse_class(self.label, classes))]
 
 
-class LookupLFConfig(StageConfig):
+class LookupLFConfig(LFSpec):
     """Term -> label lists, inline (``terms``) or as a ``term,label`` CSV (``terms_file``)."""
 
     kind: Literal["lookup"]
-    name: str
-    terms: dict[str, str | int] | None = None
-    terms_file: ConfigPath | None = None
+    name: str  # the LF's name: its column in the votes, its row in the LF summary
+    terms: dict[str, str | int] | None = None  # term -> the class it votes for
+    terms_file: ConfigPath | None = None  # a term,label CSV (relative to the config file) instead of terms
     case_sensitive: bool = False
-    word_boundary: bool = True
+    word_boundary: bool = True  # match whole words only
 
     @model_validator(mode="after")
     def _one_source(self) -> "LookupLFConfig":
         if (self.terms is None) == (self.terms_file is None):
             raise ValueError(f"Lookup LF {self.name!r}: give exactly one of 'terms' and 'terms_file'.")
         return self
+
+    def build(self, classes: list[str]) -> list[LabelingFunction | PromptedLF]:
+        raw = self.terms if self.terms is not None else read_terms_file(self.terms_file)
+        try:
+            terms = {term: parse_class(value, classes) for term, value in raw.items()}
+        except ValueError as exc:
+            raise ValueError(f"Lookup LF {self.name!r}: {exc}") from None
+        return [LookupLF(self.name, terms=terms, case_sensitive=self.case_sensitive, word_boundary=self.word_boundary)]
 
 
 def _yaml_yes_no(value: Any) -> Any:
@@ -87,16 +145,16 @@ def _yaml_yes_no(value: Any) -> Any:
     return value
 
 
-class PromptLFConfig(StageConfig):
+class PromptLFConfig(LFSpec):
     """An LLM-prompted LF (see :class:`labeling.llm.prompt.PromptedLF`); answers map to a class or abstain."""
 
     kind: Literal["prompt"]
-    name: str
+    name: str  # the LF's name: its column in the votes, its row in the LF summary
     template: str = Field(min_length=1)  # str.format over item fields, e.g. "Comment: {text}\n\nIs it spam?"
     answers: dict[str, str | int | None] = Field(min_length=1)  # answer -> class, or abstain / null
-    system: str | None = None
+    system: str | None = None  # the system message, for chat backends
     examples: list[dict[str, str]] = Field(default_factory=list)  # item fields plus 'answer'
-    synonyms: dict[str, list[str]] = Field(default_factory=dict)
+    synonyms: dict[str, list[str]] = Field(default_factory=dict)  # answer -> other words the model may answer with
     statements: dict[str, str] | None = None  # answer -> sentence, for the embedded backend
     embed: str = "{text}"  # what the embedded backend compares with the statements
 
@@ -112,7 +170,11 @@ class PromptLFConfig(StageConfig):
             return [{k: _yaml_yes_no(v) for k, v in e.items()} if isinstance(e, dict) else e for e in value]
         return value
 
-    def build(self, classes: list[str]) -> PromptedLF:
+    def build(self, classes: list[str]) -> list[LabelingFunction | PromptedLF]:
+        return [self.prompted(classes)]
+
+    def prompted(self, classes: list[str]) -> PromptedLF:
+        """The prompted LF, its answers mapped to class ids of ``classes`` (None: abstain)."""
         answers: dict[str, int | None] = {}
         for answer, target in self.answers.items():
             if target is None or (isinstance(target, str) and target.lower() == "abstain"):
@@ -127,11 +189,9 @@ class PromptLFConfig(StageConfig):
                           statements=None if self.statements is None else dict(self.statements), embed=self.embed)
 
 
-LFConfig = Annotated[
-    KeywordLFConfig | RegexLFConfig | SqlLFConfig | LookupLFConfig | PythonLFConfig | RuleFileLFConfig
-    | PromptLFConfig,
-    Field(discriminator="kind"),
-]
+LF_KINDS: tuple[type[LFSpec], ...] = (KeywordLFConfig, RegexLFConfig, SqlLFConfig, LookupLFConfig, PythonLFConfig,
+                                      RuleFileLFConfig, PromptLFConfig)
+LFConfig = Annotated[Union[LF_KINDS], Field(discriminator="kind")]  # type: ignore[valid-type]
 
 
 class SelectionGrid(StageConfig):
@@ -246,11 +306,7 @@ class LabelingConfig(StageConfig):
                 raise ValueError(f"Prompted LF {spec.name!r} needs 'statements' (one sentence per answer): the embedded "
                                  "backend answers by comparing the item with them.")
         for lf in self.lfs:
-            if isinstance(lf, (KeywordLFConfig, RegexLFConfig, SqlLFConfig)):
-                try:
-                    parse_class(lf.label, self.classes)
-                except ValueError as exc:
-                    raise ValueError(f"LF {lf.name!r}: label {exc}") from None
+            lf.check(self.classes)
         return self
 
     def build_lfs(self) -> list[LabelingFunction]:
@@ -274,37 +330,9 @@ class LabelingConfig(StageConfig):
         """The LFs of one entry of ``lfs`` (a rule file gives one per rule; Python entries import their file),
         built on the first call and kept with this config."""
         if id(spec) not in self._built:
-            self._built[id(spec)] = self._build_spec(spec)
+            self._built[id(spec)] = spec.build(self.classes)
         return self._built[id(spec)]
 
-    def _build_spec(self, spec: LFConfig) -> list[LabelingFunction | PromptedLF]:
-        if isinstance(spec, KeywordLFConfig):
-            return [KeywordLF(spec.name, terms=spec.terms, label=parse_class(spec.label, self.classes),
-                              mode=spec.mode, case_sensitive=spec.case_sensitive, word_boundary=spec.word_boundary)]
-        if isinstance(spec, RegexLFConfig):
-            return [RegexLF(spec.name, pattern=spec.pattern, label=parse_class(spec.label, self.classes),
-                            case_sensitive=spec.case_sensitive)]
-        if isinstance(spec, SqlLFConfig):
-            return [SqlLF(spec.name, where=spec.where, label=parse_class(spec.label, self.classes))]
-        if isinstance(spec, LookupLFConfig):
-            raw = spec.terms if spec.terms is not None else read_terms_file(spec.terms_file)
-            try:
-                terms = {term: parse_class(value, self.classes) for term, value in raw.items()}
-            except ValueError as exc:
-                raise ValueError(f"Lookup LF {spec.name!r}: {exc}") from None
-            return [LookupLF(spec.name, terms=terms, case_sensitive=spec.case_sensitive,
-                             word_boundary=spec.word_boundary)]
-        if isinstance(spec, RuleFileLFConfig):
-            return list(load_rule_file(spec.path, classes=self.classes, label_map=spec.label_map,
-                                       case_sensitive=spec.case_sensitive, prefix=spec.prefix))
-        if isinstance(spec, PromptLFConfig):
-            return [spec.build(self.classes)]
-        obj = load_python_object(spec.function)
-        if isinstance(obj, PromptedLF):
-            if spec.name is not None and spec.name != obj.name:
-                raise ValueError(f"{spec.function!r} is the prompted LF {obj.name!r}; rename it in Python.")
-            return [obj]
-        return [PythonLF(obj, name=spec.name)]
 
 
 def check_unique(names: list[str]) -> None:

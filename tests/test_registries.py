@@ -67,3 +67,12 @@ def test_formats():
     from thresher.storage.formats import EXTENSIONS, READERS, Format
 
     assert set(get_args(Format)) == set(READERS) and set(EXTENSIONS.values()) <= set(READERS)
+
+
+def test_lf_kinds():
+    """Each LF kind builds its own LFs (no isinstance chain); the union is made of LF_KINDS."""
+    from thresher.labeling.config import LF_KINDS, LabelingConfig, LFSpec
+
+    kinds = _union_tags(LabelingConfig.model_fields["lfs"].annotation.__args__[0], "kind")
+    assert kinds == {get_args(cls.model_fields["kind"].annotation)[0] for cls in LF_KINDS}
+    assert all(issubclass(cls, LFSpec) and "build" in vars(cls) for cls in LF_KINDS)

@@ -166,15 +166,16 @@ def test_one_run_reads_its_config_once_and_builds_each_lf_once(project, monkeypa
         reads.append(str(path))
         return load_config(path, **kwargs)
 
-    real_build = LabelingConfig._build_spec
+    real_build = LabelingConfig.build_spec
 
     def counted_build(self, spec):
-        builds.append(getattr(spec, "name", None) or getattr(spec, "path", None) or spec.function)
+        if id(spec) not in self._built:  # built now, not taken from this config's cache
+            builds.append(getattr(spec, "name", None) or getattr(spec, "path", None) or spec.function)
         return real_build(self, spec)
 
     for module in (thresher.pipeline.check, thresher.flows.stage, thresher.flows.pipeline):
         monkeypatch.setattr(module, "load_config", counted_load)
-    monkeypatch.setattr(LabelingConfig, "_build_spec", counted_build)
+    monkeypatch.setattr(LabelingConfig, "build_spec", counted_build)
     result = invoke("run", project / "thresher.yaml", "--no-progress", "--force")
     assert result.exit_code == 0, result.output
     assert reads == [str(project / "thresher.yaml")]
