@@ -33,9 +33,12 @@ class FeatureConfig(StageConfig):
     in DuckDB by (encoder, item) and never recomputed.
     """
 
+    # tfidf | minilm (the embedded sentence encoder) | minilm-static (its distilled static form) | numeric (source
+    # columns)
     encoder: EncoderName = "tfidf"
-    tfidf: TfidfConfig = TfidfConfig()
-    static_dims: int = Field(256, ge=2, le=384)
+    tfidf: TfidfConfig = TfidfConfig()  # TF-IDF's settings (encoder: tfidf)
+    static_dims: int = Field(256, ge=2, le=384)  # minilm-static: PCA width of the distilled model
+    # numeric: the source columns (kept in items.extra) used as features
     numeric_columns: list[str] = Field(default_factory=list)
     device: DeviceName = "auto"  # where minilm encodes: a GPU when torch sees one (auto), cpu, cuda[:N]
 

@@ -11,10 +11,10 @@ from thresher.core.config import StageConfig
 class TfidfConfig(StageConfig):
     """scikit-learn ``TfidfVectorizer`` settings (word n-grams, sublinear term frequency)."""
 
-    max_features: int = Field(50_000, ge=1)
-    ngram_max: int = Field(2, ge=1, le=5)
-    min_df: int = Field(1, ge=1)
-    sublinear_tf: bool = True
+    max_features: int = Field(50_000, ge=1)  # vocabulary size at most (the most frequent terms)
+    ngram_max: int = Field(2, ge=1, le=5)  # word n-grams up to this length
+    min_df: int = Field(1, ge=1)  # terms in fewer documents are dropped (detect's C: auto may choose it when unset)
+    sublinear_tf: bool = True  # 1 + log(tf) instead of raw term counts
 
 
 def tfidf_features(texts: list[str], config: TfidfConfig) -> sp.csr_matrix:

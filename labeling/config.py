@@ -42,12 +42,12 @@ class LFSpec(StageConfig):
 class KeywordLFConfig(LFSpec):
     """Votes ``label`` when the text contains the ``terms`` (any of them, or all with ``mode: all``)."""
 
-    kind: Literal["keyword"]
+    kind: Literal["keyword"]  # keyword
     name: str  # the LF's name: its column in the votes, its row in the LF summary
     label: str | int  # the class it votes for (a name in classes, or its id)
     terms: list[str] = Field(min_length=1)  # words or phrases to look for
     mode: Literal["any", "all"] = "any"  # any: one term is enough; all: every term must be there
-    case_sensitive: bool = False
+    case_sensitive: bool = False  # match the terms' case exactly
     word_boundary: bool = True  # match whole words only (false: also inside longer words)
 
     def build(self, classes: list[str]) -> list[LabelingFunction | PromptedLF]:
@@ -58,11 +58,11 @@ class KeywordLFConfig(LFSpec):
 class RegexLFConfig(LFSpec):
     """Votes ``label`` when the regular expression ``pattern`` matches the text."""
 
-    kind: Literal["regex"]
+    kind: Literal["regex"]  # regex
     name: str  # the LF's name: its column in the votes, its row in the LF summary
     label: str | int  # the class it votes for (a name in classes, or its id)
     pattern: str = Field(min_length=1)  # a Python regular expression (RE2 on the SQL fast path where it can)
-    case_sensitive: bool = True
+    case_sensitive: bool = True  # match the pattern's case exactly
 
     def build(self, classes: list[str]) -> list[LabelingFunction | PromptedLF]:
         return [RegexLF(self.name, pattern=self.pattern, label=parse_class(self.label, classes),
@@ -72,7 +72,7 @@ class RegexLFConfig(LFSpec):
 class PythonLFConfig(LFSpec):
     """A Snorkel ``@labeling_function`` or any ``f(x) -> class id or -1``, or a prompted LF, from Python."""
 
-    kind: Literal["python"]
+    kind: Literal["python"]  # python
     function: ObjectSpec  # 'file.py:name' (relative to the config file) or 'package.module:name'
     name: str | None = None  # default: the function's own name
 
@@ -88,11 +88,11 @@ class PythonLFConfig(LFSpec):
 class RuleFileLFConfig(LFSpec):
     """A file of ``label<TAB>regex`` rules (ImplyLoss / WRENCH ``rule.txt``): one regex LF per line."""
 
-    kind: Literal["rule_file"]
+    kind: Literal["rule_file"]  # rule_file
     path: ConfigPath  # the rule file (relative to the config file)
     prefix: str | None = None  # LF names are <prefix>_000, <prefix>_001, ... (default: the file stem)
     label_map: dict[str, str] | None = None  # rename the file's labels to class names
-    case_sensitive: bool = False
+    case_sensitive: bool = False  # match the rules' case exactly
 
     def build(self, classes: list[str]) -> list[LabelingFunction | PromptedLF]:
         return list(load_rule_file(self.path, classes=classes, label_map=self.label_map,
@@ -102,7 +102,7 @@ class RuleFileLFConfig(LFSpec):
 class SqlLFConfig(LFSpec):
     """A DuckDB boolean expression over item_id, dataset, split, text, label and extra (JSON)."""
 
-    kind: Literal["sql"]
+    kind: Literal["sql"]  # sql
     name: str  # the LF's name: its column in the votes, its row in the LF summary
     label: str | int  # the class it votes for where the expression is true
     where: str = Field(min_length=1)  # e.g. "length(text) < 20 AND extra->>'source' = 'forum'"
@@ -114,11 +114,11 @@ class SqlLFConfig(LFSpec):
 class LookupLFConfig(LFSpec):
     """Term -> label lists, inline (``terms``) or as a ``term,label`` CSV (``terms_file``)."""
 
-    kind: Literal["lookup"]
+    kind: Literal["lookup"]  # lookup
     name: str  # the LF's name: its column in the votes, its row in the LF summary
     terms: dict[str, str | int] | None = None  # term -> the class it votes for
     terms_file: ConfigPath | None = None  # a term,label CSV (relative to the config file) instead of terms
-    case_sensitive: bool = False
+    case_sensitive: bool = False  # match the terms' case exactly
     word_boundary: bool = True  # match whole words only
 
     @model_validator(mode="after")
@@ -148,7 +148,7 @@ def _yaml_yes_no(value: Any) -> Any:
 class PromptLFConfig(LFSpec):
     """An LLM-prompted LF (see :class:`labeling.llm.prompt.PromptedLF`); answers map to a class or abstain."""
 
-    kind: Literal["prompt"]
+    kind: Literal["prompt"]  # prompt
     name: str  # the LF's name: its column in the votes, its row in the LF summary
     template: str = Field(min_length=1)  # str.format over item fields, e.g. "Comment: {text}\n\nIs it spam?"
     answers: dict[str, str | int | None] = Field(min_length=1)  # answer -> class, or abstain / null
@@ -197,9 +197,9 @@ LFConfig = Annotated[Union[LF_KINDS], Field(discriminator="kind")]  # type: igno
 class SelectionGrid(StageConfig):
     """Candidate LabelModel settings tried when a gold dev split is used for model selection."""
 
-    n_epochs: list[int] = Field(default_factory=lambda: [100, 300], min_length=1)
-    lr: list[float] = Field(default_factory=lambda: [0.01, 0.003], min_length=1)
-    l2: list[float] = Field(default_factory=lambda: [0.0, 0.1], min_length=1)
+    n_epochs: list[int] = Field(default_factory=lambda: [100, 300], min_length=1)  # LabelModel epochs tried
+    lr: list[float] = Field(default_factory=lambda: [0.01, 0.003], min_length=1)  # LabelModel learning rates tried
+    l2: list[float] = Field(default_factory=lambda: [0.0, 0.1], min_length=1)  # LabelModel L2 penalties tried
     include_majority: bool = True  # MajorityLabelVoter competes too
     include_dawid_skene: bool = True  # and Dawid-Skene (full and one-coin)
 
@@ -266,7 +266,8 @@ class DenoiseConfig(StageConfig):
 class LabelingConfig(StageConfig):
     """The labeling stage: which LFs vote, and how the votes are denoised."""
 
-    classes: list[str] = Field(min_length=2)
+    classes: list[str] = Field(min_length=2)  # set once at the top level of the config
+    # the labeling functions, each tagged by kind (keyword, regex, sql, lookup, rule_file, python, prompt)
     lfs: list[LFConfig] = Field(default_factory=list)
     source_votes: bool = False  # also use the weak labels imported with the data (WRENCH)
     # Also use the per-item vote counts imported with the data (a source's vote_counts): each class's
@@ -278,7 +279,7 @@ class LabelingConfig(StageConfig):
     max_fault_rate: float = Field(0.01, ge=0, le=1)
     n_jobs: int | None = Field(None, ge=1)  # Python LF processes; None: all cores if serial work > 20 s
     llm: LLMConfig | None = None  # the backend prompted LFs ask
-    model: DenoiseConfig = DenoiseConfig()
+    model: DenoiseConfig = DenoiseConfig()  # the label model that denoises the votes, and its settings
     # The LFs each entry of ``lfs`` built, kept with this config object: one run builds each LF once.
     _built: dict[int, list[LabelingFunction | PromptedLF]] = PrivateAttr(default_factory=dict)
 

@@ -34,7 +34,7 @@ class DaskConfig(StageConfig):
     address: str | None = None  # a running scheduler, e.g. tcp://10.0.0.5:8786; None: a LocalCluster
     n_workers: int = Field(2, ge=1)  # LocalCluster only
     threads_per_worker: int = Field(1, ge=1)  # LocalCluster only
-    chunk_rows: int = Field(250_000, ge=1)
+    chunk_rows: int = Field(250_000, ge=1)  # rows per chunk
     chunk_dir: ConfigPath | None = None  # where chunks are written; workers must read it (default: beside the db)
 
 
@@ -68,21 +68,24 @@ def export_defaults(data: dict[str, Any]) -> dict[str, Any]:
 class PipelineConfig(StageConfig):
     """Every stage's configuration. ``classes`` and ``labels_from`` are shared by the stages."""
 
-    project: str = "thresher"
+    project: str = "thresher"  # the project's name (the deployment name's default)
+    # the project database (DuckDB file), relative to the config file
     db: ConfigPath = Field("thresher.duckdb", validate_default=True)
     dask: DaskConfig | None = None  # None: everything in this process
     sql_snapshots: bool = True  # after each stage, copy what it wrote to Parquet for `thresher sql` during runs
     # How long a stage waits for a database that another process holds (a reader's query) before it
     # fails; THRESHER_DB_LOCK_TIMEOUT overrides it.
     db_lock_timeout: float = Field(600.0, ge=0)
-    classes: list[str] = Field(min_length=2)
+    classes: list[str] = Field(min_length=2)  # class ids are positions; labels in data may be ids or these names
+    # which labels are checked and exported: denoised (the LFs') or given (the data's)
     labels_from: Literal["denoised", "given"] = "denoised"
-    sources: list[SourceConfig] = Field(min_length=1)
+    sources: list[SourceConfig] = Field(min_length=1)  # the inputs the ingest stage reads
+    # the label stage: LFs and the label model (absent: labels_from must be given)
     labeling: LabelingConfig | None = None
-    detect: DetectConfig = DetectConfig()
-    reweight: ReweightConfig | None = None
-    select: SelectConfig | None = None
-    export: ExportConfig = ExportConfig()
+    detect: DetectConfig = DetectConfig()  # the detect stage: label issues and weights
+    reweight: ReweightConfig | None = None  # the optional reweight stage: weights learned while training
+    select: SelectConfig | None = None  # the optional select stage: the subset that serves a target
+    export: ExportConfig = ExportConfig()  # the export stage: Parquet shards and a manifest
     # The stages a run executes, in pipeline order whatever the order here; default: ingest, detect
     # and export, and label, reweight and select when their sections are present.
     stages: list[str] | None = Field(None, min_length=1)

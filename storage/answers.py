@@ -26,6 +26,7 @@ class Thresholds(StageConfig):
     rating going to the first class whose bound it is below; the last bound may be null (no bound).
     E.g. ``[[2.5, negative], [3.5, neutral], [null, positive]]`` for 1-5 stars."""
 
+    # [[upper bound, class], ...] in order; null as the last bound: everything above
     bins: list[tuple[float | None, str | int]] = Field(min_length=2)
 
     @field_validator("bins")
@@ -61,9 +62,9 @@ class AnswerColumns(StageConfig):
 class AnswersConfig(StageConfig):
     """A long file of crowd answers for the items of one source."""
 
-    path: ConfigPath
+    path: ConfigPath  # the answers file (relative to the config file)
     format: Literal["csv", "jsonl", "json", "parquet"] | None = None  # None: from the extension
-    columns: AnswerColumns = AnswerColumns()
+    columns: AnswerColumns = AnswerColumns()  # which columns hold the item id, the worker and the answer
     delimiter: str | None = Field(None, min_length=1, max_length=1)  # None: a tab for .tsv, else a comma
     abstain: str | int | None = None  # an answer value that means "no answer" (as text, like label_map keys)
     thresholds: Thresholds | None = None  # numeric ratings -> classes, before label_map and class parsing

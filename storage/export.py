@@ -53,22 +53,23 @@ SHARD_SCHEMA = pa.schema([
     ("weight", pa.float32()),
     ("label_quality", pa.float32()),
     ("gold_label", pa.int32()),
+    ("id", pa.string()),  # the id as the source gave it: item_id without its "dataset:" prefix
 ])
 
 
 class ExportConfig(StageConfig):
     """Where and how the curated set is written, and which items it keeps."""
 
-    out_dir: ConfigPath = Field("export", validate_default=True)
-    rows_per_shard: int = Field(100_000, ge=1)
+    out_dir: ConfigPath = Field("export", validate_default=True)  # the export directory (relative to the config file)
+    rows_per_shard: int = Field(100_000, ge=1)  # rows per Parquet shard at most
     # training: every split but the held-out ones (HELD_OUT_SPLITS; items without a split count as
     # training), so evaluation rows never reach the training shards unnoticed; all: every split.
     splits: list[str] | Literal["training", "all"] = "training"
     # Leave out what detect flagged. Off by default: detect's default weight (flagged_quality) keeps
     # flagged items at their label-quality weight, which trained better models than dropping them.
     drop_label_issues: bool = False
-    drop_uncovered: bool = True
-    labels_from: Literal["denoised", "given"] = "denoised"
+    drop_uncovered: bool = True  # leave out undecided items: uncovered, and ties under tie_break: abstain
+    labels_from: Literal["denoised", "given"] = "denoised"  # set once at the top level
     # What a training worker should fit, recorded in the manifest (every shard has both columns):
     # hard: `label`; soft: `probs`, the label model's class probabilities, with a soft cross-entropy
     # (Snorkel's noise-aware loss). benchmarks/curation_value.py: soft helps a logistic regression
@@ -82,7 +83,7 @@ class ExportConfig(StageConfig):
     use_detect: bool = True
     # Keep only the items the select stage chose (default: true when the pipeline has that stage).
     selected_only: bool = False
-    zstd_level: int = Field(3, ge=1, le=22)
+    zstd_level: int = Field(3, ge=1, le=22)  # the shards' zstd compression level
     # Score a proxy model trained on the raw labels and on the export against the gold labels of the
     # held-out splits, on at most this many rows of each (0: do not): the summary's `proxy`.
     proxy_rows: int = Field(50_000, ge=0)
@@ -166,7 +167,8 @@ def _kept_rows(con: duckdb.DuckDBPyConnection, batch_rows: int = 8 * 8192) -> It
     ``_export`` holds no texts: carried through its joins and its sort, 10M rows of texts spill
     to disk under the memory limit. They are joined here, on the sorted rows.
     """
-    reader = con.sql("SELECT e.* EXCLUDE (reason), i.text FROM _export e JOIN items i ON i.item_id = e.item_id "
+    reader = con.sql("SELECT e.* EXCLUDE (reason), i.text, substr(e.item_id, length(e.dataset) + 2) AS id "
+                     "FROM _export e JOIN items i ON i.item_id = e.item_id "
                      "WHERE e.reason IS NULL ORDER BY e.item_id").to_arrow_reader(batch_rows)
     try:
         yield from reader
@@ -191,7 +193,8 @@ def shard_schema(classes: list[str]) -> pa.Schema:
     features = {"item_id": value("string"), "dataset": value("string"), "split": value("string"),
                 "text": value("string"), "label": {"names": list(classes), "_type": "ClassLabel"},
                 "label_name": value("string"), "probs": {"feature": value("float32"), "_type": "Sequence"},  # read by datasets 3 to 5
-                "weight": value("float32"), "label_quality": value("float32"), "gold_label": value("int32")}
+                "weight": value("float32"), "label_quality": value("float32"), "gold_label": value("int32"),
+                "id": value("string")}
     return SHARD_SCHEMA.with_metadata({
         "thresher": json.dumps({"format": FORMAT, "classes": list(classes), "label_column": "label"}),
         "huggingface": json.dumps({"info": {"features": features}}),
@@ -223,6 +226,7 @@ def _shard_table(rows: pa.Table | pa.RecordBatch, classes: list[str]) -> pa.Tabl
         "weight": rows.column("weight").cast(pa.float32()),
         "label_quality": rows.column("label_quality").cast(pa.float32()),
         "gold_label": rows.column("gold_label").cast(pa.int32()),
+        "id": rows.column("id"),
     }, schema=shard_schema(classes))
 
 

@@ -58,11 +58,11 @@ class ColumnMap(StageConfig):
     that have no text): its items get an empty text, and detect, which needs text features, skips them.
     """
 
-    text: str | None = "text"
-    label: str | None = None
-    gold: str | None = None
-    id: str | None = None
-    split: str | None = None
+    text: str | None = "text"  # the text column (null: a label-only source)
+    label: str | None = None  # the given (possibly noisy) label's column
+    gold: str | None = None  # the trusted label's column, for evaluation only
+    id: str | None = None  # the row id's column (items keep it, prefixed by the dataset)
+    split: str | None = None  # a column holding each row's split
 
 
 class VoteColumns(StageConfig):
@@ -70,8 +70,9 @@ class VoteColumns(StageConfig):
     another tool's LF outputs. A value is a class name or id (through ``label_map``); ``abstain``
     (as text, like ``label_map`` keys) and empty cells are no vote."""
 
+    # the columns, one LF each (a glob such as worker_* takes every matching column)
     columns: list[str] = Field(min_length=1)
-    abstain: str | int | None = -1
+    abstain: str | int | None = -1  # the value that means no vote (empty cells are none too)
     thresholds: Thresholds | None = None  # numeric ratings -> classes, before label_map and class parsing
 
     @field_validator("columns")
@@ -108,13 +109,13 @@ class VoteCounts(StageConfig):
 class SourceConfig(StageConfig):
     """One input: a file or glob, its format and how its columns map onto items."""
 
-    path: ConfigPath
-    format: Format | None = None
-    dataset: str = Field(min_length=1)
-    split: str | None = None
-    columns: ColumnMap = ColumnMap()
+    path: ConfigPath  # a file or glob, relative to the config file
+    format: Format | None = None  # csv | jsonl | json | parquet | wrench; None: from the extension
+    dataset: str = Field(min_length=1)  # the dataset's name, the prefix of its item ids
+    split: str | None = None  # every row's split (or columns.split per row; WRENCH: the file stem)
+    columns: ColumnMap = ColumnMap()  # which source columns are the text, labels, id and split
     delimiter: str | None = Field(None, min_length=1, max_length=1)  # None: a tab for .tsv files, else a comma
-    max_field_bytes: int = Field(1_000_000, ge=1)
+    max_field_bytes: int = Field(1_000_000, ge=1)  # larger fields are rejected as oversize_field
     lf_names: list[str] | None = None  # WRENCH only: names of the weak_labels columns
     # Without an id column: "content" hashes the row (exact repeats become duplicate_row rejects);
     # "line" uses the file and line, keeping repeated rows as items of their own.
@@ -181,8 +182,8 @@ class SourceConfig(StageConfig):
 class IngestConfig(StageConfig):
     """The ingest stage: the sources and the class names labels are mapped onto."""
 
-    sources: list[SourceConfig] = Field(min_length=1)
-    classes: list[str] = Field(min_length=2)
+    sources: list[SourceConfig] = Field(min_length=1)  # the inputs
+    classes: list[str] = Field(min_length=2)  # the pipeline's classes
 
 
 @dataclass

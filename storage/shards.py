@@ -14,7 +14,7 @@ from pathlib import Path
 MANIFEST = ".manifest.json"
 OLD_MANIFEST = "manifest.json"  # exports written before 2026-12-03
 FORMAT = "thresher-shards"
-FORMAT_VERSION = 2  # 2: label int64 (was int32), class names in the Parquet metadata, .manifest.json
+FORMAT_VERSION = 3  # 2: label int64 (was int32), class names in the Parquet metadata, .manifest.json; 3: id
 
 
 def manifest_path(directory: str | Path) -> Path:

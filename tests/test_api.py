@@ -77,13 +77,17 @@ def test_an_unchanged_stage_is_reused_and_one_stage_runs_alone(notebook):
 
 
 def test_the_curated_view_speaks_in_the_users_ids_and_class_names(notebook):
-    pipe, result, frame, _ = notebook
+    pipe, result, frame, root = notebook
     curated = pipe.sql("select item_id, id, final_label, final_label_name, gold, gold_name from curated")
     assert set(curated["id"]) == set(frame["COMMENT_ID"]) and (curated["item_id"] == "youtube:" + curated["id"]).all()
     names = {0: "HAM", 1: "SPAM"}
     assert (curated["final_label"].map(names) == curated["final_label_name"]).all()
     assert (curated["gold"].map(names) == curated["gold_name"]).all()
     assert list(pipe.sql("select name from classes order by class_id")["name"]) == ["HAM", "SPAM"]
+
+    shards = pd.read_parquet(root / "export")
+    assert (shards["item_id"] == "youtube:" + shards["id"]).all() and set(shards["id"]) <= set(frame["COMMENT_ID"])
+    assert len(frame.merge(shards, left_on="COMMENT_ID", right_on="id")) >= len(shards)  # back onto your rows
 
 
 def test_the_same_data_is_written_once(notebook):

@@ -14,8 +14,8 @@ from thresher.core.device import DeviceName
 class BudgetConfig(StageConfig):
     """Per-run caps; when one is reached no new prompt is sent and the run ends with what is done."""
 
-    max_calls: int | None = Field(None, ge=0)
-    max_tokens: int | None = Field(None, ge=0)
+    max_calls: int | None = Field(None, ge=0)  # prompts sent per run at most (None: no cap)
+    max_tokens: int | None = Field(None, ge=0)  # tokens (prompt + answer) per run at most (None: no cap)
 
 
 MAX_RESPONSE_BYTES = 16 << 20  # the derived cap's ceiling: no answer of a few tokens needs more
@@ -39,25 +39,25 @@ class OpenAIBackendConfig(BackendConfig):
     """
 
     code: ClassVar[str] = "thresher.labeling.llm.openai_http:OpenAIBackend"  # the Backend it configures
-    backend: Literal["openai"]
+    backend: Literal["openai"]  # openai
     base_url: str = Field(min_length=1)  # e.g. http://127.0.0.1:8000/v1
-    model: str = Field(min_length=1)
+    model: str = Field(min_length=1)  # the model name the server serves
     api_key_env: str | None = None  # e.g. OPENAI_API_KEY; None: no Authorization header
-    endpoint: Literal["chat", "completions"] = "chat"
-    concurrency: int = Field(16, ge=1, le=1024)
+    endpoint: Literal["chat", "completions"] = "chat"  # chat (/v1/chat/completions) or completions (/v1/completions)
+    concurrency: int = Field(16, ge=1, le=1024)  # requests in flight at once
     timeout: float = Field(60.0, gt=0)  # seconds per attempt
     max_tokens: int = Field(5, ge=1)  # answers are a word or two
-    temperature: float = Field(0.0, ge=0)
-    max_retries: int = Field(4, ge=0, le=20)
+    temperature: float = Field(0.0, ge=0)  # 0: greedy, the same answer each time
+    max_retries: int = Field(4, ge=0, le=20)  # retries of a failed request (429, 5xx, timeouts), with backoff
     backoff: float = Field(0.5, ge=0)  # first retry delay in seconds; doubles each retry, with jitter
-    max_backoff: float = Field(30.0, ge=0)
+    max_backoff: float = Field(30.0, ge=0)  # seconds a retry waits at most (a longer Retry-After is capped to it)
     # A server's Retry-After longer than this ends that prompt's attempts (failed, asked next run): one
     # prompt then takes at most (max_retries + 1) * timeout + max_retries * max(max_backoff, max_retry_after).
     max_retry_after: float = Field(60.0, ge=0)
     # An answer body larger than this fails its prompt (asked again next run) without being read further:
     # None derives it from max_tokens (64 KiB + 1 KiB per token), at most MAX_RESPONSE_BYTES.
     max_response_bytes: int | None = Field(None, ge=1024)
-    budget: BudgetConfig = BudgetConfig()
+    budget: BudgetConfig = BudgetConfig()  # per-run caps on calls and tokens
 
     @property
     def response_limit(self) -> int:
@@ -87,12 +87,12 @@ class EmbeddedBackendConfig(BackendConfig):
 
     code: ClassVar[str] = "thresher.labeling.llm.embedded:EmbeddedBackend"
     chunked: ClassVar[bool] = True  # encodes through a stage's chunking (a Dask cluster)
-    backend: Literal["embedded"]
-    encoder: Literal["minilm", "minilm-static"] = "minilm"
+    backend: Literal["embedded"]  # embedded
+    encoder: Literal["minilm", "minilm-static"] = "minilm"  # minilm (the embedded all-MiniLM-L6-v2) | minilm-static
     margin: float = Field(0.1, ge=0, le=2)  # abstain unless the best statement wins by this cosine margin
-    batch_size: int = Field(512, ge=1)
+    batch_size: int = Field(512, ge=1)  # texts encoded per batch
     device: DeviceName = "auto"  # where minilm encodes (the static encoder runs on the CPU)
-    budget: BudgetConfig = BudgetConfig()
+    budget: BudgetConfig = BudgetConfig()  # per-run caps on calls and tokens
 
     @property
     def model(self) -> str:
@@ -103,12 +103,12 @@ class TransformersBackendConfig(BackendConfig):
     """A causal LM from a local directory, run greedily with Hugging Face ``transformers``."""
 
     code: ClassVar[str] = "thresher.labeling.llm.hf_local:TransformersBackend"
-    backend: Literal["transformers"]
-    model_path: ConfigPath = Field(min_length=1)
-    max_tokens: int = Field(5, ge=1)
-    batch_size: int = Field(8, ge=1)
+    backend: Literal["transformers"]  # transformers
+    model_path: ConfigPath = Field(min_length=1)  # a local model directory (relative to the config file)
+    max_tokens: int = Field(5, ge=1)  # tokens generated per answer at most
+    batch_size: int = Field(8, ge=1)  # prompts per generate() call
     device: DeviceName = "auto"  # a GPU when torch sees one; cpu; cuda; cuda:N
-    budget: BudgetConfig = BudgetConfig()
+    budget: BudgetConfig = BudgetConfig()  # per-run caps on calls and tokens
 
     @property
     def model(self) -> str:

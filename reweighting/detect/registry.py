@@ -54,7 +54,7 @@ class ConfidentLearningSettings(DetectorSettings):
     name = "confident_learning"
     streams = True
 
-    filter_by: FilterBy = "prune_by_noise_rate"
+    filter_by: FilterBy = "prune_by_noise_rate"  # cleanlab find_label_issues' rule
 
     def build(self, shared: Shared, members: list[Detector] | None = None) -> Detector:
         from thresher.reweighting.detect.confident_learning import ConfidentLearning
@@ -70,8 +70,9 @@ class SmallLossSettings(DetectorSettings):
     name = "small_loss"
     streams = True
 
+    # gmm (2-component GMM on min-max loss) | fraction (Co-teaching: the estimated noise rate)
     rule: Literal["gmm", "fraction"] = "gmm"
-    threshold: float = Field(0.5, gt=0, lt=1)
+    threshold: float = Field(0.5, gt=0, lt=1)  # gmm: flag p_clean below this (DivideMix 0.5; PLS/LSA use 0.05)
 
     def build(self, shared: Shared, members: list[Detector] | None = None) -> Detector:
         from thresher.reweighting.detect.small_loss import SmallLoss
@@ -86,9 +87,10 @@ class LinearSeparationSettings(DetectorSettings):
 
     name = "linear_separation"
 
+    # global (the paper) | per_class (one hyperplane per label, cross-fitted)
     mode: Literal["global", "per_class"] = "global"
-    small_loss_rule: Literal["gmm", "fraction"] = "gmm"
-    small_loss_threshold: float = Field(0.5, gt=0, lt=1)
+    small_loss_rule: Literal["gmm", "fraction"] = "gmm"  # the rule of the small-loss flags it separates
+    small_loss_threshold: float = Field(0.5, gt=0, lt=1)  # their gmm threshold
 
     def build(self, shared: Shared, members: list[Detector] | None = None) -> Detector:
         from thresher.reweighting.detect.linear_separation import LinearSeparation
@@ -102,9 +104,9 @@ class HybridSettings(DetectorSettings):
 
     name = "hybrid"
 
-    rounds: int = Field(4, ge=1, le=20)
-    threshold: float = Field(0.5, gt=0, lt=1)
-    lsa_mode: Literal["global", "per_class"] = "global"
+    rounds: int = Field(4, ge=1, le=20)  # linear separation / small-loss rounds
+    threshold: float = Field(0.5, gt=0, lt=1)  # small-loss p_clean threshold
+    lsa_mode: Literal["global", "per_class"] = "global"  # global (the paper) | per_class
 
     def build(self, shared: Shared, members: list[Detector] | None = None) -> Detector:
         from thresher.reweighting.detect.hybrid import Hybrid
@@ -120,7 +122,7 @@ class EnsembleSettings(DetectorSettings):
     streams = True  # as its members do
     over_others = True
 
-    min_votes: int = Field(2, ge=1)
+    min_votes: int = Field(2, ge=1)  # flag what at least this many of the other detectors flag
 
     def build(self, shared: Shared, members: list[Detector] | None = None) -> Detector:
         from thresher.reweighting.detect.ensemble import Ensemble

@@ -68,6 +68,8 @@ class DetectConfig(StageConfig):
     # or a class or function returning one (called with no arguments). None: logistic regression with C
     # (tuned by C: auto).
     estimator: PluginRef | None = None
+    # each detector's settings under its name (a list of names takes the defaults); your own under a name of yours,
+    # with object: module:attribute
     detectors: dict[str, Any] = Field(
         default_factory=lambda: {"confident_learning": {}}, min_length=1, validate_default=True,
         json_schema_extra={"propertyNames": {"anyOf": [{"enum": list(DETECTORS)}, {"type": "string"}]}})

@@ -23,7 +23,9 @@ class TuneConfig(StageConfig):
     """Candidates tried when ``detect.C`` is ``auto``; ``min_df`` only with TF-IDF features whose
     ``min_df`` is not set in the config."""
 
+    # the logistic regression's C candidates
     C: list[float] = Field(default_factory=lambda: [0.1, 1.0, 10.0], min_length=1)
+    # TF-IDF min_df candidates (unless features.tfidf.min_df is set)
     min_df: list[int] = Field(default_factory=lambda: [1, 2], min_length=1)
     rows: int = Field(5_000, ge=100)  # the sample the candidates are scored on
 

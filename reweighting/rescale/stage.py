@@ -39,28 +39,29 @@ class ReweightConfig(StageConfig):
     """Which labels, which features, and how the weights are learned (defaults: the STORM paper's
     TF-IDF setting: linear model, batch 32, Adam lr 5e-2, 10 epochs, G = 3 passes, dropout 0.1)."""
 
+    # storm | linupper | quadratic | extremes | uniform (see "Learned weights" in the README)
     strategy: Strategy = "storm"
-    labels_from: Literal["denoised", "given"] = "denoised"
-    include_uncovered: bool = False
-    features: FeatureConfig = FeatureConfig()
+    labels_from: Literal["denoised", "given"] = "denoised"  # set once at the top level
+    include_uncovered: bool = False  # also weigh items no LF voted on
+    features: FeatureConfig = FeatureConfig()  # as detect.features
     hidden: int = Field(0, ge=0)  # 0: linear model; > 0: one hidden ReLU layer of this width
-    lr: float = Field(5e-2, gt=0)
-    batch_size: int = Field(32, ge=1)
-    epochs: int = Field(10, ge=1, le=1000)
+    lr: float = Field(5e-2, gt=0)  # the model's learning rate (the paper's TF-IDF setting: Adam 5e-2)
+    batch_size: int = Field(32, ge=1)  # items per training batch
+    epochs: int = Field(10, ge=1, le=1000)  # training epochs
     optimizer: Optimizer = "adam_reset"  # restart Adam each step, as STORM's reference code (see README)
-    dropout: float = Field(0.1, ge=0, lt=1)
-    forward_passes: int = Field(3, ge=1, le=20)
-    rescaler_lr: float = Field(1e-2, gt=0)
-    rescaler_features: Literal["all", "loss"] = "all"
-    class_separation: bool = True
-    categories: bool = True
-    meta_loss_rescaling: bool = True
-    simulate_only: bool = False
+    dropout: float = Field(0.1, ge=0, lt=1)  # on the inputs of the G-1 extra forward passes
+    forward_passes: int = Field(3, ge=1, le=20)  # G: forward passes per batch whose statistics the rescaler reads
+    rescaler_lr: float = Field(1e-2, gt=0)  # the rescaler's learning rate
+    rescaler_features: Literal["all", "loss"] = "all"  # all (the 19 statistics) | loss (loss and agreement only)
+    class_separation: bool = True  # one rescaler and one memory per class
+    categories: bool = True  # memory statistics per agree/disagree category
+    meta_loss_rescaling: bool = True  # the meta batch's loss is rescaled too
+    simulate_only: bool = False  # learn the weights, train the model unweighted
     temperature: float = Field(1.0, gt=0)  # loss rules: softmax temperature r
     burn_in_steps: int = Field(0, ge=0)    # loss rules: uniform weights for the first steps
     device: DeviceName = "auto"            # auto: a GPU when torch sees one; cpu; cuda; cuda:N
     precision: Literal["float32", "bfloat16"] = "float32"  # bfloat16: the classifier's passes under autocast
-    random_state: int = 0
+    random_state: int = 0  # the seed of batches, dropout and initialisation
     # per_class: the learned weights are rescaled within each class so that it keeps its share of the
     # total weight (STORM's raw weights crushed YouTube's smaller class to a mean of 0.06); none: as learned.
     weight_balance: WeightBalance = "per_class"

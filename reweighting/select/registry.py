@@ -63,18 +63,20 @@ class ColorFilterConfig(Settings):
 
     name = "color_filter"
 
+    # labelled (classifier on the labels) | lm (byte-level LMs, texts only)
     mode: Literal["labelled", "lm"] = "labelled"
-    n_folds: int = Field(5, ge=2, le=50)
-    C: float = Field(1.0, gt=0)
+    n_folds: int = Field(5, ge=2, le=50)  # folds of the cross-fitted prior model (lm mode: 2 is plenty)
+    C: float = Field(1.0, gt=0)  # the classifiers' C (labelled mode)
+    # the target's total weight in the conditional model (balanced), or a per-item factor
     target_weight: float | Literal["balanced"] = "balanced"
     require_agreement: bool = True  # rank items whose label the conditional model disputes last
     balance: Literal["none", "target"] = "none"  # target: each class keeps the target's share of the budget
-    chunk_size: int | None = Field(None, ge=1)
-    lm_width: int = Field(64, ge=8, le=1024)
-    lm_layers: int = Field(4, ge=1, le=12)
-    lm_max_len: int = Field(256, ge=8, le=4096)
-    lm_prior_epochs: int = Field(2, ge=1, le=100)
-    lm_finetune_epochs: int = Field(5, ge=1, le=100)
+    chunk_size: int | None = Field(None, ge=1)  # batch-wise selection over random chunks; None: one global ranking
+    lm_width: int = Field(64, ge=8, le=1024)  # lm mode: channels
+    lm_layers: int = Field(4, ge=1, le=12)  # lm mode: convolution layers
+    lm_max_len: int = Field(256, ge=8, le=4096)  # lm mode: bytes per text
+    lm_prior_epochs: int = Field(2, ge=1, le=100)  # lm mode: epochs of the prior LM
+    lm_finetune_epochs: int = Field(5, ge=1, le=100)  # lm mode: epochs of the conditional LM's fine-tuning
 
     @model_validator(mode="after")
     def _check(self) -> "ColorFilterConfig":
@@ -123,12 +125,12 @@ class GIOConfig(Settings):
     name = "gio"
     encoder = "minilm-static"  # GIO's k-NN KL needs dense embeddings
 
-    k: int = Field(5, ge=1, le=100)
-    n_clusters: int | None = Field(None, ge=2)
-    v_init: Literal["mean", "jump", "prev_opt"] = "jump"
-    stop: Literal["budget", "increase"] = "budget"
-    grad_steps: int = Field(50, ge=0, le=10_000)
-    lr: float = Field(0.01, gt=0)
+    k: int = Field(5, ge=1, le=100)  # neighbours of the k-NN KL estimate
+    n_clusters: int | None = Field(None, ge=2)  # k-means quantisation of the pool; the chosen clusters are expanded
+    v_init: Literal["mean", "jump", "prev_opt"] = "jump"  # jump | mean (the package's default) | prev_opt
+    stop: Literal["budget", "increase"] = "budget"  # budget | increase (the paper's rule; the budget is then a cap)
+    grad_steps: int = Field(50, ge=0, le=10_000)  # gradient steps of each point's search
+    lr: float = Field(0.01, gt=0)  # their learning rate
     def build(self, *, random_state: int, count: int, n_pool: int, progress: bool = False) -> Selector:
         from thresher.reweighting.select.gio import GIO
 

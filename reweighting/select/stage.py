@@ -41,11 +41,11 @@ class SelectConfig(StageConfig):
     """What to select from (the labelled items, optionally of some splits), towards which target,
     by which method, and how many (a count, or a fraction of the pool in (0, 1])."""
 
-    method: Method = "color_filter"
-    budget: int | float = 0.1
-    target: TargetConfig
-    labels_from: Literal["denoised", "given"] = "denoised"
-    include_uncovered: bool = False
+    method: Method = "color_filter"  # color_filter | gio | random (see "Data selection")
+    budget: int | float = 0.1  # a fraction of the pool in (0, 1], or a count
+    target: TargetConfig  # the items to select for: a split, a SQL query or a file
+    labels_from: Literal["denoised", "given"] = "denoised"  # set once at the top level
+    include_uncovered: bool = False  # also select among items no LF voted on
     # Leave out the items the detect stage flagged as label issues (the export drops them anyway,
     # and CoLoR-Filter's loss differences are heaviest-tailed on wrong labels). None: when a detect
     # run exists (the summary says which); true: a detect run is required; false: never.
@@ -54,9 +54,9 @@ class SelectConfig(StageConfig):
     features: FeatureConfig | None = None  # None: the method's own (tfidf for CoLoR-Filter, minilm-static for GIO)
     # Each method's settings, under its name (see reweighting/select/registry.py); ``method`` picks one.
     color_filter: ColorFilterConfig = ColorFilterConfig()
-    gio: GIOConfig = GIOConfig()
-    random: RandomConfig = RandomConfig()
-    random_state: int = 0
+    gio: GIOConfig = GIOConfig()  # GIO's settings
+    random: RandomConfig = RandomConfig()  # the random baseline (no settings)
+    random_state: int = 0  # the seed of every method
 
     @field_validator("budget")
     @classmethod

@@ -23,9 +23,10 @@ class TargetConfig(StageConfig):
     database target the labelled CoLoR-Filter conditions on; a file's labels are its label
     column, else its gold column."""
 
-    split: str | None = None
-    sql: str | None = None
-    file: SourceConfig | None = None
+    split: str | None = None  # the target is this split's items
+    sql: str | None = None  # or the item_ids this query returns
+    file: SourceConfig | None = None  # or the rows of this file (a source description: path, format, columns)
+    # which label of a split or query target: given | gold | denoised
     labels: Literal["given", "gold", "denoised"] = "given"
 
     @model_validator(mode="before")
