@@ -532,15 +532,20 @@ def _explain(cfg: Any, section: str) -> Table:
     for name, info in type(node).model_fields.items():
         value = getattr(node, name)
         default = "(required)" if info.is_required() else info.get_default(call_default_factory=True)
+        default = "(section)" if isinstance(default, BaseModel) else default
         shown = "(section)" if isinstance(value, BaseModel) else value
         rows.append([name, escape(_short(shown)), escape(_short(default)),
                      escape(info.description or docs.get(name) or (type(value).__doc__ or "").strip().split("\n")[0]
                             if isinstance(value, BaseModel) else info.description or docs.get(name, ""))])
     title = f"{section if section.strip('.') else 'top level'}: {(type(node).__doc__ or '').strip().splitlines()[0]}"
-    return _table(escape(title), ["setting", "yours", "default", "what it does"], rows)
+    table = _table(escape(title), ["setting", "yours", "default", "what it does"], rows)
+    for column in table.columns[1:3]:  # values are short: the description gets the width
+        column.max_width = 24
+    table.columns[3].ratio = 1
+    return table
 
 
-def _short(value: Any, limit: int = 60) -> str:
+def _short(value: Any, limit: int = 48) -> str:
     text = repr(value) if not isinstance(value, str) else value
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
