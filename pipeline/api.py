@@ -210,15 +210,13 @@ class Pipeline:
             con.close()
 
     def labels(self, *, run_id: str | None = None) -> pd.DataFrame:
-        """The denoised labels of label run ``run_id`` (default: the latest): item, its id as the source gave it
-        (``id``: join your DataFrame on it), its split and text, label id, whether it was decided (an LF voted and it is not a tie under tie_break: abstain), label name,
-        class probabilities, confidence, whether an LF voted (covered), and the gold label."""
-        return self._of_run("label", run_id, f"SELECT l.item_id, {YOUR_ID}, "
-                                             "i.split, i.text, l.label, l.decided, "
-                                             "list_extract($2::VARCHAR[], l.label + 1) AS label_name, l.probs, "
-                                             "l.confidence, l.entropy, l.covered, i.gold FROM labels l JOIN items i "
-                                             "USING (item_id) WHERE l.run_id = $1 ORDER BY l.item_id",
-                            [list(self.config.classes)])
+        """The denoised labels of label run ``run_id`` (default: the latest), from the ``labelled`` view: item,
+        its id as the source gave it (``id``: join your DataFrame on it), split, text, label id, whether it was
+        decided (an LF voted and it is not a tie under tie_break: abstain), label name, class probabilities,
+        confidence, entropy, whether an LF voted (covered), and the gold label."""
+        return self._of_run("label", run_id, "SELECT l.item_id, l.id, l.split, i.text, l.label, l.decided, l.label_name, "
+                                             "l.probs, l.confidence, l.entropy, l.covered, l.gold FROM labelled l "
+                                             "JOIN items i USING (item_id) WHERE l.run_id = $1 ORDER BY l.item_id")
 
     def noise_scores(self, *, run_id: str | None = None) -> pd.DataFrame:
         """Detect run ``run_id`` (default: the latest): one row per item and detector (score: lower = more

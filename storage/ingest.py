@@ -1003,6 +1003,11 @@ class IngestStage(Stage):
     def run(self, con: duckdb.DuckDBPyConnection, context: StageContext) -> IngestSummary:
         return ingest(con, context.config, progress=context.progress)
 
+    def must_rerun(self, con: duckdb.DuckDBPyConnection) -> bool:
+        """A database from before the classes table (schema 9) has items but no class names: ingest again
+        (it adds nothing new) so that the views can name the classes."""
+        return bool(con.execute("SELECT (SELECT count(*) FROM classes) = 0 AND EXISTS (SELECT 1 FROM items)").fetchone()[0])
+
     def cache_inputs(self, config: IngestConfig) -> dict[str, Any]:
         return {"files": [file_state(path) for source in config.sources for path in expand_paths(source)]
                 + [file_state(source.answers.path) for source in config.sources if source.answers is not None]}

@@ -344,6 +344,13 @@ MIGRATIONS += (
         name         VARCHAR NOT NULL
     );
     {_CURATED_9}
+    CREATE VIEW labelled AS             -- every label run's labels in your terms: your id, class names
+        SELECT l.run_id, l.item_id, substr(l.item_id, length(i.dataset) + 2) AS id, i.dataset, i.split,
+            l.label, c.name AS label_name, l.probs, l.confidence, l.entropy, l.covered, l.decided,
+            i.gold, g.name AS gold_name
+        FROM labels l JOIN items i USING (item_id)
+        LEFT JOIN classes c ON c.class_id = l.label
+        LEFT JOIN classes g ON g.class_id = i.gold;
     """,
 )
 

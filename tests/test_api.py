@@ -119,6 +119,27 @@ def test_class_names_with_quotes_come_back_as_written(tmp_path):
     assert list(decided["label_name"]) == ["don't", 'say "do"', 'say "do"']
 
 
+def test_a_database_without_class_names_gets_them_at_the_next_run(tmp_path):
+    """A database migrated from before the classes table has items but no names: the next run ingests
+    again (adding nothing) so that the views name the classes."""
+    import duckdb
+    import thresher
+
+    frame = pd.DataFrame({"text": ["yes please", "no thanks"]})
+    config = {"classes": ["no", "yes"], "db": str(tmp_path / "m.duckdb"), "stages": ["ingest", "label"],
+              "labeling": {"model": {"model": "majority"}, "lfs": [
+                  {"kind": "keyword", "name": "yes", "label": "yes", "terms": ["yes"]}]}}
+    pipe = thresher.Pipeline(config, data=frame)
+    pipe.run()
+    with duckdb.connect(str(tmp_path / "m.duckdb")) as con:
+        con.execute("DELETE FROM classes")  # as a schema 8 database has none
+    assert pipe.sql("select label_name from labelled")["label_name"].isna().all()
+    again = pipe.run()
+    assert not again.summaries["ingest"].get("cached") and again.summaries["ingest"]["new_items"] == 0
+    assert pipe.run().summaries["ingest"]["cached"]
+    assert set(pipe.sql("select label_name from labelled where decided")["label_name"]) == {"yes"}
+
+
 def test_a_stage_list_runs_those_stages_and_exports_without_detect(tmp_path, shared_data):
     import thresher
     from tests.conftest import minimal_config
