@@ -134,15 +134,16 @@ PluginRef = Annotated[Any, AfterValidator(resolve_object_spec), PlainSerializer(
 
 
 def fresh(value: Any, *, what: str, params: dict[str, Any] | None = None,
-          required: tuple[str, ...] = ()) -> Any:
-    """A new instance from ``value``: a spec is loaded first; a class or factory is called with ``params``;
-    an object is copied (``sklearn.base.clone`` for estimators), so a run never changes the user's object.
+          required: tuple[str, ...] = (), context: dict[str, Any] | None = None) -> Any:
+    """A new instance from ``value``: a spec is loaded first; a class or factory is called with ``params``,
+    plus each ``context`` value whose name it takes (a label model's ``cardinality`` and ``seed``); an
+    object is copied (``sklearn.base.clone`` for estimators), so a run never changes the user's object.
     ``required`` names the methods the result must have (a clear error otherwise)."""
     obj = load_python_object(value, what=what) if isinstance(value, str) else value
     made = isinstance(obj, type) or (callable(obj) and not all(hasattr(obj, m) for m in required))
     if made:
         try:
-            obj = obj(**(params or {}))
+            obj = obj(**_taken(obj, context or {}), **(params or {}))
         except TypeError as exc:
             raise TypeError(f"The {what} {_named(value)} could not be made with params {params or {}}: {exc}") from None
     elif params:
@@ -159,6 +160,17 @@ def fresh(value: Any, *, what: str, params: dict[str, Any] | None = None,
         raise TypeError(f"The {what} {_named(value)} needs {' and '.join(f'{m}()' for m in required)}; "
                         f"{type(obj).__name__} has no {' or '.join(missing)}.")
     return obj
+
+
+def _taken(factory: Any, context: dict[str, Any]) -> dict[str, Any]:
+    """The ``context`` values ``factory`` takes by name (all of them when it takes ``**kwargs``)."""
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return {}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return dict(context)
+    return {k: v for k, v in context.items() if k in parameters}
 
 
 def _named(value: Any) -> str:

@@ -156,8 +156,8 @@ class OneCoinDawidSkene(DawidSkene):
 class PluginLabelModel(LabelModelBase):
     """Your own label model, held to the contract the registered ones keep: ``model`` is an object with
     ``fit(L)`` (returning itself) and ``predict_proba(L)`` (items x cardinality, rows summing to 1), or a
-    ``module:attribute`` / ``file.py:attribute`` spec, or a class or function called with ``cardinality=``
-    (and ``seed=`` when it takes one) plus ``params``. Its output is checked on every call, so a model
+    ``module:attribute`` / ``file.py:attribute`` spec, or a class or function called with ``params`` plus
+    ``cardinality=`` and ``seed=`` where it takes them. Its output is checked on every call, so a model
     that breaks the contract fails with a message that says how; ``thresher.testing.check_label_model``
     runs the whole contract on it. A fitted ``learned_accuracy_`` (one value per LF) is reported."""
 
@@ -169,20 +169,10 @@ class PluginLabelModel(LabelModelBase):
         self.model, self.model_params = model, dict(params or {})
 
     def _fit(self, L: np.ndarray, class_balance: list[float] | None) -> None:
-        import inspect
+        from thresher.core.plugins import fresh
 
-        from thresher.core.plugins import fresh, load_python_object
-
-        target = load_python_object(self.model, what="label model") if isinstance(self.model, str) else self.model
-        params = dict(self.model_params)
-        if isinstance(target, type) or (callable(target) and not hasattr(target, "predict_proba")):
-            params["cardinality"] = self.cardinality
-            try:
-                if "seed" in inspect.signature(target).parameters:
-                    params["seed"] = self.seed
-            except (TypeError, ValueError):
-                pass
-        self.model_ = fresh(target, what="label model", params=params, required=("fit", "predict_proba"))
+        self.model_ = fresh(self.model, what="label model", params=self.model_params, required=("fit", "predict_proba"),
+                            context={"cardinality": self.cardinality, "seed": self.seed})
         fitted = self.model_.fit(L) if class_balance is None else self.model_.fit(L, class_balance=class_balance)
         self.model_ = self.model_ if fitted is None else fitted
         self.prior_ = self._predict_proba(np.full((1, L.shape[1]), ABSTAIN))[0]
