@@ -4,7 +4,7 @@ your detector or label model before a pipeline does, and it says what breaks the
     from thresher.testing import check_detector, check_label_model
 
     check_detector(MyDetector(k=3))     # or the class, a 'module:attribute' spec, a scikit-learn classifier
-    check_label_model(MyLabelModel)     # a class is made with cardinality= (and seed= if it takes one)
+    check_label_model(MyLabelModel)     # a class gets cardinality= and seed= where it takes them
 
 Each raises :class:`ContractError` (an ``AssertionError``) naming the first rule broken. The same checks
 run on every registered detector and label model in thresher's own tests.
@@ -111,8 +111,8 @@ def check_label_model(model: Any, *, cardinality: int = 3, params: dict[str, Any
     """Check that ``model`` keeps the label-model contract the label stage relies on.
 
     ``model``: an object with ``fit(L)`` and ``predict_proba(L)`` (``L``: items x voters, -1 = abstain, else a
-    class id below ``cardinality``), its class or a function making one (called with ``cardinality=``, ``seed=``
-    when it takes one, and ``params``), or a ``module:attribute`` spec. Checked: ``predict_proba`` gives
+    class id below ``cardinality``), its class or a function making one (called with ``params``, and ``cardinality=``
+    and ``seed=`` where it takes them), or a ``module:attribute`` spec. Checked: ``predict_proba`` gives
     items x ``cardinality`` probabilities, each row summing to 1, also for items nobody voted on; the same
     input gives the same output; ``L`` is left unchanged; an item all of whose voters agree gets their class.
     """
