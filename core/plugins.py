@@ -145,9 +145,9 @@ def fresh(value: Any, *, what: str, params: dict[str, Any] | None = None,
         try:
             obj = obj(**_taken(obj, context or {}), **(params or {}))
         except TypeError as exc:
-            raise TypeError(f"The {what} {_named(value)} could not be made with params {params or {}}: {exc}") from None
+            raise TypeError(f"The {what} {object_name(value)} could not be made with params {params or {}}: {exc}") from None
     elif params:
-        raise TypeError(f"The {what} {_named(value)} is an object, not a class: params {params} cannot be applied; "
+        raise TypeError(f"The {what} {object_name(value)} is an object, not a class: params {params} cannot be applied; "
                         "give the class, or set them on the object.")
     elif hasattr(obj, "get_params"):
         from sklearn.base import clone
@@ -157,7 +157,7 @@ def fresh(value: Any, *, what: str, params: dict[str, Any] | None = None,
         obj = copy.deepcopy(obj)
     missing = [m for m in required if not callable(getattr(obj, m, None))]
     if missing:
-        raise TypeError(f"The {what} {_named(value)} needs {' and '.join(f'{m}()' for m in required)}; "
+        raise TypeError(f"The {what} {object_name(value)} needs {' and '.join(f'{m}()' for m in required)}; "
                         f"{type(obj).__name__} has no {' or '.join(missing)}.")
     return obj
 
@@ -173,5 +173,6 @@ def _taken(factory: Any, context: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in context.items() if k in parameters}
 
 
-def _named(value: Any) -> str:
+def object_name(value: Any) -> str:
+    """How messages name a part: its spec as written, or its class's name."""
     return repr(value) if isinstance(value, str) else type(value).__name__ if not isinstance(value, type) else value.__name__

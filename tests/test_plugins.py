@@ -137,3 +137,9 @@ def test_a_bad_part_is_a_clear_error_before_any_work(tmp_path):
     pipe.run_stage("label")
     with pytest.raises(TypeError, match=r"The detector 'numpy:pi' needs fit\(\); float has no fit"):
         pipe.run_stage("detect")
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    dense_only = thresher.Pipeline(_project(tmp_path, {"features": {"encoder": "tfidf"}}), base_dir=tmp_path,
+                                   estimator=HistGradientBoostingClassifier())
+    with pytest.raises(TypeError, match=r"detect.estimator HistGradientBoostingClassifier: .*features are sparse \(tfidf\)"):
+        dense_only.run_stage("detect")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -11,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from thresher.core.plugins import PluginRef, fresh, object_token, spec_files
+from thresher.core.plugins import PluginRef, fresh, object_name, object_token, spec_files
 from thresher.reweighting.detect.base import DetectorResult, checked_result
 from thresher.reweighting.detect.sanity import flag_warnings
 from thresher.reweighting.detect.registry import DETECTORS, DetectorSettings, PluginSettings, Shared, build_detectors, detector_settings
@@ -211,6 +213,18 @@ def _widened(result: DetectorResult, checked: np.ndarray) -> DetectorResult:
     return DetectorResult(result.name, scores, flags, result.info)
 
 
+@contextmanager
+def sparse_features_hint(who: str, encoder: str) -> Iterator[None]:
+    """scikit-learn's error for a dense-only classifier given sparse (TF-IDF) features, said in thresher's terms."""
+    try:
+        yield
+    except TypeError as exc:
+        if "Sparse data" not in str(exc):
+            raise
+        raise TypeError(f"{who}: {exc} The features are sparse ({encoder}); choose a classifier that takes sparse "
+                        "input, or dense features (detect.features.encoder: numeric, minilm, minilm-static).") from None
+
+
 def run_detectors(X, labels: np.ndarray, pred_probs: np.ndarray, config: DetectConfig,
                   estimator) -> dict[str, DetectorResult]:
     """Run the configured detectors, sharing one set of out-of-fold probabilities."""
@@ -221,13 +235,8 @@ def run_detectors(X, labels: np.ndarray, pred_probs: np.ndarray, config: DetectC
     results = {}
     for name, detector in build_detectors(config.detectors, shared).items():
         started = time.perf_counter()
-        try:
+        with sparse_features_hint(f"Detector {name!r}", config.features.encoder):
             fitted = detector.fit(X, labels, pred_probs=pred_probs)
-        except TypeError as exc:
-            if "Sparse data" not in str(exc):
-                raise
-            raise TypeError(f"Detector {name!r}: {exc} The features are sparse ({config.features.encoder}); choose a "
-                            "classifier that takes sparse input, or dense features (numeric columns, embeddings).") from None
         result = checked_result((detector if fitted is None else fitted).result(), len(labels), name)
         results[name] = replace(result, name=name,
                                 info={**result.info, "seconds": round(time.perf_counter() - started, 3)})
@@ -264,7 +273,7 @@ def detect(
     tuned: Tuned | None = None
     if config.estimator is not None:
         if streamed:
-            raise ValueError(f"detect.estimator {object_token(config.estimator)!r} needs every item's features in memory; "
+            raise ValueError(f"detect.estimator {object_name(config.estimator)} needs every item's features in memory; "
                              f"{n_items:,} items are more than stream_above={config.stream_above:,}: raise it.")
         estimator = user_estimator(config.estimator)
     elif config.C == "auto":
@@ -303,8 +312,9 @@ def detect(
         else:
             from thresher.reweighting.detect.confident_learning import out_of_fold_proba
 
-            pred_probs = out_of_fold_proba(estimator, X, labels, n_folds=config.n_folds,
-                                           random_state=config.random_state, progress=progress)
+            with sparse_features_hint(f"detect.estimator {object_name(config.estimator)}", config.features.encoder):
+                pred_probs = out_of_fold_proba(estimator, X, labels, n_folds=config.n_folds,
+                                               random_state=config.random_state, progress=progress)
         features = {"kind": config.features.encoder, "train_rows": len(labels)}
     features.update(C=None if config.estimator is not None else config.C,
                     min_df=config.features.tfidf.min_df if config.features.encoder == "tfidf" else None,
