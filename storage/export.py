@@ -101,11 +101,12 @@ class ExportSummary:
     held_out: dict[str, int] = field(default_factory=dict)  # items of the splits left out, per split
     proxy: dict[str, Any] = field(default_factory=dict)  # what curation changed for a proxy model (pipeline layer)
     notes: list[str] = field(default_factory=list)
+    reviewed: dict[str, int] = field(default_factory=dict)  # rows labelled by a person's answer; how many it changed
 
     def as_dict(self) -> dict[str, Any]:
         return {"out_dir": self.out_dir, "rows": self.rows, "shards": self.shards, "splits": self.splits,
                 "held_out": self.held_out, "excluded": self.excluded, "label_distribution": self.label_distribution,
-                "proxy": self.proxy, "notes": self.notes}
+                "proxy": self.proxy, "notes": self.notes, "reviewed": self.reviewed}
 
 
 def exported_splits(config: ExportConfig, splits: list[str | None]) -> list[str | None]:
@@ -120,14 +121,22 @@ def exported_splits(config: ExportConfig, splits: list[str | None]) -> list[str 
 def _curated_query(config: ExportConfig, label_run: str | None, detect_run: str | None, detector: str,
                    weight_run: str | None, weight_stage: str | None, select_run: str | None, splits: list[str | None]) -> tuple[str, dict[str, Any]]:
     """Every candidate item with its label, weight and flags, and ``reason``: why it is left out (NULL: kept)."""
+    # A reviewed label (the ``reviewed`` view: a person's latest answer) wins, with one-hot probabilities.
     if config.labels_from == "denoised":
         if label_run is None:
             raise ValueError("labels_from='denoised' needs a label run.")
-        label_sql = ("JOIN labels l ON l.item_id = i.item_id AND l.run_id = $label_run")
-        label_cols = "l.label, l.probs, l.covered, l.decided"
+        label_sql = ("JOIN labels l ON l.item_id = i.item_id AND l.run_id = $label_run "
+                     "LEFT JOIN reviewed rv ON rv.item_id = i.item_id")
+        label_cols = ("coalesce(rv.label, l.label) AS label, CASE WHEN rv.label IS NULL THEN l.probs END AS probs, "
+                      "l.covered OR rv.label IS NOT NULL AS covered, l.decided OR rv.label IS NOT NULL AS decided, "
+                      "rv.label IS NOT NULL AS reviewed, rv.label IS NOT NULL AND rv.label <> l.label AS review_changed")
     else:
-        label_sql = "JOIN (SELECT item_id, label FROM items WHERE label IS NOT NULL) l ON l.item_id = i.item_id"
-        label_cols = "l.label, NULL::DOUBLE[] AS probs, TRUE AS covered, TRUE AS decided"
+        label_sql = ("JOIN (SELECT i.item_id, coalesce(rv.label, i.label) AS label, rv.label IS NOT NULL AS reviewed, "
+                     "rv.label IS NOT NULL AND rv.label IS DISTINCT FROM i.label AS review_changed FROM items i "
+                     "LEFT JOIN reviewed rv USING (item_id) WHERE coalesce(rv.label, i.label) IS NOT NULL) l "
+                     "ON l.item_id = i.item_id")
+        label_cols = ("l.label, NULL::DOUBLE[] AS probs, TRUE AS covered, TRUE AS decided, l.reviewed, "
+                      "l.review_changed")
     in_splits = "(list_contains($splits, i.split) OR (i.split IS NULL AND $unsplit))"
     if weight_stage is None:  # no stage weighed the items: every weight is 1
         weight_cols, weight_sql = "1.0::DOUBLE AS weight, 'uniform' AS weight_method", ""
@@ -344,6 +353,8 @@ def export(
         if n_kept == 0:
             raise ValueError(f"Nothing to export: all {sum(excluded.values())} candidate items of the splits "
                              f"{sorted(map(_split_name, chosen))} were excluded {Counter(excluded)}.")
+        reviewed = dict(zip(("rows", "changed"), con.execute(
+            "SELECT count(*) FILTER (reviewed), count(*) FILTER (review_changed) FROM _export WHERE reason IS NULL").fetchall()[0]))
         kept_splits = {_split_name(s): n for s, n in con.sql(
             "SELECT split, count(*) FROM _export WHERE reason IS NULL GROUP BY ALL ORDER BY ALL").fetchall()}
         methods = [m for (m,) in con.sql("SELECT DISTINCT weight_method FROM _export WHERE weight_method IS NOT NULL "
@@ -386,6 +397,8 @@ def export(
                 "weight_summary": {"min": weights["min"], "max": weights["max"],
                                    "mean": weights["sum"] / n_kept, "sum": weights["sum"]},
                 "excluded": excluded,
+                # rows whose label is a person's answer (reviews), and how many of them it changed
+                "reviewed": reviewed,
                 "shards": shards,
             }
             for shard in shards:
@@ -410,7 +423,7 @@ def export(
     finally:
         con.execute("DROP TABLE IF EXISTS _export")
     summary = ExportSummary(run_id, str(out_dir), n_kept, len(shards), excluded, manifest["label_distribution"],
-                            kept_splits, held_out)
+                            kept_splits, held_out, reviewed=reviewed)
     logger.info("Exported %d rows of %s in %d shards to %s (held out: %s); excluded %s", summary.rows,
                 summary.splits, summary.shards, out_dir, summary.held_out or "none", summary.excluded)
     return summary

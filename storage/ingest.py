@@ -1006,7 +1006,7 @@ class IngestStage(Stage):
     def must_rerun(self, con: duckdb.DuckDBPyConnection) -> bool:
         """A database from before the classes table (schema 9) has items but no class names: ingest again
         (it adds nothing new) so that the views can name the classes."""
-        return bool(con.execute("SELECT (SELECT count(*) FROM classes) = 0 AND EXISTS (SELECT 1 FROM items)").fetchone()[0])
+        return bool(con.execute("SELECT (SELECT count(*) FROM classes) = 0 AND EXISTS (SELECT 1 FROM items)").fetchall()[0][0])
 
     def cache_inputs(self, config: IngestConfig) -> dict[str, Any]:
         return {"files": [file_state(path) for source in config.sources for path in expand_paths(source)]

@@ -17,7 +17,7 @@ from thresher.storage.connection import transaction
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 def _rebuilt_without_key(tables: dict[str, str]) -> str:
     """SQL that rebuilds each table with the given columns (and no key), keeping its rows."""
@@ -351,6 +351,38 @@ MIGRATIONS += (
         FROM labels l JOIN items i USING (item_id)
         LEFT JOIN classes c ON c.class_id = l.label
         LEFT JOIN classes g ON g.class_id = i.gold;
+    """,
+)
+
+_CURATED_10 = (
+    _CURATED_9.replace("coalesce(l.label, i.label) AS final_label, -- denoised when a label run exists",
+                       "coalesce(r.label, l.label, i.label) AS final_label, -- reviewed, else denoised, else given\n"
+                       "            CASE WHEN r.label IS NOT NULL THEN 'review' WHEN l.label IS NOT NULL THEN 'denoised' "
+                       "WHEN i.label IS NOT NULL THEN 'given' END AS final_label_from,\n"
+                       "            r.label AS reviewed_label, r.reviewer,")
+    .replace("LEFT JOIN classes cf ON cf.class_id = coalesce(l.label, i.label);",
+             "LEFT JOIN reviewed r ON r.item_id = i.item_id\n"
+             "        LEFT JOIN classes cf ON cf.class_id = coalesce(r.label, l.label, i.label);")
+)
+MIGRATIONS += (
+    # 10: answers a person gave (thresher review, or imported): one row per item and reviewer, the
+    # latest answer; label NULL means "unsure". ``reviewed`` is each item's latest labelled answer,
+    # which wins over the denoised label in curated and in the export.
+    f"""
+    CREATE TABLE reviews (
+        item_id      VARCHAR NOT NULL,
+        reviewer     VARCHAR NOT NULL,
+        label        INTEGER,           -- class id; NULL: the reviewer was unsure
+        answered_at  TIMESTAMP NOT NULL,
+        source       VARCHAR NOT NULL,  -- 'review' (the page) or the file it was imported from
+        shown_from   JSON,              -- the runs whose outputs the page showed (label, detect)
+        PRIMARY KEY (item_id, reviewer)
+    );
+    CREATE VIEW reviewed AS             -- each reviewed item's latest labelled answer
+        SELECT item_id, arg_max(label, answered_at) AS label, arg_max(reviewer, answered_at) AS reviewer,
+            max(answered_at) AS answered_at, count(*) AS answers, count(DISTINCT label) > 1 AS reviewers_disagree
+        FROM reviews WHERE label IS NOT NULL GROUP BY item_id;
+    {_CURATED_10}
     """,
 )
 

@@ -61,7 +61,7 @@ def write_snapshot(con: duckdb.DuckDBPyConnection, db: str | Path, *, stage: str
     manifest_path = directory / MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"tables": {}}
     tables = _base_tables(con)
-    wanted = set(STAGE_TABLES.get(stage, ())) | {"runs"}
+    wanted = set(STAGE_TABLES.get(stage, ())) | {"runs", "reviews"}  # reviews are written outside the stages
     todo = [t for t in tables if t in wanted or t not in manifest["tables"]]
     now = datetime.now(timezone.utc).isoformat()
     for table in todo:

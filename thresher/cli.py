@@ -636,6 +636,55 @@ def _label_dry_run(config: Path, db: str | None) -> None:
               f"cached. Budget: {', '.join(limits) or 'none'}.", highlight=False)
 
 
+reviews_app = typer.Typer(help="Answers a person gave about items (the reviews table): import them from another "
+                          "labeling tool, export them. A reviewed label wins over the denoised one in curated and the export.",
+                          no_args_is_help=True)
+app.add_typer(reviews_app, name="reviews")
+
+
+@reviews_app.command("import")
+def reviews_import(
+    config: Path = ConfigArg,
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="CSV/TSV or JSON Lines: item_id or id (with "
+                                "dataset where ids repeat across datasets), label (class name or id; empty: unsure), "
+                                "reviewer (optional)."),
+    reviewer: str = typer.Option(None, "--reviewer", help="Who answered, for rows without a reviewer column "
+                                 "(default: the file's name)."),
+    db: str = DbOpt,
+) -> None:
+    """Store answers given elsewhere; rows naming an unknown item or class go to rejects with their reason."""
+    from thresher.pipeline.config import load_config
+    from thresher.storage.reviews import import_answers
+
+    try:
+        cfg = load_config(config, db=db)
+        summary = import_answers(cfg.db, file, list(cfg.classes), reviewer=reviewer, timeout=cfg.db_lock_timeout)
+    except (OSError, ValueError, LookupError) as exc:
+        _fail(str(exc))
+    rejected = ", ".join(f"{k}: {v}" for k, v in sorted(summary.rejected.items())) or "none"
+    out.print(f"reviews: {summary.rows} rows read, {summary.stored} answers stored, rejected {rejected}", highlight=False)
+    if summary.rejected:
+        out.print(f'  see them with: thresher sql "select line, reason, detail from rejects where source = '
+                  f"'{escape(str(file))}'\" --db {escape(str(cfg.db))}", highlight=False, soft_wrap=True)
+
+
+@reviews_app.command("export")
+def reviews_export(
+    config: Path = ConfigArg,
+    file: Path = typer.Option(..., "--out", dir_okay=False, help="Where to write them: .csv, or .jsonl for JSON Lines."),
+    db: str = DbOpt,
+) -> None:
+    """Write every answer (item_id, id, dataset, label, label_name, reviewer, answered_at, source); the CSV imports back."""
+    from thresher.storage.reviews import export_answers
+
+    _, con = _open_read_only(config, db)
+    try:
+        n = export_answers(con, file)
+    finally:
+        con.close()
+    out.print(f"wrote {n} answers to {escape(str(file))}", highlight=False)
+
+
 @app.command()
 def lfs(config: Path = ConfigArg, db: str = DbOpt) -> None:
     """Show the LF summary of the latest label run: coverage, overlaps, conflicts, accuracies."""
