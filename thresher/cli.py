@@ -636,6 +636,52 @@ def _label_dry_run(config: Path, db: str | None) -> None:
               f"cached. Budget: {', '.join(limits) or 'none'}.", highlight=False)
 
 
+@app.command()
+def review(
+    config: Path = ConfigArg,
+    strategy: str = typer.Option("disagreement", "--strategy", help="What to show first: disagreement (the label "
+                                 "models disagree), flagged (the detector flagged it), low_confidence, conflict (LF votes "
+                                 "against the label), random (stratified by label)."),
+    reviewer: str = typer.Option(None, "--reviewer", help="Your name, stored with each answer (default: $USER)."),
+    limit: int = typer.Option(500, "--limit", min=1, help="Items in the queue at most."),
+    port: int = typer.Option(8765, "--port", min=0, max=65535, help="Port on 127.0.0.1 (0: any free one)."),
+    db: str = DbOpt,
+) -> None:
+    """Review items one at a time on a local page: a key per class, u unsure, s skip, z undo; every answer is stored at once."""
+    import getpass
+
+    import uvicorn
+
+    from thresher.pipeline.review_queue import build_queue
+    from thresher.review import Session, create_app
+
+    cfg, con = _open_read_only(config, db)
+    try:
+        queue = build_queue(con, list(cfg.classes), strategy=strategy, limit=limit, reviewer=reviewer or getpass.getuser())
+    except (LookupError, ValueError) as exc:
+        _fail(str(exc))
+    finally:
+        con.close()
+    session = Session(str(cfg.db), queue, reviewer or getpass.getuser(), timeout=cfg.db_lock_timeout)
+    server = uvicorn.Server(uvicorn.Config(create_app(session), host="127.0.0.1", port=port, log_level="warning"))
+
+    def announce() -> None:
+        bound = server.servers[0].sockets[0].getsockname()[1] if server.servers else port
+        out.print(f"Reviewing {len(queue.items)} items ({strategy}) as {escape(session.reviewer)}. Open:\n"
+                  f"  http://127.0.0.1:{bound}/?token={session.token}\nCtrl-C stops; every answer is already stored.",
+                  highlight=False, soft_wrap=True)
+
+    original = server.startup
+
+    async def startup(sockets: Any = None) -> None:
+        await original(sockets=sockets)
+        announce()
+
+    server.startup = startup  # type: ignore[method-assign]
+    server.run()
+    out.print(f"{session.state()['reviewed']} answers stored in {escape(str(cfg.db))} (table reviews).", highlight=False)
+
+
 reviews_app = typer.Typer(help="Answers a person gave about items (the reviews table): import them from another "
                           "labeling tool, export them. A reviewed label wins over the denoised one in curated and the export.",
                           no_args_is_help=True)
