@@ -102,7 +102,7 @@ def build_queue(con: duckdb.DuckDBPyConnection, classes: list[str], *, strategy:
     L = vote_matrix(votes, ids, lfs) if ids else np.empty((0, len(lfs)), dtype=np.int8)
     label = np.array([-1 if r[3] is None else r[3] for r in items])
     predicted = candidate_labels(L, len(classes), seed) if len(L) else {}
-    order, why = _order(strategy, con, runs, items, L, label, predicted, seed)
+    order, why = _order(strategy, con, runs, items, L, label, predicted, seed, list(classes))
     chosen = order[:limit]
     scores = _detector_scores(con, runs["detect"], [ids[i] for i in chosen])
     queue = [ReviewItem(ids[i], items[i][1], items[i][2], items[i][3], None if items[i][4] is None else list(items[i][4]),
@@ -112,7 +112,8 @@ def build_queue(con: duckdb.DuckDBPyConnection, classes: list[str], *, strategy:
 
 
 def _order(strategy: str, con: duckdb.DuckDBPyConnection, runs: dict[str, str | None], items: list[tuple],
-           L: np.ndarray, label: np.ndarray, predicted: dict[str, np.ndarray], seed: int) -> tuple[np.ndarray, list[str]]:
+           L: np.ndarray, label: np.ndarray, predicted: dict[str, np.ndarray], seed: int,
+           classes: list[str]) -> tuple[np.ndarray, list[str]]:
     """The item indices in review order, and why each was chosen (``predicted``: each candidate model's classes)."""
     n = len(items)
     why = [""] * n
@@ -122,7 +123,7 @@ def _order(strategy: str, con: duckdb.DuckDBPyConnection, runs: dict[str, str | 
         covered = (L >= 0).sum(axis=1)
         order = np.array([i for i in np.lexsort((-covered, -distinct)) if distinct[i] > 1], dtype=int)
         for i in order:
-            why[i] = "the label models disagree: " + ", ".join(f"{m} {int(p[i])}" for m, p in predicted.items())
+            why[i] = "the label models disagree: " + ", ".join(f"{m} {classes[int(p[i])]}" for m, p in predicted.items())
         return order, why
     if strategy == "flagged":
         if runs["detect"] is None:
