@@ -238,6 +238,10 @@ class DenoiseConfig(StageConfig):
     # many drawn at random (seeded), which bounds its memory (benchmarks/README: accuracy unchanged).
     fit_rows: int | None = Field(250_000, ge=1_000)
     select_on: str | None = None  # a split with gold labels: every candidate is scored there and the best kept
+    # With model: auto, once at least min_reviews items have a person's answer (thresher review, or
+    # imported), the candidates are scored on those answers as on a gold select_on split, and the best kept.
+    use_reviews: bool = True
+    min_reviews: int = Field(20, ge=1)  # answered items needed before the answers choose the label model
     metric: Literal["accuracy", "f1", "macro_f1"] = "accuracy"  # f1: of class id 1 (binary only)
     grid: SelectionGrid = SelectionGrid()  # the candidates select_on tries
 

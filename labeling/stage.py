@@ -61,6 +61,7 @@ class LabelSummary:
     llm: dict[str, Any] | None = None  # prompted LFs: prompts cached / sent / failed, per-LF answers
     classes: list[str] = field(default_factory=list)  # the names of the label ids (polarity, labels)
     counted_votes: int = 0  # votes read as per-item counts (labeling.vote_counts)
+    reviews: dict[str, Any] = field(default_factory=dict)  # answered items, their hash, how many chose the model
 
     def lf_records(self) -> list[dict[str, Any]]:
         """The LF summary as JSON-able dicts (missing values as None)."""
@@ -76,6 +77,7 @@ class LabelSummary:
             "accuracy": self.accuracy, "faults": self.faults,
             "model": self.model, "selection": self.selection, "evaluated": self.evaluated, "llm": self.llm,
             "classes": self.classes, **({"counted_votes": self.counted_votes} if self.counted_votes else {}),
+            "reviews": self.reviews,
         }
 
 
@@ -184,6 +186,11 @@ class _LabelRows:
         return self._con.sql(f"SELECT * FROM {LABEL_ROWS_TABLE} WHERE {condition} ORDER BY rn",
                              params=params or {}).to_arrow_table()
 
+    def reviewed(self) -> pa.Table:
+        """The rows a person answered (the ``reviewed`` view), in rn order, their answer as ``answer``."""
+        return self._con.sql(f"SELECT r.*, v.label AS answer FROM {LABEL_ROWS_TABLE} r JOIN reviewed v USING (item_id) "
+                             "ORDER BY r.rn").to_arrow_table()
+
     def count(self, condition: str, params: dict[str, Any] | None = None) -> int:
         return int(self._con.sql(f"SELECT count(*) FROM {LABEL_ROWS_TABLE} WHERE {condition}",
                                  params=params or {}).fetchall()[0][0])
@@ -228,9 +235,10 @@ class _LabelRows:
         self._con.execute(f"DROP TABLE IF EXISTS {LABEL_ROWS_TABLE}")
 
 
-def _fit(config: LabelingConfig, rows: _LabelRows) -> Denoiser:
+def _fit(config: LabelingConfig, rows: _LabelRows) -> tuple[Denoiser, int]:
     """The label model fitted on the configured splits (at most ``fit_rows`` of them, drawn at random)
-    and selected on a dev split. Only those rows' votes are read, so the fit's memory is bounded."""
+    and selected on a dev split, or with ``model: auto`` on the items a person answered (``use_reviews``);
+    how many answers chose it. Only those rows' votes are read, so the fit's memory is bounded."""
     present = rows.splits()
     fit_where, params = "true", {}
     if config.model.fit_splits is not None:
@@ -246,12 +254,27 @@ def _fit(config: LabelingConfig, rows: _LabelRows) -> Denoiser:
                 f"select_on={config.model.select_on!r} has no items with gold labels. Splits present: {present}"
             )
         dev = (rows.matrix(dev_rows), gold_ids(dev_rows.column("gold")), dev_rows.column("tie_hash").to_numpy())
+    answers = 0
+    if dev is None and config.model.model == "auto" and config.model.use_reviews:
+        reviewed = rows.reviewed()
+        if reviewed.num_rows >= config.model.min_reviews:
+            answers = reviewed.num_rows
+            dev = (rows.matrix(reviewed), reviewed.column("answer").to_numpy().astype(np.int64),
+                   reviewed.column("tie_hash").to_numpy())
+            logger.info("model: auto chooses on %d reviewed items' answers", answers)
     sample = fit_sample(n_fit, config.model.fit_rows, config.model.seed)
     if sample is None:
         fit_rows = rows.where(fit_where, params)
     else:
         fit_rows = rows.sample(fit_where, params, sample)
-    return fit_denoiser(rows.matrix(fit_rows), cardinality=len(config.classes), config=config.model, dev=dev)
+    return fit_denoiser(rows.matrix(fit_rows), cardinality=len(config.classes), config=config.model, dev=dev), answers
+
+
+def reviews_state(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """How many items a person answered and a hash of the answers: a label run that chose on them is
+    redone when they change (:meth:`LabelStage.must_rerun`)."""
+    n, digest = con.execute("SELECT count(*), coalesce(sum(hash(item_id, label)), 0) FROM reviewed").fetchall()[0]
+    return {"answered": int(n), "hash": str(digest)}
 
 
 class _AccuracyTally:
@@ -431,7 +454,9 @@ def label(
         if rows.n_items == 0:
             raise ValueError("There are no items to label. Run `thresher ingest CONFIG` first.")
         release_buffers(con)  # what DuckDB kept while it grouped the votes
-        model = _fit(config, rows) if votes.names else _counts_only(len(config.classes))
+        model, answers = _fit(config, rows) if votes.names else (_counts_only(len(config.classes)), 0)
+        reviews = {**reviews_state(con), "used": answers,
+                   "matter": config.model.model == "auto" and config.model.use_reviews}
         tallies = _Tallies(LFSummaryTally(votes.names), _AccuracyTally(len(config.classes)))
         summary_df = _write(con, run_id, votes, through_seq, rows, model, tallies, tie_break=config.model.tie_break,
                             progress=progress)
@@ -443,7 +468,7 @@ def label(
         run_id=run_id, n_items=rows.n_items, n_lfs=len(votes.names), n_votes=rows.n_votes,
         coverage=tallies.covered / rows.n_items, tied=tallies.tied, tie_break=config.model.tie_break, accuracy=tallies.accuracy.result(), lfs=summary_df,
         faults=votes.faults.as_dict(), model=model.params, selection=model.selection, evaluated=votes.evaluated,
-        counted_votes=tallies.counted,
+        counted_votes=tallies.counted, reviews=reviews,
         llm=None if votes.prompt_run is None else votes.prompt_run.as_dict(), classes=list(config.classes),
     )
     logger.info("Labeled %d items with %d LFs; coverage %.3f; accuracy %s",
@@ -470,7 +495,12 @@ class LabelStage(Stage):
         return label_version(config)
 
     def must_rerun(self, con: duckdb.DuckDBPyConnection) -> bool:
-        llm = (latest_summary(con, "label") or {}).get("llm")
+        """Prompts left unanswered, or (model: auto with use_reviews) answers given since the last run."""
+        summary = latest_summary(con, "label") or {}
+        llm = summary.get("llm")
+        reviews = summary.get("reviews") or {}
+        if reviews.get("matter") and reviews.get("hash") != reviews_state(con)["hash"]:
+            return True
         return bool(llm) and (llm.get("failed", 0) > 0 or llm.get("budget_stopped") is not None)
 
     def uses_cluster(self, config: LabelingConfig) -> bool:

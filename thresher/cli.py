@@ -239,8 +239,11 @@ def _show_label(summary: dict) -> None:
     model = summary["model"]
     auto = any("heldout_agreement" in entry or "excluded" in entry for entry in summary["selection"])
     how = ""
+    answers = (summary.get("reviews") or {}).get("used", 0)
     if summary["selection"]:
         how = (" (model: auto, by held-out vote agreement, no gold)" if auto
+               else f" (model: auto, chosen among {len(summary['selection'])} candidates by accuracy on {answers} reviewed "
+                    "items' answers)" if answers
                else f" (selected among {len(summary['selection'])} candidates on the dev split)")
     out.print(f"  model: {', '.join(f'{k}={v}' for k, v in model.items())}{how}", highlight=False)
     if auto:
@@ -312,6 +315,11 @@ def _show_detect(summary: dict) -> None:
         out.print(f"  against gold: label error rate {g['label_error_rate']:.3f}, issue precision "
                   f"{g['issue_precision']:.3f}, recall {g['issue_recall']:.3f}, accuracy of kept labels "
                   f"{g['accuracy_kept']:.3f}", highlight=False)
+    judged = {name: d["reviewed"] for name, d in summary["detectors"].items() if d.get("reviewed")}
+    for name, r in judged.items():  # a person's answers (thresher review) as the judge
+        precision = "" if r["precision"] is None else f" (precision {r['precision']:.2f})"
+        out.print(f"  on your {r['answered']} answers: {escape(name)} flagged {r['flagged']}, {r['right']} of them "
+                  f"rightly{precision}", highlight=False)
 
 
 def _show_reweight(summary: dict) -> None:

@@ -352,8 +352,10 @@ def detect(
             "issue_precision": flags["precision"], "issue_recall": flags["recall"],
             "accuracy_kept": 1 - check.error_rate(kept) if kept.any() else float("nan"),
         }
+    answers = reviewed_answers(con, item_ids)
     per_detector = {name: {**r.summary(), **(check.flags(r.is_issue, r.scores) if check.has.any() else {}),
-                           "sanity": {**sanity[name][1], "warnings": sanity[name][0]}}
+                           "sanity": {**sanity[name][1], "warnings": sanity[name][0]},
+                           **({"reviewed": flags_on_answers(r.is_issue, labels, answers)} if (answers >= 0).any() else {})}
                     for name, r in results.items()}
     weight_info = {"method": method, **weight_info}
     report = kinds.report()
@@ -370,6 +372,30 @@ def detect(
                        summary.classes["unchecked"])
     logger.info("Checked %d labels: %d issues; %s", n, summary.n_issues, quality)
     return summary
+
+
+def reviewed_answers(con: duckdb.DuckDBPyConnection, item_ids: pa.Array) -> np.ndarray:
+    """Each item's answer from a person (the ``reviewed`` view; -1: none), in ``item_ids`` order."""
+    import pyarrow.compute as pc
+
+    answered = con.sql("SELECT item_id, label FROM reviewed").to_arrow_table()
+    out = np.full(len(item_ids), -1)
+    if answered.num_rows:
+        where = pc.index_in(item_ids, value_set=answered.column("item_id").combine_chunks()).to_numpy(zero_copy_only=False)
+        found = ~np.isnan(where.astype(float))
+        out[found] = answered.column("label").to_numpy()[where[found].astype(int)]
+    return out
+
+
+def flags_on_answers(flags: np.ndarray, labels: np.ndarray, answers: np.ndarray) -> dict[str, Any]:
+    """A detector's flags judged by a person's answers: of the answered items it flagged, how many were
+    right (the answer differs from the label), and of the answered wrong labels, how many it flagged."""
+    answered = answers >= 0
+    wrong = answered & (answers != labels)
+    flagged = answered & flags
+    return {"answered": int(answered.sum()), "flagged": int(flagged.sum()), "right": int((flagged & wrong).sum()),
+            "precision": float((flagged & wrong).sum() / flagged.sum()) if flagged.any() else None,
+            "recall": float((flagged & wrong).sum() / wrong.sum()) if wrong.any() else None}
 
 
 def user_estimator(spec: Any) -> Any:

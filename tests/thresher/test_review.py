@@ -20,6 +20,10 @@ import pytest
 from tests.conftest import YOUTUBE_EXAMPLE
 
 CLASSES = ["HAM", "SPAM"]
+LFS = [{"kind": "keyword", "name": "subscribe", "label": "SPAM", "terms": ["subscribe", "channel"]},
+       {"kind": "keyword", "name": "check", "label": "SPAM", "terms": ["check out", "my"]},
+       {"kind": "keyword", "name": "song", "label": "HAM", "terms": ["song", "love"]},
+       {"kind": "regex", "name": "link", "label": "SPAM", "pattern": "https?://"}]
 
 
 @pytest.fixture(scope="module")
@@ -32,11 +36,7 @@ def project(tmp_path_factory):
     config = {"classes": CLASSES, "db": str(root / "r.duckdb"), "stages": ["ingest", "label", "detect"],
               "detect": {"C": 10.0, "detectors": {"small_loss": {"rule": "gmm", "threshold": 0.5}, "confident_learning": {}},
                          "sanity": "warn"},
-              "labeling": {"model": {"model": "majority"}, "lfs": [
-                  {"kind": "keyword", "name": "subscribe", "label": "SPAM", "terms": ["subscribe", "channel"]},
-                  {"kind": "keyword", "name": "check", "label": "SPAM", "terms": ["check out", "my"]},
-                  {"kind": "keyword", "name": "song", "label": "HAM", "terms": ["song", "love"]},
-                  {"kind": "regex", "name": "link", "label": "SPAM", "pattern": "https?://"}]}}
+              "labeling": {"model": {"model": "majority"}, "lfs": LFS}}
     pipe = thresher.Pipeline(config, data=frame, columns={"text": "CONTENT", "gold": "CLASS", "id": "COMMENT_ID"},
                              dataset="youtube", split="train")
     pipe.run()
@@ -209,3 +209,57 @@ def test_a_person_answers_with_the_keyboard_in_a_real_browser(project, server, t
     answers = dict(project.sql("select item_id, label from reviews where reviewer = 'ana'").values.tolist())
     assert answers == {first: 1, second: 0}
     assert Path(project.config.db).exists()
+
+
+def test_answers_choose_the_label_model_of_auto_and_a_change_reruns_the_label_stage(tmp_path):
+    """A simulated reviewer (answers from gold) on 30 comments the label models disagree on: model auto
+    then scores its candidates on those answers and keeps the most accurate; new answers rerun the label
+    stage (its LF votes come from the cache), unchanged ones reuse it."""
+    import thresher
+    from thresher.storage.reviews import import_answers
+
+    frame = pd.concat([pd.read_csv(YOUTUBE_EXAMPLE / "data" / f) for f in ("Youtube01-Psy.csv", "Youtube02-KatyPerry.csv")])
+    config = {"classes": CLASSES, "db": str(tmp_path / "a.duckdb"), "stages": ["ingest", "label"],
+              "labeling": {"model": {"model": "auto", "min_reviews": 20}, "lfs": LFS}}
+    pipe = thresher.Pipeline(config, data=frame, columns={"text": "CONTENT", "gold": "CLASS", "id": "COMMENT_ID"},
+                             dataset="youtube", split="train")
+    first = pipe.run().summaries["label"]
+    assert first["reviews"]["used"] == 0 and "heldout_agreement" in first["selection"][0]  # no answers: vote agreement
+    from thresher.storage.schema import connect
+
+    con = connect(pipe.config.db, read_only=True)
+    try:
+        from thresher.pipeline.review_queue import build_queue
+
+        queue = build_queue(con, CLASSES, strategy="disagreement", limit=30)
+    finally:
+        con.close()
+    answers = tmp_path / "answers.csv"
+    answers.write_text("item_id,label\n" + "".join(f"{i.item_id},{i.gold}\n" for i in queue.items))
+    assert import_answers(pipe.config.db, answers, CLASSES, reviewer="sim").stored == 30
+    second = pipe.run().summaries["label"]
+    assert not second.get("cached") and second["reviews"]["used"] == 30
+    scores = {entry["model"]: entry["dev_accuracy"] for entry in second["selection"]}
+    assert second["model"]["model"] in scores and scores[second["model"]["model"]] == max(scores.values())
+    assert pipe.run().summaries["label"]["cached"]  # the same answers: the run is reused
+    answers.write_text("item_id,label\n" + f"{queue.items[0].item_id},{1 - queue.items[0].gold}\n")
+    import_answers(pipe.config.db, answers, CLASSES, reviewer="sim")
+    assert not pipe.run().summaries["label"].get("cached")  # an answer changed: chosen again
+
+
+def test_detect_judges_each_detectors_flags_by_the_answers(project, tmp_path):
+    from thresher.storage.reviews import _write, import_answers
+
+    flagged = _queue(project, "flagged", limit=12)
+    answers = tmp_path / "answers.csv"
+    answers.write_text("item_id,label\n" + "".join(f"{i.item_id},{i.gold}\n" for i in flagged.items))
+    try:
+        assert import_answers(project.config.db, answers, CLASSES, reviewer="sim").stored == len(flagged.items) == 12
+        summary = project.run_stage("detect", force=True)
+        judged = summary["detectors"]["small_loss"]["reviewed"]
+        right = sum(i.gold != i.label for i in flagged.items)
+        assert judged["answered"] == judged["flagged"] == 12 and judged["right"] == right
+        assert judged["precision"] == pytest.approx(right / 12)
+        assert summary["detectors"]["confident_learning"]["reviewed"]["answered"] == 12
+    finally:
+        _write(project.config.db, lambda con: con.execute("DELETE FROM reviews"))
