@@ -660,17 +660,22 @@ def review(
 
     import uvicorn
 
+    try:
+        reviewer = reviewer or getpass.getuser()
+    except (KeyError, OSError):  # no login name (a bare container): ask for one
+        _fail("Who is reviewing? Give --reviewer NAME (no login name to use here).")
+
     from thresher.pipeline.review_queue import build_queue
     from thresher.review import Session, create_app
 
     cfg, con = _open_read_only(config, db)
     try:
-        queue = build_queue(con, list(cfg.classes), strategy=strategy, limit=limit, reviewer=reviewer or getpass.getuser())
+        queue = build_queue(con, list(cfg.classes), strategy=strategy, limit=limit, reviewer=reviewer)
     except (LookupError, ValueError) as exc:
         _fail(str(exc))
     finally:
         con.close()
-    session = Session(str(cfg.db), queue, reviewer or getpass.getuser(), timeout=cfg.db_lock_timeout)
+    session = Session(str(cfg.db), queue, reviewer, timeout=cfg.db_lock_timeout)
     server = uvicorn.Server(uvicorn.Config(create_app(session), host="127.0.0.1", port=port, log_level="warning"))
 
     def announce() -> None:
@@ -686,7 +691,10 @@ def review(
         announce()
 
     server.startup = startup  # type: ignore[method-assign]
-    server.run()
+    try:
+        server.run()
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it caught once it has shut down
+        pass
     out.print(f"{session.state()['reviewed']} answers stored in {escape(str(cfg.db))} (table reviews).", highlight=False)
 
 

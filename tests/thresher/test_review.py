@@ -263,3 +263,40 @@ def test_detect_judges_each_detectors_flags_by_the_answers(project, tmp_path):
         assert summary["detectors"]["confident_learning"]["reviewed"]["answered"] == 12
     finally:
         _write(project.config.db, lambda con: con.execute("DELETE FROM reviews"))
+
+
+@pytest.mark.slow
+def test_the_review_command_prints_its_url_serves_the_page_and_stops_on_ctrl_c(project, tmp_path):
+    import signal
+    import sys
+
+    import yaml
+
+    config = tmp_path / "thresher.yaml"
+    config.write_text(yaml.safe_dump(project.config.model_dump(mode="json")))
+    command = [sys.executable, "-m", "thresher.cli", "review", str(config), "--port", "0", "--reviewer", "cli",
+               "--strategy", "random", "--limit", "5"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = None
+        deadline = time.monotonic() + 180  # a busy machine: no short start-up limit
+        while url is None and time.monotonic() < deadline:
+            line = process.stdout.readline()
+            assert line or process.poll() is None, process.stderr.read()[-2000:]
+            found = re.search(r"(http://127\.0\.0\.1:\d+)/\?token=(\S+)", line)
+            url = found and (found.group(1), found.group(2))
+        assert url, "no URL printed"
+        base, token = url
+        assert _call(f"{base}/api/state", None)[0] == 403
+        status, state = _call(f"{base}/api/state", token)
+        assert status == 200 and state["planned"] == 5 and state["reviewer"] == "cli"
+        status, page = 0, ""
+        with urllib.request.urlopen(f"{base}/?token={token}", timeout=30) as response:
+            status, page = response.status, response.read().decode()
+        assert status == 200 and "thresher review" in page
+        process.send_signal(signal.SIGINT)
+        rest, errors = process.communicate(timeout=60)
+        assert "answers stored" in rest, (process.returncode, rest, errors[-3000:])
+    finally:
+        if process.poll() is None:
+            process.kill()
