@@ -77,7 +77,7 @@ def fit_sample(n: int, limit: int | None, seed: int) -> np.ndarray | None:
     return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
 
 
-def _fit(L_fit: np.ndarray, *, cardinality: int, params: dict[str, Any], class_balance: list[float] | None,
+def fit_candidate(L_fit: np.ndarray, *, cardinality: int, params: dict[str, Any], class_balance: list[float] | None,
          seed: int, plugin: Any = None) -> tuple[Callable[[np.ndarray], np.ndarray], np.ndarray | None]:
     """A fitted model's predict_proba and its learned LF accuracies (None for majority vote)."""
     model = build_label_model(params, cardinality=cardinality, seed=seed, plugin=plugin).fit(L_fit, class_balance)
@@ -129,16 +129,36 @@ def fit_denoiser(
     plugin = config.plugin
     if config.model == "auto" and dev is None:
         def fit(L: np.ndarray, params: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
-            return _fit(L, cardinality=cardinality, params=params, class_balance=config.class_balance, seed=config.seed)[0]
+            return fit_candidate(L, cardinality=cardinality, params=params, class_balance=config.class_balance, seed=config.seed)[0]
 
-        candidates = [_configured(config.model_copy(update={"model": name})) for name in LABEL_MODELS]
-        params, selection = choose_model(L_fit, config=config, candidates=candidates, fit=fit)
-        predict, learned = _fit(L_fit, cardinality=cardinality, params=params,
+        params, selection = choose_model(L_fit, config=config, candidates=auto_candidates(config), fit=fit)
+        predict, learned = fit_candidate(L_fit, cardinality=cardinality, params=params,
                                 class_balance=config.class_balance, seed=config.seed)
         return Denoiser(predict, L_fit.shape[1], params, learned, selection)
-    candidates = [_configured(config.model_copy(update={"model": "label_model"})) if config.model == "auto"
-                  else _configured(config)]
-    if dev is not None:
+    candidates = selection_candidates(config, L_fit.shape[1], gold=dev is not None)
+    if dev is None:
+        predict, learned = fit_candidate(L_fit, cardinality=cardinality, params=candidates[0],
+                                class_balance=config.class_balance, seed=config.seed, plugin=plugin)
+        return Denoiser(predict, L_fit.shape[1], candidates[0], learned)
+    fitted = [(params, *fit_candidate(L_fit, cardinality=cardinality, params=params, class_balance=config.class_balance,
+                             seed=config.seed, plugin=plugin)) for params in candidates]
+    best, selection = choose_on_gold([predict for _, predict, _ in fitted], candidates, dev, config.metric)
+    params, predict, learned = fitted[best]
+    return Denoiser(predict, L_fit.shape[1], params, learned, selection)
+
+
+def auto_candidates(config: DenoiseConfig) -> list[dict[str, Any]]:
+    """What ``model: auto`` chooses among: every registered label model, with the configured settings."""
+    return [_configured(config.model_copy(update={"model": name})) for name in LABEL_MODELS]
+
+
+def selection_candidates(config: DenoiseConfig, n_lfs: int, *, gold: bool) -> list[dict[str, Any]]:
+    """The label models scored on gold labels (a ``select_on`` split or a person's answers): with
+    ``model: auto`` the registered models (:func:`auto_candidates`, the ones the review page's
+    disagreement queue compares), else the configured one first and ``grid``; without gold, the
+    configured one alone. Fewer than 3 LFs: majority vote."""
+    candidates = auto_candidates(config) if config.model == "auto" and gold else [_configured(config)]
+    if gold and config.model != "auto":
         grid = config.grid
         for n_epochs, lr, l2 in itertools.product(grid.n_epochs, grid.lr, grid.l2):
             candidates.append({"model": "label_model", "n_epochs": n_epochs, "lr": lr, "l2": l2})
@@ -147,28 +167,21 @@ def fit_denoiser(
         if grid.include_dawid_skene:
             candidates += [_dawid_skene(config), _dawid_skene(config, "one_coin")]
         candidates = [c for i, c in enumerate(candidates) if c not in candidates[:i]]
-    if L_fit.shape[1] < 3:
+    if n_lfs < 3:
         candidates = [c for c in candidates if c["model"] == "majority"] or candidates
-    if dev is None:
-        predict, learned = _fit(L_fit, cardinality=cardinality, params=candidates[0],
-                                class_balance=config.class_balance, seed=config.seed, plugin=plugin)
-        return Denoiser(predict, L_fit.shape[1], candidates[0], learned)
+    return candidates
 
+
+def choose_on_gold(
+    predicts: list[Callable[[np.ndarray], np.ndarray]], candidates: list[dict[str, Any]],
+    dev: tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, np.ndarray], metric: str,
+) -> tuple[int, list[dict[str, Any]]]:
+    """The index of the fitted candidate that scores best on the gold ``dev`` labels by ``metric`` (the
+    first of equals: the configured settings win ties), and every candidate's score."""
     L_dev, y_dev = dev[0], dev[1]
     tie_hash = dev[2] if len(dev) == 3 else np.arange(len(L_dev))
-    best: Denoiser | None = None
-    best_score = -np.inf
-    selection = []
-    for params in candidates:
-        predict, learned = _fit(L_fit, cardinality=cardinality, params=params,
-                                class_balance=config.class_balance, seed=config.seed, plugin=plugin)
-        dev_score = score(y_dev, hard_labels(by_pattern(predict, L_dev), tie_hash)[0], config.metric)
-        selection.append({**params, f"dev_{config.metric}": dev_score})
-        if dev_score > best_score:
-            best_score, best = dev_score, Denoiser(predict, L_fit.shape[1], params, learned)
-    assert best is not None
-    best.selection = selection
-    return best
+    scores = [score(y_dev, hard_labels(by_pattern(predict, L_dev), tie_hash)[0], metric) for predict in predicts]
+    return int(np.argmax(scores)), [{**params, f"dev_{metric}": s} for params, s in zip(candidates, scores)]
 
 
 def denoise(

@@ -2,8 +2,10 @@
 
 A strategy orders the items of the latest label run (and detect run, where there is one):
 
-- ``disagreement``: items on which the candidate label models (every registered one, fitted on the run's
-  votes) do not all give the same class, the most split first: what decides the label-model choice.
+- ``disagreement``: items on which the candidate label models (the ones ``model: auto`` chooses among,
+  fitted on the run's votes) do not all give the same class, in random (seeded) order: the answers on
+  them decide the label-model choice, and a uniform sample of them ranks the models as all of them would
+  (on the other items every candidate gives the same class).
 - ``flagged``: the items the detector in use flagged, most doubtful (lowest score) first: what decides
   what the export leaves out.
 - ``low_confidence``: the decided items the label model is least sure of.
@@ -21,6 +23,8 @@ from typing import Any, Literal
 
 import duckdb
 import numpy as np
+
+from thresher.labeling.config import DenoiseConfig
 
 Strategy = Literal["disagreement", "flagged", "low_confidence", "conflict", "random"]
 STRATEGIES: tuple[str, ...] = ("disagreement", "flagged", "low_confidence", "conflict", "random")
@@ -66,23 +70,27 @@ def _runs(con: duckdb.DuckDBPyConnection) -> dict[str, str | None]:
     return {"label": rows.get("label"), "detect": rows.get("detect")}
 
 
-def candidate_labels(L: np.ndarray, cardinality: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Each registered label model's class for every row of ``L`` (fitted on ``L``; a model that cannot be
-    fitted on these votes, as Snorkel's with fewer than 3 LFs, is left out)."""
-    from thresher.labeling.label_models import LABEL_MODELS
+def candidate_labels(L: np.ndarray, cardinality: int, config: DenoiseConfig | None = None) -> dict[str, np.ndarray]:
+    """Each of ``model: auto``'s candidates' class for every row of ``L`` (fitted on ``L`` with the configured
+    settings; a model that cannot be fitted on these votes, as Snorkel's with fewer than 3 LFs, is left out)."""
+    from thresher.labeling.model import auto_candidates, fit_candidate
 
+    config = config or DenoiseConfig()
     out = {}
-    for name, kind in LABEL_MODELS.items():
+    for params in auto_candidates(config):
         try:
-            out[name] = kind(cardinality, seed=seed).fit(L).predict_proba(L).argmax(axis=1)
+            predict, _ = fit_candidate(L, cardinality=cardinality, params=params, class_balance=config.class_balance,
+                                       seed=config.seed)
         except ValueError:
             continue
+        out[params["model"]] = predict(L).argmax(axis=1)
     return out
 
 
 def build_queue(con: duckdb.DuckDBPyConnection, classes: list[str], *, strategy: str, limit: int = 500,
-                reviewer: str | None = None, seed: int = 0) -> ReviewQueue:
-    """The first ``limit`` items ``strategy`` chooses (see the module docstring), with what the page shows."""
+                reviewer: str | None = None, seed: int = 0, denoise: DenoiseConfig | None = None) -> ReviewQueue:
+    """The first ``limit`` items ``strategy`` chooses (see the module docstring), with what the page shows;
+    ``denoise``: the project's label-model settings, which the candidates are fitted with."""
     if strategy not in STRATEGIES:
         raise ValueError(f"The review strategy must be one of {', '.join(STRATEGIES)}. Got {strategy!r} instead.")
     from thresher.labeling.matrix import vote_matrix
@@ -101,7 +109,7 @@ def build_queue(con: duckdb.DuckDBPyConnection, classes: list[str], *, strategy:
                     "(SELECT unnest($ids))", params={"run": runs["label"], "ids": ids}).to_arrow_table()
     L = vote_matrix(votes, ids, lfs) if ids else np.empty((0, len(lfs)), dtype=np.int8)
     label = np.array([-1 if r[3] is None else r[3] for r in items])
-    predicted = candidate_labels(L, len(classes), seed) if len(L) else {}
+    predicted = candidate_labels(L, len(classes), denoise) if len(L) else {}
     order, why = _order(strategy, con, runs, items, L, label, predicted, seed, list(classes))
     chosen = order[:limit]
     scores = _detector_scores(con, runs["detect"], [ids[i] for i in chosen])
@@ -111,20 +119,45 @@ def build_queue(con: duckdb.DuckDBPyConnection, classes: list[str], *, strategy:
     return ReviewQueue(strategy, queue, list(classes), runs)
 
 
+def order_items(strategy: str, L: np.ndarray, label: np.ndarray, *, predicted: dict[str, np.ndarray],
+                confidence: np.ndarray | None = None, flag_scores: np.ndarray | None = None,
+                seed: int = 0) -> np.ndarray:
+    """The item indices ``strategy`` would show, in review order (see the module docstring).
+
+    ``L``: the votes; ``label``: the denoised class (-1: none); ``predicted``: each candidate label model's
+    class; ``confidence``: the label model's (``inf`` where undecided); ``flag_scores``: the detector's score
+    of flagged items (``nan`` where not flagged). NumPy in, NumPy out, so the benchmark's simulated
+    reviewer sees the order the page shows."""
+    n = len(L)
+    rng = np.random.default_rng(seed)
+    if strategy == "disagreement":
+        stacked = np.stack(list(predicted.values())) if predicted else np.zeros((0, n), dtype=int)
+        split = (stacked != stacked[:1]).any(axis=0) if len(stacked) else np.zeros(n, dtype=bool)
+        return rng.permutation(np.flatnonzero(split))
+    if strategy == "flagged":
+        if flag_scores is None:
+            raise ValueError("The flagged strategy needs the detector's scores of the flagged items.")
+        flagged = np.flatnonzero(~np.isnan(flag_scores))
+        return flagged[np.argsort(flag_scores[flagged], kind="stable")]
+    if strategy == "low_confidence":
+        if confidence is None:
+            raise ValueError("The low_confidence strategy needs the label model's confidence.")
+        return np.array([i for i in np.argsort(confidence, kind="stable") if np.isfinite(confidence[i])], dtype=int)
+    if strategy == "conflict":
+        against = ((L >= 0) & (L != label[:, None])).sum(axis=1) * (label >= 0)
+        return np.array([i for i in np.argsort(-against, kind="stable") if against[i] > 0], dtype=int)
+    groups = [rng.permutation(np.flatnonzero(label == k)) for k in np.unique(label)]
+    return np.array([g[j] for j in range(max((len(g) for g in groups), default=0)) for g in groups if j < len(g)], dtype=int)
+
+
 def _order(strategy: str, con: duckdb.DuckDBPyConnection, runs: dict[str, str | None], items: list[tuple],
            L: np.ndarray, label: np.ndarray, predicted: dict[str, np.ndarray], seed: int,
            classes: list[str]) -> tuple[np.ndarray, list[str]]:
-    """The item indices in review order, and why each was chosen (``predicted``: each candidate model's classes)."""
+    """The item indices in review order (:func:`order_items` on this run's state), and why each was chosen."""
     n = len(items)
     why = [""] * n
-    if strategy == "disagreement":
-        stacked = np.stack(list(predicted.values())) if predicted else np.zeros((0, n), dtype=int)
-        distinct = np.array([len(set(stacked[:, i])) for i in range(n)]) if len(stacked) else np.zeros(n, dtype=int)
-        covered = (L >= 0).sum(axis=1)
-        order = np.array([i for i in np.lexsort((-covered, -distinct)) if distinct[i] > 1], dtype=int)
-        for i in order:
-            why[i] = "the label models disagree: " + ", ".join(f"{m} {classes[int(p[i])]}" for m, p in predicted.items())
-        return order, why
+    confidence = np.array([np.inf if r[5] is None or not r[6] else r[5] for r in items])
+    flag_scores, detector = None, ""
     if strategy == "flagged":
         if runs["detect"] is None:
             raise LookupError("The flagged strategy needs a completed detect run: run `thresher detect CONFIG` first.")
@@ -132,28 +165,20 @@ def _order(strategy: str, con: duckdb.DuckDBPyConnection, runs: dict[str, str | 
                                "AND stage = 'detect'", [runs["detect"]]).fetchall()[0][0]
         flagged = dict(con.execute("SELECT item_id, score FROM noise_scores WHERE run_id = ? AND detector = ? AND is_issue",
                                    [runs["detect"], detector]).fetchall())
-        index = {r[0]: i for i, r in enumerate(items)}
-        order = np.array([index[k] for k, _ in sorted(flagged.items(), key=lambda kv: (kv[1], kv[0])) if k in index], dtype=int)
-        for i in order:
-            why[i] = f"flagged by {detector} (score {flagged[items[i][0]]:.3f})"
-        return order, why
-    if strategy == "low_confidence":
-        confidence = np.array([np.inf if r[5] is None or not r[6] else r[5] for r in items])
-        order = np.array([i for i in np.argsort(confidence, kind="stable") if np.isfinite(confidence[i])], dtype=int)
-        for i in order:
-            why[i] = f"the label model is unsure (confidence {confidence[i]:.3f})"
-        return order, why
-    if strategy == "conflict":
-        against = np.array([int(((L[i] >= 0) & (L[i] != label[i])).sum()) if label[i] >= 0 else 0 for i in range(n)])
-        order = np.array([i for i in np.argsort(-against, kind="stable") if against[i] > 0], dtype=int)
-        for i in order:
-            why[i] = f"{against[i]} LF vote(s) against the label"
-        return order, why
-    rng = np.random.default_rng(seed)
-    groups = [rng.permutation(np.flatnonzero(label == k)) for k in np.unique(label)]
-    order = np.array([g[j] for j in range(max((len(g) for g in groups), default=0)) for g in groups if j < len(g)], dtype=int)
+        flag_scores = np.array([flagged.get(r[0], np.nan) for r in items], dtype=float)
+    order = order_items(strategy, L, label, predicted=predicted, confidence=confidence, flag_scores=flag_scores, seed=seed)
     for i in order:
-        why[i] = "a random sample, stratified by label"
+        if strategy == "disagreement":
+            why[i] = "the label models disagree: " + ", ".join(f"{m} {classes[int(p[i])]}" for m, p in predicted.items())
+        elif strategy == "flagged":
+            assert flag_scores is not None
+            why[i] = f"flagged by {detector} (score {flag_scores[i]:.3f})"
+        elif strategy == "low_confidence":
+            why[i] = f"the label model is unsure (confidence {confidence[i]:.3f})"
+        elif strategy == "conflict":
+            why[i] = f"{int(((L[i] >= 0) & (L[i] != label[i])).sum())} LF vote(s) against the label"
+        else:
+            why[i] = "a random sample, stratified by label"
     return order, why
 
 

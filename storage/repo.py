@@ -225,7 +225,10 @@ def run_stage(
 
 
 def stored_lf_summary(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict]:
-    """The ``lf_summary`` rows of one label run, as dicts, in LF order (read without Snorkel, for ``thresher lfs``)."""
-    relation = con.sql("SELECT * EXCLUDE (run_id) FROM lf_summary WHERE run_id = $run ORDER BY lf", params={"run": run_id})
+    """The ``lf_summary`` rows of one label run, as dicts, in LF order (read without Snorkel, for ``thresher lfs``),
+    with each LF's accuracy on the items a person answered (``lf_reviewed``; None where it voted on none)."""
+    relation = con.sql("SELECT s.* EXCLUDE (run_id), coalesce(r.reviewed_votes, 0) AS reviewed_votes, r.reviewed_accuracy "
+                       "FROM lf_summary s LEFT JOIN lf_reviewed r USING (run_id, lf) WHERE s.run_id = $run ORDER BY s.lf",
+                       params={"run": run_id})
     columns = relation.columns
     return [dict(zip(columns, row)) for row in relation.fetchall()]

@@ -17,7 +17,7 @@ from thresher.storage.connection import transaction
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 def _rebuilt_without_key(tables: dict[str, str]) -> str:
     """SQL that rebuilds each table with the given columns (and no key), keeping its rows."""
@@ -383,6 +383,14 @@ MIGRATIONS += (
             max(answered_at) AS answered_at, count(*) AS answers, count(DISTINCT label) > 1 AS reviewers_disagree
         FROM reviews WHERE label IS NOT NULL GROUP BY item_id;
     {_CURATED_10}
+    """,
+    # 11: each label run's LFs judged by a person's answers (beside lf_summary's empirical accuracy on
+    # gold and the LabelModel's estimate); read live, so a new answer counts without a new label run.
+    """
+    CREATE VIEW lf_reviewed AS
+        SELECT v.run_id, v.lf, count(*) AS reviewed_votes, avg((v.vote = r.label)::DOUBLE) AS reviewed_accuracy
+        FROM votes v JOIN reviewed r ON r.item_id = v.item_id
+        GROUP BY v.run_id, v.lf;
     """,
 )
 

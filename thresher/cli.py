@@ -276,9 +276,12 @@ def _show_label(summary: dict) -> None:
 def _show_lfs(records: list[dict], classes: list[str]) -> None:
     from thresher.core.classes import class_names
 
+    reviewed = any(r.get("reviewed_votes") for r in records)
     rows = [[r["lf"], class_names(r["polarity"], classes), r["coverage"], r["overlaps"], r["conflicts"], r["correct"],
-             r["emp_accuracy"], r["learned_accuracy"] if r["coverage"] else None] for r in records]
+             r["emp_accuracy"], r["learned_accuracy"] if r["coverage"] else None]
+            + ([r["reviewed_accuracy"], r["reviewed_votes"]] if reviewed else []) for r in records]
     columns = ["lf", "polarity", "coverage", "overlaps", "conflicts", "correct", "emp. acc", "learned acc"]
+    columns += ["reviewed acc", "reviewed votes"] if reviewed else []
     out.print(_table("Labeling functions", columns, rows))
 
 
@@ -670,7 +673,8 @@ def review(
 
     cfg, con = _open_read_only(config, db)
     try:
-        queue = build_queue(con, list(cfg.classes), strategy=strategy, limit=limit, reviewer=reviewer)
+        queue = build_queue(con, list(cfg.classes), strategy=strategy, limit=limit, reviewer=reviewer,
+                            denoise=cfg.labeling.model if cfg.labeling else None)
     except (LookupError, ValueError) as exc:
         _fail(str(exc))
     finally:

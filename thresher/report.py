@@ -149,21 +149,24 @@ def _proxy_section(report: Report, proxy: dict) -> None:
 
 def _label_section(con: duckdb.DuckDBPyConnection, report: Report, run: str) -> None:
     lfs = con.execute(
-        "SELECT s.lf, l.kind, s.polarity, s.coverage, s.overlaps, s.conflicts, s.emp_accuracy, s.learned_accuracy "
-        "FROM lf_summary s JOIN lfs l USING (run_id, lf) WHERE s.run_id = ? ORDER BY s.lf", [run]).fetchall()
+        "SELECT s.lf, l.kind, s.polarity, s.coverage, s.overlaps, s.conflicts, s.emp_accuracy, s.learned_accuracy, "
+        "r.reviewed_accuracy, coalesce(r.reviewed_votes, 0) FROM lf_summary s JOIN lfs l USING (run_id, lf) "
+        "LEFT JOIN lf_reviewed r USING (run_id, lf) WHERE s.run_id = ? ORDER BY s.lf", [run]).fetchall()
+    reviewed = any(r[9] for r in lfs)
     summary = run_summary(con, run, "label")
     classes = summary.get("classes", [])
-    lfs = [(r[0], r[1], class_names(r[2], classes), *r[3:7],
-            r[7] if r[3] else None) for r in lfs]  # polarity by name; no learned accuracy for an LF without votes
+    lfs = [(r[0], r[1], class_names(r[2], classes), *r[3:7], r[7] if r[3] else None)  # polarity by name; no
+           + ((r[8], r[9]) if reviewed else ()) for r in lfs]  # learned accuracy for an LF without votes
     accuracy = [(split, a.get("denoised"), a.get("majority_vote"), a.get("denoised_decided"), a.get("decided"),
                  a.get("coverage"), a.get("n")) for split, a in summary.get("accuracy", {}).items()]
-    body = _table(["LF", "kind", "polarity", "coverage", "overlaps", "conflicts", "emp. accuracy", "LabelModel accuracy"], lfs)
+    body = _table(["LF", "kind", "polarity", "coverage", "overlaps", "conflicts", "emp. accuracy", "LabelModel accuracy"]
+                  + (["accuracy on reviewed items", "reviewed votes"] if reviewed else []), lfs)
     names = [r[0] for r in lfs]
-    learned = [np.nan if r[7] is None else r[7] for r in lfs]
-    empirical = [np.nan if r[6] is None else r[6] for r in lfs]
-
-    body += _figure(report, bar_chart(names, {"LabelModel estimate": learned, "empirical (gold)": empirical},
-                                      y_title="LF accuracy", y_max=1.0))
+    bars = {"LabelModel estimate": [np.nan if r[7] is None else r[7] for r in lfs],
+            "empirical (gold)": [np.nan if r[6] is None else r[6] for r in lfs]}
+    if reviewed:
+        bars["a person's answers"] = [np.nan if r[8] is None else r[8] for r in lfs]
+    body += _figure(report, bar_chart(names, bars, y_title="LF accuracy", y_max=1.0))
     if accuracy:
         body += "<h3>Denoised labels against gold</h3>" + _table(
             ["split", "LabelModel", "majority vote", "LabelModel, decided items (Snorkel's score())", "decided",

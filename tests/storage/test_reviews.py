@@ -162,3 +162,33 @@ def test_the_reviews_commands_import_and_export(project, tmp_path):
     assert result.exit_code == 0 and "wrote 1 answers" in result.output, result.output
     row = pd.read_csv(tmp_path / "all.csv").iloc[0]
     assert (row["id"], row["label_name"], row["reviewer"]) == (first, "SPAM", "ana")
+
+
+def test_each_lf_is_judged_by_the_answers_in_sql_the_lfs_command_and_the_report(project, tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from thresher.cli import app
+    from thresher.storage.reviews import record_answer
+
+    pipe, _, _ = project
+    db = pipe.config.db
+    spam = pipe.sql("select v.item_id from votes v where v.lf = 'subscribe' order by item_id limit 4")["item_id"].tolist()
+    for item, answer in zip(spam, [1, 1, 1, 0]):  # the subscribe rule votes SPAM: right 3 times of 4
+        record_answer(db, item, "ana", answer)
+    record_answer(db, spam[0], "bo", None)  # unsure answers judge nothing
+    rows = pipe.sql("select lf, reviewed_votes, reviewed_accuracy from lf_reviewed order by lf")
+    subscribe = rows[rows["lf"] == "subscribe"].iloc[0]
+    assert (subscribe["reviewed_votes"], subscribe["reviewed_accuracy"]) == (4, 0.75)
+    expected = pipe.sql("select v.lf, avg((v.vote = r.label)::double) as acc from votes v join reviews r using (item_id) "
+                        "where r.label is not null group by v.lf order by v.lf")
+    assert rows["reviewed_accuracy"].tolist() == expected["acc"].tolist()  # the song rule too, where it voted on them
+    config = tmp_path / "thresher.yaml"
+    config.write_text(yaml.safe_dump(pipe.config.model_dump(mode="json")))
+    result = CliRunner().invoke(app, ["lfs", str(config)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "reviewed" in result.output and "0.750" in result.output, result.output
+    result = CliRunner().invoke(app, ["report", str(config), "--out", str(tmp_path / "report.html")])
+    assert result.exit_code == 0, result.output
+    html = (tmp_path / "report.html").read_text()
+    assert "<th>accuracy on reviewed items</th>" in html and "<td>0.750</td><td>4</td>" in html

@@ -57,18 +57,17 @@ def _queue(pipe, strategy, **kwargs):
 def test_each_strategy_orders_the_items_it_says(project):
     queues = {s: _queue(project, s, limit=50) for s in ("disagreement", "flagged", "low_confidence", "conflict", "random")}
     assert all(len(q.items) >= 5 for q in queues.values()), {s: len(q.items) for s, q in queues.items()}
-    disagreement = _queue(project, "disagreement")
+    disagreement = queues["disagreement"]
     assert disagreement.items and all(len(set(i.models.values())) > 1 for i in disagreement.items)
-    flagged = _queue(project, "flagged")
+    flagged = queues["flagged"]
     scores = [i.detectors["small_loss"]["score"] for i in flagged.items]  # the detector in use: the first listed
     assert all(i.detectors["small_loss"]["flagged"] for i in flagged.items) and scores == sorted(scores)
-    low = _queue(project, "low_confidence", limit=50)
+    low = queues["low_confidence"]
     confidence = project.sql("select item_id, confidence from labelled").set_index("item_id")["confidence"]
     assert list(confidence[[i.item_id for i in low.items]]) == sorted(confidence[[i.item_id for i in low.items]])
-    conflict = _queue(project, "conflict")
+    conflict = queues["conflict"]
     assert all(any(v != i.label for v in i.votes.values()) for i in conflict.items)
-    random = _queue(project, "random", limit=40)
-    labels = [i.label for i in random.items]
+    labels = [i.label for i in queues["random"].items[:40]]
     assert abs(labels.count(0) - labels.count(1)) <= 1  # stratified: the classes alternate
     with pytest.raises(ValueError, match="strategy must be one of"):
         _queue(project, "loudest")
