@@ -11,18 +11,20 @@ user does with ``thresher review`` and ``model: auto``:
    defaults on the denoised labels (flagged; text datasets only: crowd sets have no features).
 3. A reviewer answers the first 25, 50, 100 and 200 items of the queue with the gold label (fewer when
    the queue is shorter: disagreement lists only items on which the models differ).
-4. The label stage again: with at least ``min_reviews`` (20) answers, every candidate thresher scores
-   on gold (``labeling.model.selection_candidates``: the LabelModel grid, majority vote, Dawid-Skene,
-   one-coin) is scored on the answers and the best kept, by ``labeling.model.choose_on_gold``, the
-   function the stage calls. Candidates are fitted once per dataset (the fit reads no gold and no
-   answers), so only the choice is redone per queue.
+4. The label stage again: with at least ``min_reviews`` (20) answers, auto's candidates (the registered
+   label models: majority vote, Snorkel's LabelModel, Dawid-Skene, one-coin;
+   ``labeling.model.selection_candidates``) are scored on the answers and the best kept, by
+   ``labeling.model.choose_on_gold``, the function the stage calls (answers on items without votes left
+   out; each answer weighted by the unanswered items of its kind of disagreement). Candidates are fitted
+   once per dataset (the fit reads no gold and no answers), so only the choice is redone per queue.
 
 Each cell: the chosen model and its accuracy on the gold of the rest (covered items nobody answered),
 and how far that is below the best candidate on the same items ("best - chosen", in points; 0 means the
 best was picked). A cell is left empty ("—") where fewer than 10 covered items would remain (the quiz
-sets have 20-36 questions).
+sets have 20-36 questions). The strategies that draw at random (disagreement, random) are run again with
+10 queue seeds: how often the best was picked, and the mean and worst loss.
 
-    .venv/bin/python -m benchmarks.review_simulation
+    .venv/bin/python -m benchmarks.review_simulation            # --only youtube "rte crowd": some datasets
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ from thresher.pipeline.review_queue import STRATEGIES, candidate_labels, order_i
 
 SIZES = [25, 50, 100, 200]
 MIN_REST = 10
+SEEDS = 10  # queue seeds of the strategies that draw at random
+SEEDED = ("disagreement", "random")
 
 
 def _wrench_texts(folder: str, splits: list[str]) -> list[str]:
@@ -103,33 +107,43 @@ def simulate(name: str, K: int, L: np.ndarray, gold: np.ndarray) -> dict:
     predicted = np.stack([hard_labels(p(L), tie_hash)[0] for p in predicts])
     correct = predicted == gold
     no_answers = candidates.index(before.params)
-    shown = candidate_labels(L, K, config)
+    shown = candidate_labels(L, K, tie_hash, config)
     flags = None
     if name in TEXTS:
         flags = flag_scores(TEXTS[name](), label, CLASS_NAMES.get(name, [str(k) for k in range(K)]))
+    def cell(order: np.ndarray, n: int) -> dict | None:
+        answered = order[:n]
+        rest = covered.copy()
+        rest[answered] = False
+        if rest.sum() < MIN_REST:
+            return None
+        if len(answered) >= config.min_reviews:
+            chosen, _ = choose_on_gold(predicts, candidates, (L[answered], gold[answered], tie_hash[answered]),
+                                       config.metric, population=L, seed=config.seed)
+        else:
+            chosen = no_answers
+        accuracy = correct[:, rest].mean(axis=1)
+        return {"answered": len(answered), "chosen": _short(candidates[chosen]),
+                "accuracy": float(accuracy[chosen]), "gap": float(accuracy.max() - accuracy[chosen])}
+
     cells: dict[tuple[str, int], dict] = {}
+    repeats: dict[tuple[str, int], list[dict]] = {}
     for strategy in STRATEGIES:
         if strategy == "flagged" and flags is None:
             continue
-        order = order_items(strategy, L, label, predicted=shown, confidence=confidence, flag_scores=flags)
-        for n in SIZES:
-            answered = order[:n]
-            rest = covered.copy()
-            rest[answered] = False
-            if rest.sum() < MIN_REST:
-                continue
-            if len(answered) >= config.min_reviews:
-                chosen, _ = choose_on_gold(predicts, candidates, (L[answered], gold[answered], tie_hash[answered]),
-                                           config.metric)
-            else:
-                chosen = no_answers
-            accuracy = correct[:, rest].mean(axis=1)
-            cells[strategy, n] = {"answered": len(answered), "chosen": _short(candidates[chosen]),
-                                  "accuracy": float(accuracy[chosen]), "gap": float(accuracy.max() - accuracy[chosen])}
+        for seed in range(SEEDS if strategy in SEEDED else 1):
+            order = order_items(strategy, L, label, predicted=shown, confidence=confidence, flag_scores=flags, seed=seed)
+            for n in SIZES:
+                result = cell(order, n)
+                if result is None:
+                    continue
+                if seed == 0:
+                    cells[strategy, n] = result
+                repeats.setdefault((strategy, n), []).append(result)
     accuracy = correct[:, covered].mean(axis=1)
     return {"items": len(L), "no_answers": {"chosen": _short(candidates[no_answers]), "accuracy": float(accuracy[no_answers]),
                                             "gap": float(accuracy.max() - accuracy[no_answers])},
-            "best": _short(candidates[int(accuracy.argmax())]), "cells": cells}
+            "best": _short(candidates[int(accuracy.argmax())]), "cells": cells, "repeats": repeats}
 
 
 def _short(params: dict) -> str:
@@ -139,15 +153,27 @@ def _short(params: dict) -> str:
 
 
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", help="dataset names to run (default: all)")
+    args = parser.parse_args()
     console = Console(width=220)
     console.print(f"snorkel {version('snorkel')}, crowd-kit {version('crowd-kit')}, cleanlab {version('cleanlab')}, "
                   f"numpy {version('numpy')}")
     table = Table(title="Simulated reviewer: label model chosen on the answers, accuracy on the rest (best - chosen, points)")
     for column in ["dataset", "strategy", "no answers", *(f"{n} answers" for n in SIZES)]:
         table.add_column(column)
+    seeded = Table(title=f"Over {SEEDS} queue seeds: runs in which the best candidate on the rest was picked, "
+                         "mean and worst best - chosen (points)")
+    for column in ["dataset", "strategy", *(f"{n} answers" for n in SIZES)]:
+        seeded.add_column(column)
     hits: dict[int, list[tuple[str, bool]]] = {n: [] for n in SIZES}
+    pooled: dict[int, list[float]] = {n: [] for n in SIZES}
     start = time.perf_counter()
     for name, K, L, gold in datasets():
+        if args.only and name not in args.only:
+            continue
         result = simulate(name, K, L, gold)
         base = result["no_answers"]
         first = True
@@ -168,14 +194,27 @@ def main() -> None:
                           f"{base['chosen']} {base['accuracy']:.3f} ({100 * base['gap']:+.1f})" if first else "", *row)
             first = False
         table.add_section()
+        for strategy in SEEDED:
+            row = []
+            for n in SIZES:
+                runs = result["repeats"].get((strategy, n), [])
+                gaps = [100 * r["gap"] for r in runs]
+                if strategy == "disagreement":
+                    pooled[n] += gaps
+                row.append(f"{sum(g == 0 for g in gaps)}/{len(gaps)}, {np.mean(gaps):.2f}, {max(gaps):.1f}" if gaps else "—")
+            seeded.add_row(name if strategy == SEEDED[0] else "", strategy, *row)
+        seeded.add_section()
         console.print(f"{name}: done ({time.perf_counter() - start:.0f} s); best on all covered items: {result['best']}",
                       highlight=False)
     console.print(table)
+    console.print(seeded)
     for n in SIZES:
         missed = [name for name, ok in hits[n] if not ok]
+        gaps = np.array(pooled[n])
         console.print(f"disagreement, {n} answers: the best candidate picked on {len(hits[n]) - len(missed)} of "
-                      f"{len(hits[n])} datasets" + (f" (not on: {', '.join(missed)})" if missed else ""), highlight=False)
-
+                      f"{len(hits[n])} datasets with seed 0" + (f" (not on: {', '.join(missed)})" if missed else "")
+                      + f"; over {SEEDS} seeds in {(gaps == 0).mean():.0%} of {len(gaps)} runs, "
+                      f"mean loss {gaps.mean():.2f} points, worst {gaps.max():.1f}", highlight=False)
 
 if __name__ == "__main__":
     main()

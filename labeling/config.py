@@ -210,8 +210,8 @@ class DenoiseConfig(StageConfig):
     and its settings.
 
     With ``select_on`` set to a split that has gold labels, every candidate of ``grid`` (plus the
-    configured settings, majority vote and Dawid-Skene) is fitted and the best on that split by ``metric``
-    is kept. Scores reported on that split are then optimistic; report another split.
+    configured settings, majority vote and Dawid-Skene; with ``auto``, the registered models) is fitted
+    and the best on that split by ``metric`` is kept. Scores reported on that split are then optimistic; report another split.
     """
 
     # A registered model's name, auto, or your own label model: 'module:attribute' / 'file.py:attribute'
@@ -239,7 +239,7 @@ class DenoiseConfig(StageConfig):
     fit_rows: int | None = Field(250_000, ge=1_000)
     select_on: str | None = None  # a split with gold labels: every candidate is scored there and the best kept
     # With model: auto, once at least min_reviews items have a person's answer (thresher review, or
-    # imported), the candidates are scored on those answers as on a gold select_on split, and the best kept.
+    # imported), auto's candidates are scored on those answers as on a gold select_on split, and the best kept.
     use_reviews: bool = True
     min_reviews: int = Field(20, ge=1)  # answered items needed before the answers choose the label model
     metric: Literal["accuracy", "f1", "macro_f1"] = "accuracy"  # f1: of class id 1 (binary only)

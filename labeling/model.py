@@ -14,6 +14,7 @@ from thresher.labeling.auto import choose_model
 from thresher.labeling.config import DenoiseConfig
 from thresher.core.plugins import object_token
 from thresher.labeling.label_models import LABEL_MODELS, MajorityVote, build_label_model
+from thresher.labeling.lf.base import ABSTAIN
 from thresher.labeling.ties import hard_labels
 
 
@@ -119,8 +120,9 @@ class Denoiser:
 def fit_denoiser(
     L_fit: np.ndarray, *, cardinality: int, config: DenoiseConfig,
     dev: tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    n_items: int | None = None,
 ) -> Denoiser:
-    """Fit on ``L_fit``.
+    """Fit on ``L_fit`` (``n_items``: how many items the model will label, when ``L_fit`` is a sample).
 
     ``dev`` is ``(L_dev, y_dev)`` or ``(L_dev, y_dev, tie_hash_dev)``: with it every candidate is scored
     on the gold dev labels (ties broken by the hashes, see :func:`hard_labels`; by position without them)
@@ -142,7 +144,9 @@ def fit_denoiser(
         return Denoiser(predict, L_fit.shape[1], candidates[0], learned)
     fitted = [(params, *fit_candidate(L_fit, cardinality=cardinality, params=params, class_balance=config.class_balance,
                              seed=config.seed, plugin=plugin)) for params in candidates]
-    best, selection = choose_on_gold([predict for _, predict, _ in fitted], candidates, dev, config.metric)
+    best, selection = choose_on_gold([predict for _, predict, _ in fitted], candidates, dev, config.metric,
+                                     population=L_fit if config.model == "auto" else None,
+                                     population_size=n_items, seed=config.seed)
     params, predict, learned = fitted[best]
     return Denoiser(predict, L_fit.shape[1], params, learned, selection)
 
@@ -174,14 +178,68 @@ def selection_candidates(config: DenoiseConfig, n_lfs: int, *, gold: bool) -> li
 
 def choose_on_gold(
     predicts: list[Callable[[np.ndarray], np.ndarray]], candidates: list[dict[str, Any]],
-    dev: tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, np.ndarray], metric: str,
+    dev: tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, np.ndarray], metric: str, *,
+    population: np.ndarray | None = None, population_size: int | None = None, seed: int = 0,
 ) -> tuple[int, list[dict[str, Any]]]:
     """The index of the fitted candidate that scores best on the gold ``dev`` labels by ``metric`` (the
-    first of equals: the configured settings win ties), and every candidate's score."""
+    first of equals: the configured settings win ties), and every candidate's score.
+
+    With ``population`` (the votes the candidates were fitted on, a sample of ``population_size`` items
+    when given) and ``metric: accuracy``, each gold item counts for its stratum
+    (:func:`disagreement_strata`): the stratum's items nobody answered, over its answered items. This
+    post-stratification aims the estimate at the items the chosen model will label (answered items keep
+    their answers) and keeps it fair for answers from any strategy or source (flagged items, another
+    tool's), whose kinds of disagreement are not a random sample."""
     L_dev, y_dev = dev[0], dev[1]
     tie_hash = dev[2] if len(dev) == 3 else np.arange(len(L_dev))
-    scores = [score(y_dev, hard_labels(by_pattern(predict, L_dev), tie_hash)[0], metric) for predict in predicts]
+    predicted = np.stack([hard_labels(by_pattern(predict, L_dev), tie_hash)[0] for predict in predicts])
+    voted = (np.asarray(L_dev) != ABSTAIN).any(axis=1)
+    if population is not None and metric == "accuracy" and voted.any():
+        # A label model decides only items some LF voted on: answers on the others judge none of them.
+        predicted, y_dev = predicted[:, voted], y_dev[voted]
+        scale = (population_size or len(population)) / max(len(population), 1)
+        weight = stratum_weights(predicted, _population_labels(predicts, population[(population != ABSTAIN).any(axis=1)],
+                                                               seed), scale)
+        scores = [float(weight @ (p == y_dev)) for p in predicted]
+    else:
+        scores = [score(y_dev, p, metric) for p in predicted]
     return int(np.argmax(scores)), [{**params, f"dev_{metric}": s} for params, s in zip(candidates, scores)]
+
+
+def _population_labels(predicts: list[Callable[[np.ndarray], np.ndarray]], L: np.ndarray, seed: int) -> np.ndarray:
+    """Each candidate's class for every row of ``L``, ties broken at random (seeded): strata sizes only."""
+    tie_hash = np.random.default_rng(seed).integers(0, 2**63, size=len(L), dtype=np.uint64)
+    return np.stack([hard_labels(by_pattern(predict, L), tie_hash)[0] for predict in predicts])
+
+
+def disagreement_strata(labels: np.ndarray) -> np.ndarray:
+    """Each item's kind of disagreement (``labels``: candidates x items): which candidates give the same
+    class as which, whatever the classes; 0 where all agree. Items of one stratum tell the same candidates
+    apart, so a stratum's answers speak for all of its items."""
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise ValueError(f"labels must be candidates x items; got shape {labels.shape}.")
+    n = len(labels)
+    key = np.zeros(labels.shape[1], dtype=np.int64)
+    for j in range(1, n):
+        first = np.full(labels.shape[1], j, dtype=np.int64)  # the first candidate with j's class
+        for i in range(j - 1, -1, -1):
+            first[labels[i] == labels[j]] = i
+        key += first * (n ** j)
+    return key
+
+
+def stratum_weights(dev_labels: np.ndarray, population_labels: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """Per gold item, the items of its stratum nobody answered (the population's count times ``scale``,
+    less the gold items in it) over the gold items in it, normalised to sum to one; uniform where every
+    stratum is answered through (the candidates then label the rest alike)."""
+    dev_strata, population_strata = disagreement_strata(dev_labels), disagreement_strata(population_labels)
+    strata, inverse, answered = np.unique(dev_strata, return_inverse=True, return_counts=True)
+    remaining = np.array([max((population_strata == s).sum() * scale - a, 0.0) for s, a in zip(strata, answered)])
+    weight = (remaining / answered)[inverse]
+    if weight.sum() <= 0:
+        return np.full(len(dev_strata), 1.0 / len(dev_strata))
+    return weight / weight.sum()
 
 
 def denoise(

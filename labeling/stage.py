@@ -267,7 +267,8 @@ def _fit(config: LabelingConfig, rows: _LabelRows) -> tuple[Denoiser, int]:
         fit_rows = rows.where(fit_where, params)
     else:
         fit_rows = rows.sample(fit_where, params, sample)
-    return fit_denoiser(rows.matrix(fit_rows), cardinality=len(config.classes), config=config.model, dev=dev), answers
+    return fit_denoiser(rows.matrix(fit_rows), cardinality=len(config.classes), config=config.model, dev=dev,
+                        n_items=rows.count("true")), answers
 
 
 def reviews_state(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:

@@ -3,9 +3,9 @@
 A strategy orders the items of the latest label run (and detect run, where there is one):
 
 - ``disagreement``: items on which the candidate label models (the ones ``model: auto`` chooses among,
-  fitted on the run's votes) do not all give the same class, in random (seeded) order: the answers on
-  them decide the label-model choice, and a uniform sample of them ranks the models as all of them would
-  (on the other items every candidate gives the same class).
+  fitted on the run's votes) do not all give the same class: the answers on them decide the label-model
+  choice (elsewhere every candidate gives the same class), in random (seeded) order, so that any number
+  of answers is a fair sample of them. Items no LF voted on are left out: no label model labels them.
 - ``flagged``: the items the detector in use flagged, most doubtful (lowest score) first: what decides
   what the export leaves out.
 - ``low_confidence``: the decided items the label model is least sure of.
@@ -25,6 +25,7 @@ import duckdb
 import numpy as np
 
 from thresher.labeling.config import DenoiseConfig
+from thresher.labeling.model import disagreement_strata
 
 Strategy = Literal["disagreement", "flagged", "low_confidence", "conflict", "random"]
 STRATEGIES: tuple[str, ...] = ("disagreement", "flagged", "low_confidence", "conflict", "random")
@@ -70,10 +71,14 @@ def _runs(con: duckdb.DuckDBPyConnection) -> dict[str, str | None]:
     return {"label": rows.get("label"), "detect": rows.get("detect")}
 
 
-def candidate_labels(L: np.ndarray, cardinality: int, config: DenoiseConfig | None = None) -> dict[str, np.ndarray]:
+def candidate_labels(L: np.ndarray, cardinality: int, tie_hash: np.ndarray,
+                     config: DenoiseConfig | None = None) -> dict[str, np.ndarray]:
     """Each of ``model: auto``'s candidates' class for every row of ``L`` (fitted on ``L`` with the configured
-    settings; a model that cannot be fitted on these votes, as Snorkel's with fewer than 3 LFs, is left out)."""
+    settings; a model that cannot be fitted on these votes, as Snorkel's with fewer than 3 LFs, is left out).
+    Ties go where the label stage sends them (``tie_hash``: each item's), so that two models disagree here
+    exactly where the answers can tell them apart."""
     from thresher.labeling.model import auto_candidates, fit_candidate
+    from thresher.labeling.ties import hard_labels
 
     config = config or DenoiseConfig()
     out = {}
@@ -83,7 +88,7 @@ def candidate_labels(L: np.ndarray, cardinality: int, config: DenoiseConfig | No
                                        seed=config.seed)
         except ValueError:
             continue
-        out[params["model"]] = predict(L).argmax(axis=1)
+        out[params["model"]] = hard_labels(predict(L), tie_hash)[0]
     return out
 
 
@@ -99,7 +104,8 @@ def build_queue(con: duckdb.DuckDBPyConnection, classes: list[str], *, strategy:
     if runs["label"] is None:
         raise LookupError("No completed label run in this database: run `thresher label CONFIG` (or `thresher run`) first.")
     items = con.execute(
-        "SELECT l.item_id, l.id, i.text, l.label, l.probs, l.confidence, l.decided, l.gold FROM labelled l "
+        "SELECT l.item_id, l.id, i.text, l.label, l.probs, l.confidence, l.decided, l.gold, hash(l.item_id) "
+        "FROM labelled l "
         "JOIN items i USING (item_id) WHERE l.run_id = ? AND l.item_id NOT IN "
         "(SELECT item_id FROM reviews WHERE reviewer = coalesce(?, reviewer)) ORDER BY l.item_id",
         [runs["label"], reviewer]).fetchall()
@@ -109,7 +115,8 @@ def build_queue(con: duckdb.DuckDBPyConnection, classes: list[str], *, strategy:
                     "(SELECT unnest($ids))", params={"run": runs["label"], "ids": ids}).to_arrow_table()
     L = vote_matrix(votes, ids, lfs) if ids else np.empty((0, len(lfs)), dtype=np.int8)
     label = np.array([-1 if r[3] is None else r[3] for r in items])
-    predicted = candidate_labels(L, len(classes), denoise) if len(L) else {}
+    tie_hash = np.array([r[8] for r in items], dtype=np.uint64)
+    predicted = candidate_labels(L, len(classes), tie_hash, denoise) if len(L) else {}
     order, why = _order(strategy, con, runs, items, L, label, predicted, seed, list(classes))
     chosen = order[:limit]
     scores = _detector_scores(con, runs["detect"], [ids[i] for i in chosen])
@@ -132,8 +139,9 @@ def order_items(strategy: str, L: np.ndarray, label: np.ndarray, *, predicted: d
     rng = np.random.default_rng(seed)
     if strategy == "disagreement":
         stacked = np.stack(list(predicted.values())) if predicted else np.zeros((0, n), dtype=int)
-        split = (stacked != stacked[:1]).any(axis=0) if len(stacked) else np.zeros(n, dtype=bool)
-        return rng.permutation(np.flatnonzero(split))
+        strata = disagreement_strata(stacked) if len(stacked) else np.zeros(n, dtype=np.int64)
+        strata[~(L >= 0).any(axis=1)] = 0  # no votes: the label model labels it not, whatever each says
+        return rng.permutation(np.flatnonzero(strata != 0))
     if strategy == "flagged":
         if flag_scores is None:
             raise ValueError("The flagged strategy needs the detector's scores of the flagged items.")
@@ -146,7 +154,11 @@ def order_items(strategy: str, L: np.ndarray, label: np.ndarray, *, predicted: d
     if strategy == "conflict":
         against = ((L >= 0) & (L != label[:, None])).sum(axis=1) * (label >= 0)
         return np.array([i for i in np.argsort(-against, kind="stable") if against[i] > 0], dtype=int)
-    groups = [rng.permutation(np.flatnonzero(label == k)) for k in np.unique(label)]
+    return _interleave([rng.permutation(np.flatnonzero(label == k)) for k in np.unique(label)])
+
+
+def _interleave(groups: list[np.ndarray]) -> np.ndarray:
+    """One item of each group in turn: the first of every group, then the second, ..."""
     return np.array([g[j] for j in range(max((len(g) for g in groups), default=0)) for g in groups if j < len(g)], dtype=int)
 
 
