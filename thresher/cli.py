@@ -651,7 +651,7 @@ def _label_dry_run(config: Path, db: str | None) -> None:
 def review(
     config: Path = ConfigArg,
     strategy: str = typer.Option("disagreement", "--strategy", help="What to show first: disagreement (the label "
-                                 "models disagree), flagged (the detector flagged it), low_confidence, conflict (LF votes "
+                                 "models disagree: what chooses the model), flagged (the detector flagged it), low_confidence, conflict (LF votes "
                                  "against the label), random (stratified by label)."),
     reviewer: str = typer.Option(None, "--reviewer", help="Your name, stored with each answer (default: $USER)."),
     limit: int = typer.Option(500, "--limit", min=1, help="Items in the queue at most."),
