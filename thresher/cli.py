@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from contextlib import nullcontext
 
 import csv
@@ -695,10 +696,8 @@ def review(
         announce()
 
     server.startup = startup  # type: ignore[method-assign]
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the Ctrl-C it caught once it has shut down
         server.run()
-    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it caught once it has shut down
-        pass
     out.print(f"{session.state()['reviewed']} answers stored in {escape(str(cfg.db))} (table reviews).", highlight=False)
 
 
